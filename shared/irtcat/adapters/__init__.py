@@ -1,0 +1,1 @@
+"""Everything that touches the outside world: AWS (boto3), files, plots, the CLI's I/O."""

@@ -1,0 +1,218 @@
+"""The ``irtcat`` command line. Every command that computes a result can print it as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CliError(Exception):
+    """A one-line reason the command cannot run (exit status 2)."""
+
+
+def _emit(args: argparse.Namespace, summary: dict[str, Any], human: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(human)
+
+
+def _bank_generate(args: argparse.Namespace) -> int:
+    from .domain.generate import generate_bank
+
+    if args.items < 1 or args.pretest < 0:
+        raise CliError("--items must be >= 1 and --pretest >= 0")
+    areas = [a.strip() for a in args.content_areas.split(",") if a.strip()] if args.content_areas else None
+    bank = generate_bank(
+        args.items, args.model, args.seed, args.bank_id, args.version, args.pretest, areas,
+        with_content=not args.no_content, scale=1.702 if args.normal_metric else 1.0,
+    )
+    bank.dump(args.out)
+    _emit(args, {"bank": str(args.out), "items": len(bank.items), "model": bank.model},
+          f"wrote {len(bank.items)} items ({bank.model}) to {args.out}")
+    return 0
+
+
+def _responses_generate(args: argparse.Namespace) -> int:
+    from .adapters.files import load_thetas, write_responses_csv
+    from .domain.bank import ItemBank
+    from .irt.datagen import generate_responses
+
+    bank = ItemBank.load(args.bank)
+    if args.thetas:
+        thetas = load_thetas(args.thetas)
+    else:
+        if args.examinees < 1:
+            raise CliError("--examinees must be >= 1")
+        thetas = np.random.default_rng(args.seed).normal(0.0, 1.0, args.examinees)
+    engine = bank.engine
+    usable = np.flatnonzero(engine.status != 2)
+    params = engine.params.subset(usable)
+    person, item, resp = generate_responses(params, thetas, args.seed + 1, args.items_per_person)
+    rows = [(f"s{p:06d}", engine.item_ids[usable[i]], int(x)) for p, i, x in zip(person, item, resp, strict=True)]
+    write_responses_csv(args.out, rows)
+    if args.thetas_out:
+        Path(args.thetas_out).write_text("\n".join(f"{t:.6f}" for t in thetas) + "\n", encoding="utf-8")
+    _emit(args, {"responses": str(args.out), "rows": len(rows), "examinees": int(thetas.size)},
+          f"wrote {len(rows)} responses of {thetas.size} examinees to {args.out}")
+    return 0
+
+
+def _progress(total: int, label: str) -> tuple[Callable[[int], None], Callable[[], None]]:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the progress bar is a nicety, never a requirement
+        return (lambda k: None), (lambda: None)
+    bar = tqdm(total=total, desc=label, file=sys.stderr, unit="examinee", leave=False,
+               disable=not sys.stderr.isatty())
+    return bar.update, bar.close
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .adapters.files import load_policy, load_thetas
+    from .domain.bank import ItemBank
+    from .irt.simulation import simulate
+
+    bank = ItemBank.load(args.bank)
+    policy = load_policy(args.policy)
+    if args.thetas:
+        thetas = load_thetas(args.thetas)
+    else:
+        if args.examinees < 1:
+            raise CliError("--examinees must be >= 1")
+        thetas = np.random.default_rng(args.seed).normal(policy.prior.mean, policy.prior.sd, args.examinees)
+    engine = bank.engine
+    if not engine.operational.any():
+        raise CliError("the bank has no operational items")
+    update, close = _progress(thetas.size, "simulating")
+    try:
+        result = simulate(engine, policy.cat_config(), thetas, seed=args.seed, progress=update)
+    finally:
+        close()
+    summary = result.summary(engine)
+    if args.plots:
+        from .adapters.plots import simulation_plots
+
+        summary["plots"] = [str(p) for p in simulation_plots(result, summary, args.plots)]
+    human = (
+        f"examinees {summary['examinees']}  mean length {summary['mean_length']:.2f}  "
+        f"bias {summary['bias']:+.3f}  RMSE {summary['rmse']:.3f}  mean SE {summary['mean_se']:.3f}  "
+        f"r {summary['correlation'] or float('nan'):.3f}  max exposure {summary['max_exposure']:.3f}  "
+        f"stops {summary['stop_reasons']}  {summary['seconds']:.2f}s"
+    )
+    _emit(args, summary, human)
+    return 0
+
+
+def _exposure(args: argparse.Namespace) -> int:
+    from .adapters.files import load_policy
+    from .domain.bank import ItemBank
+    from .irt.simulation import sympson_hetter_parameters
+
+    bank = ItemBank.load(args.bank)
+    policy = load_policy(args.policy)
+    k, history = sympson_hetter_parameters(
+        bank.engine, policy.cat_config(), args.target, args.examinees, args.iterations, args.seed
+    )
+    items = [it.model_copy(update={"exposure_k": float(max(min(kk, 1.0), 1e-6))})
+             for it, kk in zip(bank.items, k, strict=True)]
+    out = bank.model_copy(update={"items": items})
+    out.dump(args.out)
+    summary = {"bank": str(args.out), "target": args.target, "max_exposure_by_round": history,
+               "controlled_items": int(np.sum(k < 1))}
+    _emit(args, summary, f"wrote Sympson-Hetter parameters for {summary['controlled_items']} items to "
+          f"{args.out}; max exposure by round: {', '.join(f'{h:.3f}' for h in history)}")
+    return 0
+
+
+def _local(args: argparse.Namespace) -> int:
+    from .local import commands
+
+    handler: Handler = getattr(commands, args.local_command.replace("-", "_"))
+    return handler(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the docs and the tests)."""
+    p = argparse.ArgumentParser(prog="irtcat", description="IRT computerized adaptive testing engine")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    bank = sub.add_parser("bank", help="item banks").add_subparsers(dest="bank_command", required=True)
+    g = bank.add_parser("generate", help="generate an item bank JSON")
+    g.add_argument("--items", type=int, default=500)
+    g.add_argument("--model", choices=["1PL", "2PL", "3PL", "4PL"], default="3PL")
+    g.add_argument("--pretest", type=int, default=0, help="pretest items added to the operational ones")
+    g.add_argument("--content-areas", default="", help="comma-separated areas, assigned in turn")
+    g.add_argument("--bank-id", default="demo")
+    g.add_argument("--version", type=int, default=1)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--no-content", action="store_true", help="no stems/options (smaller file)")
+    g.add_argument("--normal-metric", action="store_true", help="D = 1.702 instead of 1")
+    g.add_argument("--out", type=Path, required=True)
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(fn=_bank_generate)
+
+    resp = sub.add_parser("responses", help="response data").add_subparsers(dest="resp_command", required=True)
+    r = resp.add_parser("generate", help="simulate long-format responses for a bank")
+    r.add_argument("--bank", type=Path, required=True)
+    r.add_argument("--examinees", type=int, default=1000)
+    r.add_argument("--thetas", type=Path, help="true abilities, one per line")
+    r.add_argument("--items-per-person", type=int, help="random subset per person (default all)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--thetas-out", type=Path, help="also write the true abilities here")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(fn=_responses_generate)
+
+    s = sub.add_parser("simulate", help="run simulated examinees through a CAT policy")
+    s.add_argument("--bank", type=Path, required=True)
+    s.add_argument("--examinees", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--thetas", type=Path, help="true abilities, one per line (instead of --examinees)")
+    s.add_argument("--policy", type=Path, help="TestPolicy JSON (default policy when absent)")
+    s.add_argument("--plots", type=Path, help="write PNG plots into this folder")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=_simulate)
+
+    e = sub.add_parser("exposure", help="Sympson-Hetter exposure parameters by simulation")
+    e.add_argument("--bank", type=Path, required=True)
+    e.add_argument("--policy", type=Path)
+    e.add_argument("--target", type=float, default=0.25, help="maximum exposure rate")
+    e.add_argument("--examinees", type=int, default=2000)
+    e.add_argument("--iterations", type=int, default=12)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", type=Path, required=True, help="the bank with exposure_k filled in")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(fn=_exposure)
+
+    try:
+        from .local.commands import add_local_parser
+    except ImportError:  # the local runtime's extras are not installed
+        pass
+    else:
+        add_local_parser(sub, _local)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except (CliError, ValueError) as exc:
+        print(f"irtcat: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

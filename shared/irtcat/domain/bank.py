@@ -1,0 +1,111 @@
+"""The item bank file and record: ``{"bank_id", "version", "model", "items": [...]}``."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..irt.cat import STATUS_CODES, Bank
+from ..irt.model import D_LOGISTIC, ItemParameters, Model
+
+ItemStatus = Literal["operational", "pretest", "retired"]
+
+
+class Item(BaseModel):
+    """One item: IRT parameters, status, content area and what the tablet displays."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    item_id: str = Field(min_length=1, max_length=128)
+    a: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    b: float = Field(default=0.0, allow_inf_nan=False)
+    c: float = Field(default=0.0, ge=0, lt=1, allow_inf_nan=False)
+    d: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
+    status: ItemStatus = "operational"
+    content_area: str = ""
+    stem: str | None = None
+    options: list[str] | None = None
+    key: int | None = Field(default=None, ge=0, description="index of the correct option")
+    exposure_k: float = Field(default=1.0, gt=0, le=1, description="Sympson-Hetter parameter")
+
+    @model_validator(mode="after")
+    def _check(self) -> Item:
+        if self.d <= self.c:
+            raise ValueError(f"item {self.item_id}: d must be greater than c")
+        if self.key is not None and (self.options is None or self.key >= len(self.options)):
+            raise ValueError(f"item {self.item_id}: key must index one of the options")
+        return self
+
+
+class ItemBank(BaseModel):
+    """A versioned item bank (the documented JSON file format, ``format_version`` 1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_version: Literal[1] = 1
+    bank_id: str = Field(min_length=1, max_length=128)
+    version: int = Field(ge=1)
+    model: Model = "3PL"
+    scale: float = Field(default=D_LOGISTIC, gt=0)
+    items: list[Item] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> ItemBank:
+        ids = [it.item_id for it in self.items]
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+            raise ValueError(f"duplicate item_id(s): {', '.join(dup)}")
+        return self
+
+    @cached_property
+    def engine(self) -> Bank:
+        """The arrays the engine works on (built once per bank object)."""
+        its = self.items
+        params = ItemParameters.from_arrays(
+            a=[i.a for i in its], b=[i.b for i in its], c=[i.c for i in its],
+            d=[i.d for i in its], scale=self.scale,
+        )
+        return Bank(
+            params,
+            status=np.array([STATUS_CODES[i.status] for i in its], dtype=np.int8),
+            content=[i.content_area for i in its],
+            exposure_k=np.array([i.exposure_k for i in its]),
+            item_ids=[i.item_id for i in its],
+        )
+
+    def item(self, item_id: str) -> Item:
+        """The item with that id (KeyError when absent)."""
+        return self.items[self.engine.index[item_id]]
+
+    @classmethod
+    def load(cls, path: str | Path) -> ItemBank:
+        """Read and validate a bank JSON file; ValueError with the reason when it is not one."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read bank {path}: {exc.strerror}") from exc
+        try:
+            return cls.model_validate_json(text)
+        except ValueError as exc:
+            raise ValueError(f"invalid bank {path}: {_first_error(exc)}") from exc
+
+    def dump(self, path: str | Path) -> None:
+        """Write the bank as JSON."""
+        Path(path).write_text(self.model_dump_json(indent=1, exclude_none=True), encoding="utf-8")
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            loc = ".".join(str(x) for x in first.get("loc", ()))
+            return f"{loc}: {first.get('msg')}" if loc else str(first.get("msg"))
+        except (IndexError, TypeError, json.JSONDecodeError):
+            pass
+    return str(exc).splitlines()[0]

@@ -1,0 +1,1 @@
+"""Pure-numpy item response theory: models, estimators, selection, stopping, simulation."""

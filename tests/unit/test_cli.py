@@ -1,0 +1,92 @@
+"""The irtcat command line: generate, simulate, exposure; clear one-line errors on bad input."""
+
+import json
+
+import pytest
+from irtcat.cli import main
+from irtcat.domain.bank import ItemBank
+
+
+@pytest.fixture()
+def bank_file(tmp_path):
+    path = tmp_path / "bank.json"
+    assert main(["bank", "generate", "--items", "200", "--pretest", "5", "--content-areas", "a,b",
+                 "--seed", "3", "--out", str(path)]) == 0
+    return path
+
+
+def test_bank_generate_writes_the_documented_format(bank_file):
+    bank = ItemBank.load(bank_file)
+    assert len(bank.items) == 205 and bank.model == "3PL"
+    assert sum(i.status == "pretest" for i in bank.items) == 5
+    first = bank.items[0]
+    assert first.stem and first.options and first.key is not None
+    raw = json.loads(bank_file.read_text())
+    assert set(raw) >= {"bank_id", "version", "model", "items"}
+
+
+def test_simulate_json_summary(bank_file, capsys, tmp_path):
+    assert main(["simulate", "--bank", str(bank_file), "--examinees", "200", "--seed", "1", "--json",
+                 "--plots", str(tmp_path / "plots")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("examinees", "mean_length", "bias", "rmse", "max_exposure", "seconds"):
+        assert key in out
+    assert out["examinees"] == 200 and out["rmse"] < 0.45
+    assert all((tmp_path / "plots" / f).stat().st_size > 0
+               for f in ("trajectories.png", "exposure.png", "conditional_rmse.png"))
+
+
+def test_simulate_with_thetas_file_and_policy(bank_file, capsys, tmp_path):
+    thetas = tmp_path / "thetas.txt"
+    thetas.write_text("-1.0\n# a comment\n0.0\n1.5\n")
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"estimator": "WLE", "stopping": {"max_items": 10, "se_threshold": None}}))
+    assert main(["simulate", "--bank", str(bank_file), "--thetas", str(thetas), "--policy", str(policy),
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["examinees"] == 3 and out["mean_length"] == 10
+
+
+def test_responses_generate_long_csv(bank_file, tmp_path):
+    out = tmp_path / "r.csv"
+    assert main(["responses", "generate", "--bank", str(bank_file), "--examinees", "20",
+                 "--items-per-person", "15", "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "student_id,item_id,response" and len(lines) == 1 + 20 * 15
+
+
+def test_exposure_command_writes_k(bank_file, tmp_path, capsys):
+    out = tmp_path / "sh.json"
+    assert main(["exposure", "--bank", str(bank_file), "--target", "0.3", "--examinees", "300",
+                 "--iterations", "3", "--out", str(out), "--json"]) == 0
+    bank = ItemBank.load(out)
+    assert any(i.exposure_k < 1 for i in bank.items)
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (None, "cannot read bank"),
+        ("{not json", "invalid bank"),
+        ('{"bank_id": "x", "version": 1, "items": [{"item_id": "a", "a": -1}]}', "invalid bank"),
+        ('{"bank_id": "x", "version": 1, "items": [{"item_id": "a"}, {"item_id": "a"}]}', "duplicate"),
+    ],
+)
+def test_bad_bank_gives_one_line_reason(tmp_path, capsys, content, expected):
+    path = tmp_path / "bad.json"
+    if content is not None:
+        path.write_text(content)
+    assert main(["simulate", "--bank", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("irtcat: error:") and expected in err and "\n" not in err
+
+
+def test_bad_thetas_and_policy(bank_file, tmp_path, capsys):
+    thetas = tmp_path / "t.txt"
+    thetas.write_text("0.5\nabc\n")
+    assert main(["simulate", "--bank", str(bank_file), "--thetas", str(thetas)]) == 2
+    assert "not a number" in capsys.readouterr().err
+    policy = tmp_path / "p.json"
+    policy.write_text('{"estimator": "XYZ"}')
+    assert main(["simulate", "--bank", str(bank_file), "--policy", str(policy)]) == 2
+    assert "invalid policy" in capsys.readouterr().err
