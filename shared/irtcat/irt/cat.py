@@ -220,6 +220,50 @@ def record_answer(
     state.se[r] = se
 
 
+def restore(
+    bank: Bank,
+    config: CatConfig,
+    served: np.ndarray,
+    scored_items: np.ndarray,
+    responses: np.ndarray,
+    theta0: float,
+) -> CatState:
+    """One examinee's state from a stored session, estimating only twice (not once per answer).
+
+    ``served`` are all items served (pretest included); ``scored_items``/``responses`` the
+    scored answers in order. theta is estimated from all answers and ``theta_before`` from all
+    but the last, exactly as :func:`record_answer` would have left them.
+    """
+    state = CatState.start(1, bank, config, theta0=np.array([theta0]))
+    state.administered[0, served] = True
+    state.n_served[0] = served.size
+    k = scored_items.size
+    if k > config.max_items:
+        raise ValueError("more scored answers than max_items")
+    if k == 0:
+        return state
+    x = responses.astype(np.int64)
+    state.scored_items[0, :k] = scored_items
+    state.scored_resp[0, :k] = x
+    state.n_scored[0] = k
+    np.add.at(state.area_counts[0], bank.area[scored_items], 1)
+    rows = bank.loglik_table(config.quadrature)[scored_items, x]  # (k, nodes)
+    state.log_post[0] += rows.sum(axis=0)
+    if config.estimator == "EAP":
+        before = state.log_post[0] - rows[-1]
+        th, se = eap_from_log_posterior(np.stack([state.log_post[0], before]), config.quadrature.nodes)
+        state.theta[0], state.se[0] = th[0], se[0]
+        state.theta_before[0] = th[1] if k > 1 else theta0
+    else:
+        pattern = np.stack([state.scored_resp[0], state.scored_resp[0]])
+        pattern[1, k - 1] = np.nan
+        est = estimate(config.estimator, pattern, _pattern_items(state, bank, np.array([0, 0])),
+                       config.prior, config.quadrature)
+        state.theta[0], state.se[0] = est.theta[0], est.se[0]
+        state.theta_before[0] = est.theta[1] if k > 1 else theta0
+    return state
+
+
 def _pattern_items(state: CatState, bank: Bank, rows: np.ndarray) -> ItemParameters:
     idx = np.maximum(state.scored_items[rows], 0)
     p = bank.params

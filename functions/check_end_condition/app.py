@@ -1,0 +1,19 @@
+"""CheckEndCondition: which of the test's stopping rules fires, if any."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from irtcat.adapters.runtime import adapters, powertools
+from irtcat.domain.steps import Step, check_end_condition
+
+logger, tracer, metrics = powertools("check_end_condition")
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+@event_parser(model=Step)
+def handler(event: Step, context: LambdaContext) -> dict[str, Any]:
+    return check_end_condition(event, adapters().banks).model_dump(mode="json")

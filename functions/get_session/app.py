@@ -1,0 +1,32 @@
+"""GET /sessions/{session_id}: the next item with its content, or the final result."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from irtcat.adapters.runtime import adapters, powertools
+from irtcat.domain.ports import NotFound
+from irtcat.domain.steps import get_session
+
+logger, tracer, metrics = powertools("get_session")
+app = APIGatewayHttpResolver(cors=CORSConfig())
+
+
+@app.get("/sessions/<session_id>")
+@tracer.capture_method
+def read_session(session_id: str) -> Response[str]:
+    a = adapters()
+    try:
+        view = get_session(session_id, a.sessions, a.banks)
+    except NotFound as exc:
+        raise NotFoundError(str(exc)) from None
+    return Response(200, "application/json", view.model_dump_json())
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

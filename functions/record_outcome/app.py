@@ -1,0 +1,23 @@
+"""RecordOutcome: acknowledge a duplicate; record a rejection and quarantine its raw event."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from irtcat.adapters.runtime import adapters, powertools
+from irtcat.domain.steps import Step, record_outcome
+
+logger, tracer, metrics = powertools("record_outcome")
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+@event_parser(model=Step)
+def handler(event: Step, context: LambdaContext) -> dict[str, Any]:
+    a = adapters()
+    out = record_outcome(event, a.history, a.quarantine)
+    if out["outcome"] == "rejected":
+        logger.warning("answer rejected", extra=out)
+    return out

@@ -1,0 +1,42 @@
+"""POST /sessions: start a session and return its first item."""
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from irtcat.adapters.runtime import adapters, powertools
+from irtcat.domain.events import StartSessionRequest
+from irtcat.domain.ports import NotFound
+from irtcat.domain.session import Rejection
+from irtcat.domain.steps import start_session
+
+logger, tracer, metrics = powertools("start_session")
+app = APIGatewayHttpResolver(cors=CORSConfig())
+
+
+@app.post("/sessions")
+@tracer.capture_method
+def post_session() -> Response[str]:
+    try:
+        request = StartSessionRequest.model_validate(app.current_event.json_body or {})
+    except (ValidationError, ValueError) as exc:
+        raise BadRequestError(f"invalid request: {str(exc).splitlines()[-1].strip()}") from None
+    a = adapters()
+    try:
+        view = start_session(request, a.sessions, a.students, a.banks)
+    except NotFound as exc:
+        raise NotFoundError(str(exc)) from None
+    except Rejection as exc:
+        return Response(409, "application/json", json.dumps({"message": str(exc)}))
+    return Response(201, "application/json", view.model_dump_json())
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

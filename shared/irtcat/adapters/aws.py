@@ -1,0 +1,264 @@
+"""The only module that talks to AWS: DynamoDB repositories, the S3 bank store, the Firehose
+history sink and the S3 quarantine. Configuration comes from the environment (see README)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from ..domain.bank import ItemBank
+from ..domain.history import HistoryRecord
+from ..domain.ports import Conflict, NotFound, StudentProfile, TestDefinition
+from ..domain.session import SessionState
+
+T = TypeVar("T")
+_RETRYABLE = {
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailableException", "ServiceUnavailable", "InternalFailure",
+    "LimitExceededException", "SlowDown",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resource names, from the function's environment (set by template.yaml)."""
+
+    table_name: str
+    bank_bucket: str
+    history_stream: str
+    history_bucket: str
+    session_ttl_days: int = 400
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        def need(name: str) -> str:
+            value = os.environ.get(name)
+            if not value:
+                raise RuntimeError(f"environment variable {name} is not set")
+            return value
+
+        return cls(
+            table_name=need("TABLE_NAME"), bank_bucket=need("BANK_BUCKET"),
+            history_stream=need("HISTORY_STREAM"), history_bucket=need("HISTORY_BUCKET"),
+            session_ttl_days=int(os.environ.get("SESSION_TTL_DAYS", "400")),
+        )
+
+
+@cache
+def client(service: str) -> Any:
+    """One boto3 client per service per process (Lambda containers reuse it).
+
+    boto3 honours ``AWS_ENDPOINT_URL``, which is how the local runtime points it at the
+    emulator; adaptive retries absorb throttling.
+    """
+    return boto3.client(service, config=Config(retries={"mode": "adaptive", "max_attempts": 8},
+                                               connect_timeout=5, read_timeout=20))
+
+
+def with_retries(fn: Callable[[], T], attempts: int = 6, base: float = 0.05) -> T:
+    """Retry a call on throttling/5xx with full-jitter exponential backoff (on top of boto3's)."""
+    for k in range(attempts):
+        try:
+            return fn()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if (code not in _RETRYABLE and status < 500) or k == attempts - 1:
+                raise
+            time.sleep(random.uniform(0, base * 2**k))
+    raise AssertionError("unreachable")
+
+
+def _session_key(session_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"SESSION#{session_id}"}, "sk": {"S": "STATE"}}
+
+
+def _student_key(student_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"STUDENT#{student_id}"}, "sk": {"S": "PROFILE"}}
+
+
+class DynamoSessions:
+    """Sessions as one item each: the state as JSON in ``doc``, ``version`` for locking."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.table = settings.table_name
+        self.ttl_seconds = settings.session_ttl_days * 86400
+
+    def get(self, session_id: str) -> SessionState | None:
+        resp = with_retries(lambda: client("dynamodb").get_item(
+            TableName=self.table, Key=_session_key(session_id), ConsistentRead=True))
+        item = resp.get("Item")
+        return SessionState.model_validate_json(item["doc"]["S"]) if item else None
+
+    def _item(self, state: SessionState) -> dict[str, Any]:
+        return {
+            **_session_key(state.session_id),
+            "doc": {"S": state.model_dump_json()},
+            "version": {"N": str(state.version)},
+            "status": {"S": state.status},
+            "student_id": {"S": state.student_id},
+            "expires_at": {"N": str(int(time.time()) + self.ttl_seconds)},
+        }
+
+    def create(self, state: SessionState) -> None:
+        with_retries(lambda: client("dynamodb").put_item(
+            TableName=self.table, Item=self._item(state),
+            ConditionExpression="attribute_not_exists(pk)"))
+
+    def commit(self, state: SessionState, expected_version: int, profile: StudentProfile | None) -> None:
+        put = {
+            "TableName": self.table, "Item": self._item(state),
+            "ConditionExpression": "#v = :expected",
+            "ExpressionAttributeNames": {"#v": "version"},
+            "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+        }
+        ddb = client("dynamodb")
+        try:
+            if profile is None:
+                with_retries(lambda: ddb.put_item(**put))
+            else:
+                update = {
+                    "TableName": self.table, "Key": _student_key(profile.student_id),
+                    "UpdateExpression": "SET doc = :doc, updated_at = :at ADD sessions_finished :one",
+                    "ExpressionAttributeValues": {
+                        ":doc": {"S": profile.model_dump_json()},
+                        ":at": {"S": profile.updated_at.isoformat()}, ":one": {"N": "1"},
+                    },
+                }
+                with_retries(lambda: ddb.transact_write_items(
+                    TransactItems=[{"Put": put}, {"Update": update}]))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException" or (
+                code == "TransactionCanceledException" and "ConditionalCheckFailed" in str(exc)
+            ):
+                raise Conflict(f"session {state.session_id} is no longer at version {expected_version}") from exc
+            raise
+
+
+class DynamoStudents:
+    """Student profiles (last known ability)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.table = settings.table_name
+
+    def get(self, student_id: str) -> StudentProfile | None:
+        resp = with_retries(lambda: client("dynamodb").get_item(
+            TableName=self.table, Key=_student_key(student_id), ConsistentRead=True))
+        item = resp.get("Item")
+        if not item:
+            return None
+        profile = StudentProfile.model_validate_json(item["doc"]["S"])
+        finished = int(item.get("sessions_finished", {}).get("N", "0"))
+        return profile.model_copy(update={"sessions_finished": finished})
+
+
+class S3BankStore:
+    """Banks at ``banks/{bank_id}/v{version}.json``, the current version at
+    ``banks/{bank_id}/current.json`` and tests at ``tests/{test_id}.json``.
+
+    A bank version never changes once written, so it is cached for the life of the process;
+    the pointer and test definitions are cached for ``ttl`` seconds.
+    """
+
+    _banks: dict[tuple[str, int], ItemBank] = {}
+
+    def __init__(self, settings: Settings, ttl: float = 30.0) -> None:
+        self.bucket = settings.bank_bucket
+        self.ttl = ttl
+        self._small: dict[str, tuple[float, Any]] = {}
+
+    def _get_json(self, key: str, what: str) -> Any:
+        try:
+            body = with_retries(lambda: client("s3").get_object(Bucket=self.bucket, Key=key))["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                raise NotFound(f"{what} not found") from exc
+            raise
+        return json.loads(body)
+
+    def _cached(self, key: str, what: str) -> Any:
+        hit = self._small.get(key)
+        if hit and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        value = self._get_json(key, what)
+        self._small[key] = (time.monotonic(), value)
+        return value
+
+    def bank(self, bank_id: str, version: int) -> ItemBank:
+        key = (bank_id, version)
+        bank = self._banks.get(key)
+        if bank is None:
+            raw = self._get_json(f"banks/{bank_id}/v{version}.json", f"bank {bank_id} v{version}")
+            bank = self._banks[key] = ItemBank.model_validate(raw)
+            _ = bank.engine  # build the arrays once, outside the per-answer path
+        return bank
+
+    def current_version(self, bank_id: str) -> int:
+        return int(self._cached(f"banks/{bank_id}/current.json", f"bank {bank_id}")["version"])
+
+    def test(self, test_id: str) -> TestDefinition:
+        return TestDefinition.model_validate(self._cached(f"tests/{test_id}.json", f"test {test_id}"))
+
+    def publish(self, bank: ItemBank, make_current: bool = True) -> None:
+        """Write a bank version (immutable) and, optionally, move the pointer to it."""
+        s3 = client("s3")
+        s3.put_object(Bucket=self.bucket, Key=f"banks/{bank.bank_id}/v{bank.version}.json",
+                      Body=bank.model_dump_json(exclude_none=True).encode(), ContentType="application/json")
+        if make_current:
+            s3.put_object(Bucket=self.bucket, Key=f"banks/{bank.bank_id}/current.json",
+                          Body=json.dumps({"version": bank.version}).encode(), ContentType="application/json")
+
+    def put_test(self, test: TestDefinition) -> None:
+        """Write a test definition."""
+        client("s3").put_object(Bucket=self.bucket, Key=f"tests/{test.test_id}.json",
+                                Body=test.model_dump_json().encode(), ContentType="application/json")
+
+
+class FirehoseHistory:
+    """History records as newline-delimited JSON into the Firehose delivery stream."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.stream = settings.history_stream
+
+    def put(self, records: list[HistoryRecord]) -> None:
+        pending = [{"Data": (r.model_dump_json() + "\n").encode()} for r in records]
+        for k in range(6):
+            resp = with_retries(lambda: client("firehose").put_record_batch(
+                DeliveryStreamName=self.stream, Records=pending))
+            if not resp.get("FailedPutCount"):
+                return
+            pending = [rec for rec, res in zip(pending, resp["RequestResponses"], strict=True)
+                       if res.get("ErrorCode")]
+            time.sleep(random.uniform(0, 0.05 * 2**k))
+        # never silently: the Lambda fails, Step Functions retries, and the commit is idempotent
+        raise RuntimeError(f"{len(pending)} history record(s) not accepted by Firehose")
+
+
+class S3Quarantine:
+    """Rejected raw events at ``quarantine/dt=YYYY-MM-DD/{hash}.json`` for listing and replay."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.bucket = settings.history_bucket
+
+    def put(self, raw: str, reason: str, source: dict[str, object]) -> str:
+        now = datetime.now(UTC)
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:24]
+        key = f"quarantine/dt={now:%Y-%m-%d}/{digest}.json"
+        body = json.dumps({"reason": reason, "raw": raw, "source": source,
+                           "quarantined_at": now.isoformat()}).encode()
+        with_retries(lambda: client("s3").put_object(Bucket=self.bucket, Key=key, Body=body,
+                                                     ContentType="application/json"))
+        return key

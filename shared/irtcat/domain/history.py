@@ -1,0 +1,49 @@
+"""The history record that Firehose lands in S3 (one per processed answer, one per finished
+session). Flat on purpose: it is the schema of the Athena table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+HISTORY_SCHEMA_VERSION = 1
+Outcome = Literal["applied", "duplicate", "rejected", "finished"]
+
+
+class HistoryRecord(BaseModel):
+    """``record_type`` answer: outcome applied|duplicate|rejected (with ``reason``);
+    ``record_type`` session: outcome finished, with the final theta, SE, length, stop reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = HISTORY_SCHEMA_VERSION
+    record_type: Literal["answer", "session"]
+    outcome: Outcome
+    reason: str | None = None
+    processed_at: datetime
+    event_id: str | None = None
+    session_id: str | None = None
+    student_id: str | None = None
+    test_id: str | None = None
+    bank_id: str | None = None
+    bank_version: int | None = None
+    item_id: str | None = None
+    seq: int | None = None
+    response: int | None = None
+    scored: bool | None = None
+    answered_at: datetime | None = None
+    response_time_ms: int | None = None
+    theta_before: float | None = None
+    se_before: float | None = None
+    theta_after: float | None = None
+    se_after: float | None = None
+    next_item_id: str | None = None
+    items_answered: int | None = None
+    stop_reason: str | None = None
+    raw_event: str | None = None
+
+    def partition_date(self) -> str:
+        """The ``dt=YYYY-MM-DD`` partition this record belongs to (UTC processing date)."""
+        return self.processed_at.strftime("%Y-%m-%d")

@@ -1,0 +1,69 @@
+"""What the domain needs from storage, as protocols; the adapters implement them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .bank import ItemBank
+from .history import HistoryRecord
+from .policy import TestPolicy
+from .session import SessionState
+
+
+class StudentProfile(BaseModel):
+    """A student's last known ability: the starting point of their next session."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    student_id: str
+    theta: float
+    se: float
+    sessions_finished: int = 0
+    last_session_id: str | None = None
+    updated_at: datetime
+
+
+class TestDefinition(BaseModel):
+    """A test: which bank it draws from and its policy (stored beside the banks)."""
+
+    __test__ = False
+    model_config = ConfigDict(extra="forbid")
+
+    test_id: str
+    bank_id: str
+    policy: TestPolicy = Field(default_factory=TestPolicy)
+
+
+class Conflict(Exception):
+    """The stored session's version moved on since it was read (optimistic locking)."""
+
+
+class NotFound(Exception):
+    """A session, test or bank that does not exist."""
+
+
+class SessionRepository(Protocol):
+    def get(self, session_id: str) -> SessionState | None: ...
+    def create(self, state: SessionState) -> None: ...
+    def commit(self, state: SessionState, expected_version: int, profile: StudentProfile | None) -> None: ...
+
+
+class StudentRepository(Protocol):
+    def get(self, student_id: str) -> StudentProfile | None: ...
+
+
+class BankStore(Protocol):
+    def bank(self, bank_id: str, version: int) -> ItemBank: ...
+    def current_version(self, bank_id: str) -> int: ...
+    def test(self, test_id: str) -> TestDefinition: ...
+
+
+class HistorySink(Protocol):
+    def put(self, records: list[HistoryRecord]) -> None: ...
+
+
+class Quarantine(Protocol):
+    def put(self, raw: str, reason: str, source: dict[str, object]) -> str: ...

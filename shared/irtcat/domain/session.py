@@ -1,0 +1,228 @@
+"""Session state and the logic of one adaptive step, on top of the engine (:mod:`irt.cat`).
+
+The state machine runs the step in stages (UpdateTheta -> CheckEndCondition -> SelectNextItem
+or FinishSession -> CommitStep), passing the :class:`SessionState` from one to the next; each
+stage here is a pure function of the state, the bank and the answer, so a retried stage
+computes the same result (item selection is seeded by session and position).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..irt.cat import PRETEST, CatState, check_stop, record_answer, restore, select_next
+from .bank import ItemBank
+from .events import AnswerEvent, ServedItemView, SessionResult, SessionView
+from .policy import TestPolicy
+
+
+class ServedItem(BaseModel):
+    """One item served in a session, and its answer once it is in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int
+    item_id: str
+    pretest: bool = False
+    response: int | None = None
+    event_id: str | None = None
+    answered_at: datetime | None = None
+    response_time_ms: int | None = None
+    theta: float | None = None  # after this answer
+    se: float | None = None
+
+
+class SessionState(BaseModel):
+    """Everything about one running or finished session (one DynamoDB item).
+
+    ``version`` is the optimistic-locking counter: every commit writes ``version + 1`` on the
+    condition that the stored version is still ``version``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str
+    student_id: str
+    test_id: str
+    bank_id: str
+    bank_version: int
+    policy: TestPolicy
+    status: Literal["active", "finished"] = "active"
+    version: int = 0
+    theta_start: float
+    theta: float
+    se: float
+    served: list[ServedItem] = Field(default_factory=list)
+    blocked: list[str] = Field(default_factory=list)
+    stop_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+
+    @property
+    def current(self) -> ServedItem | None:
+        """The item being served (awaiting its answer), if any."""
+        if self.served and self.served[-1].response is None:
+            return self.served[-1]
+        return None
+
+    @property
+    def answered(self) -> int:
+        return sum(1 for s in self.served if s.response is not None)
+
+    @property
+    def scored_answered(self) -> int:
+        return sum(1 for s in self.served if s.response is not None and not s.pretest)
+
+    def view(self, bank: ItemBank | None = None) -> SessionView:
+        """What the tablet reads: the next item with its content, or the final result."""
+        item = None
+        cur = self.current
+        if self.status == "active" and cur is not None:
+            content = bank.item(cur.item_id) if bank is not None else None
+            item = ServedItemView(
+                item_id=cur.item_id, seq=cur.seq,
+                stem=content.stem if content else None,
+                options=content.options if content else None,
+                key=content.key if content else None,
+            )
+        result = None
+        if self.status == "finished" and self.finished_at is not None:
+            result = SessionResult(theta=self.theta, se=self.se, items_answered=self.scored_answered,
+                                   stop_reason=self.stop_reason or "", finished_at=self.finished_at)
+        return SessionView(session_id=self.session_id, student_id=self.student_id, test_id=self.test_id,
+                           status=self.status, answered=self.answered, item=item, result=result)
+
+
+class Rejection(Exception):
+    """An answer that can never be applied; the message is the reason recorded."""
+
+
+class Duplicate(Exception):
+    """An answer already applied (same event_id, or its seq already answered)."""
+
+
+def _rng(session_id: str, position: int) -> np.random.Generator:
+    digest = hashlib.sha256(f"{session_id}:{position}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
+
+
+def _engine_state(state: SessionState, bank: ItemBank) -> CatState:
+    """Rebuild the engine's one-row state from the stored session."""
+    engine = bank.engine
+    idx = engine.index
+    served = np.array([idx[s.item_id] for s in state.served], dtype=np.int64)
+    scored = [s for s in state.served if s.response is not None and not s.pretest]
+    cat = restore(
+        engine, state.policy.cat_config(), served,
+        np.array([idx[s.item_id] for s in scored], dtype=np.int64),
+        np.array([s.response for s in scored], dtype=np.int64),
+        state.theta_start,
+    )
+    for item_id in state.blocked:
+        cat.blocked[0, idx[item_id]] = True
+    return cat
+
+
+def new_session(
+    session_id: str,
+    student_id: str,
+    policy: TestPolicy,
+    bank: ItemBank,
+    theta_start: float | None,
+    now: datetime | None = None,
+) -> SessionState:
+    """A new session serving its first item.
+
+    ``theta_start`` (the student's last ability) only steers the first choice; the estimator
+    keeps the policy's prior so a student's history never biases this test's score.
+    """
+    now = now or datetime.now(UTC)
+    start = policy.prior.mean if theta_start is None else float(np.clip(theta_start, -4, 4))
+    state = SessionState(
+        session_id=session_id, student_id=student_id, test_id=policy.test_id, bank_id=bank.bank_id,
+        bank_version=bank.version, policy=policy, theta_start=start, theta=start,
+        se=policy.prior.sd, created_at=now, updated_at=now,
+    )
+    chosen = choose_next_item(state, bank)
+    if chosen is None:
+        raise Rejection("the bank has no operational item for this test")
+    return chosen
+
+
+def check_answer(state: SessionState, event: AnswerEvent) -> None:
+    """Raise :class:`Duplicate` or :class:`Rejection` unless the answer applies to ``state``."""
+    if state.student_id != event.student_id:
+        raise Rejection("session belongs to another student")
+    for s in state.served:
+        if s.event_id == str(event.event_id):
+            raise Duplicate("event_id already applied")
+    if event.seq <= len(state.served) and state.served[event.seq - 1].response is not None:
+        raise Duplicate(f"seq {event.seq} already answered")
+    if state.status == "finished":
+        raise Rejection("session is finished")
+    cur = state.current
+    if cur is None or cur.seq != event.seq:
+        expected = cur.seq if cur else "none"
+        raise Rejection(f"seq {event.seq} is not the item being served (expected {expected})")
+    if cur.item_id != event.item_id:
+        raise Rejection(f"item {event.item_id} is not the item served at seq {event.seq}")
+
+
+def apply_answer(state: SessionState, event: AnswerEvent, bank: ItemBank) -> SessionState:
+    """UpdateTheta: record the answer and re-estimate theta (pretest answers are not scored)."""
+    check_answer(state, event)
+    engine = bank.engine
+    cfg = state.policy.cat_config()
+    cat = _engine_state(state, bank)
+    idx = engine.index[event.item_id]
+    pretest = bool(engine.status[idx] == PRETEST)
+    if not pretest:
+        record_answer(cat, engine, cfg, np.array([0]), np.array([idx]), np.array([event.response]))
+    new = state.model_copy(deep=True)
+    cur = new.served[-1]
+    cur.response = event.response
+    cur.event_id = str(event.event_id)
+    cur.answered_at = event.answered_at
+    cur.response_time_ms = event.response_time_ms
+    new.theta, new.se = float(cat.theta[0]), float(cat.se[0])
+    cur.theta, cur.se = new.theta, new.se
+    return new
+
+
+def end_condition(state: SessionState, bank: ItemBank) -> str | None:
+    """CheckEndCondition: the stopping rule that fires now, or None to go on."""
+    cat = _engine_state(state, bank)
+    reason = check_stop(cat, bank.engine, state.policy.cat_config(), np.array([0]))[0]
+    return str(reason) or None
+
+
+def choose_next_item(state: SessionState, bank: ItemBank) -> SessionState | None:
+    """SelectNextItem: serve the next item (None when nothing is left to serve)."""
+    engine = bank.engine
+    cat = _engine_state(state, bank)
+    position = len(state.served) + 1
+    before = cat.blocked[0].copy()
+    item = select_next(cat, engine, state.policy.cat_config(), np.array([0]), _rng(state.session_id, position))[0]
+    if item < 0:
+        return None
+    new = state.model_copy(deep=True)
+    newly_blocked = np.flatnonzero(cat.blocked[0] & ~before)
+    new.blocked.extend(engine.item_ids[j] for j in newly_blocked)
+    new.served.append(ServedItem(seq=position, item_id=engine.item_ids[item],
+                                 pretest=bool(engine.status[item] == PRETEST)))
+    return new
+
+
+def finish(state: SessionState, reason: str, now: datetime | None = None) -> SessionState:
+    """FinishSession: the final theta and SE stand; the session takes no more answers."""
+    new = state.model_copy(deep=True)
+    new.status = "finished"
+    new.stop_reason = reason
+    new.finished_at = now or datetime.now(UTC)
+    return new

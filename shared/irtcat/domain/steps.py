@@ -1,0 +1,279 @@
+"""The use cases: one function per API route and per state of the answer state machine.
+
+Handlers parse their input, call one of these with the adapters, and return the result. The
+state machine passes a :class:`Step` (JSON) from state to state.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .events import MAX_EVENT_BYTES, AnswerEvent, SessionView, StartSessionRequest
+from .history import HistoryRecord
+from .ports import (
+    BankStore,
+    Conflict,
+    HistorySink,
+    NotFound,
+    Quarantine,
+    SessionRepository,
+    StudentProfile,
+    StudentRepository,
+)
+from .session import (
+    Duplicate,
+    Rejection,
+    SessionState,
+    apply_answer,
+    choose_next_item,
+    end_condition,
+    finish,
+    new_session,
+)
+
+MAX_CONFLICT_ATTEMPTS = 5
+
+
+class TooManyConflicts(Exception):
+    """Raised after MAX_CONFLICT_ATTEMPTS re-reads: the execution fails and the Pipe retries."""
+
+
+class Step(BaseModel):
+    """The state machine's working document for one answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record: dict[str, Any]
+    attempt: int = 0
+    outcome: Literal["applied", "duplicate", "rejected"] | None = None
+    reason: str | None = None
+    event: AnswerEvent | None = None
+    session: SessionState | None = None
+    expected_version: int | None = None
+    theta_before: float | None = None
+    se_before: float | None = None
+    stop_reason: str | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def decode_record(record: dict[str, Any]) -> tuple[str, AnswerEvent]:
+    """The raw text and the parsed event of a Kinesis record (Pipe shape: base64 ``data``).
+
+    Raises :class:`Rejection` with the reason when the record is not a valid answer event.
+    """
+    data = record.get("data")
+    if not isinstance(data, str):
+        raise Rejection("record has no data")
+    try:
+        raw_bytes = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise Rejection("record data is not base64") from None
+    raw = raw_bytes.decode("utf-8", errors="replace")
+    if len(raw_bytes) > MAX_EVENT_BYTES:
+        raise Rejection(f"payload of {len(raw_bytes)} bytes exceeds {MAX_EVENT_BYTES}")
+    try:
+        payload = json.loads(raw_bytes)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise Rejection("payload is not JSON") from None
+    try:
+        return raw, AnswerEvent.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"]) or "event"
+        raise Rejection(f"invalid event: {loc}: {first['msg']}") from None
+
+
+def update_theta(step: Step, sessions: SessionRepository, banks: BankStore) -> Step:
+    """UpdateTheta: validate, de-duplicate and score the answer; re-estimate theta."""
+    if step.attempt > MAX_CONFLICT_ATTEMPTS:
+        raise TooManyConflicts(f"session changed under {step.attempt} attempts in a row")
+    out = Step(record=step.record, attempt=step.attempt)
+    try:
+        _, event = decode_record(step.record)
+        out.event = event
+        state = sessions.get(event.session_id)
+        if state is None:
+            raise Rejection("unknown session")
+        out.session = state
+        out.theta_before, out.se_before = state.theta, state.se
+        bank = banks.bank(state.bank_id, state.bank_version)
+        out.session = apply_answer(state, event, bank)
+        out.expected_version = state.version
+        out.outcome = "applied"
+    except Duplicate as dup:
+        out.outcome, out.reason = "duplicate", str(dup)
+    except Rejection as rej:
+        out.outcome, out.reason = "rejected", str(rej)
+    return out
+
+
+def check_end_condition(step: Step, banks: BankStore) -> Step:
+    """CheckEndCondition: which stopping rule fires, if any."""
+    state = _require(step)
+    step.stop_reason = end_condition(state, banks.bank(state.bank_id, state.bank_version))
+    return step
+
+
+def select_next_item(step: Step, banks: BankStore) -> Step:
+    """SelectNextItem: serve the next item, or finish when nothing is left."""
+    state = _require(step)
+    nxt = choose_next_item(state, banks.bank(state.bank_id, state.bank_version))
+    if nxt is None:
+        step.stop_reason = "bank_exhausted"
+        step.session = finish(state, "bank_exhausted", _now())
+    else:
+        step.session = nxt
+    return step
+
+
+def finish_session(step: Step) -> Step:
+    """FinishSession: close the session with the rule that fired."""
+    state = _require(step)
+    step.session = finish(state, step.stop_reason or "finished", _now())
+    return step
+
+
+def _require(step: Step) -> SessionState:
+    if step.session is None or step.outcome != "applied":
+        raise ValueError("this state needs an applied step with a session")
+    return step.session
+
+
+def answer_record(step: Step) -> HistoryRecord:
+    """The history record of one processed answer."""
+    ev, s = step.event, step.session
+    served = None
+    if ev is not None and s is not None and ev.seq <= len(s.served):
+        served = s.served[ev.seq - 1]
+    nxt = s.current if s is not None and step.outcome == "applied" else None
+    return HistoryRecord(
+        record_type="answer", outcome=step.outcome or "rejected", reason=step.reason,
+        processed_at=_now(),
+        event_id=str(ev.event_id) if ev else None,
+        session_id=ev.session_id if ev else None,
+        student_id=ev.student_id if ev else None,
+        test_id=s.test_id if s else None, bank_id=s.bank_id if s else None,
+        bank_version=s.bank_version if s else None,
+        item_id=ev.item_id if ev else None, seq=ev.seq if ev else None,
+        response=ev.response if ev else None,
+        scored=(not served.pretest) if served is not None and step.outcome == "applied" else None,
+        answered_at=ev.answered_at if ev else None,
+        response_time_ms=ev.response_time_ms if ev else None,
+        theta_before=step.theta_before, se_before=step.se_before,
+        theta_after=s.theta if s and step.outcome == "applied" else None,
+        se_after=s.se if s and step.outcome == "applied" else None,
+        next_item_id=nxt.item_id if nxt else None,
+    )
+
+
+def session_record(state: SessionState) -> HistoryRecord:
+    """The history record of a finished session."""
+    return HistoryRecord(
+        record_type="session", outcome="finished", processed_at=_now(),
+        session_id=state.session_id, student_id=state.student_id, test_id=state.test_id,
+        bank_id=state.bank_id, bank_version=state.bank_version,
+        theta_after=state.theta, se_after=state.se, items_answered=state.scored_answered,
+        stop_reason=state.stop_reason,
+    )
+
+
+def commit_step(
+    step: Step, sessions: SessionRepository, history: HistorySink
+) -> dict[str, Any]:
+    """CommitStep: one conditional write of the session (plus the student's profile when it
+    finished), then the history records.
+
+    A failed condition means another execution moved the session on: if that write was this
+    very answer (a retried commit whose first write landed), only the history is re-sent;
+    otherwise :class:`Conflict` sends the state machine back to UpdateTheta to re-read.
+    """
+    state = _require(step)
+    assert step.expected_version is not None and step.event is not None
+    new = state.model_copy(update={"version": step.expected_version + 1, "updated_at": _now()})
+    profile = None
+    if new.status == "finished":
+        profile = StudentProfile(student_id=new.student_id, theta=new.theta, se=new.se,
+                                 last_session_id=new.session_id, updated_at=_now())
+    try:
+        sessions.commit(new, step.expected_version, profile)
+    except Conflict:
+        stored = sessions.get(new.session_id)
+        ev = step.event
+        landed = (
+            stored is not None and ev.seq <= len(stored.served)
+            and stored.served[ev.seq - 1].event_id == str(ev.event_id)
+        )
+        if not landed:
+            raise
+        new = stored  # type: ignore[assignment]
+    step.session = new
+    records = [answer_record(step)]
+    if new.status == "finished":
+        records.append(session_record(new))
+    history.put(records)
+    return {"outcome": "applied", "session_id": new.session_id, "seq": step.event.seq,
+            "status": new.status, "version": new.version}
+
+
+def record_outcome(step: Step, history: HistorySink, quarantine: Quarantine) -> dict[str, Any]:
+    """RecordOutcome: a duplicate is acknowledged (history only); a rejected answer is recorded
+    with its reason and its raw record parked in quarantine for an operator to replay."""
+    rec = answer_record(step)
+    key = None
+    if step.outcome == "rejected":
+        raw = _raw_text(step.record)
+        key = quarantine.put(raw, step.reason or "rejected", {
+            k: step.record.get(k) for k in ("partitionKey", "sequenceNumber", "eventID", "eventSourceARN")
+        })
+        rec.raw_event = raw[:4096]
+    history.put([rec])
+    return {"outcome": step.outcome, "reason": step.reason, "quarantine_key": key}
+
+
+def _raw_text(record: dict[str, Any]) -> str:
+    data = record.get("data")
+    if isinstance(data, str):
+        try:
+            return base64.b64decode(data).decode("utf-8", errors="replace")
+        except (binascii.Error, ValueError):
+            return data
+    return json.dumps(record, default=str)
+
+
+def start_session(
+    request: StartSessionRequest,
+    sessions: SessionRepository,
+    students: StudentRepository,
+    banks: BankStore,
+) -> SessionView:
+    """POST /sessions: a new session on the test's current bank version, theta starting at the
+    student's last ability (or the prior), with its first item."""
+    test = banks.test(request.test_id)
+    bank = banks.bank(test.bank_id, banks.current_version(test.bank_id))
+    profile = students.get(request.student_id)
+    state = new_session(
+        session_id=str(uuid.uuid4()), student_id=request.student_id,
+        policy=test.policy.model_copy(update={"test_id": test.test_id}), bank=bank,
+        theta_start=profile.theta if profile else None, now=_now(),
+    )
+    sessions.create(state)
+    return state.view(bank)
+
+
+def get_session(session_id: str, sessions: SessionRepository, banks: BankStore) -> SessionView:
+    """GET /sessions/{id}: the item to answer next with its content, or the final result."""
+    state = sessions.get(session_id)
+    if state is None:
+        raise NotFound(f"session {session_id} not found")
+    bank = banks.bank(state.bank_id, state.bank_version) if state.status == "active" else None
+    return state.view(bank)
