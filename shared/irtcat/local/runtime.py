@@ -1,0 +1,109 @@
+"""The local stack in one object: emulator + resources from the template + Pipe stand-in."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .functions import InvokeResult, LocalFunction
+from .pipe import PipePoller, PipeSettings
+from .server import EmulatorServer
+from .stack import LocalStack, deploy
+from .template import REGION
+
+
+def project_root() -> Path:
+    """The checkout holding template.yaml (the package lives in ``shared/irtcat``)."""
+    env = os.environ.get("IRTCAT_PROJECT_ROOT")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "template.yaml").is_file():
+            return parent
+    return Path.cwd()
+
+
+@dataclass
+class LocalRuntime:
+    """A running local stack. Use :meth:`up` (or ``with LocalRuntime.up() as rt``)."""
+
+    server: EmulatorServer
+    stack: LocalStack
+    pipe: PipePoller
+    started_seconds: float
+
+    @classmethod
+    def up(cls, root: str | Path | None = None, port: int = 0,
+           parameters: dict[str, str] | None = None, stack_name: str = "irtcat-local") -> LocalRuntime:
+        started = time.perf_counter()
+        os.environ["AWS_DEFAULT_REGION"] = REGION
+        functions: dict[str, LocalFunction] = {}
+        server = EmulatorServer(functions, port=port)
+        server.start()
+        try:
+            stack = deploy(root or project_root(), stack_name=stack_name, parameters=parameters)
+            functions.update(stack.functions)
+            for fn in functions.values():
+                fn.load()  # warm containers: the import cost is paid at start-up, as on AWS
+            pipes = stack.resources_of("AWS::Pipes::Pipe")
+            if len(pipes) != 1:
+                raise ValueError("the template must declare exactly one AWS::Pipes::Pipe")
+            (pipe_id, pipe_res), = pipes.items()
+            props = stack.resolver.resolve(pipe_res["Properties"])
+            stream_id = next(k for k, v in stack.resources_of("AWS::Kinesis::Stream").items())
+            dlq_arn = props.get("SourceParameters", {}).get("KinesisStreamParameters", {}).get(
+                "DeadLetterConfig", {}).get("Arn")
+            dlq_url = None
+            for qid in stack.resources_of("AWS::SQS::Queue"):
+                if stack.attr(qid, "Arn") == dlq_arn:
+                    dlq_url = stack.name(qid)
+            settings = PipeSettings.from_template(props, stack.name(stream_id), dlq_url)
+            pipe = PipePoller(settings)
+            pipe.start()
+        except BaseException:
+            server.stop()
+            raise
+        del pipe_id
+        return cls(server, stack, pipe, time.perf_counter() - started)
+
+    def __enter__(self) -> LocalRuntime:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.down()
+
+    def down(self) -> None:
+        self.pipe.stop()
+        self.server.stop()
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint
+
+    def function(self, logical_id: str) -> LocalFunction:
+        return self.stack.function_by_logical_id(logical_id)
+
+    def invoke(self, logical_id: str, event: Any) -> InvokeResult:
+        return self.function(logical_id).invoke(event)
+
+    def wait_idle(self, timeout: float = 60.0, settle: float = 0.3) -> bool:
+        """Wait until the stream is drained: no batch in flight for ``settle`` seconds."""
+        import boto3
+
+        kinesis = boto3.client("kinesis", region_name=REGION)
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            if self.pipe.idle:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle:
+                    return True
+            else:
+                quiet_since = None
+            time.sleep(0.05)
+        del kinesis
+        return False
