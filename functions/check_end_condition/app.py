@@ -2,9 +2,9 @@
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from irtcat.adapters.runtime import adapters, powertools
 from irtcat.domain.steps import Step, check_end_condition
 
@@ -16,4 +16,7 @@ logger, tracer, metrics = powertools("check_end_condition")
 @logger.inject_lambda_context
 @event_parser(model=Step)
 def handler(event: Step, context: LambdaContext) -> dict[str, Any]:
-    return check_end_condition(event, adapters().banks).model_dump(mode="json")
+    out = check_end_condition(event, adapters().banks)
+    metrics.add_metric(name="StopRuleFired" if out.stop_reason else "TestContinues",
+                       unit=MetricUnit.Count, value=1)
+    return out.model_dump(mode="json")

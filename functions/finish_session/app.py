@@ -5,7 +5,6 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from irtcat.adapters.runtime import powertools
 from irtcat.domain.steps import Step, finish_session
 

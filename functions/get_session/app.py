@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from irtcat.adapters.runtime import adapters, powertools
 from irtcat.domain.ports import NotFound
 from irtcat.domain.steps import get_session
@@ -22,6 +22,7 @@ def read_session(session_id: str) -> Response[str]:
         view = get_session(session_id, a.sessions, a.banks)
     except NotFound as exc:
         raise NotFoundError(str(exc)) from None
+    metrics.add_metric(name="SessionReads", unit=MetricUnit.Count, value=1)
     return Response(200, "application/json", view.model_dump_json())
 
 

@@ -2,9 +2,9 @@
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from irtcat.adapters.runtime import adapters, powertools
 from irtcat.domain.steps import Step, record_outcome
 
@@ -18,6 +18,7 @@ logger, tracer, metrics = powertools("record_outcome")
 def handler(event: Step, context: LambdaContext) -> dict[str, Any]:
     a = adapters()
     out = record_outcome(event, a.history, a.quarantine)
+    metrics.add_metric(name=f"Answers_{out['outcome']}_recorded", unit=MetricUnit.Count, value=1)
     if out["outcome"] == "rejected":
         logger.warning("answer rejected", extra=out)
     return out

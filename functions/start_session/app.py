@@ -5,14 +5,14 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
-
 from irtcat.adapters.runtime import adapters, powertools
 from irtcat.domain.events import StartSessionRequest
 from irtcat.domain.ports import NotFound
 from irtcat.domain.session import Rejection
 from irtcat.domain.steps import start_session
+from pydantic import ValidationError
 
 logger, tracer, metrics = powertools("start_session")
 app = APIGatewayHttpResolver(cors=CORSConfig())
@@ -32,6 +32,7 @@ def post_session() -> Response[str]:
         raise NotFoundError(str(exc)) from None
     except Rejection as exc:
         return Response(409, "application/json", json.dumps({"message": str(exc)}))
+    metrics.add_metric(name="SessionsStarted", unit=MetricUnit.Count, value=1)
     return Response(201, "application/json", view.model_dump_json())
 
 

@@ -7,7 +7,6 @@ import contextlib
 import importlib.util
 import io
 import json
-import logging
 import os
 import sys
 import threading
@@ -22,7 +21,57 @@ from typing import Any
 
 from .template import ACCOUNT, REGION
 
-_LOCK = threading.RLock()  # one invocation at a time: environments are process-wide
+_ENV_LOCK = threading.RLock()
+
+
+class _ThreadLocalStdout(io.TextIOBase):
+    """sys.stdout while the runtime is up: each invocation's prints and log lines go to that
+    invocation's buffer (Powertools' loggers hold the stream they saw at import time)."""
+
+    def __init__(self, fallback: Any) -> None:
+        self.fallback = fallback
+        self.local = threading.local()
+
+    def write(self, text: str) -> int:
+        buf = getattr(self.local, "buffer", None)
+        return (buf or self.fallback).write(text)  # type: ignore[no-any-return]
+
+    def flush(self) -> None:
+        if getattr(self.local, "buffer", None) is None:
+            self.fallback.flush()
+
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[io.StringIO]:
+        buf = io.StringIO()
+        previous = getattr(self.local, "buffer", None)
+        self.local.buffer = buf
+        try:
+            yield buf
+        finally:
+            self.local.buffer = previous
+
+
+def _stdout() -> _ThreadLocalStdout:
+    if not isinstance(sys.stdout, _ThreadLocalStdout):
+        sys.stdout = _ThreadLocalStdout(sys.stdout)
+    return sys.stdout
+
+
+def shared_environment(functions: list[LocalFunction]) -> bool:
+    """Apply the variables every function agrees on to the process, once.
+
+    Returns False when two functions disagree on a variable: their invocations then swap the
+    environment under a lock, one at a time.
+    """
+    merged: dict[str, str] = {}
+    for fn in functions:
+        for key, value in fn.environment.items():
+            if merged.setdefault(key, value) != value:
+                return False
+    os.environ.update(merged)
+    for fn in functions:
+        fn.isolated = False
+    return True
 
 
 @dataclass
@@ -67,7 +116,11 @@ class LocalFunction:
     environment: dict[str, str]
     timeout_s: float = 3.0
     memory_mb: int = 128
+    isolated: bool = True  # swap the environment per invocation (see shared_environment)
     _callable: Callable[[Any, Any], Any] | None = None
+    # One warm container per function: like Lambda, a container serves one event at a time
+    # (handlers may keep per-request state in module globals, as Powertools' resolvers do).
+    _container: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @contextlib.contextmanager
     def _env(self) -> Iterator[None]:
@@ -95,7 +148,8 @@ class LocalFunction:
             spec = importlib.util.spec_from_file_location(f"irtcat_fn_{self.logical_id}", path)
             assert spec and spec.loader
             module: ModuleType = importlib.util.module_from_spec(spec)
-            with self._env():
+            out = _stdout()
+            with _ENV_LOCK, self._env(), out.capture():
                 spec.loader.exec_module(module)
             fn = getattr(module, attr, None)
             if not callable(fn):
@@ -105,35 +159,33 @@ class LocalFunction:
 
     def invoke(self, event: Any) -> InvokeResult:
         """Run the handler; an exception becomes Lambda's ``Unhandled`` error payload."""
-        with _LOCK:
-            fn = self.load()
-            ctx = LambdaContext(self.name, self.memory_mb, self.timeout_s,
-                                _deadline=time.monotonic() + self.timeout_s)
-            buf = io.StringIO()
-            handler = logging.StreamHandler(buf)
-            root = logging.getLogger()
-            root.addHandler(handler)
+        fn = self.load()
+        ctx = LambdaContext(self.name, self.memory_limit(), self.timeout_s,
+                            _deadline=time.monotonic() + self.timeout_s)
+        env = self._env() if self.isolated else contextlib.nullcontext()
+        lock = _ENV_LOCK if self.isolated else contextlib.nullcontext()
+        error: str | None = None
+        with self._container, lock, env, _stdout().capture() as buf:
             started = time.perf_counter()
-            error: str | None = None
             try:
-                with self._env(), contextlib.redirect_stdout(buf):
-                    payload = fn(json.loads(json.dumps(event)), ctx)
-                    payload = json.loads(json.dumps(payload, default=str))
-            except Exception as exc:  # noqa: BLE001 - every error goes back as Lambda's would
+                payload = fn(json.loads(json.dumps(event)), ctx)
+                payload = json.loads(json.dumps(payload, default=str))
+            except Exception as exc:
                 error = "Unhandled"
                 payload = {
                     "errorMessage": str(exc),
                     "errorType": type(exc).__name__,
                     "stackTrace": traceback.format_exception(exc)[-5:],
                 }
-            finally:
-                root.removeHandler(handler)
-            duration = (time.perf_counter() - started) * 1000
-            if error is None and duration > self.timeout_s * 1000:
-                error = "Unhandled"
-                payload = {"errorMessage": f"Task timed out after {self.timeout_s:.2f} seconds",
-                           "errorType": "TimeoutError"}
-            return InvokeResult(payload, error, buf.getvalue(), duration)
+        duration = (time.perf_counter() - started) * 1000
+        if error is None and duration > self.timeout_s * 1000:
+            error = "Unhandled"
+            payload = {"errorMessage": f"Task timed out after {self.timeout_s:.2f} seconds",
+                       "errorType": "TimeoutError"}
+        return InvokeResult(payload, error, buf.getvalue(), duration)
+
+    def memory_limit(self) -> int:
+        return self.memory_mb
 
 
 def log_to_stderr(result: InvokeResult) -> None:

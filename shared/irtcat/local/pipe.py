@@ -95,6 +95,7 @@ class PipePoller:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._inflight = 0
+        self._clients = threading.local()
 
     @property
     def idle(self) -> bool:
@@ -122,7 +123,7 @@ class PipePoller:
         while not self._stop.is_set():
             try:
                 resp = kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_size)
-            except Exception as exc:  # noqa: BLE001 - a poller must survive a failed poll
+            except Exception as exc:
                 self.stats.last_error = f"get_records: {exc}"
                 time.sleep(0.2)
                 continue
@@ -170,7 +171,7 @@ class PipePoller:
 
     def run_execution(self, batch: list[dict[str, Any]]) -> tuple[bool, str]:
         """Start the state machine on a batch and wait for it (StartSyncExecution's contract)."""
-        sfn = boto3.client("stepfunctions", region_name=REGION)
+        sfn = self._sfn()
         started = time.perf_counter()
         arn = sfn.start_execution(stateMachineArn=self.settings.state_machine_arn,
                                   name=f"pipe-{uuid.uuid4()}", input=json.dumps(batch))["executionArn"]
@@ -190,6 +191,12 @@ class PipePoller:
         self.stats.last_error = error
         self.stats.errors.append(error)
         return False, error
+
+    def _sfn(self) -> Any:
+        local = self._clients
+        if not hasattr(local, "sfn"):
+            local.sfn = boto3.client("stepfunctions", region_name=REGION)
+        return local.sfn
 
     def _dead_letter(self, batch: list[dict[str, Any]], reason: str) -> None:
         self.stats.dead_lettered += len(batch)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .functions import InvokeResult, LocalFunction
+from .functions import InvokeResult, LocalFunction, shared_environment
 from .pipe import PipePoller, PipeSettings
 from .server import EmulatorServer
 from .stack import LocalStack, deploy
@@ -47,6 +47,7 @@ class LocalRuntime:
         try:
             stack = deploy(root or project_root(), stack_name=stack_name, parameters=parameters)
             functions.update(stack.functions)
+            shared_environment(list(functions.values()))
             for fn in functions.values():
                 fn.load()  # warm containers: the import cost is paid at start-up, as on AWS
             pipes = stack.resources_of("AWS::Pipes::Pipe")

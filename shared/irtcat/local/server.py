@@ -7,6 +7,7 @@ machine's Retry and Catch see what they would see on AWS. Everything else goes t
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from waitress.server import create_server
 from werkzeug.wrappers import Request, Response
 
 from .functions import LocalFunction
@@ -64,6 +65,7 @@ class LocalGateway:
         self.functions = functions
         self.faults = FaultInjector()
         self.invocations: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -78,9 +80,17 @@ class LocalGateway:
             return resp(environ, start_response)
         return self.moto_app(environ, start_response)
 
-    def _invoke(self, name: str, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def lookup(self, name: str) -> LocalFunction | None:
+        """A function by name, ARN or partial ARN (qualifiers ignored)."""
         short = name.rsplit(":function:", 1)[-1].split(":", 1)[0]
-        fn = self.functions.get(short)
+        return self.functions.get(short)
+
+    def count(self, name: str) -> None:
+        with self._lock:
+            self.invocations[name] = self.invocations.get(name, 0) + 1
+
+    def _invoke(self, name: str, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        fn = self.lookup(name)
         if fn is None:
             body = json.dumps({"Type": "User", "message": f"Function not found: {name}"}).encode()
             resp = Response(body, status=404, content_type="application/json",
@@ -95,7 +105,7 @@ class LocalGateway:
         raw = request.get_data()
         event = json.loads(raw) if raw else {}
         result = fn.invoke(event)
-        self.invocations[short] = self.invocations.get(short, 0) + 1
+        self.count(fn.name)
         headers = {"X-Amz-Executed-Version": "$LATEST"}
         if result.error:
             headers["X-Amz-Function-Error"] = result.error
@@ -104,19 +114,102 @@ class LocalGateway:
         return resp(environ, start_response)
 
 
+class InProcessLambdaClient:
+    """The Invoke call of moto's state machines, dispatched in-process.
+
+    Same request and response contract as the HTTP route (``FunctionError``, JSON ``Payload``,
+    throttling as ``TooManyRequestsException``), without a socket round trip per Task: on a
+    laptop that round trip costs more than the handler itself.
+    """
+
+    def __init__(self, gateway: LocalGateway) -> None:
+        self.gateway = gateway
+
+    def invoke(self, FunctionName: str, Payload: bytes | str = b"{}", **_: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        fn = self.gateway.lookup(FunctionName)
+        if fn is None:
+            raise ClientError({"Error": {"Code": "ResourceNotFoundException",
+                                         "Message": f"Function not found: {FunctionName}"}}, "Invoke")
+        if self.gateway.faults.hit("lambda"):
+            raise ClientError({"Error": {"Code": "TooManyRequestsException",
+                                         "Message": "Rate exceeded (injected)"}}, "Invoke")
+        raw = Payload.encode() if isinstance(Payload, str) else Payload
+        result = fn.invoke(json.loads(raw or b"{}"))
+        self.gateway.count(fn.name)
+        response: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST",
+                                    "Payload": io.BytesIO(json.dumps(result.payload).encode())}
+        if result.error:
+            response["FunctionError"] = result.error
+        return response
+
+
+def _patch_state_machine_clients(gateway: LocalGateway) -> None:
+    """moto's state machines build a new boto3 client for every Task (~30 ms each): reuse one
+    per (region, service), and send Lambda invocations to :class:`InProcessLambdaClient`."""
+    import importlib
+
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = getattr(boto_client.boto_client_for, "_irtcat_original", boto_client.boto_client_for)
+    cache: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+    in_process = InProcessLambdaClient(gateway)
+
+    def cached(region: str, service: str, state_credentials: Any = None) -> Any:
+        if service == "lambda":
+            return in_process
+        key = (region, service)
+        with lock:
+            if key not in cache:
+                cache[key] = original(region, service, state_credentials)
+            return cache[key]
+
+    cached._irtcat_original = original  # type: ignore[attr-defined]
+    boto_client.boto_client_for = cached
+    mod = importlib.import_module("moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils")
+    mod.boto_client_for = cached  # type: ignore[attr-defined]
+
+
+def _cache_moto_module_list() -> None:
+    """moto lists its own package directory on every request to route it; the list never
+    changes while the process runs."""
+    from moto import backends
+    from moto.moto_server import werkzeug_app
+
+    if getattr(backends.list_of_moto_modules, "_irtcat_cached", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+
+    def cached() -> tuple[str, ...]:
+        return modules
+
+    cached._irtcat_cached = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = cached  # type: ignore[assignment]
+    werkzeug_app.backends.list_of_moto_modules = cached  # type: ignore[attr-defined]
+
+
 class EmulatorServer:
     """The emulator on 127.0.0.1:port (0 = any free port), in a background thread."""
 
-    def __init__(self, functions: dict[str, LocalFunction], port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, functions: dict[str, LocalFunction], port: int = 0, host: str = "127.0.0.1",
+                 threads: int = 48) -> None:
         from moto.core.config import default_user_config
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        _cache_moto_module_list()
         self.gateway = LocalGateway(DomainDispatcherApplication(create_backend_app), functions)
-        self.server: BaseWSGIServer = make_server(host, port, self.gateway, threaded=True)
+        _patch_state_machine_clients(self.gateway)
+        # waitress keeps HTTP/1.1 connections alive (werkzeug's dev server closes every one,
+        # which costs a TCP connect per AWS call); enough threads for nested calls:
+        # state machine -> Lambda Invoke -> handler -> DynamoDB/S3/Firehose.
+        logging.getLogger("waitress").setLevel(logging.ERROR)
+        self.server = create_server(self.gateway, host=host, port=port, threads=threads,
+                                    connection_limit=1000, channel_timeout=300, ident="irtcat-local")
         self.host = host
-        self.port = self.server.server_port
+        self.port = int(self.server.effective_port)  # type: ignore[union-attr]
         self._thread: threading.Thread | None = None
 
     @property
@@ -130,11 +223,10 @@ class EmulatorServer:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
         os.environ["AWS_DEFAULT_REGION"] = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-        self._thread = threading.Thread(target=self.server.serve_forever, name="emulator", daemon=True)
+        self._thread = threading.Thread(target=self.server.run, name="emulator", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
         if self._thread:
             self._thread.join(timeout=5)

@@ -9,6 +9,7 @@ and the HTTP API are emulated by :mod:`.pipe` and :mod:`.api` from their templat
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,55 +107,71 @@ def _ref_value(name: str, type_: str, attrs: dict[tuple[str, str], str], logical
     return name
 
 
-def deploy(
+def plan(
     root: str | Path,
     stack_name: str = "irtcat-local",
     parameters: dict[str, str] | None = None,
     template_file: str = "template.yaml",
 ) -> LocalStack:
-    """Expand the template, create its resources in the emulator, load its functions.
-
-    The emulator must be running and ``AWS_ENDPOINT_URL`` set (see :mod:`.server`).
-    """
+    """Expand the template and name every resource, creating nothing (deterministic names)."""
     root = Path(root)
     sam = load_template(root / template_file)
     params = {k: str(v) for k, v in parameter_defaults(sam, parameters).items()}
     cfn = expand_sam(sam, params)
     resolver = Resolver(parameters=params, conditions=cfn.get("Conditions", {}), stack_name=stack_name)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1").rstrip("/")
     for logical_id, res in cfn["Resources"].items():
         type_ = res["Type"]
-        name = _physical(stack_name, logical_id, type_)
         props = res.get("Properties", {})
-        if type_ == "AWS::Logs::LogGroup" and isinstance(props.get("LogGroupName"), (str, dict)):
-            name = None  # resolved below (may use !Sub)
-        attrs = _attributes(name or "", logical_id, type_, props)
+        name = _physical(stack_name, logical_id, type_)
+        if type_ == "AWS::Logs::LogGroup" and "LogGroupName" in props:
+            continue  # may use !Sub: named in the second pass
+        attrs = _attributes(name, logical_id, type_, props)
+        if type_ == "AWS::SQS::Queue":
+            attrs[(logical_id, "QueueUrl")] = f"{endpoint}/{ACCOUNT}/{name}"
         resolver.attributes.update(attrs)
-        if name is not None:
-            resolver.physical[logical_id] = _ref_value(name, type_, attrs, logical_id)
+        resolver.physical[logical_id] = _ref_value(name, type_, attrs, logical_id)
     for logical_id, res in cfn["Resources"].items():
         if res["Type"] == "AWS::Logs::LogGroup" and logical_id not in resolver.physical:
             name = str(resolver.resolve(res["Properties"]["LogGroupName"]))
             resolver.physical[logical_id] = name
             resolver.attributes.update(_attributes(name, logical_id, res["Type"], {}))
     stack = LocalStack(stack_name, root, cfn, resolver)
-    order = [
-        "AWS::Logs::LogGroup", "AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Kinesis::Stream",
-        "AWS::SQS::Queue", "AWS::KinesisFirehose::DeliveryStream", "AWS::Lambda::Function",
-        "AWS::StepFunctions::StateMachine",
-    ]
+    for logical_id, res in stack.resources_of("AWS::Lambda::Function").items():
+        _function(stack, logical_id, resolver.resolve(res.get("Properties", {})))
+    return stack
+
+
+CREATE_ORDER = [
+    "AWS::Logs::LogGroup", "AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Kinesis::Stream",
+    "AWS::SQS::Queue", "AWS::KinesisFirehose::DeliveryStream", "AWS::Lambda::Function",
+    "AWS::StepFunctions::StateMachine",
+]
+
+
+def deploy(
+    root: str | Path,
+    stack_name: str = "irtcat-local",
+    parameters: dict[str, str] | None = None,
+    template_file: str = "template.yaml",
+) -> LocalStack:
+    """Plan the stack, then create its resources in the emulator (``AWS_ENDPOINT_URL``)."""
+    stack = plan(root, stack_name, parameters, template_file)
+    resolver = stack.resolver
     creators = {
         "AWS::Logs::LogGroup": _log_group, "AWS::S3::Bucket": _bucket, "AWS::DynamoDB::Table": _table,
         "AWS::Kinesis::Stream": _stream, "AWS::SQS::Queue": _queue,
-        "AWS::KinesisFirehose::DeliveryStream": _firehose, "AWS::Lambda::Function": _function,
+        "AWS::KinesisFirehose::DeliveryStream": _firehose,
+        "AWS::Lambda::Function": lambda *_: None,  # registered by plan(); served by the gateway
         "AWS::StepFunctions::StateMachine": _state_machine,
     }
-    for type_ in order:
+    for type_ in CREATE_ORDER:
         for logical_id, res in stack.resources_of(type_).items():
             if "Condition" in res and not resolver.condition(res["Condition"]):
                 continue
             creators[type_](stack, logical_id, resolver.resolve(res.get("Properties", {})))
             stack.created[logical_id] = type_
-    for logical_id, res in cfn["Resources"].items():
+    for logical_id, res in stack.template["Resources"].items():
         if logical_id not in stack.created:
             stack.skipped[logical_id] = NOT_EMULATED.get(
                 res["Type"], "emulated by irtcat local" if res["Type"] in (

@@ -1,0 +1,249 @@
+"""``irtcat local ...``: up, down, invoke, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_DIR = Path(".irtcat")
+
+
+def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> None:
+    """Register the ``local`` command group on the main parser."""
+    local = sub.add_parser("local", help="the whole pipeline on this machine (no AWS, no Docker)")
+    cmds = local.add_subparsers(dest="local_command", required=True)
+
+    up = cmds.add_parser("up", help="start the local stack and keep it up until Ctrl-C")
+    up.add_argument("--port", type=int, default=4566, help="emulator port on 127.0.0.1 (0: any free port)")
+    up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    up.add_argument("--shards", type=int, default=None, help="override StreamShardCount")
+    up.add_argument("--batch-size", type=int, default=None, help="override PipeBatchSize")
+    up.add_argument("--demo-bank", action="store_true", help="load the demo bank and test")
+    up.set_defaults(fn=handler)
+
+    down = cmds.add_parser("down", help="stop a stack started with 'irtcat local up'")
+    down.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    down.set_defaults(fn=handler)
+
+    inv = cmds.add_parser("invoke", help="run one function's handler as the template declares it")
+    inv.add_argument("function", help="logical id (UpdateThetaFunction) or handler folder (update_theta)")
+    inv.add_argument("-e", "--event", type=Path, help="event JSON file (default: {})")
+    inv.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    inv.set_defaults(fn=handler)
+
+    demo = cmds.add_parser("demo", help="simulated tablets take tests through the whole local pipeline")
+    demo.add_argument("--students", type=int, default=30)
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--items", type=int, default=500, help="operational items in the demo bank")
+    demo.add_argument("--pretest", type=int, default=0, help="pretest items seeded into the tests")
+    demo.add_argument("--duplicates", type=float, default=0.05, help="share of answers a tablet resends")
+    demo.add_argument("--shards", type=int, default=2)
+    demo.add_argument("--batch-size", type=int, default=10)
+    demo.add_argument("--report-dir", type=Path, default=Path("report"))
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    demo.set_defaults(fn=handler)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    out = {}
+    if getattr(args, "shards", None):
+        out["StreamShardCount"] = str(args.shards)
+    if getattr(args, "batch_size", None):
+        out["PipeBatchSize"] = str(args.batch_size)
+    return out
+
+
+def up(args: argparse.Namespace) -> int:
+    from .demo import load_demo_bank
+    from .runtime import LocalRuntime
+
+    data_dir: Path = args.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    state_file = data_dir / "runtime.json"
+    if state_file.exists() and _alive(json.loads(state_file.read_text()).get("pid", 0)):
+        print(f"irtcat: error: a local stack is already up (see {state_file})", file=sys.stderr)
+        return 2
+    rt = LocalRuntime.up(port=args.port, parameters=_overrides(args))
+    if args.demo_bank:
+        load_demo_bank(rt)
+    info = {"pid": os.getpid(), "endpoint": rt.endpoint, "outputs": rt.stack.outputs(),
+            "functions": sorted(f.logical_id for f in rt.stack.functions.values()),
+            "parameters": _overrides(args), "started_seconds": round(rt.started_seconds, 2)}
+    state_file.write_text(json.dumps(info, indent=2))
+    print(f"irtcat local stack up in {rt.started_seconds:.1f}s at {rt.endpoint}", file=sys.stderr)
+    print(f"  export AWS_ENDPOINT_URL={rt.endpoint} AWS_DEFAULT_REGION=us-east-1 "
+          "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local", file=sys.stderr)
+    for key, value in info["outputs"].items():
+        print(f"  {key:24s} {value}", file=sys.stderr)
+    print("Ctrl-C (or 'irtcat local down') stops it.", file=sys.stderr)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        rt.down()
+        state_file.unlink(missing_ok=True)
+        print("irtcat local stack stopped", file=sys.stderr)
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def down(args: argparse.Namespace) -> int:
+    state_file: Path = args.data_dir / "runtime.json"
+    if not state_file.exists():
+        print("irtcat: no local stack is up", file=sys.stderr)
+        return 0
+    pid = int(json.loads(state_file.read_text()).get("pid", 0))
+    if not _alive(pid):
+        state_file.unlink(missing_ok=True)
+        print("irtcat: the local stack had already stopped", file=sys.stderr)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        if not _alive(pid):
+            print("irtcat local stack stopped", file=sys.stderr)
+            return 0
+        time.sleep(0.1)
+    print(f"irtcat: error: process {pid} did not stop", file=sys.stderr)
+    return 1
+
+
+def invoke(args: argparse.Namespace) -> int:
+    from .functions import log_to_stderr, shared_environment
+    from .runtime import project_root
+    from .samples import seed_fixtures
+    from .stack import plan
+
+    event: Any = {}
+    if args.event:
+        try:
+            event = json.loads(Path(args.event).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"irtcat: error: cannot read event {args.event}: {exc}", file=sys.stderr)
+            return 2
+    state_file: Path = args.data_dir / "runtime.json"
+    server = None
+    parameters: dict[str, str] = {}
+    if state_file.exists() and _alive(json.loads(state_file.read_text()).get("pid", 0)):
+        info = json.loads(state_file.read_text())
+        os.environ["AWS_ENDPOINT_URL"] = info["endpoint"]
+        parameters = info.get("parameters", {})
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+        stack = plan(project_root(), parameters=parameters)
+        print(f"[irtcat] against the local stack at {info['endpoint']}", file=sys.stderr)
+    else:
+        from .server import EmulatorServer
+        from .stack import deploy
+
+        os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+        server = EmulatorServer({}, port=0)
+        server.start()
+        stack = deploy(project_root())
+        server.gateway.functions.update(stack.functions)
+        env = next(iter(stack.functions.values())).environment
+        seed_fixtures(project_root(), env["TABLE_NAME"], env["BANK_BUCKET"])
+        print("[irtcat] no local stack is up: using an in-process emulator with the events/ fixtures",
+              file=sys.stderr)
+    try:
+        name = args.function
+        candidates = [f for f in stack.functions.values()
+                      if name in (f.logical_id, f.name, f.code_dir.name)]
+        if not candidates:
+            known = ", ".join(sorted(f.logical_id for f in stack.functions.values()))
+            print(f"irtcat: error: no function {name!r} in template.yaml (known: {known})", file=sys.stderr)
+            return 2
+        fn = candidates[0]
+        shared_environment(list(stack.functions.values()))
+        result = fn.invoke(event)
+        log_to_stderr(result)
+        print(json.dumps(result.payload, indent=2))
+        print(f"[irtcat] {fn.logical_id}: {result.duration_ms:.1f} ms"
+              + (f", function error ({result.error})" if result.error else ""), file=sys.stderr)
+        return 1 if result.error else 0
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    if args.students < 1:
+        print("irtcat: error: --students must be >= 1", file=sys.stderr)
+        return 2
+    if not 0 <= args.duplicates < 1:
+        print("irtcat: error: --duplicates must be in [0, 1)", file=sys.stderr)
+        return 2
+    bar = None
+    total_guess = args.students * 27
+    try:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_guess, desc="answers", unit="ans", file=sys.stderr,
+                   disable=not sys.stderr.isatty())
+    except ImportError:
+        pass
+    last = [0]
+
+    def progress(done: int, _: int) -> None:
+        if bar is not None:
+            bar.update(done - last[0])
+            last[0] = done
+
+    print(f"[irtcat] starting the local stack and {args.students} simulated tablets...", file=sys.stderr)
+    summary = run_demo(students=args.students, seed=args.seed, items=args.items, pretest=args.pretest,
+                       duplicate_rate=args.duplicates, report_dir=args.report_dir, shards=args.shards,
+                       batch_size=args.batch_size, progress=progress)
+    if bar is not None:
+        bar.close()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    failed = summary["answers_lost"] > 0 or summary["executions_failed"] > 0 or summary["tablet_errors"]
+    return 1 if failed else 0
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    rows = [
+        ("sessions (finished)", f"{s['sessions']} ({s['sessions_finished']})"),
+        ("answers published", f"{s['answers_published']} ({s['answers_unique']} unique, "
+                              f"{s['answers_published'] - s['answers_unique']} resent)"),
+        ("answers applied", s["answers_applied"]),
+        ("answers in history", s["answers_in_history"]),
+        ("duplicates acknowledged", s["duplicates_acknowledged"]),
+        ("answers lost", s["answers_lost"]),
+        ("executions (failed)", f"{s['executions']} ({s['executions_failed']})"),
+        ("mean test length", f"{s['mean_test_length']:.1f} items"),
+        ("RMSE vs true theta", f"{s['rmse']:.3f}" if s["rmse"] is not None else "-"),
+        ("throughput", f"{s['answers_per_second']:.1f} answers/s"),
+        ("publish -> next item", f"p50 {s['latency_p50_ms']:.0f} ms, p99 {s['latency_p99_ms']:.0f} ms"
+         if s["latency_p50_ms"] is not None else "-"),
+        ("stack start-up", f"{s['startup_seconds']:.1f} s"),
+        ("report", s["report_dir"]),
+    ]
+    for key, value in rows:
+        print(f"{key:26s} {value}")
+    for err in s["tablet_errors"]:
+        print(f"tablet error: {err}")

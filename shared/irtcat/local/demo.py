@@ -1,0 +1,247 @@
+"""``irtcat local demo``: simulated tablets take adaptive tests through the whole local pipeline.
+
+Each tablet starts a session through the API handler, answers the item it is served (the
+simulated student answers correctly with the IRT probability at their true theta), publishes the
+answer to Kinesis, and polls the session until the next item is ready, as a tablet would. Some
+answers are published twice on purpose (a tablet's resend) to show they change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+
+from ..adapters.aws import S3BankStore, Settings
+from ..domain.bank import ItemBank
+from ..domain.generate import generate_bank
+from ..domain.history import HistoryRecord
+from ..domain.policy import TestPolicy
+from ..domain.ports import TestDefinition
+from ..domain.session import SessionState
+from ..irt.model import prob
+from .api import get_session_event, start_session_event
+from .export import export_history
+from .runtime import LocalRuntime
+from .template import REGION
+
+TEST_ID = "demo-math"
+
+
+@dataclass
+class TabletResult:
+    student_id: str
+    true_theta: float
+    session_id: str | None = None
+    published: int = 0
+    unique: int = 0
+    latencies: list[float] = field(default_factory=list)
+    final: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def settings_of(rt: LocalRuntime) -> Settings:
+    env = rt.function("UpdateThetaFunction").environment
+    return Settings(env["TABLE_NAME"], env["BANK_BUCKET"], env["HISTORY_STREAM"], env["HISTORY_BUCKET"])
+
+
+def load_demo_bank(rt: LocalRuntime, items: int = 500, pretest: int = 0, seed: int = 7,
+                   policy: TestPolicy | None = None) -> ItemBank:
+    """Generate a bank (with displayable content), publish it and the demo test definition."""
+    bank = generate_bank(items, "3PL", seed=seed, bank_id="demo-math", pretest=pretest,
+                         content_areas=["number", "operations"])
+    store = S3BankStore(settings_of(rt))
+    store.publish(bank)
+    if policy is None:
+        positions = [3, 8, 13][: min(pretest, 3)] if pretest else []
+        policy = TestPolicy(pretest_positions=positions)
+    store.put_test(TestDefinition(test_id=TEST_ID, bank_id=bank.bank_id, policy=policy))
+    return bank
+
+
+class Tablet:
+    """One simulated student on one tablet."""
+
+    def __init__(self, rt: LocalRuntime, bank: ItemBank, stream: str, student_id: str, true_theta: float,
+                 rng: random.Random, duplicate_rate: float, poll_timeout: float = 120.0) -> None:
+        self.rt, self.bank, self.stream = rt, bank, stream
+        self.result = TabletResult(student_id, true_theta)
+        self.rng = rng
+        self.duplicate_rate = duplicate_rate
+        self.poll_timeout = poll_timeout
+        self.kinesis = boto3.client("kinesis", region_name=REGION)
+
+    def _api(self, logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        out = self.rt.invoke(logical_id, event)
+        if out.error:
+            raise RuntimeError(f"{logical_id}: {out.payload}")
+        body = json.loads(out.payload["body"])
+        if out.payload["statusCode"] >= 300:
+            raise RuntimeError(f"{logical_id}: HTTP {out.payload['statusCode']}: {body}")
+        return dict(body)
+
+    def run(self, on_answer: Callable[[], None]) -> TabletResult:
+        res = self.result
+        try:
+            view = self._api("StartSessionFunction", start_session_event(res.student_id, TEST_ID))
+            res.session_id = view["session_id"]
+            while view["status"] == "active":
+                item = view["item"]
+                params = self.bank.engine.params.subset([self.bank.engine.index[item["item_id"]]])
+                correct = self.rng.random() < float(prob(res.true_theta, params)[0])
+                event = {
+                    "schema_version": 1, "event_id": str(uuid.uuid4()), "session_id": res.session_id,
+                    "student_id": res.student_id, "item_id": item["item_id"], "seq": item["seq"],
+                    "response": int(correct), "answered_at": datetime.now(UTC).isoformat(),
+                    "response_time_ms": self.rng.randint(2000, 30000),
+                }
+                data = json.dumps(event).encode()
+                sent = time.perf_counter()
+                self.kinesis.put_record(StreamName=self.stream, Data=data, PartitionKey=res.session_id)
+                res.published += 1
+                res.unique += 1
+                if self.rng.random() < self.duplicate_rate:
+                    self.kinesis.put_record(StreamName=self.stream, Data=data, PartitionKey=res.session_id)
+                    res.published += 1
+                view = self._wait_for(view["answered"] + 1)
+                res.latencies.append(time.perf_counter() - sent)
+                on_answer()
+            res.final = view.get("result")
+        except Exception as exc:
+            res.error = f"{type(exc).__name__}: {exc}"
+        return res
+
+    def _wait_for(self, answered: int) -> dict[str, Any]:
+        deadline = time.monotonic() + self.poll_timeout
+        delay = 0.1  # a tablet polls with backoff, not in a tight loop
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            view = self._api("GetSessionFunction", get_session_event(self.result.session_id or ""))
+            if view["answered"] >= answered or view["status"] != "active":
+                return view
+            delay = min(delay * 1.5, 1.0)
+        raise TimeoutError(f"session {self.result.session_id}: answer {answered} not applied in time")
+
+
+def _sessions(table: str) -> dict[str, SessionState]:
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    out: dict[str, SessionState] = {}
+    for page in ddb.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            if item["pk"]["S"].startswith("SESSION#"):
+                state = SessionState.model_validate_json(item["doc"]["S"])
+                out[state.session_id] = state
+    return out
+
+
+def run_demo(
+    students: int = 40,
+    seed: int = 1,
+    items: int = 500,
+    pretest: int = 0,
+    duplicate_rate: float = 0.05,
+    concurrency: int = 40,
+    report_dir: str | Path = "report",
+    shards: int = 2,
+    batch_size: int = 10,
+    progress: Callable[[int, int], None] | None = None,
+    rt: LocalRuntime | None = None,
+) -> dict[str, Any]:
+    """Run the demo; returns the summary (also written to ``report_dir/summary.json``)."""
+    own = rt is None
+    rt = rt or LocalRuntime.up(parameters={"StreamShardCount": str(shards), "PipeBatchSize": str(batch_size)})
+    try:
+        return _run(rt, students, seed, items, pretest, duplicate_rate, concurrency, Path(report_dir), progress)
+    finally:
+        if own:
+            rt.down()
+
+
+def _run(rt: LocalRuntime, students: int, seed: int, items: int, pretest: int, duplicate_rate: float,
+         concurrency: int, report_dir: Path, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    settings = settings_of(rt)
+    bank = load_demo_bank(rt, items, pretest, seed)
+    stream = rt.stack.outputs()["AnswerStreamName"]
+    rng = np.random.default_rng(seed)
+    thetas = rng.normal(0.0, 1.0, students)
+    done = [0]
+    lock = threading.Lock()
+
+    def on_answer() -> None:
+        with lock:
+            done[0] += 1
+            if progress:
+                progress(done[0], 0)
+
+    tablets = [Tablet(rt, bank, stream, f"student-{k:04d}", float(thetas[k]),
+                      random.Random(seed * 100_003 + k), duplicate_rate) for k in range(students)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, students))) as pool:
+        results = list(pool.map(lambda t: t.run(on_answer), tablets))
+    rt.wait_idle(timeout=60)
+    elapsed = time.perf_counter() - started
+    return summarise(rt, settings, bank, results, elapsed, report_dir)
+
+
+def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: list[TabletResult],
+              elapsed: float, report_dir: Path) -> dict[str, Any]:
+    """Check every answer against DynamoDB and the history; export the history; the summary."""
+    sessions = _sessions(settings.table_name)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    exported = export_history(settings.history_bucket, report_dir)
+    records = [HistoryRecord.model_validate_json(line)
+               for f in exported["files"] for line in Path(f).read_text().splitlines() if line]
+    applied_in_history: dict[tuple[str, int], int] = {}
+    for r in records:
+        if r.record_type == "answer" and r.outcome == "applied" and r.session_id and r.seq:
+            key = (r.session_id, r.seq)
+            applied_in_history[key] = applied_in_history.get(key, 0) + 1
+    unique = sum(r.unique for r in results)
+    applied_state = sum(s.answered for s in sessions.values())
+    history_unique = len(applied_in_history)
+    finished = [r for r in results if r.final is not None]
+    errors = [r.error for r in results if r.error]
+    thetas = np.array([r.final["theta"] for r in finished]) if finished else np.array([])
+    truth = np.array([r.true_theta for r in finished])
+    latencies = sorted(x for r in results for x in r.latencies)
+    stats = rt.pipe.stats
+    summary: dict[str, Any] = {
+        "sessions": len(results),
+        "sessions_finished": len(finished),
+        "answers_published": sum(r.published for r in results),
+        "answers_unique": unique,
+        "answers_applied": applied_state,
+        "answers_in_history": history_unique,
+        "history_duplicates": sum(v - 1 for v in applied_in_history.values()),
+        "duplicates_acknowledged": sum(1 for r in records if r.outcome == "duplicate"),
+        "rejected": sum(1 for r in records if r.outcome == "rejected"),
+        "answers_lost": max(0, unique - applied_state) + max(0, applied_state - history_unique),
+        "executions": stats.executions_succeeded + stats.executions_failed,
+        "executions_failed": stats.executions_failed,
+        "dead_lettered": stats.dead_lettered,
+        "mean_test_length": float(np.mean([s.scored_answered for s in sessions.values()])) if sessions else 0.0,
+        "rmse": float(np.sqrt(np.mean((thetas - truth) ** 2))) if finished else None,
+        "bias": float(np.mean(thetas - truth)) if finished else None,
+        "answers_per_second": unique / elapsed if elapsed > 0 else 0.0,
+        "latency_p50_ms": 1000 * statistics.median(latencies) if latencies else None,
+        "latency_p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else None,
+        "seconds": elapsed,
+        "startup_seconds": rt.started_seconds,
+        "tablet_errors": errors[:10],
+        "report_dir": str(report_dir.resolve()),
+        "history_partitions": exported["partitions"],
+    }
+    (report_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary

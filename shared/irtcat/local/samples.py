@@ -1,0 +1,138 @@
+"""The sample events in ``events/`` and the fixtures they refer to, made from the domain code.
+
+``make_samples()`` is deterministic (fixed ids, seeds and clock), so a test can check that the
+committed files are exactly what the code produces today: the samples cannot drift from the
+contracts. ``seed_fixtures()`` puts the fixtures into a stack so that every sample runs there.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..adapters.memory import MemoryBanks, MemorySessions, MemoryStudents
+from ..domain.bank import ItemBank
+from ..domain.generate import generate_bank
+from ..domain.ports import TestDefinition
+from ..domain.session import SessionState, new_session
+from ..domain.steps import Step, check_end_condition, select_next_item, update_theta
+from .api import get_session_event, start_session_event
+
+SESSION_ID = "00000000-0000-4000-8000-000000000001"
+STUDENT_ID = "student-0001"
+TEST_ID = "sample-math"
+EVENT_ID = "11111111-1111-4111-8111-111111111111"
+CLOCK = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
+
+
+def sample_bank() -> ItemBank:
+    return generate_bank(60, "3PL", seed=3, bank_id="sample-math", pretest=2,
+                         content_areas=["number", "operations"])
+
+
+def sample_session(bank: ItemBank) -> SessionState:
+    test = sample_test()
+    return new_session(SESSION_ID, STUDENT_ID, test.policy.model_copy(update={"test_id": TEST_ID}),
+                       bank, theta_start=None, now=CLOCK).model_copy(update={"version": 1})
+
+
+def sample_test() -> TestDefinition:
+    return TestDefinition(test_id=TEST_ID, bank_id="sample-math")
+
+
+def kinesis_record(event: dict[str, Any], sequence: str = "49650000000000000000000000000000000000000000000000000001") -> dict[str, Any]:
+    """A Kinesis record as an EventBridge Pipe hands it to its target."""
+    return {
+        "eventSource": "aws:kinesis", "eventVersion": "1.0",
+        "eventID": f"shardId-000000000000:{sequence}", "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/pipe", "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/irtcat-local-AnswerStream",
+        "kinesisSchemaVersion": "1.0", "partitionKey": event.get("session_id", "x"),
+        "sequenceNumber": sequence,
+        "data": base64.b64encode(json.dumps(event).encode()).decode(),
+        "approximateArrivalTimestamp": 1767603600.0,
+    }
+
+
+def answer_event(session: SessionState) -> dict[str, Any]:
+    cur = session.current
+    assert cur is not None
+    return {"schema_version": 1, "event_id": EVENT_ID, "session_id": SESSION_ID, "student_id": STUDENT_ID,
+            "item_id": cur.item_id, "seq": cur.seq, "response": 1,
+            "answered_at": "2026-01-05T09:00:20+00:00", "response_time_ms": 20000}
+
+
+def make_samples() -> dict[str, Any]:
+    """``{"events/NAME.json": payload, "events/fixtures/NAME.json": payload}``."""
+    bank = sample_bank()
+    session = sample_session(bank)
+    banks = MemoryBanks()
+    banks.publish(bank)
+    sessions = MemorySessions(students=MemoryStudents())
+    sessions.create(session)
+    good = kinesis_record(answer_event(session))
+    bad = kinesis_record({"session_id": SESSION_ID, "response": "maybe"},
+                         "49650000000000000000000000000000000000000000000000000002")
+    updated = update_theta(Step(record=good), sessions, banks)
+    checked = check_end_condition(updated.model_copy(deep=True), banks)
+    selected = select_next_item(checked.model_copy(deep=True), banks)
+    finishing = checked.model_copy(update={"stop_reason": "se_threshold"}, deep=True)
+    rejected = update_theta(Step(record=bad), sessions, banks)
+
+    fixed = {"request_id": "22222222-2222-4222-8222-222222222222",
+             "time_epoch_ms": int(CLOCK.timestamp() * 1000)}
+
+    def dump(step: Step) -> dict[str, Any]:
+        return step.model_dump(mode="json")
+
+    return {
+        "events/start_session.json": start_session_event(STUDENT_ID, TEST_ID, **fixed),
+        "events/get_session.json": get_session_event(SESSION_ID, **fixed),
+        "events/update_theta.json": dump(Step(record=good)),
+        "events/check_end_condition.json": dump(updated),
+        "events/select_next_item.json": dump(checked),
+        "events/finish_session.json": dump(finishing),
+        "events/commit_step.json": dump(selected),
+        "events/record_outcome.json": dump(rejected),
+        "events/state_machine.json": [good, bad],
+        "events/fixtures/bank.json": json.loads(bank.model_dump_json(exclude_none=True)),
+        "events/fixtures/test.json": sample_test().model_dump(mode="json"),
+        "events/fixtures/session.json": session.model_dump(mode="json"),
+    }
+
+
+def render(payload: Any) -> str:
+    return json.dumps(payload, indent=2, sort_keys=True) + "\n"
+
+
+def write_samples(root: str | Path) -> list[Path]:
+    """(Re)write ``events/`` under ``root``."""
+    paths = []
+    for rel, payload in make_samples().items():
+        path = Path(root) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(payload), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def seed_fixtures(root: str | Path, table: str, bank_bucket: str) -> None:
+    """Put the fixtures (bank, test, session) into a stack so that every sample event runs."""
+    import boto3
+
+    from ..adapters.aws import DynamoSessions, S3BankStore, Settings
+
+    fixtures = Path(root) / "events" / "fixtures"
+    bank = ItemBank.model_validate_json((fixtures / "bank.json").read_text())
+    test = TestDefinition.model_validate_json((fixtures / "test.json").read_text())
+    session = SessionState.model_validate_json((fixtures / "session.json").read_text())
+    settings = Settings(table, bank_bucket, "-", "-")
+    store = S3BankStore(settings)
+    store.publish(bank)
+    store.put_test(test)
+    ddb = boto3.client("dynamodb")
+    ddb.delete_item(TableName=table, Key={"pk": {"S": f"SESSION#{session.session_id}"}, "sk": {"S": "STATE"}})
+    DynamoSessions(settings).create(session)
