@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -173,7 +173,8 @@ class S3BankStore:
     the pointer and test definitions are cached for ``ttl`` seconds.
     """
 
-    _banks: dict[tuple[str, int], ItemBank] = {}
+    # shared by every store in the process: a bank version never changes once written
+    _banks: ClassVar[dict[tuple[str, int], ItemBank]] = {}
 
     def __init__(self, settings: Settings, ttl: float = 30.0) -> None:
         self.bucket = settings.bank_bucket
@@ -236,8 +237,8 @@ class FirehoseHistory:
     def put(self, records: list[HistoryRecord]) -> None:
         pending = [{"Data": (r.model_dump_json() + "\n").encode()} for r in records]
         for k in range(6):
-            resp = with_retries(lambda: client("firehose").put_record_batch(
-                DeliveryStreamName=self.stream, Records=pending))
+            resp = with_retries(lambda batch=pending: client("firehose").put_record_batch(  # type: ignore[misc]
+                DeliveryStreamName=self.stream, Records=batch))
             if not resp.get("FailedPutCount"):
                 return
             pending = [rec for rec, res in zip(pending, resp["RequestResponses"], strict=True)

@@ -74,14 +74,15 @@ def up(args: argparse.Namespace) -> int:
     rt = LocalRuntime.up(port=args.port, parameters=_overrides(args))
     if args.demo_bank:
         load_demo_bank(rt)
-    info = {"pid": os.getpid(), "endpoint": rt.endpoint, "outputs": rt.stack.outputs(),
+    outputs = rt.stack.outputs()
+    info = {"pid": os.getpid(), "endpoint": rt.endpoint, "outputs": outputs,
             "functions": sorted(f.logical_id for f in rt.stack.functions.values()),
             "parameters": _overrides(args), "started_seconds": round(rt.started_seconds, 2)}
     state_file.write_text(json.dumps(info, indent=2))
     print(f"irtcat local stack up in {rt.started_seconds:.1f}s at {rt.endpoint}", file=sys.stderr)
     print(f"  export AWS_ENDPOINT_URL={rt.endpoint} AWS_DEFAULT_REGION=us-east-1 "
           "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local", file=sys.stderr)
-    for key, value in info["outputs"].items():
+    for key, value in outputs.items():
         print(f"  {key:24s} {value}", file=sys.stderr)
     print("Ctrl-C (or 'irtcat local down') stops it.", file=sys.stderr)
     stop = threading.Event()

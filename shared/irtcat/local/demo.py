@@ -213,7 +213,7 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
     history_unique = len(applied_in_history)
     finished = [r for r in results if r.final is not None]
     errors = [r.error for r in results if r.error]
-    thetas = np.array([r.final["theta"] for r in finished]) if finished else np.array([])
+    thetas = np.array([r.final["theta"] for r in finished if r.final is not None])
     truth = np.array([r.true_theta for r in finished])
     latencies = sorted(x for r in results for x in r.latencies)
     stats = rt.pipe.stats

@@ -186,7 +186,7 @@ def _cache_moto_module_list() -> None:
         return modules
 
     cached._irtcat_cached = True  # type: ignore[attr-defined]
-    backends.list_of_moto_modules = cached  # type: ignore[assignment]
+    backends.list_of_moto_modules = cached
     werkzeug_app.backends.list_of_moto_modules = cached  # type: ignore[attr-defined]
 
 
@@ -209,7 +209,7 @@ class EmulatorServer:
         self.server = create_server(self.gateway, host=host, port=port, threads=threads,
                                     connection_limit=1000, channel_timeout=300, ident="irtcat-local")
         self.host = host
-        self.port = int(self.server.effective_port)  # type: ignore[union-attr]
+        self.port = int(self.server.effective_port)
         self._thread: threading.Thread | None = None
 
     @property
