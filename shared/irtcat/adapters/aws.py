@@ -67,6 +67,12 @@ def client(service: str) -> Any:
                                                connect_timeout=5, read_timeout=20))
 
 
+def reset_caches() -> None:
+    """Forget clients and cached banks (a new endpoint or a fresh stack in the same process)."""
+    client.cache_clear()
+    S3BankStore._banks.clear()
+
+
 def with_retries(fn: Callable[[], T], attempts: int = 6, base: float = 0.05) -> T:
     """Retry a call on throttling/5xx with full-jitter exponential backoff (on top of boto3's)."""
     for k in range(attempts):

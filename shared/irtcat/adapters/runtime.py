@@ -32,6 +32,14 @@ class Adapters:
     quarantine: S3Quarantine
 
 
+def reset() -> None:
+    """Forget the wiring and every cached client and bank (tests, a fresh local stack)."""
+    from .aws import reset_caches
+
+    adapters.cache_clear()
+    reset_caches()
+
+
 @cache
 def adapters() -> Adapters:
     """The AWS adapters for this container, configured from the environment."""

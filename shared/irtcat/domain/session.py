@@ -178,20 +178,21 @@ def apply_answer(state: SessionState, event: AnswerEvent, bank: ItemBank) -> Ses
     """UpdateTheta: record the answer and re-estimate theta (pretest answers are not scored)."""
     check_answer(state, event)
     engine = bank.engine
-    cfg = state.policy.cat_config()
-    cat = _engine_state(state, bank)
     idx = engine.index[event.item_id]
-    pretest = bool(engine.status[idx] == PRETEST)
-    if not pretest:
-        record_answer(cat, engine, cfg, np.array([0]), np.array([idx]), np.array([event.response]))
+    theta, se = state.theta, state.se  # a pretest answer is recorded but never scored
+    if engine.status[idx] != PRETEST:
+        cat = _engine_state(state, bank)
+        record_answer(cat, engine, state.policy.cat_config(), np.array([0]), np.array([idx]),
+                      np.array([event.response]))
+        theta, se = float(cat.theta[0]), float(cat.se[0])
     new = state.model_copy(deep=True)
     cur = new.served[-1]
     cur.response = event.response
     cur.event_id = str(event.event_id)
     cur.answered_at = event.answered_at
     cur.response_time_ms = event.response_time_ms
-    new.theta, new.se = float(cat.theta[0]), float(cat.se[0])
-    cur.theta, cur.se = new.theta, new.se
+    new.theta, new.se = theta, se
+    cur.theta, cur.se = theta, se
     return new
 
 

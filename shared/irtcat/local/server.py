@@ -14,6 +14,7 @@ import os
 import random
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
@@ -35,10 +36,31 @@ class FaultInjector:
         self.rates: dict[str, float] = {}
         self.rng = random.Random(0)
         self.injected: dict[str, int] = {}
+        self.function_failures: dict[str, int] = {}
+        self.delays: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def set(self, service: str, rate: float) -> None:
+        """Make ``rate`` of the calls to ``service`` (e.g. dynamodb, firehose, lambda) fail."""
         self.rates[service] = rate
+
+    def fail_next(self, logical_id: str, times: int) -> None:
+        """Make the next ``times`` invocations of a function fail with an unhandled error."""
+        with self._lock:
+            self.function_failures[logical_id] = times
+
+    def slow(self, logical_id: str, seconds: float) -> None:
+        """Delay every invocation of a function (0 to stop): widens race windows in tests."""
+        self.delays[logical_id] = seconds
+
+    def function_fails(self, logical_id: str) -> bool:
+        with self._lock:
+            left = self.function_failures.get(logical_id, 0)
+            if left <= 0:
+                return False
+            self.function_failures[logical_id] = left - 1
+            self.injected[logical_id] = self.injected.get(logical_id, 0) + 1
+            return True
 
     def hit(self, service: str) -> bool:
         rate = self.rates.get(service, 0.0)
@@ -65,6 +87,7 @@ class LocalGateway:
         self.functions = functions
         self.faults = FaultInjector()
         self.invocations: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -84,6 +107,11 @@ class LocalGateway:
         """A function by name, ARN or partial ARN (qualifiers ignored)."""
         short = name.rsplit(":function:", 1)[-1].split(":", 1)[0]
         return self.functions.get(short)
+
+    def count_error(self, logical_id: str, error_type: str) -> None:
+        with self._lock:
+            key = f"{logical_id}:{error_type}"
+            self.errors[key] = self.errors.get(key, 0) + 1
 
     def count(self, name: str) -> None:
         with self._lock:
@@ -136,12 +164,22 @@ class InProcessLambdaClient:
             raise ClientError({"Error": {"Code": "TooManyRequestsException",
                                          "Message": "Rate exceeded (injected)"}}, "Invoke")
         raw = Payload.encode() if isinstance(Payload, str) else Payload
-        result = fn.invoke(json.loads(raw or b"{}"))
         self.gateway.count(fn.name)
+        if self.gateway.faults.function_fails(fn.logical_id):
+            payload: Any = {"errorMessage": "injected failure", "errorType": "InjectedFault"}
+            error: str | None = "Unhandled"
+        else:
+            delay = self.gateway.faults.delays.get(fn.logical_id, 0.0)
+            if delay:
+                time.sleep(delay)
+            result = fn.invoke(json.loads(raw or b"{}"))
+            payload, error = result.payload, result.error
+            if error:
+                self.gateway.count_error(fn.logical_id, str(payload.get("errorType", error)))
         response: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST",
-                                    "Payload": io.BytesIO(json.dumps(result.payload).encode())}
-        if result.error:
-            response["FunctionError"] = result.error
+                                    "Payload": io.BytesIO(json.dumps(payload).encode())}
+        if error:
+            response["FunctionError"] = error
         return response
 
 
@@ -217,6 +255,12 @@ class EmulatorServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
+        from ..adapters.runtime import reset
+
+        self._saved_env = {k: os.environ.get(k) for k in
+                           ("MOTO_PORT", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                            "AWS_DEFAULT_REGION")}
+        reset()
         # moto's state machines call Lambda at localhost:$MOTO_PORT; clients follow AWS_ENDPOINT_URL
         os.environ["MOTO_PORT"] = str(self.port)
         os.environ["AWS_ENDPOINT_URL"] = self.endpoint
@@ -227,6 +271,14 @@ class EmulatorServer:
         self._thread.start()
 
     def stop(self) -> None:
+        from ..adapters.runtime import reset
+
         self.server.close()
         if self._thread:
             self._thread.join(timeout=5)
+        for key, value in getattr(self, "_saved_env", {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reset()

@@ -1,0 +1,50 @@
+"""Shared fixtures: the project root, AWS-free credentials, moto in-process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture()
+def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Credentials that can reach nothing real, and no endpoint override."""
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    from irtcat.adapters.runtime import reset
+
+    reset()
+    yield
+    reset()
+
+
+@pytest.fixture()
+def moto_stack(fake_aws: None, root: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Every resource of template.yaml in in-process moto, with the events/ fixtures loaded."""
+    from irtcat.local.functions import shared_environment
+    from irtcat.local.samples import seed_fixtures
+    from irtcat.local.stack import deploy
+    from moto import mock_aws
+
+    saved = dict(os.environ)
+    with mock_aws():
+        stack = deploy(root)
+        shared_environment(list(stack.functions.values()))
+        env = next(iter(stack.functions.values())).environment
+        seed_fixtures(root, env["TABLE_NAME"], env["BANK_BUCKET"])
+        yield stack
+    os.environ.clear()
+    os.environ.update(saved)

@@ -1,0 +1,261 @@
+"""The whole pipeline: Kinesis -> Pipe -> Express state machine -> handlers -> DynamoDB and
+Firehose/S3, on the embedded local stack (or a deployed one, see targets.py)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from irtcat.domain.generate import generate_bank
+from irtcat.domain.policy import StoppingPolicy, TestPolicy
+from irtcat.domain.ports import TestDefinition
+from irtcat.local.api import get_session_event, start_session_event
+
+from .targets import Target, encode, make_target
+
+pytestmark = pytest.mark.integration
+TEST_ID = "it-math"
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[Target]:
+    t = make_target()
+    bank = generate_bank(150, seed=11, bank_id="it-math")
+    t.load(bank, TestDefinition(test_id=TEST_ID, bank_id="it-math",
+                                policy=TestPolicy(stopping=StoppingPolicy(max_items=8, min_items=3))))
+    yield t
+    t.close()
+
+
+def local_only(target: Target) -> None:
+    if not target.local:
+        pytest.skip("needs the local runtime's fault injection (not available on a deployed stack)")
+
+
+class Student:
+    def __init__(self, target: Target, student_id: str | None = None) -> None:
+        self.t = target
+        self.student_id = student_id or f"it-{uuid.uuid4().hex[:8]}"
+        status, body = target.api("StartSessionFunction", start_session_event(self.student_id, TEST_ID))
+        assert status == 201, body
+        self.view = body
+        self.sent: list[dict[str, Any]] = []
+
+    @property
+    def session_id(self) -> str:
+        return str(self.view["session_id"])
+
+    def event(self, response: int = 1, **over: Any) -> dict[str, Any]:
+        item = self.view["item"]
+        ev = {"event_id": str(uuid.uuid4()), "session_id": self.session_id, "student_id": self.student_id,
+              "item_id": item["item_id"], "seq": item["seq"], "response": response,
+              "answered_at": datetime.now(UTC).isoformat()}
+        ev.update(over)
+        return ev
+
+    def send(self, ev: dict[str, Any]) -> None:
+        self.t.publish(encode(ev), self.session_id)
+        self.sent.append(ev)
+
+    def refresh(self) -> dict[str, Any]:
+        status, body = self.t.api("GetSessionFunction", get_session_event(self.session_id))
+        assert status == 200
+        self.view = body
+        return body
+
+    def wait_answered(self, n: int, timeout: float = 60) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            v = self.refresh()
+            return v if v["answered"] >= n or v["status"] == "finished" else None
+
+        return self.t.wait_for(done, timeout, f"{self.session_id} to reach {n} answers")
+
+    def answer(self, response: int = 1, resend: bool = False) -> None:
+        ev = self.event(response)
+        self.send(ev)
+        if resend:
+            self.send(ev)
+        self.wait_answered(int(self.view["answered"]) + 1)
+
+    def finish(self, resend_every: int = 0) -> None:
+        k = 0
+        while self.view["status"] == "active":
+            k += 1
+            self.answer(response=k % 2, resend=bool(resend_every and k % resend_every == 0))
+
+
+def applied_history(target: Target, session_id: str) -> Counter[int]:
+    return Counter(r.seq for r in target.history()
+                   if r.session_id == session_id and r.record_type == "answer" and r.outcome == "applied")
+
+
+def wait_history(target: Target, session_id: str, n: int) -> Counter[int]:
+    """History lands after the state write (commit, then Firehose): wait for ``n`` answers."""
+
+    def complete() -> Counter[int] | None:
+        c = applied_history(target, session_id)
+        return c if len(c) >= n else None
+
+    return target.wait_for(complete, 30 + target.history_settle_seconds(), f"{n} history records")
+
+
+def test_every_answer_is_applied_exactly_once_in_state_and_history(target: Target) -> None:
+    students = [Student(target) for _ in range(4)]
+    threads = [threading.Thread(target=s.finish, kwargs={"resend_every": 3}) for s in students]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=300)
+    for s in students:
+        state = target.session(s.session_id)
+        assert state.status == "finished"
+        unique = {(e["seq"]) for e in s.sent}
+        assert [x.seq for x in state.served if x.response is not None] == sorted(unique)
+        counts = wait_history(target, s.session_id, len(unique))
+        assert set(counts.values()) == {1}, counts
+        finished = [r for r in target.history() if r.session_id == s.session_id and r.record_type == "session"]
+        assert len(finished) == 1 and finished[0].items_answered == state.scored_answered
+
+
+def test_redelivered_and_reordered_answers_change_nothing(target: Target) -> None:
+    s = Student(target)
+    first = s.event(1)
+    s.send(first)
+    s.wait_answered(1)
+    second = s.event(0)
+    s.send(second)
+    s.wait_answered(2)
+    before = target.session(s.session_id)
+    # a replayed old batch: the second answer again, then the first (reordered), and the
+    # first again under a new event_id (a tablet that lost its acknowledgement)
+    s.send(second)
+    s.send(first)
+    s.send(dict(first, event_id=str(uuid.uuid4())))
+    marker = s.event(1)
+    s.send(marker)  # processed after the replays on the same shard
+    s.wait_answered(3)
+    after = target.session(s.session_id)
+    assert after.served[:2] == before.served[:2]
+    assert after.version == before.version + 1
+    dup = [r for r in target.history() if r.session_id == s.session_id and r.outcome == "duplicate"]
+    assert len(dup) == 3
+
+
+def test_rejected_events_are_recorded_with_a_reason_and_parked_for_replay(target: Target) -> None:
+    s = Student(target)
+    garbage = b'{"this is": not json'
+    target.publish(garbage, s.session_id)
+    wrong_item = s.event(1, item_id="i00149" if s.view["item"]["item_id"] != "i00149" else "i00148")
+    s.send(wrong_item)
+    intruder = s.event(1, student_id="someone-else")
+    s.send(intruder)
+    s.answer(1)  # the good answer still goes through behind the bad ones
+    assert target.session(s.session_id).answered == 1
+
+    def parked() -> list[dict[str, Any]] | None:
+        items = [q for q in target.quarantined() if s.session_id in q["raw"] or q["raw"] == garbage.decode()]
+        return items if len(items) >= 3 else None
+
+    items = target.wait_for(parked, 30, "quarantined events")
+    reasons = {q["reason"] for q in items}
+    assert "payload is not JSON" in reasons
+    assert any("is not the item served" in r for r in reasons)
+    assert "session belongs to another student" in reasons
+    rejected = [r for r in target.history() if r.outcome == "rejected" and r.session_id == s.session_id]
+    assert len(rejected) >= 2 and all(r.reason and r.raw_event for r in rejected)
+
+
+def test_throttled_lambda_is_retried_by_the_state_machine(target: Target) -> None:
+    local_only(target)
+    rt = target.rt  # type: ignore[attr-defined]
+    s = Student(target)
+    before = dict(rt.server.gateway.faults.injected)
+    rt.server.gateway.faults.set("lambda", 0.3)
+    try:
+        for _ in range(3):
+            s.answer(1)
+    finally:
+        rt.server.gateway.faults.set("lambda", 0.0)
+    assert rt.server.gateway.faults.injected.get("lambda", 0) > before.get("lambda", 0)
+    assert target.session(s.session_id).answered == 3
+    assert wait_history(target, s.session_id, 3) == Counter({1: 1, 2: 1, 3: 1})
+
+
+def test_failed_execution_is_retried_by_the_pipe_and_applied_once(target: Target) -> None:
+    local_only(target)
+    rt = target.rt  # type: ignore[attr-defined]
+    s = Student(target)
+    retried = rt.pipe.stats.retried
+    rt.server.gateway.faults.fail_next("CommitStepFunction", 2)  # not in the Retry list: the execution fails
+    s.answer(1)
+    assert rt.pipe.stats.retried >= retried + 1
+    assert target.session(s.session_id).answered == 1
+    assert wait_history(target, s.session_id, 1) == Counter({1: 1})
+
+
+def test_throttled_dynamodb_and_firehose_lose_nothing(target: Target) -> None:
+    local_only(target)
+    rt = target.rt  # type: ignore[attr-defined]
+    s = Student(target)
+    faults = rt.server.gateway.faults
+    faults.set("dynamodb", 0.2)
+    faults.set("firehose", 0.2)
+    try:
+        for _ in range(3):
+            s.answer(0)
+    finally:
+        faults.set("dynamodb", 0.0)
+        faults.set("firehose", 0.0)
+    assert target.session(s.session_id).answered == 3
+    assert wait_history(target, s.session_id, 3) == Counter({1: 1, 2: 1, 3: 1})
+
+
+def test_racing_executions_on_one_session_never_lose_an_update(target: Target) -> None:
+    local_only(target)
+    rt = target.rt  # type: ignore[attr-defined]
+    from irtcat.local.pipe import pipe_record
+
+    s = Student(target)
+    a = s.event(1)
+    b = dict(a, event_id=str(uuid.uuid4()), response=0)
+
+    def record(ev: dict[str, Any], seq: str) -> dict[str, Any]:
+        import time
+
+        raw = {"SequenceNumber": seq, "PartitionKey": s.session_id, "Data": json.dumps(ev).encode(),
+               "ApproximateArrivalTimestamp": time.time()}
+        return pipe_record(raw, "shardId-race", rt.pipe.settings)
+
+    results: list[tuple[bool, str]] = []
+    conflicts = rt.server.gateway.errors.get("CommitStepFunction:Conflict", 0)
+    rt.server.gateway.faults.slow("CommitStepFunction", 0.5)  # both executions read version 0
+    threads = [threading.Thread(target=lambda ev=ev, q=q: results.append(rt.pipe.run_execution([record(ev, q)])))
+               for ev, q in ((a, "1"), (b, "2"))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    rt.server.gateway.faults.slow("CommitStepFunction", 0.0)
+    assert all(ok for ok, _ in results), results
+    # the loser's conditional write failed, it re-read the session and found a duplicate
+    assert rt.server.gateway.errors.get("CommitStepFunction:Conflict", 0) == conflicts + 1
+    state = target.session(s.session_id)
+    assert state.answered == 1 and state.version == 1
+    outcomes = Counter(r.outcome for r in target.history() if r.session_id == s.session_id and r.seq == 1)
+    assert outcomes["applied"] == 1 and outcomes["duplicate"] == 1
+
+
+def test_runs_against_a_deployed_stack_when_configured() -> None:
+    import os
+
+    if not os.environ.get("IRTCAT_STACK_NAME"):
+        pytest.skip("IRTCAT_STACK_NAME is not set: the suite ran on the embedded local stack; "
+                    "set it (and credentials or AWS_ENDPOINT_URL) to run the same tests on a deployed stack")
+    t = make_target()
+    assert {"AnswerStreamName", "StateTableName", "HistoryBucketName"} <= set(t.outputs)

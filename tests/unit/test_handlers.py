@@ -1,0 +1,116 @@
+"""Every handler, with the sample events in events/, its AWS calls against moto."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from irtcat.domain.session import SessionState
+from irtcat.local.samples import SESSION_ID, make_samples, render
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def event(name: str):  # type: ignore[no-untyped-def]
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def session_doc(stack) -> SessionState:  # type: ignore[no-untyped-def]
+    env = stack.function_by_logical_id("UpdateThetaFunction").environment
+    item = boto3.client("dynamodb").get_item(
+        TableName=env["TABLE_NAME"], Key={"pk": {"S": f"SESSION#{SESSION_ID}"}, "sk": {"S": "STATE"}})["Item"]
+    return SessionState.model_validate_json(item["doc"]["S"])
+
+
+def test_sample_events_are_what_the_code_produces(root):
+    for rel, payload in make_samples().items():
+        assert (root / rel).read_text() == render(payload), f"{rel} is stale: run irtcat.local.samples.write_samples"
+
+
+def test_start_session(moto_stack):
+    out = moto_stack.function_by_logical_id("StartSessionFunction").invoke(event("start_session"))
+    assert out.error is None and out.payload["statusCode"] == 201
+    body = json.loads(out.payload["body"])
+    assert body["status"] == "active" and body["item"]["seq"] == 1 and body["item"]["stem"]
+
+
+def test_start_session_bad_request_and_unknown_test(moto_stack):
+    fn = moto_stack.function_by_logical_id("StartSessionFunction")
+    bad = event("start_session")
+    bad["body"] = json.dumps({"student_id": "s 1"})
+    out = fn.invoke(bad)
+    assert out.payload["statusCode"] == 400 and "invalid request" in out.payload["body"]
+    unknown = event("start_session")
+    unknown["body"] = json.dumps({"student_id": "s1", "test_id": "nope"})
+    assert fn.invoke(unknown).payload["statusCode"] == 404
+
+
+def test_get_session(moto_stack):
+    out = moto_stack.function_by_logical_id("GetSessionFunction").invoke(event("get_session"))
+    body = json.loads(out.payload["body"])
+    assert out.payload["statusCode"] == 200 and body["session_id"] == SESSION_ID and body["item"]["options"]
+    missing = event("get_session")
+    missing["pathParameters"] = {"session_id": "nope"}
+    missing["rawPath"] = missing["requestContext"]["http"]["path"] = "/sessions/nope"
+    assert moto_stack.function_by_logical_id("GetSessionFunction").invoke(missing).payload["statusCode"] == 404
+
+
+def test_update_theta_reads_and_scores(moto_stack):
+    out = moto_stack.function_by_logical_id("UpdateThetaFunction").invoke(event("update_theta"))
+    assert out.error is None
+    assert out.payload["outcome"] == "applied" and out.payload["expected_version"] == 1
+    assert out.payload["session"]["served"][0]["response"] == 1
+    assert session_doc(moto_stack).served[0].response is None  # nothing written yet
+
+
+def test_check_end_condition_and_select_next_item(moto_stack):
+    check = moto_stack.function_by_logical_id("CheckEndConditionFunction").invoke(event("check_end_condition"))
+    assert check.error is None and check.payload["stop_reason"] is None
+    sel = moto_stack.function_by_logical_id("SelectNextItemFunction").invoke(event("select_next_item"))
+    assert sel.error is None and len(sel.payload["session"]["served"]) == 2
+
+
+def test_finish_session(moto_stack):
+    out = moto_stack.function_by_logical_id("FinishSessionFunction").invoke(event("finish_session"))
+    assert out.payload["session"]["status"] == "finished"
+    assert out.payload["session"]["stop_reason"] == "se_threshold"
+
+
+def test_commit_step_writes_once_and_records_history(moto_stack):
+    fn = moto_stack.function_by_logical_id("CommitStepFunction")
+    first = fn.invoke(event("commit_step"))
+    assert first.error is None and first.payload["version"] == 2
+    stored = session_doc(moto_stack)
+    assert stored.version == 2 and stored.served[0].response == 1 and len(stored.served) == 2
+    again = fn.invoke(event("commit_step"))  # a Step Functions retry after the write landed
+    assert again.error is None and session_doc(moto_stack).version == 2
+
+
+def test_commit_step_conflict_is_a_named_error(moto_stack):
+    stale = event("commit_step")
+    stale["expected_version"] = 0
+    stale["event"]["event_id"] = "33333333-3333-4333-8333-333333333333"
+    out = moto_stack.function_by_logical_id("CommitStepFunction").invoke(stale)
+    assert out.error == "Unhandled" and out.payload["errorType"] == "Conflict"
+    assert session_doc(moto_stack).version == 1
+
+
+def test_record_outcome_quarantines_rejected_events(moto_stack):
+    out = moto_stack.function_by_logical_id("RecordOutcomeFunction").invoke(event("record_outcome"))
+    assert out.error is None and out.payload["outcome"] == "rejected"
+    env = moto_stack.function_by_logical_id("RecordOutcomeFunction").environment
+    body = boto3.client("s3").get_object(Bucket=env["HISTORY_BUCKET"], Key=out.payload["quarantine_key"])["Body"]
+    parked = json.loads(body.read())
+    assert "invalid event" in parked["reason"] and '"maybe"' in parked["raw"]
+
+
+@pytest.mark.parametrize("name", ["update_theta", "check_end_condition", "select_next_item",
+                                  "finish_session", "commit_step", "record_outcome"])
+def test_state_handlers_reject_malformed_input_with_an_error(moto_stack, name):
+    fn = {"update_theta": "UpdateThetaFunction", "check_end_condition": "CheckEndConditionFunction",
+          "select_next_item": "SelectNextItemFunction", "finish_session": "FinishSessionFunction",
+          "commit_step": "CommitStepFunction", "record_outcome": "RecordOutcomeFunction"}[name]
+    out = moto_stack.function_by_logical_id(fn).invoke({"unexpected": True})
+    assert out.error == "Unhandled"

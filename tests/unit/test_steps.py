@@ -1,0 +1,256 @@
+"""The session step and the state machine's use cases, on in-memory adapters."""
+
+import base64
+import json
+import uuid
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from irtcat.adapters.memory import (
+    MemoryBanks,
+    MemoryHistory,
+    MemoryQuarantine,
+    MemorySessions,
+    MemoryStudents,
+)
+from irtcat.domain.events import MAX_EVENT_BYTES, StartSessionRequest
+from irtcat.domain.generate import generate_bank
+from irtcat.domain.policy import StoppingPolicy, TestPolicy
+from irtcat.domain.ports import Conflict, TestDefinition
+from irtcat.domain.steps import (
+    Step,
+    TooManyConflicts,
+    check_end_condition,
+    commit_step,
+    finish_session,
+    record_outcome,
+    select_next_item,
+    start_session,
+    update_theta,
+)
+from irtcat.irt.model import prob
+
+
+class World:
+    def __init__(self, policy: TestPolicy | None = None, pretest: int = 0):
+        self.bank = generate_bank(120, seed=5, pretest=pretest)
+        self.banks = MemoryBanks()
+        self.banks.publish(self.bank)
+        self.banks.put_test(TestDefinition(test_id="t", bank_id=self.bank.bank_id, policy=policy or TestPolicy()))
+        self.students = MemoryStudents()
+        self.sessions = MemorySessions(students=self.students)
+        self.history = MemoryHistory()
+        self.quarantine = MemoryQuarantine()
+
+    def start(self, student="s1"):
+        return start_session(StartSessionRequest(student_id=student, test_id="t"), self.sessions, self.students, self.banks)
+
+    def event(self, view_or_state, response=1, **over):
+        state = self.sessions.get(view_or_state.session_id)
+        cur = state.current
+        ev = {"event_id": str(uuid.uuid4()), "session_id": state.session_id, "student_id": state.student_id,
+              "item_id": cur.item_id, "seq": cur.seq, "response": response,
+              "answered_at": datetime.now(UTC).isoformat()}
+        ev.update(over)
+        return ev
+
+    def process(self, event, raw: bytes | None = None):
+        """Run the state machine's path for one record (as the ASL does)."""
+        data = raw if raw is not None else json.dumps(event).encode()
+        step = Step(record={"data": base64.b64encode(data).decode(), "partitionKey": "k"})
+        for _ in range(6):
+            out = update_theta(step, self.sessions, self.banks)
+            if out.outcome != "applied":
+                return out, record_outcome(out, self.history, self.quarantine)
+            out = check_end_condition(out, self.banks)
+            out = finish_session(out) if out.stop_reason else select_next_item(out, self.banks)
+            try:
+                return out, commit_step(out, self.sessions, self.history)
+            except Conflict:
+                step = Step(record=step.record, attempt=step.attempt + 1)
+        raise AssertionError("unreachable")
+
+
+def test_start_session_serves_first_item_with_content():
+    w = World()
+    view = w.start()
+    assert view.status == "active" and view.answered == 0
+    assert view.item.seq == 1 and view.item.stem and len(view.item.options) == 4
+    assert w.sessions.get(view.session_id).version == 0
+
+
+def test_a_whole_session_matches_the_engine_and_lands_in_the_profile():
+    w = World(TestPolicy(stopping=StoppingPolicy(max_items=12, se_threshold=None)))
+    view = w.start()
+    rng = np.random.default_rng(0)
+    for k in range(12):
+        state = w.sessions.get(view.session_id)
+        item = w.bank.item(state.current.item_id)
+        p = prob(0.7, w.bank.engine.params.subset([w.bank.engine.index[item.item_id]]))[0]
+        out, res = w.process(w.event(view, response=int(rng.random() < p)))
+        assert out.outcome == "applied" and res["seq"] == k + 1
+    final = w.sessions.get(view.session_id)
+    assert final.status == "finished" and final.stop_reason == "max_items" and final.answered == 12
+    assert final.version == 12
+    profile = w.students.get("s1")
+    assert profile.theta == pytest.approx(final.theta) and profile.sessions_finished == 1
+    finished_records = [r for r in w.history.records if r.record_type == "session"]
+    assert len(finished_records) == 1 and finished_records[0].items_answered == 12
+    # the next session starts from the student's last ability
+    nxt = w.sessions.get(w.start().session_id)
+    assert nxt.theta_start == pytest.approx(np.clip(final.theta, -4, 4))
+
+
+def test_duplicate_event_id_and_seq_change_nothing():
+    w = World()
+    view = w.start()
+    ev = w.event(view)
+    w.process(ev)
+    before = w.sessions.get(view.session_id)
+    out, _res = w.process(ev)  # same event again
+    assert out.outcome == "duplicate" and "event_id" in out.reason
+    again = dict(ev, event_id=str(uuid.uuid4()))  # a resend with a new id, same seq
+    out, _ = w.process(again)
+    assert out.outcome == "duplicate" and "seq 1 already answered" in out.reason
+    assert w.sessions.get(view.session_id) == before
+    assert not w.quarantine.items
+
+
+@pytest.mark.parametrize(
+    "change,reason",
+    [
+        ({"seq": 5}, "not the item being served"),
+        ({"item_id": "OTHER"}, "is not the item served"),
+        ({"student_id": "intruder"}, "another student"),
+        ({"session_id": "no-such-session"}, "unknown session"),
+        ({"response": 2}, "invalid event: response"),
+        ({"extra": "field"}, "invalid event: extra"),
+    ],
+)
+def test_bad_answers_are_rejected_with_a_reason_and_quarantined(change, reason):
+    w = World()
+    view = w.start()
+    if change.get("item_id") == "OTHER":
+        current = w.sessions.get(view.session_id).current.item_id
+        change = {"item_id": next(i.item_id for i in w.bank.items if i.item_id != current)}
+    ev = w.event(view, **change)
+    before = w.sessions.get(view.session_id)
+    out, res = w.process(ev)
+    assert out.outcome == "rejected" and reason in out.reason
+    assert res["quarantine_key"] in w.quarantine.items
+    assert w.history.records[-1].outcome == "rejected" and w.history.records[-1].raw_event
+    assert w.sessions.get(view.session_id) == before
+
+
+@pytest.mark.parametrize(
+    "raw,reason",
+    [
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "invalid event"),
+        (b"x" * (MAX_EVENT_BYTES + 1), "exceeds"),
+        ("caf\u00e9".encode("latin-1"), "not JSON"),
+    ],
+)
+def test_garbage_payloads_are_rejected(raw, reason):
+    w = World()
+    out, res = w.process(None, raw=raw)
+    assert out.outcome == "rejected" and reason in out.reason
+    assert res["quarantine_key"]
+
+
+def test_answer_for_a_finished_session_is_rejected():
+    w = World(TestPolicy(stopping=StoppingPolicy(max_items=1, min_items=1)))
+    view = w.start()
+    ev = w.event(view)
+    w.process(ev)
+    assert w.sessions.get(view.session_id).status == "finished"
+    late = dict(ev, event_id=str(uuid.uuid4()), seq=2)
+    out, _ = w.process(late)
+    assert out.outcome == "rejected" and out.reason == "session is finished"
+
+
+def test_racing_answers_never_lose_an_update():
+    """Two executions read version v; the first commit wins, the second re-reads and sees a
+    duplicate (same seq) instead of overwriting."""
+    w = World()
+    view = w.start()
+    ev1 = w.event(view)
+    ev2 = dict(ev1, event_id=str(uuid.uuid4()), response=0)
+    rec = lambda ev: Step(record={"data": base64.b64encode(json.dumps(ev).encode()).decode()})  # noqa: E731
+    a = select_next_item(check_end_condition(update_theta(rec(ev1), w.sessions, w.banks), w.banks), w.banks)
+    b = select_next_item(check_end_condition(update_theta(rec(ev2), w.sessions, w.banks), w.banks), w.banks)
+    commit_step(a, w.sessions, w.history)
+    with pytest.raises(Conflict):
+        commit_step(b, w.sessions, w.history)
+    retry = update_theta(Step(record=b.record, attempt=1), w.sessions, w.banks)
+    assert retry.outcome == "duplicate"
+    stored = w.sessions.get(view.session_id)
+    assert stored.version == 1 and stored.served[0].response == 1
+
+
+def test_a_retried_commit_whose_write_landed_only_resends_history():
+    w = World()
+    view = w.start()
+    ev = w.event(view)
+    rec = Step(record={"data": base64.b64encode(json.dumps(ev).encode()).decode()})
+    step = select_next_item(check_end_condition(update_theta(rec, w.sessions, w.banks), w.banks), w.banks)
+    commit_step(step.model_copy(deep=True), w.sessions, w.history)
+    out = commit_step(step.model_copy(deep=True), w.sessions, w.history)  # Step Functions retry
+    assert out["version"] == 1
+    applied = [r for r in w.history.records if r.outcome == "applied"]
+    assert len(applied) == 2 and applied[0].event_id == applied[1].event_id  # at-least-once history
+
+
+def test_too_many_conflicts_fails_loudly():
+    w = World()
+    with pytest.raises(TooManyConflicts):
+        update_theta(Step(record={"data": ""}, attempt=6), w.sessions, w.banks)
+
+
+def test_pretest_answers_are_recorded_but_not_scored():
+    w = World(TestPolicy(pretest_positions=[2], stopping=StoppingPolicy(max_items=4, min_items=2, se_threshold=None)), pretest=5)
+    view = w.start()
+    w.process(w.event(view))
+    state = w.sessions.get(view.session_id)
+    assert state.current.pretest
+    theta = state.theta
+    out, _ = w.process(w.event(view, response=1))
+    assert out.outcome == "applied" and out.session.theta == theta
+    rec = next(r for r in w.history.records if r.seq == 2)
+    assert rec.scored is False
+
+
+def test_step_selection_is_reproducible():
+    w = World()
+    view = w.start()
+    rec = Step(record={"data": base64.b64encode(json.dumps(w.event(view)).encode()).decode()})
+    first = select_next_item(check_end_condition(update_theta(rec, w.sessions, w.banks), w.banks), w.banks)
+    second = select_next_item(check_end_condition(update_theta(rec, w.sessions, w.banks), w.banks), w.banks)
+    assert first.session.current.item_id == second.session.current.item_id
+
+
+def test_session_steps_follow_the_same_path_as_the_simulator():
+    """The per-answer path (state rebuilt from the stored session at every step) chooses the
+    same items and reaches the same thetas as the simulator's incremental engine."""
+    from irtcat.irt.cat import CatState, check_stop, record_answer, select_next
+
+    policy = TestPolicy(randomesque=1, stopping=StoppingPolicy(max_items=15, se_threshold=None))
+    w = World(policy)
+    view = w.start()
+    cfg, engine = policy.cat_config(), w.bank.engine
+    sim = CatState.start(1, engine, cfg)
+    row = np.array([0])
+    rng = np.random.default_rng(3)
+    for _ in range(15):
+        state = w.sessions.get(view.session_id)
+        expected = select_next(sim, engine, cfg, row, np.random.default_rng(0))[0]
+        assert state.current.item_id == engine.item_ids[expected]
+        x = int(rng.random() < 0.5)
+        w.process(w.event(view, response=x))
+        record_answer(sim, engine, cfg, row, np.array([expected]), np.array([x]))
+        after = w.sessions.get(view.session_id)
+        assert after.theta == pytest.approx(sim.theta[0], abs=1e-9)
+        if check_stop(sim, engine, cfg, row)[0]:
+            break
+    assert w.sessions.get(view.session_id).status == "finished"

@@ -1,0 +1,187 @@
+"""The SAM application: lint, state machine definition, handlers, least privilege, encryption."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from irtcat.local.template import expand_sam, load_template, parameter_defaults
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def sam() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def cfn(sam: dict[str, Any]) -> dict[str, Any]:
+    return expand_sam(sam, {k: str(v) for k, v in parameter_defaults(sam).items()})
+
+
+def test_cfn_lint_is_clean():
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    run = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_sam_validate_lint_is_clean():
+    local = ROOT / ".venv-sam" / "bin" / "sam"
+    sam_cli = os.environ.get("IRTCAT_SAM") or (str(local) if local.exists() else shutil.which("sam"))
+    assert sam_cli and Path(sam_cli).exists(), "SAM CLI not found: ./dev test installs it into .venv-sam"
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+    run = subprocess.run([sam_cli, "validate", "--lint", "--template", str(TEMPLATE)],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "is a valid SAM Template" in run.stdout + run.stderr
+
+
+def _states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for name, state in definition["States"].items():
+        found[name] = state
+        proc = state.get("ItemProcessor") or state.get("Iterator")
+        if proc:
+            found.update(_states(proc))
+    return found
+
+
+def test_state_machine_definition_is_valid_asl():
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    text = (ROOT / "statemachines/answer.asl.json").read_text()
+    AmazonStateLanguageParser.parse(re.sub(r"\$\{(\w+)\}", r"arn:aws:lambda:us-east-1:123456789012:function:\1", text))
+    definition = json.loads(text)
+
+    def check(graph: dict[str, Any]) -> None:
+        states = graph["States"]
+        assert graph["StartAt"] in states
+        reachable, todo = set(), [graph["StartAt"]]
+        while todo:
+            name = todo.pop()
+            if name in reachable:
+                continue
+            reachable.add(name)
+            st = states[name]
+            nexts = [st.get("Next"), st.get("Default")]
+            nexts += [c["Next"] for c in st.get("Choices", [])] + [c["Next"] for c in st.get("Catch", [])]
+            for n in filter(None, nexts):
+                assert n in states, f"{name} -> unknown state {n}"
+                todo.append(n)
+            assert st.get("End") or st["Type"] in ("Choice", "Succeed", "Fail") or st.get("Next"), name
+            if st["Type"] == "Map":
+                check(st["ItemProcessor"])
+        assert reachable == set(states), f"unreachable: {set(states) - reachable}"
+
+    check(definition)
+
+
+def test_every_task_resource_is_a_template_substitution(sam):
+    definition = json.loads((ROOT / "statemachines/answer.asl.json").read_text())
+    subs = sam["Resources"]["AnswerStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    tasks = [s for s in _states(definition).values() if s["Type"] == "Task"]
+    assert tasks
+    for task in tasks:
+        m = re.fullmatch(r"\$\{(\w+)\}", task["Resource"])
+        assert m and m.group(1) in subs, task["Resource"]
+        target = subs[m.group(1)]["Fn::GetAtt"][0]
+        assert sam["Resources"][target]["Type"] == "AWS::Serverless::Function"
+    used = set(re.findall(r"\$\{(\w+)\}", json.dumps(definition)))
+    assert used == set(subs), "substitutions and definition disagree"
+
+
+def test_every_function_handler_resolves_to_an_importable_callable(sam):
+    functions = {k: v for k, v in sam["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+    assert len(functions) >= 8
+    for logical_id, res in functions.items():
+        props = res["Properties"]
+        module, _, attr = props["Handler"].rpartition(".")
+        path = ROOT / props["CodeUri"] / f"{module}.py"
+        assert path.is_file(), f"{logical_id}: {path}"
+        spec = importlib.util.spec_from_file_location(f"check_{logical_id}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        assert callable(getattr(mod, attr)), logical_id
+
+
+def _statements(cfn: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for logical_id, res in cfn["Resources"].items():
+        if res["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in res["Properties"].get("Policies", []):
+            for st in policy["PolicyDocument"]["Statement"]:
+                out.append((logical_id, st))
+    return out
+
+
+DATA_PREFIXES = ("dynamodb:", "s3:", "kinesis:", "firehose:", "sqs:", "lambda:", "states:")
+
+
+def test_least_privilege_no_wildcard_actions_on_data_resources(cfn):
+    statements = _statements(cfn)
+    assert statements
+    for role, st in statements:
+        if st.get("Effect") != "Allow":
+            continue
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        assert "*" not in actions, role
+        for action in actions:
+            if isinstance(action, str) and action.startswith(DATA_PREFIXES):
+                assert not action.endswith(":*"), f"{role}: {action}"
+                resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+                assert "*" not in resources, f"{role}: {action} on *"
+
+
+def test_each_per_answer_function_reaches_only_what_it_needs(cfn):
+    def actions(role: str) -> set[str]:
+        acts: set[str] = set()
+        for r, st in _statements(cfn):
+            if r == role:
+                a = st["Action"]
+                acts.update(a if isinstance(a, list) else [a])
+        return acts
+
+    assert not any(a.startswith(("dynamodb:Put", "dynamodb:Update", "dynamodb:Delete", "firehose:"))
+                   for a in actions("UpdateThetaFunctionRole"))
+    assert not any(a.startswith(("dynamodb:", "firehose:", "s3:")) for a in actions("FinishSessionFunctionRole"))
+    assert "dynamodb:PutItem" in actions("CommitStepFunctionRole")
+    assert not any(a.startswith("dynamodb:") for a in actions("RecordOutcomeFunctionRole"))
+
+
+def test_encryption_at_rest_everywhere(sam):
+    res = sam["Resources"]
+    assert res["StateTable"]["Properties"]["SSESpecification"]["SSEEnabled"] is True
+    assert res["AnswerStream"]["Properties"]["StreamEncryption"]["EncryptionType"] == "KMS"
+    assert res["PipeDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    assert res["HistoryDeliveryStream"]["Properties"]["DeliveryStreamEncryptionConfigurationInput"]
+    for bucket in ("HistoryBucket", "BankBucket"):
+        props = res[bucket]["Properties"]
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert all(props["PublicAccessBlockConfiguration"].values())
+        policy = res[f"{bucket}Policy"]["Properties"]["PolicyDocument"]["Statement"][0]
+        assert policy["Effect"] == "Deny" and policy["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+
+
+def test_pipe_keeps_order_and_parks_failures(sam):
+    pipe = sam["Resources"]["AnswerPipe"]["Properties"]
+    k = pipe["SourceParameters"]["KinesisStreamParameters"]
+    assert k["ParallelizationFactor"] == 1 and "DeadLetterConfig" in k
+    assert pipe["TargetParameters"]["StepFunctionStateMachineParameters"]["InvocationType"] == "REQUEST_RESPONSE"
+    assert sam["Resources"]["AnswerStateMachine"]["Properties"]["Type"] == "EXPRESS"
+
+
+def test_layer_keeps_scipy_and_boto3_off_the_per_answer_path():
+    reqs = (ROOT / "shared/requirements.txt").read_text().lower()
+    assert "scipy" not in reqs.split("#")[0] and "boto3" not in [
+        line.split(">")[0].split("=")[0].strip() for line in reqs.splitlines() if not line.startswith("#")]
