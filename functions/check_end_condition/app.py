@@ -3,20 +3,18 @@
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from irtcat.adapters.runtime import adapters, powertools
 from irtcat.domain.steps import Step, check_end_condition
 
-logger, tracer, metrics = powertools("check_end_condition")
+logger, metrics = powertools("check_end_condition")
 
 
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 @logger.inject_lambda_context
-@event_parser(model=Step)
-def handler(event: Step, context: LambdaContext) -> dict[str, Any]:
-    out = check_end_condition(event, adapters().banks)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = Step.model_validate(event)
+    out = check_end_condition(step, adapters().banks)
     metrics.add_metric(name="StopRuleFired" if out.stop_reason else "TestContinues",
                        unit=MetricUnit.Count, value=1)
     return out.model_dump(mode="json")

@@ -7,10 +7,12 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from irtcat.adapters.runtime import adapters, powertools
+from irtcat.adapters.runtime import tracer as tracer_for
 from irtcat.domain.ports import NotFound
 from irtcat.domain.steps import get_session
 
-logger, tracer, metrics = powertools("get_session")
+logger, metrics = powertools("get_session")
+tracer = tracer_for("get_session")
 app = APIGatewayHttpResolver(cors=CORSConfig())
 
 

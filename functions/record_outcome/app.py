@@ -3,21 +3,19 @@
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from irtcat.adapters.runtime import adapters, powertools
 from irtcat.domain.steps import Step, record_outcome
 
-logger, tracer, metrics = powertools("record_outcome")
+logger, metrics = powertools("record_outcome")
 
 
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 @logger.inject_lambda_context
-@event_parser(model=Step)
-def handler(event: Step, context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = Step.model_validate(event)
     a = adapters()
-    out = record_outcome(event, a.history, a.quarantine)
+    out = record_outcome(step, a.history, a.quarantine)
     metrics.add_metric(name=f"Answers_{out['outcome']}_recorded", unit=MetricUnit.Count, value=1)
     if out["outcome"] == "rejected":
         logger.warning("answer rejected", extra=out)

@@ -8,13 +8,15 @@ from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotF
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from irtcat.adapters.runtime import adapters, powertools
+from irtcat.adapters.runtime import tracer as tracer_for
 from irtcat.domain.events import StartSessionRequest
 from irtcat.domain.ports import NotFound
 from irtcat.domain.session import Rejection
 from irtcat.domain.steps import start_session
 from pydantic import ValidationError
 
-logger, tracer, metrics = powertools("start_session")
+logger, metrics = powertools("start_session")
+tracer = tracer_for("start_session")
 app = APIGatewayHttpResolver(cors=CORSConfig())
 
 

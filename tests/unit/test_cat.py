@@ -219,3 +219,36 @@ def test_config_validation():
         CatConfig(min_items=10, max_items=5)
     with pytest.raises(ValueError):
         CatConfig(pretest_positions=(0,))
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_pruned_max_information_equals_the_full_scan(k):
+    from irtcat.irt.selection import PeakIndex, peak_information, top_information
+
+    params = generate_parameters(3000, "3PL", seed=61)
+    p32 = params.astype(np.float32)
+    peaks = peak_information(params)
+    index = PeakIndex.build(params)
+    rng = np.random.default_rng(62)
+    grid = np.linspace(-6, 6, 2001)[:, None]
+    assert np.all(information(grid, params).max(axis=0) <= peaks * (1 + 1e-9))
+    for theta in (-3.0, -0.7, 0.0, 1.2, 3.5):
+        eligible = rng.random(3000) > 0.1
+        full = information(np.array([[theta]]), p32)[0].astype(np.float64)
+        full[~eligible] = -np.inf
+        expected = np.argsort(-full, kind="stable")[:k]
+        got = top_information(theta, index, lambda idx, e=eligible: e[idx], k)
+        assert set(got.tolist()) == set(expected.tolist())
+
+
+def test_single_examinee_large_bank_uses_the_same_choice_as_the_full_scan():
+    bank = Bank(generate_parameters(2000, "3PL", seed=63))
+    for randomesque in (1, 5):
+        cfg = CatConfig(randomesque=randomesque)
+        state = CatState.start(1, bank, cfg, theta0=np.array([0.9]))
+        state.administered[0, :40] = True
+        pruned = select_next(state, bank, cfg, ROW, np.random.default_rng(7))[0]
+        full = pick(np.where(~state.administered[0] & bank.operational,
+                             information(np.array([[0.9]]), bank.params32)[0], -np.inf)[None, :],
+                    randomesque, np.random.default_rng(7))[0]
+        assert pruned == full

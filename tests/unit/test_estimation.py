@@ -103,3 +103,15 @@ def test_bad_responses_and_unknown_estimator_are_rejected():
         eap(np.array([[2.0, 0, 0, 0, 0, 0]]), ITEMS)
     with pytest.raises(ValueError, match="unknown estimator"):
         estimate("BOGUS", PATTERN, ITEMS)  # type: ignore[arg-type]
+
+
+def test_eap_point_equals_the_vectorised_eap():
+    from irtcat.irt.estimation import eap_from_log_posterior, eap_point
+
+    q = Quadrature()
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        lp = rng.normal(0, 5, q.n)
+        th, se = eap_from_log_posterior(lp[None, :], q.nodes)
+        p_th, p_se = eap_point(lp, q.nodes, q.nodes_sq)
+        assert p_th == pytest.approx(th[0], abs=1e-12) and p_se == pytest.approx(se[0], abs=1e-12)

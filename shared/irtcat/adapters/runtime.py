@@ -1,26 +1,38 @@
 """Wiring shared by the Lambda handlers: Powertools objects and adapters, built once per
-container (module import), never per invocation."""
+container (module import), never per invocation.
+
+Cold start matters on the per-answer path, so its handlers use Powertools' Logger and Metrics
+and validate with the domain's pydantic models directly (what Powertools' ``event_parser`` does,
+without importing the models of every AWS event source, ~170 ms here). The X-Ray SDK behind
+Powertools' Tracer costs ~230 ms to import; the per-answer functions are traced by Lambda's and
+Step Functions' active tracing instead, and the API handlers use the Tracer (see README).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics
 
-from .aws import (
-    DynamoSessions,
-    DynamoStudents,
-    FirehoseHistory,
-    S3BankStore,
-    S3Quarantine,
-    Settings,
-)
+if TYPE_CHECKING:
+    from aws_lambda_powertools.tracing import Tracer
+
+    from .aws import DynamoSessions, DynamoStudents, FirehoseHistory, S3BankStore, S3Quarantine
 
 
-def powertools(service: str) -> tuple[Logger, Tracer, Metrics]:
-    """Logger, Tracer and Metrics (EMF) for one function; namespace from the environment."""
-    return Logger(service=service), Tracer(service=service), Metrics(service=service)
+def powertools(service: str) -> tuple[Logger, Metrics]:
+    """Logger and Metrics (EMF) for one function; namespace from the environment."""
+    return Logger(service=service), Metrics(service=service)
+
+
+def tracer(service: str) -> Tracer:
+    """Powertools' Tracer (imports the X-Ray SDK: API handlers only)."""
+    from aws_lambda_powertools.tracing import Tracer
+
+    return Tracer(service=service)
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,15 @@ def reset() -> None:
 @cache
 def adapters() -> Adapters:
     """The AWS adapters for this container, configured from the environment."""
+    from .aws import (
+        DynamoSessions,
+        DynamoStudents,
+        FirehoseHistory,
+        S3BankStore,
+        S3Quarantine,
+        Settings,
+    )
+
     settings = Settings.from_env()
     return Adapters(
         sessions=DynamoSessions(settings), students=DynamoStudents(settings),

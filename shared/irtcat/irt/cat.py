@@ -20,16 +20,20 @@ from .estimation import (
     NormalPrior,
     Quadrature,
     eap_from_log_posterior,
+    eap_point,
     estimate,
     pattern_log_likelihood,
 )
 from .model import FloatArray, ItemParameters, log_likelihood_table
 from .selection import (
+    PeakIndex,
     b_blocked_strata,
     kl_information,
     max_information,
     pick,
+    pick_from_top,
     stratified_closeness,
+    top_information,
 )
 
 OPERATIONAL, PRETEST, RETIRED = 0, 1, 2
@@ -120,6 +124,9 @@ class Bank:
         self.pretest = self.status == PRETEST
         # float32 copy for ranking items: twice as fast, and ranks don't need float64
         self.params32 = params.astype(np.float32)
+        # items by decreasing peak information, for the exact pruned max-info scan (d = 1 only)
+        self.prunable = bool(np.all(params.d == 1.0))
+        self.peak_index = PeakIndex.build(params) if self.prunable and n > 1000 else None
         self._tables: dict[Quadrature, FloatArray] = {}
         self._strata: dict[int, np.ndarray] = {}
 
@@ -209,7 +216,12 @@ def record_answer(
     state.log_post[r] += bank.loglik_table(config.quadrature)[it, x]
     state.theta_before[r] = state.theta[r]
     if config.estimator == "EAP":
-        theta, se = eap_from_log_posterior(state.log_post[r], config.quadrature.nodes)
+        q = config.quadrature
+        if r.size == 1:  # the live path: one examinee, scalar arithmetic
+            th, sd = eap_point(state.log_post[r[0]], q.nodes, q.nodes_sq)
+            theta, se = np.array([th]), np.array([sd])
+        else:
+            theta, se = eap_from_log_posterior(state.log_post[r], q.nodes)
     else:
         est = estimate(
             config.estimator, state.scored_resp[r], _pattern_items(state, bank, r),
@@ -389,15 +401,31 @@ def select_next(
             crit = np.where(pre, rng.random(pre.shape), -np.inf)
             choice[wants] = pick(crit, 1, rng)
     todo = np.flatnonzero(choice < 0)
+    peak_index = bank.peak_index
+    pruned = (config.selection == "max_info" and rows.size == 1 and peak_index is not None
+              and not config.content_targets)
     for _ in range(len(bank)):
         if todo.size == 0:
             break
         sub = rows[todo]
-        eligible = eligible_operational(state, bank, sub)
-        if config.content_targets:
-            eligible = _content_filter(state, bank, config, sub, eligible)
-        crit = _criterion(state, bank, config, sub, eligible, rng)
-        cand = pick(crit, config.randomesque, rng)
+        if pruned and peak_index is not None:
+            # one examinee on a large bank: exact top-k without scoring (or masking) every item
+            r = int(sub[0])
+            admin, blocked, ops = state.administered[r], state.blocked[r], bank.operational
+
+            def ok(idx: np.ndarray, ops: np.ndarray = ops, admin: np.ndarray = admin,
+                   blocked: np.ndarray = blocked) -> np.ndarray:
+                out: np.ndarray = ops[idx] & ~admin[idx] & ~blocked[idx]
+                return out
+
+            top = top_information(float(state.theta[r]), peak_index, ok, config.randomesque)
+            cand = pick_from_top(top[None, :], rng)
+        else:
+            eligible = eligible_operational(state, bank, sub)
+            if config.content_targets:
+                eligible = _content_filter(state, bank, config, sub, eligible)
+            crit = _criterion(state, bank, config, sub, eligible, rng)
+            cand = pick(crit, config.randomesque, rng)
         found = cand >= 0
         if selected_counter is not None:
             np.add.at(selected_counter, cand[found], 1)

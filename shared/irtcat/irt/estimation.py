@@ -20,6 +20,7 @@ theta and SE for every pattern, the empty one included:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -53,11 +54,14 @@ class Quadrature:
     lo: float = -4.0
     hi: float = 4.0
     nodes: FloatArray = field(init=False, repr=False, compare=False)
+    nodes_sq: FloatArray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.n < 3 or not self.lo < self.hi:
             raise ValueError("quadrature needs n >= 3 nodes on lo < hi")
-        object.__setattr__(self, "nodes", np.linspace(self.lo, self.hi, self.n))
+        nodes = np.linspace(self.lo, self.hi, self.n)
+        object.__setattr__(self, "nodes", nodes)
+        object.__setattr__(self, "nodes_sq", nodes * nodes)
 
     def log_prior(self, prior: NormalPrior) -> FloatArray:
         """log N(node; mean, sd) up to a constant, one value per node."""
@@ -73,6 +77,19 @@ class Estimate:
     theta: FloatArray
     se: FloatArray
     fallback: np.ndarray
+
+
+def eap_point(log_post: FloatArray, nodes: FloatArray, nodes_sq: FloatArray) -> tuple[float, float]:
+    """Posterior mean and SD for one examinee (1-D ``log_post``): the per-answer fast path.
+
+    Same formula as :func:`eap_from_log_posterior` with scalar arithmetic after the two dot
+    products (a handful of numpy calls on 61 values, ~10 us).
+    """
+    w = np.exp(log_post - log_post.max())
+    total = float(w.sum())
+    mean = float(w.dot(nodes)) / total
+    var = float(w.dot(nodes_sq)) / total - mean * mean
+    return mean, math.sqrt(var) if var > 0 else 0.0
 
 
 def eap_from_log_posterior(log_post: FloatArray, nodes: FloatArray) -> tuple[FloatArray, FloatArray]:

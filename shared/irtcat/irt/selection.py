@@ -15,6 +15,9 @@ Every function returns a criterion matrix where ineligible items hold -inf.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from .model import FloatArray, ItemParameters, information, prob
@@ -64,6 +67,111 @@ def stratified_closeness(theta: FloatArray, b: FloatArray) -> FloatArray:
     return out
 
 
+def peak_information(items: ItemParameters) -> FloatArray:
+    """Each item's maximum Fisher information over theta (3PL and below, d = 1).
+
+    I_max = (D a)^2 / (8 (1 - c)^2) * (1 - 20 c - 8 c^2 + (1 + 8 c)^(3/2))  (Lord 1980, eq. 10-6).
+    """
+    da = items.scale * items.a.astype(np.float64)
+    c = items.c.astype(np.float64)
+    out: FloatArray = da * da / (8 * (1 - c) ** 2) * (1 - 20 * c - 8 * c * c + (1 + 8 * c) ** 1.5)
+    return out
+
+
+@dataclass(frozen=True)
+class PeakIndex:
+    """A bank's items in decreasing order of peak information, with the constants that the
+    information formula needs precomputed (float32), so a chunk is a slice, not a gather."""
+
+    order: np.ndarray
+    peaks: FloatArray
+    da: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    span: np.ndarray
+    k2: np.ndarray
+
+    @classmethod
+    def build(cls, items: ItemParameters) -> PeakIndex:
+        peaks = peak_information(items)
+        order = np.argsort(-peaks, kind="stable")
+        da = (items.scale * items.a[order]).astype(np.float32)
+        span = (items.d[order] - items.c[order]).astype(np.float32)
+        return cls(order, peaks[order], da, items.b[order].astype(np.float32),
+                   items.c[order].astype(np.float32), span, (da * span) ** 2)
+
+    def information(self, theta: float, lo: int, hi: int) -> np.ndarray:
+        """Fisher information of items ``lo:hi`` (in peak order) at theta, float32."""
+        z = self.da[lo:hi] * np.float32(-theta) + self.da[lo:hi] * self.b[lo:hi]  # -D a (theta - b)
+        np.clip(z, -40.0, 40.0, out=z)
+        np.exp(z, out=z)
+        z += 1
+        np.reciprocal(z, out=z)  # s
+        p = self.span[lo:hi] * z
+        p += self.c[lo:hi]
+        z *= 1 - z
+        z *= z
+        z *= self.k2[lo:hi]
+        p *= 1 - p
+        np.maximum(p, np.float32(1e-9), out=p)
+        z /= p
+        out: np.ndarray = z
+        return out
+
+
+def top_information(
+    theta: float,
+    index: PeakIndex,
+    eligible: Callable[[np.ndarray], np.ndarray],
+    k: int,
+    chunk: int = 512,
+) -> np.ndarray:
+    """The ``k`` most informative eligible items at ``theta``, best first (-1 padded).
+
+    Exact, without scoring the whole bank: items are visited in decreasing order of their peak
+    information and the scan stops once the k-th best information found beats every remaining
+    peak. ``eligible(idx)`` says which of the bank items ``idx`` may be chosen. The
+    one-examinee path for large banks.
+    """
+    n = index.order.size
+    best_idx = np.empty(0, dtype=np.int64)
+    best_val = np.empty(0, dtype=np.float32)
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        val = index.information(theta, lo, hi)
+        val[~eligible(index.order[lo:hi])] = -np.inf
+        if k == 1:
+            j = int(val.argmax())
+            if best_val.size == 0 or val[j] > best_val[0]:
+                best_idx, best_val = np.array([lo + j]), val[j:j + 1]
+        else:
+            best_idx = np.concatenate([best_idx, np.arange(lo, hi)])
+            best_val = np.concatenate([best_val, val])
+            keep = np.argpartition(-best_val, k - 1)[:k]
+            best_idx, best_val = best_idx[keep], best_val[keep]
+        if hi >= n:
+            break
+        kth = float(best_val.min()) if best_val.size >= k else -np.inf
+        if kth > index.peaks[hi] * (1 + 1e-5):  # nothing further down can enter the top k
+            break
+    ranked = np.argsort(-best_val, kind="stable")
+    valid = np.isfinite(best_val[ranked])
+    chosen = index.order[best_idx[ranked][valid]][:k]
+    out = np.full(k, -1, dtype=np.int64)
+    out[: chosen.size] = chosen
+    return out
+
+
+def pick_from_top(top: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per row, a uniform choice among the valid (>= 0) entries of ``top`` (-1 if none)."""
+    ok = top >= 0
+    if top.shape[1] == 1:
+        return top[:, 0]
+    noise = np.where(ok, rng.random(top.shape), -1.0)
+    choice = top[np.arange(top.shape[0]), noise.argmax(axis=1)]
+    return np.where(ok.any(axis=1), choice, -1)
+
+
 def pick(criterion: FloatArray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Per row, a uniform choice among the ``k`` best finite entries (argmax when k == 1).
 
@@ -82,7 +190,6 @@ def pick(criterion: FloatArray, k: int, rng: np.random.Generator) -> np.ndarray:
         for j in range(top.shape[1]):
             top[:, j] = work.argmax(axis=1)
             work[rows, top[:, j]] = -np.inf
-        top_ok = np.take_along_axis(finite, top, axis=1)
-        noise = np.where(top_ok, rng.random(top.shape), -1.0)
-        choice = top[rows, noise.argmax(axis=1)]
+        top = np.where(np.take_along_axis(finite, top, axis=1), top, -1)
+        choice = pick_from_top(top, rng)
     return np.where(has_any, choice, -1)

@@ -1,0 +1,252 @@
+"""irtcat benchmarks: ``./dev bench`` (or ``python benchmarks/run.py [--quick] [--only NAME]``).
+
+Prints a table and writes benchmarks/results.json. Figures in the README come from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def median_us(fn: Callable[[], Any], repeat: int = 2000, warmup: int = 200) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        t = time.perf_counter_ns()
+        fn()
+        samples.append(time.perf_counter_ns() - t)
+    return statistics.median(samples) / 1000.0
+
+
+def machine() -> str:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
+
+
+def bench_eap_update() -> dict[str, Any]:
+    from irtcat.irt.cat import Bank, CatConfig, CatState, record_answer, select_next
+    from irtcat.irt.datagen import generate_parameters
+    from irtcat.irt.estimation import eap_point
+
+    bank = Bank(generate_parameters(500, "3PL", seed=1))
+    cfg = CatConfig(randomesque=1, se_threshold=None, max_items=40)
+    state = CatState.start(1, bank, cfg)
+    row = np.array([0])
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        item = select_next(state, bank, cfg, row, rng)
+        record_answer(state, bank, cfg, row, item, np.array([1]))
+    table = bank.loglik_table(cfg.quadrature)
+    nodes, nodes_sq = cfg.quadrature.nodes, cfg.quadrature.nodes_sq
+    log_post = state.log_post[0].copy()
+    item = int(select_next(state, bank, cfg, row, rng)[0])
+
+    def incremental() -> None:
+        eap_point(log_post + table[item, 1], nodes, nodes_sq)
+
+    def full_step() -> None:
+        s = CatState(state.theta.copy(), state.se.copy(), state.theta_before.copy(), state.log_post.copy(),
+                     state.administered, state.blocked, state.scored_items.copy(), state.scored_resp.copy(),
+                     state.n_scored.copy(), state.n_served.copy(), state.area_counts.copy())
+        record_answer(s, bank, cfg, row, np.array([item]), np.array([1]))
+
+    return {"eap_update_us": median_us(incremental), "record_answer_us": median_us(full_step, 1000)}
+
+
+def bench_max_info() -> dict[str, Any]:
+    from irtcat.irt.cat import Bank, CatConfig, CatState, select_next
+    from irtcat.irt.datagen import generate_parameters
+
+    bank = Bank(generate_parameters(10_000, "3PL", seed=2))
+    cfg = CatConfig(randomesque=1)
+    state = CatState.start(1, bank, cfg)
+    state.administered[0, np.random.default_rng(3).choice(10_000, 30, replace=False)] = True
+    state.theta[0] = 0.4
+    row = np.array([0])
+    rng = np.random.default_rng(0)
+    return {"max_info_10k_us": median_us(lambda: select_next(state, bank, cfg, row, rng), 2000)}
+
+
+def bench_simulate() -> dict[str, Any]:
+    from irtcat.irt.cat import Bank, CatConfig
+    from irtcat.irt.datagen import generate_parameters
+    from irtcat.irt.simulation import simulate
+
+    bank = Bank(generate_parameters(500, "3PL", seed=11))
+    thetas = np.random.default_rng(12).normal(size=1000)
+    out: dict[str, Any] = {}
+    for label, cfg in (("maxinfo", CatConfig(randomesque=1)), ("randomesque5", CatConfig())):
+        runs = [simulate(bank, cfg, thetas, seed=13) for _ in range(3)]
+        best = min(r.seconds for r in runs)
+        s = runs[0].summary(bank)
+        out[f"simulate_{label}_ms_per_examinee"] = 1000 * best / thetas.size
+        out[f"simulate_{label}_rmse"] = s["rmse"]
+        out[f"simulate_{label}_mean_length"] = s["mean_length"]
+        out[f"simulate_{label}_mean_se"] = s["mean_se"]
+    try:
+        out.update(_catsim_ratio(bank, thetas, out["simulate_maxinfo_ms_per_examinee"]))
+    except ImportError:
+        out["catsim"] = "not installed (pip install catsim to compare)"
+    return out
+
+
+def _catsim_ratio(bank: Any, thetas: np.ndarray, ours_ms: float, n: int = 100) -> dict[str, Any]:
+    from catsim.estimation import NumericalSearchEstimator  # type: ignore[import-not-found]
+    from catsim.initialization import FixedPointInitializer  # type: ignore[import-not-found]
+    from catsim.selection import MaxInfoSelector  # type: ignore[import-not-found]
+    from catsim.simulation import Simulator  # type: ignore[import-not-found]
+    from catsim.stopping import MinErrorStopper  # type: ignore[import-not-found]
+
+    p = bank.params
+    items = np.column_stack([p.a, p.b, p.c, p.d])
+    sim = Simulator(items, thetas[:n].copy())
+    t = time.perf_counter()
+    sim.simulate(FixedPointInitializer(0), MaxInfoSelector(), NumericalSearchEstimator(),
+                 MinErrorStopper(0.3, max_items=30), verbose=False)
+    catsim_ms = 1000 * (time.perf_counter() - t) / n
+    return {"catsim_ms_per_examinee": catsim_ms, "catsim_over_irtcat": catsim_ms / ours_ms}
+
+
+def bench_handlers() -> dict[str, Any]:
+    """Per-answer handler work without AWS (in-memory adapters) and cold-start imports."""
+    import base64
+    import uuid
+    from datetime import UTC, datetime
+
+    from irtcat.adapters.memory import MemoryBanks, MemoryHistory, MemorySessions, MemoryStudents
+    from irtcat.domain.events import StartSessionRequest
+    from irtcat.domain.generate import generate_bank
+    from irtcat.domain.ports import TestDefinition
+    from irtcat.domain.steps import (
+        Step,
+        check_end_condition,
+        commit_step,
+        select_next_item,
+        start_session,
+        update_theta,
+    )
+
+    bank = generate_bank(500, seed=1)
+    banks = MemoryBanks()
+    banks.publish(bank)
+    banks.put_test(TestDefinition(test_id="t", bank_id=bank.bank_id))
+    sessions = MemorySessions(students=MemoryStudents())
+    history = MemoryHistory()
+    timings: dict[str, list[float]] = {"update_theta": [], "check_end_condition": [], "select_next_item": [],
+                                      "commit_step": []}
+    for k in range(40):
+        view = start_session(StartSessionRequest(student_id=f"s{k}", test_id="t"), sessions, MemoryStudents(), banks)
+        for _ in range(20):
+            state = sessions.get(view.session_id)
+            if state is None or state.status != "active" or state.current is None:
+                break
+            ev = {"event_id": str(uuid.uuid4()), "session_id": state.session_id, "student_id": state.student_id,
+                  "item_id": state.current.item_id, "seq": state.current.seq, "response": k % 2,
+                  "answered_at": datetime.now(UTC).isoformat()}
+            rec = {"data": base64.b64encode(json.dumps(ev).encode()).decode()}
+            t0 = time.perf_counter()
+            step = update_theta(Step(record=rec), sessions, banks)
+            t1 = time.perf_counter()
+            step = check_end_condition(step, banks)
+            t2 = time.perf_counter()
+            step = select_next_item(step, banks)
+            t3 = time.perf_counter()
+            commit_step(step, sessions, history)
+            t4 = time.perf_counter()
+            for key, dt in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                timings[key].append(dt * 1e3)
+    out: dict[str, Any] = {f"handler_{k}_ms": statistics.median(v) for k, v in timings.items()}
+    out["handler_total_ms"] = sum(out.values())
+    for name in ("update_theta", "select_next_item"):
+        code = (f"import time; t=time.perf_counter(); import sys; sys.path.insert(0, 'functions/{name}'); "
+                f"import app; print((time.perf_counter()-t)*1000)")
+        env = {**os.environ, "TABLE_NAME": "t", "BANK_BUCKET": "b", "HISTORY_STREAM": "h",
+               "HISTORY_BUCKET": "h", "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}
+        vals = []
+        for _ in range(3):
+            run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
+            vals.append(float(run.stdout.strip().splitlines()[-1]))
+        out[f"cold_import_{name}_ms"] = min(vals)
+        out["scipy_on_per_answer_path"] = _imports_scipy(name)
+    return out
+
+
+def _imports_scipy(name: str) -> bool:
+    code = (f"import sys; sys.path.insert(0, 'functions/{name}'); import app; "
+            "print(any(m == 'scipy' or m.startswith('scipy.') for m in sys.modules))")
+    env = {**os.environ, "TABLE_NAME": "t", "BANK_BUCKET": "b", "HISTORY_STREAM": "h", "HISTORY_BUCKET": "h",
+           "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
+    return run.stdout.strip().endswith("True")
+
+
+def bench_pipeline(students: int) -> dict[str, Any]:
+    from irtcat.local.demo import run_demo
+
+    s = run_demo(students=students, report_dir=ROOT / ".irtcat" / "bench-report", shards=2, batch_size=10)
+    gateway_calls = None
+    return {
+        "pipeline_students": students,
+        "pipeline_answers_per_second": s["answers_per_second"],
+        "pipeline_latency_p50_ms": s["latency_p50_ms"],
+        "pipeline_latency_p99_ms": s["latency_p99_ms"],
+        "pipeline_answers_lost": s["answers_lost"],
+        "pipeline_executions_failed": s["executions_failed"],
+        "pipeline_startup_s": s["startup_seconds"],
+        "pipeline_gateway_calls": gateway_calls,
+    }
+
+
+BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "eap": lambda a: bench_eap_update(),
+    "maxinfo": lambda a: bench_max_info(),
+    "simulate": lambda a: bench_simulate(),
+    "handlers": lambda a: bench_handlers(),
+    "pipeline": lambda a: bench_pipeline(a.students),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=sorted(BENCHES), action="append")
+    parser.add_argument("--students", type=int, default=30, help="simulated tablets in the pipeline benchmark")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
+    args = parser.parse_args()
+    results: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
+    for name in args.only or list(BENCHES):
+        print(f"[bench] {name}...", file=sys.stderr, flush=True)
+        results.update(BENCHES[name](args))
+    width = max(len(k) for k in results)
+    for key, value in results.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        print(f"{key:{width}s}  {shown}")
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    previous.update(results)
+    args.out.write_text(json.dumps(previous, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
