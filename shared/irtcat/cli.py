@@ -133,6 +133,27 @@ def _exposure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bank_publish(args: argparse.Namespace) -> int:
+    from .adapters.aws import S3BankStore, Settings
+    from .adapters.files import load_policy
+    from .domain.bank import ItemBank
+    from .domain.ports import TestDefinition
+
+    bank = ItemBank.load(args.bank)
+    store = S3BankStore(Settings(table_name="-", bank_bucket=args.bucket, history_stream="-", history_bucket="-"))
+    store.publish(bank, make_current=not args.no_current)
+    summary: dict[str, Any] = {"bucket": args.bucket, "bank_id": bank.bank_id, "version": bank.version,
+                               "current": not args.no_current}
+    if args.test_id:
+        policy = load_policy(args.policy)
+        store.put_test(TestDefinition(test_id=args.test_id, bank_id=bank.bank_id,
+                                      policy=policy.model_copy(update={"test_id": args.test_id})))
+        summary["test_id"] = args.test_id
+    _emit(args, summary, f"published {bank.bank_id} v{bank.version} to s3://{args.bucket}"
+          + (f" and test {args.test_id}" if args.test_id else ""))
+    return 0
+
+
 def _local(args: argparse.Namespace) -> int:
     from .local import commands
 
@@ -159,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--json", action="store_true")
     g.set_defaults(fn=_bank_generate)
+
+    pb = bank.add_parser("publish", help="upload a bank version (and a test using it) to the bank bucket")
+    pb.add_argument("--bank", type=Path, required=True)
+    pb.add_argument("--bucket", required=True, help="the stack's BankBucketName output")
+    pb.add_argument("--test-id", help="also write this test definition, drawing on the bank")
+    pb.add_argument("--policy", type=Path, help="TestPolicy JSON for --test-id (defaults otherwise)")
+    pb.add_argument("--no-current", action="store_true", help="upload without moving the current pointer")
+    pb.add_argument("--json", action="store_true")
+    pb.set_defaults(fn=_bank_publish)
 
     resp = sub.add_parser("responses", help="response data").add_subparsers(dest="resp_command", required=True)
     r = resp.add_parser("generate", help="simulate long-format responses for a bank")

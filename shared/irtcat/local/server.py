@@ -210,6 +210,22 @@ def _patch_state_machine_clients(gateway: LocalGateway) -> None:
     mod.boto_client_for = cached  # type: ignore[attr-defined]
 
 
+def _cache_jsonpath_parsing() -> None:
+    """moto's state machines parse every JSONPath (ResultPath, InputPath, ...) with a fresh
+    yacc parser at every state; the expressions never change, so their parses are cached."""
+    import functools
+    import importlib
+
+    for module in ("moto.stepfunctions.parser.asl.component.common.path.result_path",
+                   "moto.stepfunctions.parser.asl.utils.json_path"):
+        mod = importlib.import_module(module)
+        parse = getattr(mod, "parse")  # noqa: B009 - the module is chosen at run time
+        if not getattr(parse, "_irtcat_cached", False):
+            cached = functools.lru_cache(maxsize=1024)(parse)
+            cached._irtcat_cached = True  # type: ignore[attr-defined]
+            setattr(mod, "parse", cached)  # noqa: B010
+
+
 def _cache_moto_module_list() -> None:
     """moto lists its own package directory on every request to route it; the list never
     changes while the process runs."""
@@ -238,6 +254,7 @@ class EmulatorServer:
 
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         _cache_moto_module_list()
+        _cache_jsonpath_parsing()
         self.gateway = LocalGateway(DomainDispatcherApplication(create_backend_app), functions)
         _patch_state_machine_clients(self.gateway)
         # waitress keeps HTTP/1.1 connections alive (werkzeug's dev server closes every one,
