@@ -206,7 +206,6 @@ def bench_pipeline(students: int) -> dict[str, Any]:
     from irtcat.local.demo import run_demo
 
     s = run_demo(students=students, report_dir=ROOT / ".irtcat" / "bench-report", shards=2, batch_size=10)
-    gateway_calls = None
     return {
         "pipeline_students": students,
         "pipeline_answers_per_second": s["answers_per_second"],
@@ -215,7 +214,7 @@ def bench_pipeline(students: int) -> dict[str, Any]:
         "pipeline_answers_lost": s["answers_lost"],
         "pipeline_executions_failed": s["executions_failed"],
         "pipeline_startup_s": s["startup_seconds"],
-        "pipeline_gateway_calls": gateway_calls,
+        "pipeline_polls_per_answer": s["polls_per_answer"],
     }
 
 

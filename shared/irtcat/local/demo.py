@@ -48,6 +48,7 @@ class TabletResult:
     published: int = 0
     unique: int = 0
     latencies: list[float] = field(default_factory=list)
+    polls: int = 0
     final: dict[str, Any] | None = None
     error: str | None = None
 
@@ -75,12 +76,14 @@ class Tablet:
     """One simulated student on one tablet."""
 
     def __init__(self, rt: LocalRuntime, bank: ItemBank, stream: str, student_id: str, true_theta: float,
-                 rng: random.Random, duplicate_rate: float, poll_timeout: float = 120.0) -> None:
+                 rng: random.Random, duplicate_rate: float, poll_timeout: float = 120.0,
+                 first_poll: float = 0.3) -> None:
         self.rt, self.bank, self.stream = rt, bank, stream
         self.result = TabletResult(student_id, true_theta)
         self.rng = rng
         self.duplicate_rate = duplicate_rate
         self.poll_timeout = poll_timeout
+        self.first_poll = first_poll
         self.kinesis = boto3.client("kinesis", region_name=REGION)
 
     def _api(self, logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -125,13 +128,15 @@ class Tablet:
 
     def _wait_for(self, answered: int) -> dict[str, Any]:
         deadline = time.monotonic() + self.poll_timeout
-        delay = 0.1  # a tablet polls with backoff, not in a tight loop
+        # a tablet polls with backoff, not in a tight loop: every poll costs the backend a read
+        delay = self.first_poll
         while time.monotonic() < deadline:
             time.sleep(delay)
             view = self._api("GetSessionFunction", get_session_event(self.result.session_id or ""))
+            self.result.polls += 1
             if view["answered"] >= answered or view["status"] != "active":
                 return view
-            delay = min(delay * 1.5, 1.0)
+            delay = min(delay * 1.5, 1.5)
         raise TimeoutError(f"session {self.result.session_id}: answer {answered} not applied in time")
 
 
@@ -237,6 +242,7 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
         "answers_per_second": unique / elapsed if elapsed > 0 else 0.0,
         "latency_p50_ms": 1000 * statistics.median(latencies) if latencies else None,
         "latency_p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else None,
+        "polls_per_answer": sum(r.polls for r in results) / unique if unique else None,
         "seconds": elapsed,
         "startup_seconds": rt.started_seconds,
         "tablet_errors": errors[:10],

@@ -85,7 +85,7 @@ def pipe_record(rec: dict[str, Any], shard_id: str, settings: PipeSettings) -> d
 class PipePoller:
     """One thread per shard; ``stop()`` ends them after the batch in flight."""
 
-    def __init__(self, settings: PipeSettings, poll_interval: float = 0.05,
+    def __init__(self, settings: PipeSettings, poll_interval: float = 0.02,
                  on_batch: Callable[[int], None] | None = None) -> None:
         self.settings = settings
         self.poll_interval = poll_interval
@@ -120,6 +120,7 @@ class PipePoller:
         iterator = kinesis.get_shard_iterator(
             StreamName=self.settings.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
+        idle = self.poll_interval
         while not self._stop.is_set():
             try:
                 resp = kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_size)
@@ -130,8 +131,12 @@ class PipePoller:
             iterator = resp["NextShardIterator"]
             records = resp["Records"]
             if not records:
-                time.sleep(self.poll_interval)
+                # an empty shard is polled less and less often (every API call costs CPU that
+                # the executions need); the first record resets the interval
+                self._stop.wait(idle)
+                idle = min(idle * 2, 0.25)
                 continue
+            idle = self.poll_interval
             with self._lock:
                 self._inflight += 1
             try:
@@ -175,13 +180,13 @@ class PipePoller:
         started = time.perf_counter()
         arn = sfn.start_execution(stateMachineArn=self.settings.state_machine_arn,
                                   name=f"pipe-{uuid.uuid4()}", input=json.dumps(batch))["executionArn"]
-        delay = 0.005
+        delay = 0.02
         while True:
+            time.sleep(delay)
             desc = sfn.describe_execution(executionArn=arn)
             if desc["status"] != "RUNNING":
                 break
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.1)
+            delay = min(delay * 1.3, 0.15)
         self.stats.execution_seconds += time.perf_counter() - started
         if desc["status"] == "SUCCEEDED":
             self.stats.executions_succeeded += 1

@@ -226,6 +226,33 @@ def _cache_jsonpath_parsing() -> None:
             setattr(mod, "parse", cached)  # noqa: B010
 
 
+def _cache_asl_parse_trees() -> None:
+    """moto parses the state machine definition with ANTLR at every execution (~170 ms here).
+    The parse tree of a definition never changes: it is cached, and the evaluation components
+    are still built fresh from it for every execution (they hold per-execution state)."""
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    parser_cls = asl_parser.AmazonStateLanguageParser
+    if getattr(parser_cls, "_irtcat_cached", False):
+        return
+    original = parser_cls.parse
+    trees: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        with lock:
+            tree = trees.get(definition)
+        if tree is None:
+            _, tree = original(definition)
+            with lock:
+                trees[definition] = tree
+        return Preprocessor().visit(tree), tree
+
+    parser_cls.parse = staticmethod(parse)  # type: ignore[method-assign]
+    parser_cls._irtcat_cached = True  # type: ignore[attr-defined]
+
+
 def _cache_moto_module_list() -> None:
     """moto lists its own package directory on every request to route it; the list never
     changes while the process runs."""
@@ -255,6 +282,7 @@ class EmulatorServer:
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         _cache_moto_module_list()
         _cache_jsonpath_parsing()
+        _cache_asl_parse_trees()
         self.gateway = LocalGateway(DomainDispatcherApplication(create_backend_app), functions)
         _patch_state_machine_clients(self.gateway)
         # waitress keeps HTTP/1.1 connections alive (werkzeug's dev server closes every one,
