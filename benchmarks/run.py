@@ -218,12 +218,78 @@ def bench_pipeline(students: int) -> dict[str, Any]:
     }
 
 
+def bench_calibration() -> dict[str, Any]:
+    """The calibration targets of the calibration issue, on data generated here."""
+    import resource
+
+    from irtcat.irt.calibration import ResponseData, calibrate
+    from irtcat.irt.cat import Bank, CatConfig
+    from irtcat.irt.datagen import generate_parameters, generate_responses
+    from irtcat.irt.simulation import simulate
+
+    def rmse(x: np.ndarray, y: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((x - y) ** 2)))
+
+    out: dict[str, Any] = {}
+    p = generate_parameters(100, "2PL", seed=1)
+    data = ResponseData.from_long(*generate_responses(p, np.random.default_rng(2).normal(size=5000), seed=3))
+    t = time.perf_counter()
+    r = calibrate(data, "2PL")
+    out.update({"calib_2pl_5000x100_s": time.perf_counter() - t, "calib_2pl_rmse_a": rmse(r.a, p.a),
+                "calib_2pl_rmse_b": rmse(r.b, p.b), "calib_2pl_cycles": r.iterations})
+    p3 = generate_parameters(50, "3PL", seed=4)
+    data = ResponseData.from_long(*generate_responses(p3, np.random.default_rng(5).normal(size=10000), seed=6))
+    t = time.perf_counter()
+    r = calibrate(data, "3PL")
+    out.update({"calib_3pl_10000x50_s": time.perf_counter() - t, "calib_3pl_rmse_a": rmse(r.a, p3.a),
+                "calib_3pl_rmse_b": rmse(r.b, p3.b), "calib_3pl_rmse_c": rmse(r.c, p3.c),
+                "calib_3pl_cycles": r.iterations})
+    pc = generate_parameters(300, "2PL", seed=7)
+    thetas = np.random.default_rng(8).normal(size=20000)
+    sim = simulate(Bank(pc), CatConfig(max_items=30, se_threshold=None), thetas, seed=9, keep_responses=True)
+    assert sim.responses is not None
+    data = ResponseData.from_long(*sim.responses, n_items=300)
+    t = time.perf_counter()
+    r = calibrate(data, "2PL")  # pairwise start from the responses alone: never the truth
+    est = r.estimated
+    well = est & (r.n_responses >= 300)
+    mcar = ResponseData.from_long(*generate_responses(pc, thetas, seed=10, items_per_person=30))
+    control = calibrate(mcar, "2PL")
+    out.update({"calib_cat_20000x300_s": time.perf_counter() - t - control.seconds,
+                "calib_cat_items_estimated": int(est.sum()),
+                "calib_cat_rmse_b_estimated": rmse(r.b[est], pc.b[est]),
+                "calib_cat_rmse_b_n300": rmse(r.b[well], pc.b[well]),
+                "calib_cat_items_n300": int(well.sum()),
+                "calib_mcar_rmse_b_same_items": rmse(control.b[well], pc.b[well]),
+                "calib_cat_cycles": r.iterations})
+    pm = generate_parameters(1000, "2PL", seed=11)
+    person = np.repeat(np.arange(100_000), 10)
+    item = np.random.default_rng(12).integers(0, 1000, person.size)
+    # unique items per person: redraw duplicates
+    key = person * 1000 + item
+    _, first = np.unique(key, return_index=True)
+    person, item = person[np.sort(first)], item[np.sort(first)]
+    th = np.random.default_rng(13).normal(size=100_000)
+    from irtcat.irt.model import prob
+
+    x = (np.random.default_rng(14).random(person.size) < prob(th[person], pm.subset(item))).astype(np.int64)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    data = ResponseData.from_long(person, item, x, n_persons=100_000, n_items=1000)
+    r = calibrate(data, "2PL")
+    out.update({"calib_1m_responses_s": time.perf_counter() - t, "calib_1m_cycles": r.iterations,
+                "calib_1m_responses": int(person.size), "calib_1m_rmse_b": rmse(r.b, pm.b),
+                "calib_1m_peak_rss_mb": max(rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024})
+    return out
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "eap": lambda a: bench_eap_update(),
     "maxinfo": lambda a: bench_max_info(),
     "simulate": lambda a: bench_simulate(),
     "handlers": lambda a: bench_handlers(),
     "pipeline": lambda a: bench_pipeline(a.students),
+    "calibration": lambda a: bench_calibration(),
 }
 
 

@@ -154,6 +154,64 @@ def _bank_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    import warnings
+
+    from .adapters.calibration_io import calibrated_bank, read_long_responses, to_response_data
+    from .domain.bank import ItemBank
+    from .irt.calibration import CalibrationWarning, calibrate
+
+    students, item_col, response = read_long_responses(args.responses)
+    base = ItemBank.load(args.bank) if args.bank else None
+    if args.fixed and base is None:
+        raise CliError("--fixed needs --bank")
+    item_ids = [it.item_id for it in base.items] if base is not None else sorted(set(item_col))
+    data = to_response_data(students, item_col, response, item_ids)
+    fixed: dict[int, tuple[float, float, float]] = {}
+    pretest = np.zeros(len(item_ids), dtype=bool)
+    initial = None
+    if base is not None:
+        from .irt.calibration import ItemEstimates
+
+        pretest = np.array([it.status == "pretest" for it in base.items])
+        if args.fixed == "operational":
+            fixed = {j: (it.a, it.b, it.c) for j, it in enumerate(base.items) if it.status != "pretest"}
+        else:
+            initial = ItemEstimates(np.array([it.a for it in base.items]), np.array([it.b for it in base.items]),
+                                    np.array([it.c for it in base.items]))
+
+    def progress(cycle: int, ll: float, change: float) -> None:
+        if not args.json or sys.stderr.isatty():
+            print(f"[calibrate] cycle {cycle:4d}  log-likelihood {ll:14.3f}  max change {change:.2e}",
+                  file=sys.stderr)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CalibrationWarning)
+        result = calibrate(data, args.model, fixed=fixed, method=args.method, n_nodes=args.nodes,
+                           nodes_kind=args.quadrature, start=args.start, initial=initial, latent=args.latent,
+                           max_iter=args.max_iter, tol=args.tol, min_responses=args.min_responses,
+                           progress=progress)
+    for w in caught:
+        print(f"irtcat: warning: {w.message}", file=sys.stderr)
+    bank_id = args.bank_id or (base.bank_id if base else "calibrated")
+    version = args.version or ((base.version + 1) if base else 1)
+    bank, report = calibrated_bank(result, item_ids, base, bank_id, version, pretest,
+                                   args.promote_se, args.promote_n, args.promote_rmsd)
+    bank.dump(args.out)
+    summary = {**result.summary(), "out": str(args.out), "bank_id": bank_id, "version": version,
+               "left_out": {item_ids[j]: why for j, why in result.left_out.items()},
+               "promoted": report["promoted"], "status_counts": report["status_counts"]}
+    if args.report:
+        Path(args.report).write_text(json.dumps({"summary": summary, "items": report["items"]}, indent=1))
+    human = (f"{result.model}: {summary['n_estimated']} items estimated from {summary['n_responses']} responses "
+             f"of {summary['n_persons']} persons in {result.iterations} cycles "
+             f"({'converged' if result.converged else 'NOT converged'}, {result.seconds:.2f}s); "
+             f"-2LL {summary['minus_2ll']:.1f}, AIC {summary['aic']:.1f}, BIC {summary['bic']:.1f}; "
+             f"{len(report['promoted'])} promoted; wrote {args.out}")
+    _emit(args, summary, human)
+    return 0
+
+
 def _local(args: argparse.Namespace) -> int:
     from .local import commands
 
@@ -222,6 +280,29 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, required=True, help="the bank with exposure_k filled in")
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=_exposure)
+
+    c = sub.add_parser("calibrate", help="estimate item parameters (Bock-Aitkin EM) from responses")
+    c.add_argument("--responses", type=Path, required=True, help="CSV or Parquet: student_id,item_id,response")
+    c.add_argument("--model", choices=["1PL", "2PL", "3PL"], default="2PL")
+    c.add_argument("--bank", type=Path, help="existing bank: ids, starting values, fixed items")
+    c.add_argument("--fixed", choices=["operational"], help="hold the bank's non-pretest items fixed")
+    c.add_argument("--method", choices=["mem", "oem"], default="mem", help="online calibration method")
+    c.add_argument("--nodes", type=int, default=41)
+    c.add_argument("--quadrature", choices=["equal", "hermite"], default="equal")
+    c.add_argument("--start", choices=["pairwise", "pvalue", "flat"], default="pairwise")
+    c.add_argument("--latent", choices=["fixed", "normal", "histogram"], default="fixed")
+    c.add_argument("--max-iter", type=int, default=500)
+    c.add_argument("--tol", type=float, default=1e-4)
+    c.add_argument("--min-responses", type=int, default=30)
+    c.add_argument("--promote-se", type=float, default=0.3, help="max SE(b) to promote a pretest item")
+    c.add_argument("--promote-n", type=int, default=500, help="min responses to promote a pretest item")
+    c.add_argument("--promote-rmsd", type=float, default=0.1, help="max RMSD to promote a pretest item")
+    c.add_argument("--bank-id")
+    c.add_argument("--version", type=int)
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--report", type=Path, help="also write the per-item report (JSON)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(fn=_calibrate)
 
     try:
         from .local.commands import add_local_parser

@@ -90,3 +90,64 @@ def test_bad_thetas_and_policy(bank_file, tmp_path, capsys):
     policy.write_text('{"estimator": "XYZ"}')
     assert main(["simulate", "--bank", str(bank_file), "--policy", str(policy)]) == 2
     assert "invalid policy" in capsys.readouterr().err
+
+
+def test_calibrate_round_trip_and_online_calibration(tmp_path, capsys):
+    bank = tmp_path / "bank.json"
+    assert main(["bank", "generate", "--items", "40", "--pretest", "4", "--model", "2PL", "--no-content",
+                 "--seed", "5", "--out", str(bank)]) == 0
+    resp = tmp_path / "r.csv"
+    assert main(["responses", "generate", "--bank", str(bank), "--examinees", "1500", "--seed", "6",
+                 "--out", str(resp)]) == 0
+    out = tmp_path / "new.json"
+    capsys.readouterr()
+    assert main(["calibrate", "--responses", str(resp), "--model", "2PL", "--bank", str(bank),
+                 "--fixed", "operational", "--promote-n", "1000", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    for key in ("model", "iterations", "converged", "log_likelihood", "n_items", "n_responses", "seconds"):
+        assert key in summary
+    assert summary["n_estimated"] == 4 and summary["converged"]
+    new = ItemBank.load(out)
+    assert new.version == 2
+    old = {i.item_id: i for i in ItemBank.load(bank).items}
+    for item in new.items:
+        if old[item.item_id].status == "operational":
+            assert (item.a, item.b) == (old[item.item_id].a, old[item.item_id].b)
+        else:
+            assert item.se_b is not None and item.n_responses == 1500 and item.calibration_note
+    assert len(summary["promoted"]) >= 3
+
+
+@pytest.mark.parametrize(
+    "rows,expected",
+    [
+        ("", "empty file"),
+        ("student_id,item_id,response\n", "no responses"),
+        ("student_id,item_id,response\ns1,i00000,1\ns1,i00001,2\n", "line 3"),
+        ("student_id,item_id,response\ns1,i00000,1\ns2,i00000,0\ns1,i00000,0\n", "lines 2 and 4"),
+        ("student_id,item_id,response\ns1,nope,1\n", "not in the bank: nope"),
+    ],
+)
+def test_calibrate_bad_input(tmp_path, capsys, rows, expected):
+    bank = tmp_path / "bank.json"
+    main(["bank", "generate", "--items", "5", "--no-content", "--out", str(bank)])
+    resp = tmp_path / "r.csv"
+    resp.write_text(rows)
+    assert main(["calibrate", "--responses", str(resp), "--bank", str(bank), "--out", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("irtcat: error:") and expected in err
+
+
+def test_calibrate_reads_parquet(tmp_path, capsys):
+    import duckdb
+
+    csv_path = tmp_path / "r.csv"
+    bank = tmp_path / "bank.json"
+    main(["bank", "generate", "--items", "20", "--model", "2PL", "--no-content", "--out", str(bank)])
+    main(["responses", "generate", "--bank", str(bank), "--examinees", "800", "--out", str(csv_path)])
+    pq = tmp_path / "r.parquet"
+    duckdb.sql(f"COPY (SELECT * FROM read_csv_auto('{csv_path}')) TO '{pq}' (FORMAT PARQUET)")
+    capsys.readouterr()
+    assert main(["calibrate", "--responses", str(pq), "--model", "2PL", "--out", str(tmp_path / "c.json"),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_responses"] == 16000

@@ -32,6 +32,13 @@ class Item(BaseModel):
     options: list[str] | None = None
     key: int | None = Field(default=None, ge=0, description="index of the correct option")
     exposure_k: float = Field(default=1.0, gt=0, le=1, description="Sympson-Hetter parameter")
+    # written by calibration
+    se_a: float | None = Field(default=None, ge=0)
+    se_b: float | None = Field(default=None, ge=0)
+    se_c: float | None = Field(default=None, ge=0)
+    n_responses: int | None = Field(default=None, ge=0)
+    rmsd: float | None = Field(default=None, ge=0)
+    calibration_note: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Item:

@@ -30,6 +30,8 @@ class SimulationResult:
     selected: np.ndarray  # how often each item won selection before any exposure lottery
     trajectories: FloatArray  # (simulees, max_items + 1) theta after each scored answer, NaN pad
     seconds: float = 0.0
+    # every response given, pretest included, in long format: (person, item, response)
+    responses: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self, bank: Bank) -> dict[str, Any]:
@@ -82,8 +84,13 @@ def simulate(
     true_theta: FloatArray,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    keep_responses: bool = False,
 ) -> SimulationResult:
-    """Run every simulee through the adaptive test; ``progress(k)`` is told of k finished."""
+    """Run every simulee through the adaptive test; ``progress(k)`` is told of k finished.
+
+    With ``keep_responses`` the result carries every response in long format (the data a
+    calibration needs: adaptive, sparse, not missing at random).
+    """
     import time
 
     started = time.perf_counter()
@@ -96,6 +103,7 @@ def simulate(
     traj[:, 0] = state.theta
     selected = np.zeros(len(bank), dtype=np.int64)
     active = np.arange(n)
+    log: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     while active.size:
         items = select_next(state, bank, config, active, rng, selected)
         none_left = items < 0
@@ -109,6 +117,8 @@ def simulate(
         p = prob(true_theta[active], bank.params.subset(items))
         x = (rng.random(active.size) < p).astype(np.int64)
         record_answer(state, bank, config, active, items, x)
+        if keep_responses:
+            log.append((active.copy(), items.copy(), x.copy()))
         traj[active, state.n_scored[active]] = state.theta[active]
         stop = check_stop(state, bank, config, active)
         done = stop != ""
@@ -127,6 +137,8 @@ def simulate(
         selected=selected,
         trajectories=traj,
         seconds=time.perf_counter() - started,
+        responses=tuple(np.concatenate(col) for col in zip(*log, strict=True))  # type: ignore[arg-type]
+        if keep_responses and log else None,
     )
 
 

@@ -1,0 +1,121 @@
+"""Reading responses for calibration and writing the calibrated bank."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..domain.bank import Item, ItemBank
+from ..irt.calibration import CalibrationResult, ResponseData, promote
+
+
+def read_long_responses(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
+    """``student_id,item_id,response`` rows from CSV or Parquet (by extension).
+
+    ValueError with the line numbers on an empty file, a response not 0/1, or duplicate
+    student-item rows.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"cannot read responses {path}: no such file")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import duckdb
+
+        rows = duckdb.execute(f"SELECT CAST(student_id AS VARCHAR), CAST(item_id AS VARCHAR), "
+                          f"CAST(response AS VARCHAR) FROM read_parquet('{path.as_posix()}')").fetchall()
+        students = [r[0] for r in rows]
+        items = [r[1] for r in rows]
+        raw = [r[2] for r in rows]
+        first_line = 1
+    else:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise ValueError(f"{path}: empty file")
+            if [h.strip() for h in header[:3]] != ["student_id", "item_id", "response"]:
+                raise ValueError(f"{path}: header must be student_id,item_id,response")
+            students, items, raw = [], [], []
+            for no, row in enumerate(reader, 2):
+                if len(row) < 3:
+                    raise ValueError(f"{path}:{no}: expected student_id,item_id,response")
+                students.append(row[0])
+                items.append(row[1])
+                raw.append(row[2].strip())
+        first_line = 2
+    if not students:
+        raise ValueError(f"{path}: no responses")
+    bad = [i for i, v in enumerate(raw) if v not in ("0", "1")]
+    if bad:
+        lines = ", ".join(str(i + first_line) for i in bad[:5])
+        raise ValueError(f"{path}: responses must be 0 or 1 (line {lines}{', ...' if len(bad) > 5 else ''})")
+    seen: dict[tuple[str, str], int] = {}
+    dups = []
+    for i, key in enumerate(zip(students, items, strict=True)):
+        if key in seen:
+            dups.append((seen[key] + first_line, i + first_line))
+        else:
+            seen[key] = i
+    if dups:
+        shown = "; ".join(f"lines {a} and {b}" for a, b in dups[:5])
+        raise ValueError(f"{path}: duplicate student-item rows ({shown}{'; ...' if len(dups) > 5 else ''})")
+    return students, items, np.array([v == "1" for v in raw], dtype=np.int64)
+
+
+def to_response_data(students: list[str], items: list[str], response: np.ndarray,
+                     item_ids: list[str]) -> ResponseData:
+    """Index the rows against ``item_ids`` (ValueError naming unknown items)."""
+    index = {item_id: j for j, item_id in enumerate(item_ids)}
+    unknown = sorted({i for i in items if i not in index})
+    if unknown:
+        shown = ", ".join(unknown[:5])
+        raise ValueError(f"{len(unknown)} item id(s) not in the bank: {shown}{', ...' if len(unknown) > 5 else ''}")
+    persons: dict[str, int] = {}
+    person = np.fromiter((persons.setdefault(s, len(persons)) for s in students), dtype=np.int64, count=len(students))
+    item = np.fromiter((index[i] for i in items), dtype=np.int64, count=len(items))
+    return ResponseData.from_long(person, item, response, n_persons=len(persons), n_items=len(item_ids))
+
+
+def calibrated_bank(result: CalibrationResult, item_ids: list[str], base: ItemBank | None, bank_id: str,
+                    version: int, pretest: np.ndarray, promote_se: float, promote_n: int,
+                    promote_rmsd: float) -> tuple[ItemBank, dict[str, Any]]:
+    """The new bank version and a per-item report (estimates, SEs, n, fit, promotion)."""
+    decisions = promote(result, pretest, promote_se, promote_n, promote_rmsd)
+    old = {it.item_id: it for it in base.items} if base else {}
+    items, report = [], []
+    counts: Counter[str] = Counter()
+    for j, item_id in enumerate(item_ids):
+        prev = old.get(item_id)
+        estimated = bool(result.estimated[j])
+        status = prev.status if prev else "operational"
+        note = None
+        if j in decisions:
+            note = decisions[j]
+            status = "operational" if note == "promoted" else "pretest"
+        elif not estimated and not prev:
+            status, note = "pretest", result.left_out.get(j, "not estimated")
+        counts[status] += 1
+
+        def num(x: float) -> float | None:
+            return round(float(x), 5) if np.isfinite(x) else None
+
+        fields = dict(
+            a=round(float(result.a[j]), 5), b=round(float(result.b[j]), 5), c=round(float(result.c[j]), 5),
+            status=status, se_a=num(result.se_a[j]) if result.model != "1PL" else None,
+            se_b=num(result.se_b[j]), se_c=num(result.se_c[j]) if result.model == "3PL" else None,
+            n_responses=int(result.n_responses[j]), rmsd=num(result.rmsd[j]), calibration_note=note,
+        )
+        if prev is not None and not estimated:
+            fields.update(a=prev.a, b=prev.b, c=prev.c, se_a=prev.se_a, se_b=prev.se_b, se_c=prev.se_c)
+        item = prev.model_copy(update=fields) if prev else Item(item_id=item_id, **fields)  # type: ignore[arg-type]
+        items.append(Item.model_validate(item.model_dump()))
+        report.append({"item_id": item_id, "estimated": estimated, **fields})
+    model = result.model if base is None else base.model
+    bank = ItemBank(bank_id=bank_id, version=version, model=model, scale=base.scale if base else 1.0,
+                    items=items)
+    return bank, {"items": report, "status_counts": dict(counts),
+                  "promoted": [item_ids[j] for j, d in decisions.items() if d == "promoted"]}
