@@ -212,6 +212,15 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .analytics.report import build_report
+
+    summary = build_report(args.history, args.out)
+    _emit(args, summary, f"answered {len(summary['queries'])} questions over {summary['history_records']} "
+          f"history records in {summary['seconds']:.1f}s; dashboard: {summary['dashboard']}")
+    return 0
+
+
 def _local(args: argparse.Namespace) -> int:
     from .local import commands
 
@@ -303,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--report", type=Path, help="also write the per-item report (JSON)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(fn=_calibrate)
+
+    rp = sub.add_parser("report", help="the named questions on exported history, and an HTML dashboard")
+    rp.add_argument("--history", type=Path, required=True, help="folder with history/dt=YYYY-MM-DD/ files")
+    rp.add_argument("--out", type=Path, default=Path("report"))
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(fn=_report)
 
     try:
         from .local.commands import add_local_parser

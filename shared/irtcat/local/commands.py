@@ -243,6 +243,7 @@ def _print_summary(s: dict[str, Any]) -> None:
          if s["latency_p50_ms"] is not None else "-"),
         ("stack start-up", f"{s['startup_seconds']:.1f} s"),
         ("report", s["report_dir"]),
+        ("dashboard", s.get("dashboard", "-")),
     ]
     for key, value in rows:
         print(f"{key:26s} {value}")

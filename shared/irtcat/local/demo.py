@@ -249,5 +249,9 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
         "report_dir": str(report_dir.resolve()),
         "history_partitions": exported["partitions"],
     }
+    if exported["files"]:
+        from ..analytics.report import build_report
+
+        summary["dashboard"] = build_report(report_dir, report_dir)["dashboard"]
     (report_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary

@@ -145,7 +145,8 @@ def plan(
 CREATE_ORDER = [
     "AWS::Logs::LogGroup", "AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Kinesis::Stream",
     "AWS::SQS::Queue", "AWS::KinesisFirehose::DeliveryStream", "AWS::Lambda::Function",
-    "AWS::StepFunctions::StateMachine",
+    "AWS::StepFunctions::StateMachine", "AWS::Glue::Database", "AWS::Glue::Table",
+    "AWS::Athena::WorkGroup", "AWS::Athena::NamedQuery",
 ]
 
 
@@ -164,6 +165,8 @@ def deploy(
         "AWS::KinesisFirehose::DeliveryStream": _firehose,
         "AWS::Lambda::Function": lambda *_: None,  # registered by plan(); served by the gateway
         "AWS::StepFunctions::StateMachine": _state_machine,
+        "AWS::Glue::Database": _glue_database, "AWS::Glue::Table": _glue_table,
+        "AWS::Athena::WorkGroup": _workgroup, "AWS::Athena::NamedQuery": _named_query,
     }
     for type_ in CREATE_ORDER:
         for logical_id, res in stack.resources_of(type_).items():
@@ -261,6 +264,30 @@ def _function(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None
         logical_id=logical_id, name=name, code_dir=code_dir, handler=props["Handler"],
         environment=env, timeout_s=float(props.get("Timeout", 3)), memory_mb=int(props.get("MemorySize", 128)),
     )
+
+
+def _glue_database(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:
+    name = props["DatabaseInput"]["Name"]
+    _client("glue").create_database(DatabaseInput=props["DatabaseInput"])
+    stack.resolver.physical[logical_id] = name
+
+
+def _glue_table(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:
+    _client("glue").create_table(DatabaseName=props["DatabaseName"], TableInput=props["TableInput"])
+
+
+def _workgroup(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:
+    kwargs: dict[str, Any] = {k: props[k] for k in ("Name", "Description") if k in props}
+    if "WorkGroupConfiguration" in props:
+        kwargs["Configuration"] = props["WorkGroupConfiguration"]
+    _client("athena").create_work_group(**kwargs)
+    stack.resolver.physical[logical_id] = props["Name"]
+
+
+def _named_query(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:
+    _client("athena").create_named_query(
+        Name=props["Name"], Description=props.get("Description", ""), Database=props["Database"],
+        QueryString=props["QueryString"], WorkGroup=props.get("WorkGroup", "primary"))
 
 
 def _state_machine(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:

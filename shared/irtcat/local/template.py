@@ -125,7 +125,8 @@ class Resolver:
                 return self.attributes[(res, attr)]
             if key == "Fn::Sub":
                 text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
-                return re.sub(r"\$\{([^}!][^}]*)\}", lambda m: str(self._sub_var(m.group(1), extra)), text)
+                out = re.sub(r"\$\{([^}!][^}]*)\}", lambda m: str(self._sub_var(m.group(1), extra)), text)
+                return out.replace("${!", "${")  # ${!Literal} is an escaped ${Literal}
             if key == "Fn::If":
                 cond, yes, no = arg
                 return self.resolve(yes if self.condition(cond) else no)

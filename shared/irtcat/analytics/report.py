@@ -1,0 +1,156 @@
+"""``irtcat report``: the named questions answered locally, a self-contained HTML dashboard
+(interactive plotly charts with plotly.js inlined: it opens without a network) and PNGs."""
+
+from __future__ import annotations
+
+import csv
+import html
+import time
+from pathlib import Path
+from typing import Any
+
+from .duck import connect, run, run_all
+from .queries import description
+
+MAX_TRAJECTORIES = 12
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        if not rows:
+            fh.write("")
+            return
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def build_report(history_dir: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """Run every named question on the exported history and write the dashboard and PNGs."""
+    started = time.perf_counter()
+    out = Path(out_dir)
+    (out / "queries").mkdir(parents=True, exist_ok=True)
+    con = connect(history_dir)
+    results = run_all(con)
+    latest = results["latest_ability"]
+    sessions = [r["session_id"] for r in sorted(latest, key=lambda r: r["theta"])]
+    step = max(1, len(sessions) // MAX_TRAJECTORIES)
+    trajectories = {sid: run(con, "session_trajectory", sid) for sid in sessions[::step][:MAX_TRAJECTORIES]}
+    for name, rows in results.items():
+        _write_csv(out / "queries" / f"{name}.csv", rows)
+    pngs = _pngs(results, trajectories, out)
+    page = _dashboard(results, trajectories)
+    (out / "dashboard.html").write_text(page, encoding="utf-8")
+    records = con.execute("SELECT count(*) FROM history").fetchone()
+    return {
+        "dashboard": str((out / "dashboard.html").resolve()),
+        "pngs": [str(p) for p in pngs],
+        "queries": {name: len(rows) for name, rows in results.items()},
+        "history_records": int(records[0]) if records else 0,
+        "students": len(latest),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _pngs(results: dict[str, list[dict[str, Any]]], traj: dict[str, list[dict[str, Any]]], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for sid, rows in traj.items():
+        seq = [r["seq"] for r in rows if r["theta_after"] is not None]
+        th = [r["theta_after"] for r in rows if r["theta_after"] is not None]
+        se = [r["se_after"] for r in rows if r["theta_after"] is not None]
+        line = ax.plot(seq, th, lw=1.2, label=sid[:8])[0]
+        ax.fill_between(seq, [t - s for t, s in zip(th, se, strict=True)],
+                        [t + s for t, s in zip(th, se, strict=True)], color=line.get_color(), alpha=0.12)
+    ax.set(xlabel="item position", ylabel="theta (band: ±1 SE)", title="Ability over the test")
+    paths.append(out / "trajectories.png")
+    fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.hist([r["theta"] for r in results["latest_ability"]], bins=20)
+    ax.set(xlabel="latest theta", ylabel="students", title="Ability distribution")
+    paths.append(out / "ability_distribution.png")
+    fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    stops = results["length_and_stop_reasons"]
+    ax.bar([f"{r['test_id']}\n{r['stop_reason']}" for r in stops], [r["sessions"] for r in stops])
+    ax.set(ylabel="sessions", title="Stop reasons")
+    paths.append(out / "stop_reasons.png")
+    fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    exp = results["item_exposure"]
+    ax.bar(range(len(exp)), [r["administrations"] for r in exp], width=1.0)
+    ax.set(xlabel="items (most administered first)", ylabel="administrations", title="Item exposure")
+    paths.append(out / "item_exposure.png")
+    fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _dashboard(results: dict[str, list[dict[str, Any]]], traj: dict[str, list[dict[str, Any]]]) -> str:
+    import plotly.graph_objects as go
+
+    figs: list[tuple[str, Any]] = []
+    f = go.Figure()
+    for sid, rows in traj.items():
+        rows = [r for r in rows if r["theta_after"] is not None]
+        seq = [r["seq"] for r in rows]
+        th = [r["theta_after"] for r in rows]
+        se = [r["se_after"] for r in rows]
+        label = f"{rows[0]['student_id']} ({sid[:8]})" if rows else sid[:8]
+        f.add_trace(go.Scatter(x=seq + seq[::-1], y=[t + s for t, s in zip(th, se, strict=True)]
+                               + [t - s for t, s in zip(th, se, strict=True)][::-1],
+                               fill="toself", opacity=0.15, line={"width": 0}, showlegend=False,
+                               hoverinfo="skip", legendgroup=sid))
+        f.add_trace(go.Scatter(x=seq, y=th, mode="lines+markers", name=label, legendgroup=sid,
+                               customdata=se, hovertemplate="item %{x}: theta %{y:.2f} ± %{customdata:.2f}"))
+    f.update_layout(title="Ability over the test (band: ±1 SE)", xaxis_title="item position",
+                    yaxis_title="theta")
+    figs.append(("trajectories", f))
+    latest = results["latest_ability"]
+    figs.append(("distribution", go.Figure(go.Histogram(x=[r["theta"] for r in latest], nbinsx=20))
+                 .update_layout(title="Ability distribution (latest per student)", xaxis_title="theta",
+                                yaxis_title="students")))
+    stops = results["length_and_stop_reasons"]
+    figs.append(("stops", go.Figure(go.Bar(x=[f"{r['test_id']} · {r['stop_reason']}" for r in stops],
+                                           y=[r["sessions"] for r in stops],
+                                           customdata=[r["mean_length"] for r in stops],
+                                           hovertemplate="%{y} sessions, mean length %{customdata:.1f}"))
+                 .update_layout(title="Stop reasons and test length", yaxis_title="sessions")))
+    exp = results["item_exposure"]
+    figs.append(("exposure", go.Figure(go.Bar(x=[r["item_id"] for r in exp], y=[r["administrations"] for r in exp]))
+                 .update_layout(title="Item exposure", xaxis_title="item", yaxis_title="administrations")))
+    parts = []
+    for k, (name, fig) in enumerate(figs):
+        fig.update_layout(template="plotly_white", height=420, margin={"t": 50, "l": 50, "r": 20, "b": 50})
+        parts.append(f'<section id="{name}">' + fig.to_html(full_html=False, include_plotlyjs=(k == 0),
+                                                          div_id=f"chart-{name}") + "</section>")
+    table = "".join(
+        f"<tr><td>{html.escape(str(r['student_id']))}</td><td>{r['theta']:.2f}</td><td>{r['se']:.2f}</td>"
+        f"<td>{html.escape(str(r['test_id']))}</td><td>{html.escape(str(r['finished_at']))}</td></tr>"
+        for r in latest)
+    questions = "".join(f"<li><b>{n}</b>: {html.escape(description(n))} ({len(v)} rows)</li>"
+                        for n, v in results.items())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>irtcat dashboard</title>
+<style>body{{font-family:system-ui,sans-serif;margin:24px;max-width:1100px}}
+table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}</style>
+</head><body>
+<h1>irtcat: student ability</h1>
+<p>{len(latest)} students · {sum(r['sessions'] for r in stops)} finished sessions ·
+{sum(r['administrations'] for r in exp)} applied answers</p>
+{''.join(parts)}
+<h2>Students (latest ability)</h2>
+<table id="students"><tr><th>student</th><th>theta</th><th>SE</th><th>test</th><th>finished</th></tr>{table}</table>
+<h2>Questions answered</h2><ul>{questions}</ul>
+</body></html>"""
