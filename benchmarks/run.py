@@ -283,6 +283,45 @@ def bench_calibration() -> dict[str, Any]:
     return out
 
 
+def bench_report(records: int = 1_000_000) -> dict[str, Any]:
+    """``irtcat report`` on a synthetic history of ``records`` answer records (30 per session)."""
+    import resource
+    import shutil
+
+    from irtcat.analytics.report import build_report
+
+    root = ROOT / ".irtcat" / "bench-history"
+    shutil.rmtree(root, ignore_errors=True)
+    rng = np.random.default_rng(0)
+    per_day = records // 4
+    for d in range(4):
+        folder = root / "history" / f"dt=2026-01-0{d + 1}"
+        folder.mkdir(parents=True)
+        lines = []
+        theta = rng.normal(size=per_day)
+        item = rng.integers(0, 1000, per_day)
+        resp = rng.integers(0, 2, per_day)
+        for k in range(per_day):
+            sid = f"{d}-{k // 30}"
+            seq = k % 30 + 1
+            lines.append(
+                '{"schema_version":1,"record_type":"answer","outcome":"applied","processed_at":'
+                f'"2026-01-0{d + 1}T09:{seq:02d}:00Z","event_id":"{sid}-{seq}","session_id":"{sid}",'
+                f'"student_id":"st{k // 30 % 5000}","test_id":"t","bank_id":"b","bank_version":1,'
+                f'"item_id":"i{item[k]}","seq":{seq},"response":{resp[k]},"scored":true,'
+                f'"theta_after":{theta[k]:.4f},"se_after":0.3}}\n')
+            if seq == 30:
+                lines.append('{"schema_version":1,"record_type":"session","outcome":"finished",'
+                             f'"processed_at":"2026-01-0{d + 1}T10:00:00Z","session_id":"{sid}",'
+                             f'"student_id":"st{k // 30 % 5000}","test_id":"t","theta_after":{theta[k]:.4f},'
+                             '"se_after":0.3,"items_answered":30,"stop_reason":"max_items"}\n')
+        (folder / "part-00000.json").write_text("".join(lines))
+    t = time.perf_counter()
+    summary = build_report(root, ROOT / ".irtcat" / "bench-report-1m")
+    return {"report_records": summary["history_records"], "report_seconds": time.perf_counter() - t,
+            "report_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "eap": lambda a: bench_eap_update(),
     "maxinfo": lambda a: bench_max_info(),
@@ -290,6 +329,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "handlers": lambda a: bench_handlers(),
     "pipeline": lambda a: bench_pipeline(a.students),
     "calibration": lambda a: bench_calibration(),
+    "report": lambda a: bench_report(),
 }
 
 

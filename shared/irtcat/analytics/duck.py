@@ -11,8 +11,9 @@ from .queries import NAMES, history_columns, query
 
 
 def connect(history_dir: str | Path) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with a ``history`` view over ``DIR/history/dt=*/*`` (JSON lines,
-    gzip or plain), ``dt`` taken from the partition path as Athena's projection does."""
+    """A DuckDB connection with a ``history`` table loaded from ``DIR/history/dt=*/*`` (JSON
+    lines, gzip or plain), ``dt`` taken from the partition path as Athena's projection does.
+    The files are parsed once; every question then runs on the columnar table."""
     root = Path(history_dir)
     base = root / "history" if (root / "history").is_dir() else root
     files = sorted(str(p) for p in base.glob("dt=*/*") if p.is_file())
@@ -22,7 +23,7 @@ def connect(history_dir: str | Path) -> duckdb.DuckDBPyConnection:
     cols = ", ".join(f"'{k}': '{v}'" for k, v in history_columns().items())
     file_list = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
     con.execute(f"""
-        CREATE VIEW history AS
+        CREATE TABLE history AS
         SELECT * FROM read_json([{file_list}], format='newline_delimited', columns={{{cols}}},
                                 hive_partitioning=true, compression='auto')
     """)
