@@ -221,6 +221,60 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stack_outputs(args: argparse.Namespace) -> dict[str, str]:
+    """Resource names: explicit options, else a deployed stack (--stack), else the local stack."""
+    outputs: dict[str, str] = {}
+    if args.stack:
+        import boto3
+
+        desc = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
+    else:
+        import os
+
+        state = Path(args.data_dir) / "runtime.json"
+        if state.exists():
+            info = json.loads(state.read_text())
+            os.environ.setdefault("AWS_ENDPOINT_URL", info["endpoint"])
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+            os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+            outputs = {k: str(v) for k, v in info["outputs"].items()}
+    for key, opt in (("HistoryBucketName", "bucket"), ("PipeDeadLetterQueueUrl", "queue_url"),
+                     ("AnswerStreamName", "stream")):
+        if getattr(args, opt, None):
+            outputs[key] = getattr(args, opt)
+    missing = [k for k in ("HistoryBucketName", "PipeDeadLetterQueueUrl", "AnswerStreamName") if k not in outputs]
+    if missing:
+        raise CliError(f"no stack found: start 'irtcat local up', or pass --stack or the resource options "
+                       f"(missing {', '.join(missing)})")
+    return outputs
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from .adapters.replay import list_dlq, list_quarantine, replay
+
+    out = _stack_outputs(args)
+    parked = []
+    if args.source in ("all", "quarantine"):
+        parked += list_quarantine(out["HistoryBucketName"])
+    if args.source in ("all", "dlq"):
+        parked += list_dlq(out["PipeDeadLetterQueueUrl"])
+    if args.dlq_command == "list":
+        rows = [p.summary() for p in parked]
+        _emit(args, {"parked": rows, "count": len(rows)},
+              "\n".join(f"{r['source']:10s} {r['records']:3d} record(s)  {r['reason'][:70]:70s}  {r['id']}"
+                        for r in rows) or "nothing parked")
+        return 0
+    if args.id:
+        parked = [p for p in parked if p.id == args.id]
+        if not parked:
+            raise CliError(f"nothing parked with id {args.id}")
+    sent = replay(parked, out["AnswerStreamName"], out["HistoryBucketName"], out["PipeDeadLetterQueueUrl"])
+    _emit(args, {"replayed": sent, "items": len(parked)}, f"replayed {sent} record(s) from {len(parked)} parked item(s)")
+    return 0
+
+
 def _local(args: argparse.Namespace) -> int:
     from .local import commands
 
@@ -312,6 +366,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--report", type=Path, help="also write the per-item report (JSON)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(fn=_calibrate)
+
+    dq = sub.add_parser("dlq", help="list or replay rejected events and dead-lettered batches")
+    dqs = dq.add_subparsers(dest="dlq_command", required=True)
+    for name, helptext in (("list", "show what is parked and why"),
+                           ("replay", "put parked records back on the stream, then remove them")):
+        d = dqs.add_parser(name, help=helptext)
+        d.add_argument("--source", choices=["all", "quarantine", "dlq"], default="all")
+        d.add_argument("--stack", help="a deployed stack's name (default: the local stack)")
+        d.add_argument("--data-dir", type=Path, default=Path(".irtcat"))
+        d.add_argument("--bucket", help="history bucket (quarantine/)")
+        d.add_argument("--queue-url", help="the Pipe's dead-letter queue")
+        d.add_argument("--stream", help="the answer stream")
+        d.add_argument("--json", action="store_true")
+        if name == "replay":
+            d.add_argument("--id", help="replay only this one (an S3 key from 'list')")
+        d.set_defaults(fn=_dlq)
 
     rp = sub.add_parser("report", help="the named questions on exported history, and an HTML dashboard")
     rp.add_argument("--history", type=Path, required=True, help="folder with history/dt=YYYY-MM-DD/ files")

@@ -259,3 +259,30 @@ def test_runs_against_a_deployed_stack_when_configured() -> None:
                     "set it (and credentials or AWS_ENDPOINT_URL) to run the same tests on a deployed stack")
     t = make_target()
     assert {"AnswerStreamName", "StateTableName", "HistoryBucketName"} <= set(t.outputs)
+
+
+def test_dead_lettered_batch_is_listed_and_replayed_once(target: Target) -> None:
+    local_only(target)
+    rt = target.rt  # type: ignore[attr-defined]
+    from irtcat.adapters.replay import list_dlq, replay
+
+    s = Student(target)
+    queue = target.outputs["PipeDeadLetterQueueUrl"]
+    dead = rt.pipe.stats.dead_lettered
+    rt.server.gateway.faults.fail_next("UpdateThetaFunction", 1000)  # fails past every retry
+    ev = s.event(1)
+    s.send(ev)
+    try:
+        target.wait_for(lambda: rt.pipe.stats.dead_lettered > dead, 90, "the batch to be dead-lettered")
+    finally:
+        rt.server.gateway.faults.fail_next("UpdateThetaFunction", 0)
+    parked = [p for p in list_dlq(queue) if any(s.session_id.encode() in r for r in p.records)]
+    assert parked and "InjectedFault" in parked[0].reason
+    assert target.session(s.session_id).answered == 0
+    replay(parked, target.outputs["AnswerStreamName"], queue_url=queue)
+    s.wait_answered(1)
+    replay(parked, target.outputs["AnswerStreamName"])  # a second replay changes nothing
+    s.send(s.event(0))
+    s.wait_answered(2)
+    assert wait_history(target, s.session_id, 2) == Counter({1: 1, 2: 1})
+    assert not [p for p in list_dlq(queue) if any(s.session_id.encode() in r for r in p.records)]

@@ -114,3 +114,32 @@ def test_state_handlers_reject_malformed_input_with_an_error(moto_stack, name):
           "commit_step": "CommitStepFunction", "record_outcome": "RecordOutcomeFunction"}[name]
     out = moto_stack.function_by_logical_id(fn).invoke({"unexpected": True})
     assert out.error == "Unhandled"
+
+
+def test_dlq_list_and_replay_commands(moto_stack, capsys, tmp_path):
+    from irtcat.cli import main
+
+    moto_stack.function_by_logical_id("RecordOutcomeFunction").invoke(event("record_outcome"))
+    out = moto_stack.outputs()
+    opts = ["--bucket", out["HistoryBucketName"], "--queue-url", out["PipeDeadLetterQueueUrl"],
+            "--stream", out["AnswerStreamName"], "--data-dir", str(tmp_path), "--json"]
+    capsys.readouterr()
+    assert main(["dlq", "list", *opts]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["count"] == 1 and "invalid event" in listed["parked"][0]["reason"]
+    assert main(["dlq", "replay", *opts]) == 0
+    assert json.loads(capsys.readouterr().out)["replayed"] == 1
+    kinesis = boto3.client("kinesis")
+    shard = kinesis.list_shards(StreamName=out["AnswerStreamName"])["Shards"][0]["ShardId"]
+    it = kinesis.get_shard_iterator(StreamName=out["AnswerStreamName"], ShardId=shard,
+                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    assert b'"maybe"' in kinesis.get_records(ShardIterator=it)["Records"][0]["Data"]
+    assert main(["dlq", "list", *opts]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 0
+
+
+def test_dlq_without_a_stack_is_a_clear_error(tmp_path, capsys):
+    from irtcat.cli import main
+
+    assert main(["dlq", "list", "--data-dir", str(tmp_path)]) == 2
+    assert "no stack found" in capsys.readouterr().err
