@@ -105,6 +105,10 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except OSError:
         return False
+    status = Path(f"/proc/{pid}/status")
+    if status.exists():  # an exited process that its parent has not reaped yet is not running
+        state = next((line for line in status.read_text().splitlines() if line.startswith("State:")), "")
+        return "zombie" not in state and "\tZ" not in state
     return True
 
 
@@ -119,7 +123,7 @@ def down(args: argparse.Namespace) -> int:
         print("irtcat: the local stack had already stopped", file=sys.stderr)
         return 0
     os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
+    for _ in range(300):
         if not _alive(pid):
             print("irtcat local stack stopped", file=sys.stderr)
             return 0

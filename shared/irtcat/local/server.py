@@ -319,6 +319,8 @@ class EmulatorServer:
         from ..adapters.runtime import reset
 
         self.server.close()
+        # waitress's worker threads are not daemons: stop them, or they keep the process alive
+        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         if self._thread:
             self._thread.join(timeout=5)
         for key, value in getattr(self, "_saved_env", {}).items():
