@@ -143,3 +143,27 @@ def test_dlq_without_a_stack_is_a_clear_error(tmp_path, capsys):
 
     assert main(["dlq", "list", "--data-dir", str(tmp_path)]) == 2
     assert "no stack found" in capsys.readouterr().err
+
+
+def test_publish_answer_puts_the_event_on_the_stream(moto_stack):
+    fn = moto_stack.function_by_logical_id("PublishAnswerFunction")
+    out = fn.invoke(event("publish_answer"))
+    assert out.error is None and out.payload["statusCode"] == 202
+    assert json.loads(out.payload["body"])["event_id"] == "11111111-1111-4111-8111-111111111111"
+    stream = moto_stack.outputs()["AnswerStreamName"]
+    kinesis = boto3.client("kinesis")
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    rec = kinesis.get_records(ShardIterator=it)["Records"][0]
+    assert rec["PartitionKey"] == SESSION_ID and json.loads(rec["Data"])["seq"] == 1
+
+
+@pytest.mark.parametrize("change,expected", [({"response": 5}, "invalid answer"),
+                                             ({"session_id": "other"}, "does not match")])
+def test_publish_answer_rejects_bad_bodies(moto_stack, change, expected):
+    ev = event("publish_answer")
+    body = json.loads(ev["body"])
+    body.update(change)
+    ev["body"] = json.dumps(body)
+    out = moto_stack.function_by_logical_id("PublishAnswerFunction").invoke(ev)
+    assert out.payload["statusCode"] == 400 and expected in out.payload["body"]

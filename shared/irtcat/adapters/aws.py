@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ..domain.bank import ItemBank
+from ..domain.events import AnswerEvent
 from ..domain.history import HistoryRecord
 from ..domain.ports import Conflict, NotFound, StudentProfile, TestDefinition
 from ..domain.session import SessionState
@@ -252,6 +253,18 @@ class FirehoseHistory:
             time.sleep(random.uniform(0, 0.05 * 2**k))
         # never silently: the Lambda fails, Step Functions retries, and the commit is idempotent
         raise RuntimeError(f"{len(pending)} history record(s) not accepted by Firehose")
+
+
+class KinesisAnswers:
+    """Answer events onto the stream, keyed by session so one session stays on one shard."""
+
+    def __init__(self, stream_name: str) -> None:
+        self.stream = stream_name
+
+    def publish(self, event: AnswerEvent) -> None:
+        data = event.model_dump_json().encode()
+        with_retries(lambda: client("kinesis").put_record(StreamName=self.stream, Data=data,
+                                                          PartitionKey=event.session_id))
 
 
 class S3Quarantine:

@@ -20,7 +20,14 @@ from aws_lambda_powertools.metrics import Metrics
 if TYPE_CHECKING:
     from aws_lambda_powertools.tracing import Tracer
 
-    from .aws import DynamoSessions, DynamoStudents, FirehoseHistory, S3BankStore, S3Quarantine
+    from .aws import (
+        DynamoSessions,
+        DynamoStudents,
+        FirehoseHistory,
+        KinesisAnswers,
+        S3BankStore,
+        S3Quarantine,
+    )
 
 
 def powertools(service: str) -> tuple[Logger, Metrics]:
@@ -49,7 +56,21 @@ def reset() -> None:
     from .aws import reset_caches
 
     adapters.cache_clear()
+    answer_stream.cache_clear()
     reset_caches()
+
+
+@cache
+def answer_stream() -> KinesisAnswers:
+    """The answer stream, named by ``ANSWER_STREAM`` (PublishAnswer only)."""
+    import os
+
+    from .aws import KinesisAnswers
+
+    name = os.environ.get("ANSWER_STREAM")
+    if not name:
+        raise RuntimeError("environment variable ANSWER_STREAM is not set")
+    return KinesisAnswers(name)
 
 
 @cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 
@@ -40,3 +41,92 @@ def start_session_event(student_id: str, test_id: str, **fixed: Any) -> dict[str
 def get_session_event(session_id: str, **fixed: Any) -> dict[str, Any]:
     return http_event("GET", f"/sessions/{session_id}", path_parameters={"session_id": session_id},
                       route_key="GET /sessions/{session_id}", **fixed)
+
+
+class LocalHttpApi:
+    """A Docker-free ``sam local start-api``: the template's HTTP API routes on 127.0.0.1.
+
+    Each request becomes an HTTP API payload-2.0 event for the route's real handler; CORS
+    follows the API's ``CorsConfiguration``; paths that are not routes are served from ``web/``
+    (the tablet app).
+    """
+
+    def __init__(self, routes: list[tuple[str, str, Any]], cors: dict[str, Any], static_dir: Path | None) -> None:
+        import re
+
+        self.routes = []
+        for method, path, fn in routes:
+            pattern = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "/?$"
+            self.routes.append((method.upper(), re.compile(pattern), path, fn))
+        self.cors = cors
+        self.static_dir = static_dir
+
+    def _cors_headers(self, origin: str | None) -> dict[str, str]:
+        allowed = self.cors.get("AllowOrigins", [])
+        if not allowed or origin is None:
+            return {}
+        value = "*" if "*" in allowed else (origin if origin in allowed else "")
+        if not value:
+            return {}
+        return {"Access-Control-Allow-Origin": value}
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        from werkzeug.wrappers import Request, Response
+
+        request = Request(environ)
+        origin = request.headers.get("Origin")
+        if request.method == "OPTIONS":
+            headers = {**self._cors_headers(origin),
+                       "Access-Control-Allow-Methods": ",".join(self.cors.get("AllowMethods", [])),
+                       "Access-Control-Allow-Headers": ",".join(self.cors.get("AllowHeaders", [])),
+                       "Access-Control-Max-Age": str(self.cors.get("MaxAge", 0))}
+            return Response(status=204, headers=headers)(environ, start_response)
+        for method, pattern, path, fn in self.routes:
+            m = pattern.match(request.path)
+            if m and method == request.method:
+                event = http_event(request.method, request.path, request.get_data(as_text=True) or None,
+                                   path_parameters=m.groupdict(), route_key=f"{method} {path}",
+                                   headers={k.lower(): v for k, v in request.headers.items()},
+                                   query=request.query_string.decode())
+                result = fn.invoke(event)
+                if result.error:
+                    body = json.dumps({"message": "Internal Server Error"})
+                    resp = Response(body, status=502, content_type="application/json")
+                else:
+                    payload = result.payload
+                    resp = Response(payload.get("body") or "", status=int(payload.get("statusCode", 200)),
+                                    headers=payload.get("headers") or {})
+                for k, v in self._cors_headers(origin).items():
+                    resp.headers[k] = v
+                return resp(environ, start_response)
+        return self._static(request, environ, start_response)
+
+    def _static(self, request: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        import mimetypes
+
+        from werkzeug.wrappers import Response
+
+        if self.static_dir is None or request.method != "GET":
+            return Response(json.dumps({"message": "Not Found"}), status=404,
+                            content_type="application/json")(environ, start_response)
+        rel = request.path.lstrip("/") or "index.html"
+        target = (self.static_dir / rel).resolve()
+        if not str(target).startswith(str(self.static_dir.resolve())) or not target.is_file():
+            return Response("not found", status=404)(environ, start_response)
+        ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return Response(target.read_bytes(), content_type=ctype)(environ, start_response)
+
+
+def http_api_routes(sam_template: dict[str, Any]) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
+    """(method, path, function logical id) of every HttpApi event, and the API's CORS settings."""
+    routes = []
+    cors: dict[str, Any] = {}
+    for logical_id, res in sam_template["Resources"].items():
+        if res["Type"] == "AWS::Serverless::HttpApi":
+            cors = res.get("Properties", {}).get("CorsConfiguration", {}) or {}
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        for ev in (res.get("Properties", {}).get("Events") or {}).values():
+            if ev.get("Type") == "HttpApi":
+                routes.append((ev["Properties"]["Method"], ev["Properties"]["Path"], logical_id))
+    return routes, cors

@@ -27,6 +27,7 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
     up.add_argument("--shards", type=int, default=None, help="override StreamShardCount")
     up.add_argument("--batch-size", type=int, default=None, help="override PipeBatchSize")
     up.add_argument("--demo-bank", action="store_true", help="load the demo bank and test")
+    up.add_argument("--api-port", type=int, default=3000, help="the HTTP API and tablet app (0: any free port)")
     up.set_defaults(fn=handler)
 
     down = cmds.add_parser("down", help="stop a stack started with 'irtcat local up'")
@@ -72,14 +73,16 @@ def up(args: argparse.Namespace) -> int:
         print(f"irtcat: error: a local stack is already up (see {state_file})", file=sys.stderr)
         return 2
     rt = LocalRuntime.up(port=args.port, parameters=_overrides(args))
+    api_url = rt.start_api(port=args.api_port)
     if args.demo_bank:
         load_demo_bank(rt)
     outputs = rt.stack.outputs()
-    info = {"pid": os.getpid(), "endpoint": rt.endpoint, "outputs": outputs,
+    info = {"pid": os.getpid(), "endpoint": rt.endpoint, "api_url": api_url, "outputs": outputs,
             "functions": sorted(f.logical_id for f in rt.stack.functions.values()),
             "parameters": _overrides(args), "started_seconds": round(rt.started_seconds, 2)}
     state_file.write_text(json.dumps(info, indent=2))
     print(f"irtcat local stack up in {rt.started_seconds:.1f}s at {rt.endpoint}", file=sys.stderr)
+    print(f"  HTTP API and tablet app: {api_url}/  (sessions: {api_url}/sessions)", file=sys.stderr)
     print(f"  export AWS_ENDPOINT_URL={rt.endpoint} AWS_DEFAULT_REGION=us-east-1 "
           "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local", file=sys.stderr)
     for key, value in outputs.items():

@@ -35,6 +35,8 @@ class LocalRuntime:
     stack: LocalStack
     pipe: PipePoller
     started_seconds: float
+    api: Any = None  # the local HTTP API (waitress server), when started
+    api_url: str | None = None
 
     @classmethod
     def up(cls, root: str | Path | None = None, port: int = 0,
@@ -71,6 +73,24 @@ class LocalRuntime:
         del pipe_id
         return cls(server, stack, pipe, time.perf_counter() - started)
 
+    def start_api(self, port: int = 3000, host: str = "127.0.0.1") -> str:
+        """Serve the template's HTTP API routes (and web/) on ``host:port`` (0: any free port)."""
+        import threading
+
+        from waitress.server import create_server
+
+        from .api import LocalHttpApi, http_api_routes
+        from .template import load_template
+
+        routes, cors = http_api_routes(load_template(self.stack.root / "template.yaml"))
+        bound = [(m, p, self.function(fn)) for m, p, fn in routes]
+        web = self.stack.root / "web"
+        app = LocalHttpApi(bound, cors, web if web.is_dir() else None)
+        self.api = create_server(app, host=host, port=port, threads=16, ident="irtcat-local-api")
+        threading.Thread(target=self.api.run, name="local-api", daemon=True).start()
+        self.api_url = f"http://{host}:{self.api.effective_port}"
+        return self.api_url
+
     def __enter__(self) -> LocalRuntime:
         return self
 
@@ -79,6 +99,9 @@ class LocalRuntime:
 
     def down(self) -> None:
         self.pipe.stop()
+        if self.api is not None:
+            self.api.close()
+            self.api.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         self.server.stop()
 
     @property

@@ -314,6 +314,11 @@ class EmulatorServer:
         os.environ["AWS_DEFAULT_REGION"] = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
         self._thread = threading.Thread(target=self.server.run, name="emulator", daemon=True)
         self._thread.start()
+        # moto's backends live in this process: a stack started after another one starts empty
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"),
+                               timeout=30).read()
 
     def stop(self) -> None:
         from ..adapters.runtime import reset

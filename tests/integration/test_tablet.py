@@ -1,0 +1,117 @@
+"""The tablet app in a real browser (Playwright driving Debian's chromium) against the local
+stack: a whole test, a submit whose acknowledgement is lost, the result against DynamoDB."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from irtcat.domain.policy import StoppingPolicy, TestPolicy
+
+pytestmark = pytest.mark.integration
+ARTIFACTS = Path(__file__).resolve().parents[2] / ".irtcat" / "test-artifacts"
+
+
+def chromium() -> str | None:
+    found = shutil.which("chromium")
+    if found is None and shutil.which("apt-get"):
+        print("[test] installing Debian's chromium for the browser tests")
+        install = ["apt-get", "install", "-y", "-q", "chromium"]
+        if subprocess.run(install, capture_output=True, timeout=900).returncode:
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=600)
+            subprocess.run(install, capture_output=True, timeout=900)
+        found = shutil.which("chromium")
+    return found
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Any]:
+    from irtcat.local.demo import load_demo_bank
+    from irtcat.local.runtime import LocalRuntime
+
+    rt = LocalRuntime.up()
+    rt.start_api(port=0)
+    load_demo_bank(rt, items=200, policy=TestPolicy(stopping=StoppingPolicy(max_items=6, min_items=2,
+                                                                             se_threshold=None)))
+    yield rt
+    rt.down()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    exe = chromium()
+    if exe is None:
+        pytest.skip("chromium is not installed and apt-get could not install it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu",
+                                                         "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+def take_test(page: Any, url: str, student: str) -> int:
+    page.goto(url)
+    page.fill("#student", student)
+    page.click("text=Start")
+    answered = 0
+    while True:
+        page.wait_for_selector("#item:not([hidden]), #result:not([hidden])", timeout=60_000)
+        if page.is_visible("#result"):
+            return answered
+        if answered == 0:
+            page.screenshot(path=str(ARTIFACTS / "tablet-item.png"))
+        page.keyboard.press("1")  # keyboard-accessible answering
+        answered += 1
+        page.wait_for_selector("#item", state="hidden", timeout=10_000)
+
+
+def test_a_student_completes_a_test_and_sees_the_dynamodb_result(stack: Any, browser: Any) -> None:
+    import boto3
+    from irtcat.domain.session import SessionState
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    answered = take_test(page, stack.api_url + "/", "tablet-student-1")
+    page.screenshot(path=str(ARTIFACTS / "tablet-result.png"))
+    assert answered == 6 and not errors, errors
+    shown_theta = float(page.get_attribute("#result", "data-theta") or "nan")
+    table = stack.function("GetSessionFunction").environment["TABLE_NAME"]
+    items = boto3.client("dynamodb").scan(TableName=table)["Items"]
+    sessions = [SessionState.model_validate_json(i["doc"]["S"]) for i in items if i["pk"]["S"].startswith("SESSION#")]
+    mine = [s for s in sessions if s.student_id == "tablet-student-1"]
+    assert len(mine) == 1 and mine[0].status == "finished"
+    assert shown_theta == pytest.approx(mine[0].theta, abs=1e-9)
+    assert page.text_content("#score") == str(round(500 + 100 * mine[0].theta))
+
+
+def test_a_submit_whose_acknowledgement_is_lost_is_retried_and_counted_once(stack: Any, browser: Any) -> None:
+    page = browser.new_page()
+    lost = {"count": 0}
+
+    def lose_first_ack(route: Any) -> None:
+        if lost["count"] == 0:
+            lost["count"] += 1
+            route.fetch()  # the answer reaches the stream...
+            route.abort("connectionreset")  # ...but the tablet never hears back
+        else:
+            route.continue_()
+
+    page.route("**/answers", lose_first_ack)
+    answered = take_test(page, stack.api_url + "/", "tablet-student-2")
+    assert lost["count"] == 1 and answered == 6
+    stack.wait_idle(timeout=30)
+    from irtcat.local.export import read_history
+
+    bucket = stack.function("GetSessionFunction").environment["HISTORY_BUCKET"]
+    records = [r for r in read_history(bucket) if r.student_id == "tablet-student-2" and r.record_type == "answer"]
+    applied = [r for r in records if r.outcome == "applied"]
+    assert sorted(r.seq for r in applied) == [1, 2, 3, 4, 5, 6]
+    assert [r.seq for r in records if r.outcome == "duplicate"] == [1]
