@@ -115,3 +115,18 @@ def test_a_submit_whose_acknowledgement_is_lost_is_retried_and_counted_once(stac
     applied = [r for r in records if r.outcome == "applied"]
     assert sorted(r.seq for r in applied) == [1, 2, 3, 4, 5, 6]
     assert [r.seq for r in records if r.outcome == "duplicate"] == [1]
+
+
+def test_teacher_view_lists_sessions_with_their_trajectory(stack: Any, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1024, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    take_test(page, stack.api_url + "/", "tablet-student-3")
+    page.goto(stack.api_url + "/teacher.html")
+    page.click("text=Show sessions")
+    page.wait_for_selector("#sessions tbody tr")
+    row = page.locator("#sessions tbody tr", has_text="tablet-student-3")
+    assert row.count() == 1 and "finished" in row.inner_text()
+    assert row.locator("svg.trajectory polyline").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "teacher-view.png"))
+    assert not errors, errors

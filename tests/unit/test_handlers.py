@@ -167,3 +167,14 @@ def test_publish_answer_rejects_bad_bodies(moto_stack, change, expected):
     ev["body"] = json.dumps(body)
     out = moto_stack.function_by_logical_id("PublishAnswerFunction").invoke(ev)
     assert out.payload["statusCode"] == 400 and expected in out.payload["body"]
+
+
+def test_list_sessions_for_the_teacher_view(moto_stack):
+    out = moto_stack.function_by_logical_id("ListSessionsFunction").invoke(event("list_sessions"))
+    assert out.error is None and out.payload["statusCode"] == 200
+    rows = json.loads(out.payload["body"])
+    assert [r["session_id"] for r in rows] == [SESSION_ID] and rows[0]["trajectory"] == []
+    bad = event("list_sessions")
+    bad["rawQueryString"] = "limit=0"
+    bad["queryStringParameters"] = {"limit": "0"}
+    assert moto_stack.function_by_logical_id("ListSessionsFunction").invoke(bad).payload["statusCode"] == 400

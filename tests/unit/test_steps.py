@@ -254,3 +254,17 @@ def test_session_steps_follow_the_same_path_as_the_simulator():
         if check_stop(sim, engine, cfg, row)[0]:
             break
     assert w.sessions.get(view.session_id).status == "finished"
+
+
+def test_list_sessions_gives_trajectories_newest_first():
+    from irtcat.domain.steps import list_sessions
+
+    w = World(TestPolicy(stopping=StoppingPolicy(max_items=3, min_items=1, se_threshold=None)))
+    first = w.start("s1")
+    for _ in range(3):
+        w.process(w.event(first))
+    w.start("s2")
+    rows = list_sessions("t", w.sessions)
+    assert [r.student_id for r in rows] == ["s2", "s1"]
+    assert rows[1].status == "finished" and [p.seq for p in rows[1].trajectory] == [1, 2, 3]
+    assert rows[0].trajectory == []

@@ -117,7 +117,17 @@ class DynamoSessions:
             "status": {"S": state.status},
             "student_id": {"S": state.student_id},
             "expires_at": {"N": str(int(time.time()) + self.ttl_seconds)},
+            # the by_test index: a test's sessions, newest first
+            "gsi1pk": {"S": f"TEST#{state.test_id}"},
+            "gsi1sk": {"S": f"{state.created_at.isoformat()}#{state.session_id}"},
         }
+
+    def list_by_test(self, test_id: str, limit: int = 50) -> list[SessionState]:
+        """A test's most recent sessions (the ``by_test`` index)."""
+        resp = with_retries(lambda: client("dynamodb").query(
+            TableName=self.table, IndexName="by_test", KeyConditionExpression="gsi1pk = :t",
+            ExpressionAttributeValues={":t": {"S": f"TEST#{test_id}"}}, ScanIndexForward=False, Limit=limit))
+        return [SessionState.model_validate_json(i["doc"]["S"]) for i in resp.get("Items", [])]
 
     def create(self, state: SessionState) -> None:
         with_retries(lambda: client("dynamodb").put_item(

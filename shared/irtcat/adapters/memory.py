@@ -21,6 +21,11 @@ class MemorySessions:
         doc = self.items.get(session_id)
         return SessionState.model_validate_json(doc) if doc else None
 
+    def list_by_test(self, test_id: str, limit: int = 50) -> list[SessionState]:
+        states = [SessionState.model_validate_json(d) for d in self.items.values()]
+        mine = sorted((s for s in states if s.test_id == test_id), key=lambda s: s.created_at, reverse=True)
+        return mine[:limit]
+
     def create(self, state: SessionState) -> None:
         if state.session_id in self.items:
             raise Conflict(f"session {state.session_id} exists")

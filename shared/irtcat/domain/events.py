@@ -71,3 +71,24 @@ class SessionView(BaseModel):
     answered: int
     item: ServedItemView | None = None
     result: SessionResult | None = None
+
+
+class TrajectoryPoint(BaseModel):
+    seq: int
+    theta: float
+    se: float
+
+
+class SessionSummary(BaseModel):
+    """A session as a teacher sees it: status, ability so far and its trajectory."""
+
+    session_id: str
+    student_id: str
+    test_id: str
+    status: Literal["active", "finished"]
+    answered: int
+    theta: float
+    se: float
+    stop_reason: str | None = None
+    created_at: datetime
+    trajectory: list[TrajectoryPoint]

@@ -15,7 +15,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .events import MAX_EVENT_BYTES, AnswerEvent, SessionView, StartSessionRequest
+from .events import (
+    MAX_EVENT_BYTES,
+    AnswerEvent,
+    SessionSummary,
+    SessionView,
+    StartSessionRequest,
+    TrajectoryPoint,
+)
 from .history import HistoryRecord
 from .ports import (
     BankStore,
@@ -277,3 +284,17 @@ def get_session(session_id: str, sessions: SessionRepository, banks: BankStore) 
         raise NotFound(f"session {session_id} not found")
     bank = banks.bank(state.bank_id, state.bank_version) if state.status == "active" else None
     return state.view(bank)
+
+
+def list_sessions(test_id: str, sessions: SessionRepository, limit: int = 50) -> list[SessionSummary]:
+    """GET /tests/{test_id}/sessions: the test's recent sessions with their theta trajectories
+    (scored answers only) for the teacher view."""
+    return [
+        SessionSummary(
+            session_id=s.session_id, student_id=s.student_id, test_id=s.test_id, status=s.status,
+            answered=s.answered, theta=s.theta, se=s.se, stop_reason=s.stop_reason, created_at=s.created_at,
+            trajectory=[TrajectoryPoint(seq=x.seq, theta=x.theta, se=x.se) for x in s.served
+                        if x.response is not None and not x.pretest and x.theta is not None and x.se is not None],
+        )
+        for s in sessions.list_by_test(test_id, limit)
+    ]

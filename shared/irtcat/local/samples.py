@@ -95,6 +95,10 @@ def make_samples() -> dict[str, Any]:
             "POST", f"/sessions/{SESSION_ID}/answers", answer_event(session),
             path_parameters={"session_id": SESSION_ID}, route_key="POST /sessions/{session_id}/answers",
             request_id=REQUEST_ID, time_epoch_ms=int(CLOCK.timestamp() * 1000)),
+        "events/list_sessions.json": http_event(
+            "GET", f"/tests/{TEST_ID}/sessions", path_parameters={"test_id": TEST_ID},
+            route_key="GET /tests/{test_id}/sessions", request_id=REQUEST_ID,
+            time_epoch_ms=int(CLOCK.timestamp() * 1000)),
         "events/update_theta.json": dump(Step(record=good)),
         "events/check_end_condition.json": dump(updated),
         "events/select_next_item.json": dump(checked),

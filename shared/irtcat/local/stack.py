@@ -217,6 +217,8 @@ def _table(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:
     }
     if props.get("SSESpecification", {}).get("SSEEnabled"):
         kwargs["SSESpecification"] = {"Enabled": True}
+    if props.get("GlobalSecondaryIndexes"):
+        kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
     ddb.create_table(**kwargs)
     ttl = props.get("TimeToLiveSpecification")
     if ttl:

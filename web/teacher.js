@@ -1,0 +1,61 @@
+// Teacher view: a test's recent sessions, each with its theta trajectory (±1 SE band) as SVG.
+"use strict";
+
+const API = new URLSearchParams(location.search).get("api") || location.origin;
+const NS = "http://www.w3.org/2000/svg";
+
+function chart(points) {
+  const w = 220, h = 60, pad = 4;
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  svg.setAttribute("width", w);
+  svg.setAttribute("height", h);
+  svg.setAttribute("role", "img");
+  svg.classList.add("trajectory");
+  if (!points.length) return svg;
+  const lo = -3, hi = 3;
+  const x = (i) => pad + (i / Math.max(1, points.length - 1)) * (w - 2 * pad);
+  const y = (t) => h - pad - ((Math.max(lo, Math.min(hi, t)) - lo) / (hi - lo)) * (h - 2 * pad);
+  const upper = points.map((p, i) => `${x(i)},${y(p.theta + p.se)}`);
+  const lower = points.map((p, i) => `${x(i)},${y(p.theta - p.se)}`).reverse();
+  const band = document.createElementNS(NS, "polygon");
+  band.setAttribute("points", [...upper, ...lower].join(" "));
+  band.setAttribute("fill", "rgba(43,89,195,0.18)");
+  const line = document.createElementNS(NS, "polyline");
+  line.setAttribute("points", points.map((p, i) => `${x(i)},${y(p.theta)}`).join(" "));
+  line.setAttribute("fill", "none");
+  line.setAttribute("stroke", "#2b59c3");
+  line.setAttribute("stroke-width", "2");
+  const title = document.createElementNS(NS, "title");
+  title.textContent = points.map((p) => `${p.seq}: ${p.theta.toFixed(2)}`).join(", ");
+  svg.append(title, band, line);
+  return svg;
+}
+
+async function load(test) {
+  const res = await fetch(`${API}/tests/${encodeURIComponent(test)}/sessions`);
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  const rows = await res.json();
+  const body = document.querySelector("#sessions tbody");
+  body.replaceChildren();
+  for (const s of rows) {
+    const tr = document.createElement("tr");
+    for (const text of [s.student_id, s.status, String(s.answered), `${s.theta.toFixed(2)} ± ${s.se.toFixed(2)}`]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.appendChild(td);
+    }
+    const td = document.createElement("td");
+    td.appendChild(chart(s.trajectory));
+    tr.appendChild(td);
+    body.appendChild(tr);
+  }
+  if (!rows.length) document.getElementById("error").textContent = "No sessions for this test yet.";
+}
+
+document.getElementById("test-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  document.getElementById("error").textContent = "";
+  try { await load(document.getElementById("test").value.trim()); }
+  catch (err) { document.getElementById("error").textContent = `Could not load sessions: ${err.message}`; }
+});
