@@ -1,4 +1,5 @@
-"""The command line's files: policies, thetas and long-format response CSVs."""
+"""The command line's files: policies, thetas and long-format response CSVs (written here; read
+for calibration by :mod:`.calibration_io`)."""
 
 from __future__ import annotations
 
@@ -51,21 +52,3 @@ def write_responses_csv(path: str | Path, rows: list[tuple[str, str, int]]) -> N
         writer = csv.writer(fh)
         writer.writerow(["student_id", "item_id", "response"])
         writer.writerows(rows)
-
-
-def read_responses_csv(path: str | Path) -> list[tuple[str, str, int]]:
-    """Read the long format back; ValueError naming the line on a bad row."""
-    out = []
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"cannot read responses {path}: {exc.strerror}") from exc
-    reader = csv.reader(text.splitlines())
-    header = next(reader, None)
-    if header is None or [h.strip() for h in header[:3]] != ["student_id", "item_id", "response"]:
-        raise ValueError(f"{path}: header must be student_id,item_id,response")
-    for no, row in enumerate(reader, 2):
-        if len(row) < 3 or row[2].strip() not in ("0", "1"):
-            raise ValueError(f"{path}:{no}: expected student_id,item_id,0|1")
-        out.append((row[0], row[1], int(row[2])))
-    return out

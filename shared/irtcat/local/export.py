@@ -8,7 +8,6 @@ the deployed Firehose produces, one file per partition.
 from __future__ import annotations
 
 import gzip
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,3 @@ def export_history(bucket: str, out_dir: str | Path) -> dict[str, Any]:
             quarantined += 1
     return {"records": len(records), "files": files, "quarantined": quarantined,
             "partitions": sorted(by_day)}
-
-
-def to_json(records: list[HistoryRecord]) -> str:
-    return json.dumps([r.model_dump(mode="json") for r in records])

@@ -116,9 +116,6 @@ class LocalRuntime:
 
     def wait_idle(self, timeout: float = 60.0, settle: float = 0.3) -> bool:
         """Wait until the stream is drained: no batch in flight for ``settle`` seconds."""
-        import boto3
-
-        kinesis = boto3.client("kinesis", region_name=REGION)
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
         while time.monotonic() < deadline:
@@ -129,5 +126,4 @@ class LocalRuntime:
             else:
                 quiet_since = None
             time.sleep(0.05)
-        del kinesis
         return False

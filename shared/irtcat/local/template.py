@@ -6,7 +6,6 @@ The local stack is built from the same template that ``sam deploy`` uses, so it 
 from __future__ import annotations
 
 import copy
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,7 +165,3 @@ def parameter_defaults(template: dict[str, Any], overrides: dict[str, str] | Non
     if missing:
         raise ValueError(f"parameters without a value: {', '.join(missing)}")
     return values
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=1, default=str)
