@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ..irt.cat import STATUS_CODES, Bank
 from ..irt.model import D_LOGISTIC, ItemParameters, Model
+from .base import Message
 
 ItemStatus = Literal["operational", "pretest", "retired"]
 
 
-class Item(BaseModel):
+class Item(Message):
     """One item: IRT parameters, status, content area and what the tablet displays."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -49,7 +50,7 @@ class Item(BaseModel):
         return self
 
 
-class ItemBank(BaseModel):
+class ItemBank(Message):
     """A versioned item bank (the documented JSON file format, ``format_version`` 1)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -6,13 +6,15 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
+
+from .base import Message
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 MAX_EVENT_BYTES = 4096
 
 
-class AnswerEvent(BaseModel):
+class AnswerEvent(Message):
     """An answer published by a tablet into Kinesis (record data, JSON, schema_version 1).
 
     ``seq`` is the 1-based position of the item the tablet was serving; ``response`` is 0/1.
@@ -32,7 +34,7 @@ class AnswerEvent(BaseModel):
     response_time_ms: int | None = Field(default=None, ge=0, le=86_400_000)
 
 
-class StartSessionRequest(BaseModel):
+class StartSessionRequest(Message):
     """Body of ``POST /sessions``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -41,7 +43,7 @@ class StartSessionRequest(BaseModel):
     test_id: str = Field(pattern=ID_PATTERN)
 
 
-class ServedItemView(BaseModel):
+class ServedItemView(Message):
     """What the tablet shows: the item to answer at position ``seq``."""
 
     item_id: str
@@ -51,7 +53,7 @@ class ServedItemView(BaseModel):
     key: int | None = Field(default=None, description="index of the correct option (scored on the tablet)")
 
 
-class SessionResult(BaseModel):
+class SessionResult(Message):
     """A finished session's outcome."""
 
     theta: float
@@ -61,7 +63,7 @@ class SessionResult(BaseModel):
     finished_at: datetime
 
 
-class SessionView(BaseModel):
+class SessionView(Message):
     """Reply of ``POST /sessions`` and ``GET /sessions/{id}``."""
 
     session_id: str
@@ -73,13 +75,13 @@ class SessionView(BaseModel):
     result: SessionResult | None = None
 
 
-class TrajectoryPoint(BaseModel):
+class TrajectoryPoint(Message):
     seq: int
     theta: float
     se: float
 
 
-class SessionSummary(BaseModel):
+class SessionSummary(Message):
     """A session as a teacher sees it: status, ability so far and its trajectory."""
 
     session_id: str

@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from .base import Message
 
 HISTORY_SCHEMA_VERSION = 1
 Outcome = Literal["applied", "duplicate", "rejected", "finished"]
 
 
-class HistoryRecord(BaseModel):
+class HistoryRecord(Message):
     """``record_type`` answer: outcome applied|duplicate|rejected (with ``reason``);
     ``record_type`` session: outcome finished, with the final theta, SE, length, stop reason."""
 

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ..irt.cat import CatConfig, Classification, SelectionRule
 from ..irt.estimation import Estimator, NormalPrior, Quadrature
+from .base import Message
 
 
-class PriorPolicy(BaseModel):
+class PriorPolicy(Message):
     model_config = ConfigDict(extra="forbid", frozen=True)
     mean: float = Field(default=0.0, allow_inf_nan=False)
     sd: float = Field(default=1.0, gt=0, allow_inf_nan=False)
 
 
-class ClassificationPolicy(BaseModel):
+class ClassificationPolicy(Message):
     model_config = ConfigDict(extra="forbid", frozen=True)
     cut: float = Field(allow_inf_nan=False)
     method: Literal["ci", "sprt"] = "ci"
@@ -26,7 +27,7 @@ class ClassificationPolicy(BaseModel):
     beta: float = Field(default=0.05, gt=0, lt=0.5)
 
 
-class StoppingPolicy(BaseModel):
+class StoppingPolicy(Message):
     model_config = ConfigDict(extra="forbid", frozen=True)
     se_threshold: float | None = Field(default=0.3, gt=0)
     min_items: int = Field(default=5, ge=0)
@@ -41,7 +42,7 @@ class StoppingPolicy(BaseModel):
         return self
 
 
-class TestPolicy(BaseModel):
+class TestPolicy(Message):
     """Per-test choices. Defaults: EAP with a N(0, 1) prior, maximum information with
     randomesque-5, stop at SE <= 0.3 or 30 items, at least 5 items."""
 

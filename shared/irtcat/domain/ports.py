@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from .bank import ItemBank
+from .base import Message
 from .history import HistoryRecord
 from .policy import TestPolicy
 from .session import SessionState
 
 
-class StudentProfile(BaseModel):
+class StudentProfile(Message):
     """A student's last known ability: the starting point of their next session."""
 
     model_config = ConfigDict(extra="forbid")
@@ -26,7 +27,7 @@ class StudentProfile(BaseModel):
     updated_at: datetime
 
 
-class TestDefinition(BaseModel):
+class TestDefinition(Message):
     """A test: which bank it draws from and its policy (stored beside the banks)."""
 
     __test__ = False

@@ -13,15 +13,16 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ..irt.cat import PRETEST, CatState, check_stop, record_answer, restore, select_next
 from .bank import ItemBank
+from .base import Message
 from .events import AnswerEvent, ServedItemView, SessionResult, SessionView
 from .policy import TestPolicy
 
 
-class ServedItem(BaseModel):
+class ServedItem(Message):
     """One item served in a session, and its answer once it is in."""
 
     model_config = ConfigDict(extra="forbid")
@@ -37,7 +38,7 @@ class ServedItem(BaseModel):
     se: float | None = None
 
 
-class SessionState(BaseModel):
+class SessionState(Message):
     """Everything about one running or finished session (one DynamoDB item).
 
     ``version`` is the optimistic-locking counter: every commit writes ``version + 1`` on the

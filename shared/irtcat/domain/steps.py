@@ -13,8 +13,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 
+from .base import Message
 from .events import (
     MAX_EVENT_BYTES,
     AnswerEvent,
@@ -52,7 +53,7 @@ class TooManyConflicts(Exception):
     """Raised after MAX_CONFLICT_ATTEMPTS re-reads: the execution fails and the Pipe retries."""
 
 
-class Step(BaseModel):
+class Step(Message):
     """The state machine's working document for one answer."""
 
     model_config = ConfigDict(extra="forbid")
