@@ -3,7 +3,6 @@
 // the pipeline counts it once.
 "use strict";
 
-const API = new URLSearchParams(location.search).get("api") || location.origin;
 const $ = (id) => document.getElementById(id);
 const state = { session: null, studentId: null, answered: 0 };
 
@@ -11,15 +10,7 @@ function show(id) {
   for (const s of ["start", "item", "waiting", "result"]) $(s).hidden = s !== id;
 }
 
-async function api(method, path, body) {
-  const res = await fetch(API + path, {
-    method, headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw Object.assign(new Error(data.message || `HTTP ${res.status}`), { status: res.status });
-  return data;
-}
+const api = Auth.api;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -101,6 +92,8 @@ $("start-form").addEventListener("submit", async (e) => {
   $("start-error").textContent = "";
   state.studentId = $("student").value.trim();
   try {
+    await Auth.signIn(state.studentId, $("password").value);
+    $("password").value = "";
     render(await api("POST", "/sessions", { student_id: state.studentId, test_id: $("test").value.trim() }));
   } catch (err) {
     $("start-error").textContent = `Could not start: ${err.message}`;

@@ -1,7 +1,6 @@
 // Teacher view: a test's recent sessions, each with its theta trajectory (±1 SE band) as SVG.
 "use strict";
 
-const API = new URLSearchParams(location.search).get("api") || location.origin;
 const NS = "http://www.w3.org/2000/svg";
 
 function chart(points) {
@@ -33,9 +32,7 @@ function chart(points) {
 }
 
 async function load(test) {
-  const res = await fetch(`${API}/tests/${encodeURIComponent(test)}/sessions`);
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  const rows = await res.json();
+  const rows = await Auth.api("GET", `/tests/${encodeURIComponent(test)}/sessions`);
   const body = document.querySelector("#sessions tbody");
   body.replaceChildren();
   for (const s of rows) {
@@ -56,6 +53,12 @@ async function load(test) {
 document.getElementById("test-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   document.getElementById("error").textContent = "";
-  try { await load(document.getElementById("test").value.trim()); }
+  try {
+    if (!Auth.signedIn()) {
+      await Auth.signIn(document.getElementById("teacher").value.trim(), document.getElementById("password").value);
+      document.getElementById("password").value = "";
+    }
+    await load(document.getElementById("test").value.trim());
+  }
   catch (err) { document.getElementById("error").textContent = `Could not load sessions: ${err.message}`; }
 });

@@ -1,14 +1,14 @@
-"""GET /sessions/{session_id}: the next item with its content, or the final result."""
+"""GET /sessions/{session_id}: the next item with its content, or the final result (the session's
+student or a teacher only)."""
 
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from irtcat.adapters.http import caller, http_errors
 from irtcat.adapters.runtime import adapters, powertools
 from irtcat.adapters.runtime import tracer as tracer_for
-from irtcat.domain.ports import NotFound
 from irtcat.domain.steps import get_session
 
 logger, metrics = powertools("get_session")
@@ -19,11 +19,11 @@ app = APIGatewayHttpResolver(cors=CORSConfig())
 @app.get("/sessions/<session_id>")
 @tracer.capture_method
 def read_session(session_id: str) -> Response[str]:
+    who = caller(app)
     a = adapters()
-    try:
+    with http_errors():
         view = get_session(session_id, a.sessions, a.banks)
-    except NotFound as exc:
-        raise NotFoundError(str(exc)) from None
+        who.require_reader(view.student_id)
     metrics.add_metric(name="SessionReads", unit=MetricUnit.Count, value=1)
     return Response(200, "application/json", view.model_dump_json())
 

@@ -1,4 +1,5 @@
-"""GET /tests/{test_id}/sessions: a test's recent sessions with their theta trajectories."""
+"""GET /tests/{test_id}/sessions: a test's recent sessions with their theta trajectories
+(members of the teachers group only)."""
 
 import json
 from typing import Any
@@ -7,6 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConf
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from irtcat.adapters.http import caller, http_errors
 from irtcat.adapters.runtime import adapters, powertools
 from irtcat.adapters.runtime import tracer as tracer_for
 from irtcat.domain.steps import list_sessions
@@ -19,6 +21,8 @@ app = APIGatewayHttpResolver(cors=CORSConfig())
 @app.get("/tests/<test_id>/sessions")
 @tracer.capture_method
 def get_sessions(test_id: str) -> Response[str]:
+    with http_errors():
+        caller(app).require_teacher()
     raw = app.current_event.get_query_string_value("limit", "50") or "50"
     if not raw.isdigit() or not 1 <= int(raw) <= 200:
         raise BadRequestError("limit must be a whole number from 1 to 200")

@@ -4,13 +4,13 @@ import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from irtcat.adapters.http import caller, http_errors
 from irtcat.adapters.runtime import adapters, powertools
 from irtcat.adapters.runtime import tracer as tracer_for
 from irtcat.domain.events import StartSessionRequest
-from irtcat.domain.ports import NotFound
 from irtcat.domain.session import Rejection
 from irtcat.domain.steps import start_session
 from pydantic import ValidationError
@@ -23,15 +23,16 @@ app = APIGatewayHttpResolver(cors=CORSConfig())
 @app.post("/sessions")
 @tracer.capture_method
 def post_session() -> Response[str]:
+    who = caller(app)
     try:
         request = StartSessionRequest.model_validate(app.current_event.json_body or {})
     except (ValidationError, ValueError) as exc:
         raise BadRequestError(f"invalid request: {str(exc).splitlines()[-1].strip()}") from None
     a = adapters()
     try:
-        view = start_session(request, a.sessions, a.students, a.banks)
-    except NotFound as exc:
-        raise NotFoundError(str(exc)) from None
+        with http_errors():
+            who.require_student(request.student_id)
+            view = start_session(request, a.sessions, a.students, a.banks)
     except Rejection as exc:
         return Response(409, "application/json", json.dumps({"message": str(exc)}))
     metrics.add_metric(name="SessionsStarted", unit=MetricUnit.Count, value=1)

@@ -15,7 +15,7 @@ import pytest
 from irtcat.domain.generate import generate_bank
 from irtcat.domain.policy import StoppingPolicy, TestPolicy
 from irtcat.domain.ports import TestDefinition
-from irtcat.local.api import get_session_event, start_session_event
+from irtcat.local.api import get_session_event, id_token_claims, start_session_event
 
 from .targets import Target, encode, make_target
 
@@ -42,7 +42,8 @@ class Student:
     def __init__(self, target: Target, student_id: str | None = None) -> None:
         self.t = target
         self.student_id = student_id or f"it-{uuid.uuid4().hex[:8]}"
-        status, body = target.api("StartSessionFunction", start_session_event(self.student_id, TEST_ID))
+        status, body = target.api("StartSessionFunction", start_session_event(self.student_id, TEST_ID,
+                                                                          claims=id_token_claims(self.student_id)))
         assert status == 201, body
         self.view = body
         self.sent: list[dict[str, Any]] = []
@@ -64,7 +65,8 @@ class Student:
         self.sent.append(ev)
 
     def refresh(self) -> dict[str, Any]:
-        status, body = self.t.api("GetSessionFunction", get_session_event(self.session_id))
+        status, body = self.t.api("GetSessionFunction", get_session_event(self.session_id,
+                                                                      claims=id_token_claims(self.student_id)))
         assert status == 200
         self.view = body
         return body

@@ -1,5 +1,6 @@
 """The tablet app in a real browser (Playwright driving Debian's chromium) against the local
-stack: a whole test, a submit whose acknowledgement is lost, the result against DynamoDB."""
+stack: a whole test, a submit whose acknowledgement is lost, the result against DynamoDB; and
+the API's authentication and ownership rules over real HTTP with real tokens."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from irtcat.domain.policy import StoppingPolicy, TestPolicy
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".irtcat" / "test-artifacts"
+PASSWORD = "Tablet-pass-1"
 
 
 def chromium() -> str | None:
@@ -37,6 +39,10 @@ def stack() -> Iterator[Any]:
     rt.start_api(port=0)
     load_demo_bank(rt, items=200, policy=TestPolicy(stopping=StoppingPolicy(max_items=6, min_items=2,
                                                                              se_threshold=None)))
+    accounts = rt.accounts()
+    for k in (1, 2, 3):
+        accounts.provision(f"tablet-student-{k}", PASSWORD)
+    accounts.provision("teacher-1", PASSWORD, teacher=True)
     yield rt
     rt.down()
 
@@ -58,6 +64,7 @@ def browser() -> Iterator[Any]:
 def take_test(page: Any, url: str, student: str) -> int:
     page.goto(url)
     page.fill("#student", student)
+    page.fill("#password", PASSWORD)
     page.click("text=Start")
     answered = 0
     while True:
@@ -117,12 +124,25 @@ def test_a_submit_whose_acknowledgement_is_lost_is_retried_and_counted_once(stac
     assert [r.seq for r in records if r.outcome == "duplicate"] == [1]
 
 
+def test_a_wrong_password_is_refused_with_a_message(stack: Any, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(stack.api_url + "/")
+    page.fill("#student", "tablet-student-1")
+    page.fill("#password", "not-the-password-1")
+    page.click("text=Start")
+    page.wait_for_selector("#start-error:not(:empty)")
+    assert "Could not start" in (page.text_content("#start-error") or "")
+    assert page.is_visible("#start") and not page.is_visible("#item")
+
+
 def test_teacher_view_lists_sessions_with_their_trajectory(stack: Any, browser: Any) -> None:
     page = browser.new_page(viewport={"width": 1024, "height": 900})
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     take_test(page, stack.api_url + "/", "tablet-student-3")
     page.goto(stack.api_url + "/teacher.html")
+    page.fill("#teacher", "teacher-1")
+    page.fill("#password", PASSWORD)
     page.click("text=Show sessions")
     page.wait_for_selector("#sessions tbody tr")
     row = page.locator("#sessions tbody tr", has_text="tablet-student-3")
@@ -130,3 +150,70 @@ def test_teacher_view_lists_sessions_with_their_trajectory(stack: Any, browser: 
     assert row.locator("svg.trajectory polyline").count() == 1
     page.screenshot(path=str(ARTIFACTS / "teacher-view.png"))
     assert not errors, errors
+
+
+def _call(url: str, method: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def test_the_api_lets_students_act_only_as_themselves_and_teachers_read(stack: Any) -> None:
+    import json
+
+    """Through the local HTTP API with real tokens from the emulator's Cognito: the JWT
+    authorizer turns away missing and forged tokens (401); the handlers hold each student to
+    their own sessions and keep the session list for teachers (403)."""
+    api = stack.api_url
+    accounts = stack.accounts()
+    alice, bob, teacher = (accounts.sign_in(u, PASSWORD) for u in ("tablet-student-1", "tablet-student-2", "teacher-1"))
+    start = {"student_id": "tablet-student-1", "test_id": "demo-math"}
+
+    assert _call(f"{api}/sessions", "POST", start)[0] == 401
+    forged = alice[:-4] + ("AAAA" if not alice.endswith("AAAA") else "BBBB")
+    assert _call(f"{api}/sessions", "POST", start, forged)[0] == 401
+    status, body = _call(f"{api}/sessions", "POST", start, bob)
+    assert status == 403 and "only act as yourself" in body["message"]
+
+    status, view = _call(f"{api}/sessions", "POST", start, alice)
+    assert status == 201
+    session = f"{api}/sessions/{view['session_id']}"
+    assert _call(session, "GET", token=alice)[0] == 200
+    status, body = _call(session, "GET", token=bob)
+    assert status == 403 and "another student" in body["message"]
+    assert _call(session, "GET", token=teacher)[0] == 200
+
+    answer = {"event_id": "3f1c6c0e-8a4b-4c69-9d55-6f0f2b0c9a11", "session_id": view["session_id"],
+              "student_id": "tablet-student-1", "item_id": view["item"]["item_id"], "seq": 1, "response": 1,
+              "answered_at": "2026-11-24T10:00:00+00:00"}
+    assert _call(f"{session}/answers", "POST", answer, bob)[0] == 403
+    assert _call(f"{session}/answers", "POST", answer, alice)[0] == 202
+    # Bob answering as himself on Alice's session passes the door (the API does not read the
+    # session per answer); the pipeline rejects it with its reason and parks it for an operator.
+    intruder = {**answer, "event_id": "7d0e1c2b-3a4f-4e5d-8c6b-9a8f7e6d5c4b", "student_id": "tablet-student-2"}
+    assert _call(f"{session}/answers", "POST", intruder, bob)[0] == 202
+    stack.wait_idle(timeout=30)
+    import boto3
+
+    bucket = stack.function("GetSessionFunction").environment["HISTORY_BUCKET"]
+    s3 = boto3.client("s3")
+    parked = [json.loads(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
+              for o in s3.list_objects_v2(Bucket=bucket, Prefix="quarantine/").get("Contents", [])]
+    assert [p["reason"] for p in parked if intruder["event_id"] in p["raw"]] == ["session belongs to another student"]
+    final = _call(session, "GET", token=alice)[1]
+    assert final["answered"] == 1
+
+    assert _call(f"{api}/tests/demo-math/sessions", "GET", token=alice)[0] == 403
+    status, rows = _call(f"{api}/tests/demo-math/sessions", "GET", token=teacher)
+    assert status == 200 and any(r["session_id"] == view["session_id"] for r in rows)

@@ -43,7 +43,7 @@ def test_start_session_bad_request_and_unknown_test(moto_stack):
     out = fn.invoke(bad)
     assert out.payload["statusCode"] == 400 and "invalid request" in out.payload["body"]
     unknown = event("start_session")
-    unknown["body"] = json.dumps({"student_id": "s1", "test_id": "nope"})
+    unknown["body"] = json.dumps({"student_id": "student-0001", "test_id": "nope"})
     assert fn.invoke(unknown).payload["statusCode"] == 404
 
 
@@ -178,3 +178,38 @@ def test_list_sessions_for_the_teacher_view(moto_stack):
     bad["rawQueryString"] = "limit=0"
     bad["queryStringParameters"] = {"limit": "0"}
     assert moto_stack.function_by_logical_id("ListSessionsFunction").invoke(bad).payload["statusCode"] == 400
+
+
+def _as(ev: dict, claims: dict | None) -> dict:  # type: ignore[type-arg]
+    ev = json.loads(json.dumps(ev))
+    if claims is None:
+        ev["requestContext"].pop("authorizer", None)
+    else:
+        ev["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+    return ev
+
+
+@pytest.mark.parametrize("function,sample", [("StartSessionFunction", "start_session"),
+                                             ("GetSessionFunction", "get_session"),
+                                             ("PublishAnswerFunction", "publish_answer"),
+                                             ("ListSessionsFunction", "list_sessions")])
+def test_every_api_handler_refuses_a_request_without_an_identity(moto_stack, function, sample):
+    out = moto_stack.function_by_logical_id(function).invoke(_as(event(sample), None))
+    assert out.payload["statusCode"] == 401 and "sign in first" in out.payload["body"]
+
+
+def test_api_handlers_hold_students_to_their_own_sessions(moto_stack):
+    from irtcat.local.api import id_token_claims
+
+    other = id_token_claims("student-0002")
+    fn = moto_stack.function_by_logical_id
+    out = fn("StartSessionFunction").invoke(_as(event("start_session"), other))
+    assert out.payload["statusCode"] == 403 and "only act as yourself" in out.payload["body"]
+    assert fn("GetSessionFunction").invoke(_as(event("get_session"), other)).payload["statusCode"] == 403
+    assert fn("PublishAnswerFunction").invoke(_as(event("publish_answer"), other)).payload["statusCode"] == 403
+    teacher = id_token_claims("teacher-0001", ("teachers",))
+    assert fn("GetSessionFunction").invoke(_as(event("get_session"), teacher)).payload["statusCode"] == 200
+    assert fn("StartSessionFunction").invoke(_as(event("start_session"), teacher)).payload["statusCode"] == 403
+    student = id_token_claims("student-0001")
+    out = fn("ListSessionsFunction").invoke(_as(event("list_sessions"), student))
+    assert out.payload["statusCode"] == 403 and "teachers" in out.payload["body"]

@@ -268,3 +268,20 @@ def test_list_sessions_gives_trajectories_newest_first():
     assert [r.student_id for r in rows] == ["s2", "s1"]
     assert rows[1].status == "finished" and [p.seq for p in rows[1].trajectory] == [1, 2, 3]
     assert rows[0].trajectory == []
+
+
+@pytest.mark.parametrize("groups,teacher", [("[teachers]", True), ("[staff teachers]", True),
+                                            (["teachers"], True), ("[students]", False), (None, False)])
+def test_caller_reads_cognito_claims_as_api_gateway_passes_them(groups, teacher):
+    from irtcat.domain.access import Caller, Forbidden, Unauthenticated
+
+    claims = {"cognito:username": "s-1", "sub": "x"}
+    if groups is not None:
+        claims["cognito:groups"] = groups
+    who = Caller.from_claims(claims)
+    assert who.user_id == "s-1" and who.is_teacher is teacher
+    who.require_student("s-1")
+    with pytest.raises(Forbidden):
+        who.require_student("s-2")
+    with pytest.raises(Unauthenticated):
+        Caller.from_claims({"sub": "x"})

@@ -200,3 +200,18 @@ def test_layer_keeps_scipy_and_boto3_off_the_per_answer_path():
     reqs = (ROOT / "shared/requirements.txt").read_text().lower()
     assert "scipy" not in reqs.split("#")[0] and "boto3" not in [
         line.split(">")[0].split("=")[0].strip() for line in reqs.splitlines() if not line.startswith("#")]
+
+
+def test_every_api_route_requires_a_cognito_token_and_the_pool_holds_no_pii(sam):
+    api = next(r for r in sam["Resources"].values() if r["Type"] == "AWS::Serverless::HttpApi")
+    auth = api["Properties"]["Auth"]
+    jwt = auth["Authorizers"][auth["DefaultAuthorizer"]]["JwtConfiguration"]
+    assert "${UserPool}" in jwt["issuer"]["Fn::Sub"] and jwt["audience"] == [{"Ref": "TabletClient"}]
+    routes = [(name, ev) for name, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function"
+              for ev in (r["Properties"].get("Events") or {}).values() if ev["Type"] == "HttpApi"]
+    assert len(routes) == 4
+    for name, ev in routes:
+        assert "Auth" not in ev["Properties"], f"{name}: a route must not override the default authorizer"
+    pool = sam["Resources"]["UserPool"]["Properties"]
+    assert "Schema" not in pool and "UsernameAttributes" not in pool and "AutoVerifiedAttributes" not in pool
+    assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True

@@ -3,6 +3,7 @@ history sink and the S3 quarantine. Configuration comes from the environment (se
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -292,3 +293,34 @@ class S3Quarantine:
         with_retries(lambda: client("s3").put_object(Bucket=self.bucket, Key=key, Body=body,
                                                      ContentType="application/json"))
         return key
+
+
+class CognitoAccounts:
+    """Student and teacher accounts in the stack's user pool; sign-in for scripts and tests.
+
+    The user name is the opaque id (the student id the sessions carry); no other attribute is
+    stored. Accounts get a permanent password at once (schools hand them out), and teachers
+    join the ``teachers`` group.
+    """
+
+    def __init__(self, user_pool_id: str, client_id: str) -> None:
+        self.pool = user_pool_id
+        self.client_id = client_id
+
+    def provision(self, user_id: str, password: str, teacher: bool = False) -> None:
+        idp = client("cognito-idp")
+        # provisioning is idempotent: an existing account gets its password (re)set below
+        with contextlib.suppress(idp.exceptions.UsernameExistsException):
+            idp.admin_create_user(UserPoolId=self.pool, Username=user_id, MessageAction="SUPPRESS")
+        idp.admin_set_user_password(UserPoolId=self.pool, Username=user_id, Password=password, Permanent=True)
+        if teacher:
+            from ..domain.access import TEACHERS_GROUP
+
+            idp.admin_add_user_to_group(UserPoolId=self.pool, Username=user_id, GroupName=TEACHERS_GROUP)
+
+    def sign_in(self, user_id: str, password: str) -> str:
+        """The ID token for ``Authorization`` headers (USER_PASSWORD_AUTH)."""
+        resp = client("cognito-idp").initiate_auth(
+            ClientId=self.client_id, AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": user_id, "PASSWORD": password})
+        return str(resp["AuthenticationResult"]["IdToken"])

@@ -6,14 +6,19 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .auth import JwtAuthorizer
 
 
 def http_event(method: str, path: str, body: Any = None, path_parameters: dict[str, str] | None = None,
                route_key: str | None = None, headers: dict[str, str] | None = None,
                query: str = "", request_id: str | None = None,
-               time_epoch_ms: int | None = None) -> dict[str, Any]:
-    """An HTTP API v2 proxy event as API Gateway would deliver it."""
+               time_epoch_ms: int | None = None, claims: dict[str, str] | None = None) -> dict[str, Any]:
+    """An HTTP API v2 proxy event as API Gateway would deliver it; ``claims`` are the verified
+    JWT claims its authorizer passes on (``requestContext.authorizer.jwt``)."""
+    authorizer = {"authorizer": {"jwt": {"claims": claims, "scopes": None}}} if claims is not None else {}
     return {
         "version": "2.0",
         "routeKey": route_key or f"{method} {path}",
@@ -27,10 +32,21 @@ def http_event(method: str, path: str, body: Any = None, path_parameters: dict[s
                      "sourceIp": "127.0.0.1", "userAgent": "irtcat-local"},
             "requestId": request_id or str(uuid.uuid4()), "routeKey": route_key or f"{method} {path}",
             "stage": "$default", "timeEpoch": time_epoch_ms or int(time.time() * 1000),
+            **authorizer,
         },
         "body": None if body is None else (body if isinstance(body, str) else json.dumps(body)),
         "isBase64Encoded": False,
     }
+
+
+def id_token_claims(user_id: str, groups: tuple[str, ...] = ()) -> dict[str, str]:
+    """Claims of a Cognito ID token as API Gateway's JWT authorizer passes them to a route's
+    Lambda (strings; arrays as "[a b]"): for invoking API handlers directly, as tests and
+    ``irtcat local invoke`` do. Through the local HTTP API they come from a real token."""
+    claims = {"cognito:username": user_id, "token_use": "id", "sub": str(uuid.uuid5(uuid.NAMESPACE_OID, user_id))}
+    if groups:
+        claims["cognito:groups"] = "[" + " ".join(groups) + "]"
+    return claims
 
 
 def start_session_event(student_id: str, test_id: str, **fixed: Any) -> dict[str, Any]:
@@ -51,7 +67,8 @@ class LocalHttpApi:
     (the tablet app).
     """
 
-    def __init__(self, routes: list[tuple[str, str, Any]], cors: dict[str, Any], static_dir: Path | None) -> None:
+    def __init__(self, routes: list[tuple[str, str, Any]], cors: dict[str, Any], static_dir: Path | None,
+                 authorizer: JwtAuthorizer | None = None, web_config: dict[str, str] | None = None) -> None:
         import re
 
         self.routes = []
@@ -60,6 +77,8 @@ class LocalHttpApi:
             self.routes.append((method.upper(), re.compile(pattern), path, fn))
         self.cors = cors
         self.static_dir = static_dir
+        self.authorizer = authorizer
+        self.web_config = web_config or {}
 
     def _cors_headers(self, origin: str | None) -> dict[str, str]:
         allowed = self.cors.get("AllowOrigins", [])
@@ -73,6 +92,8 @@ class LocalHttpApi:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         from werkzeug.wrappers import Request, Response
 
+        from .auth import AuthError
+
         request = Request(environ)
         origin = request.headers.get("Origin")
         if request.method == "OPTIONS":
@@ -84,10 +105,20 @@ class LocalHttpApi:
         for method, pattern, path, fn in self.routes:
             m = pattern.match(request.path)
             if m and method == request.method:
+                headers = {k.lower(): v for k, v in request.headers.items()}
+                claims = None
+                if self.authorizer is not None:
+                    try:
+                        claims = self.authorizer.claims(headers)
+                    except AuthError:
+                        resp = Response(json.dumps({"message": "Unauthorized"}), status=401,
+                                        content_type="application/json")
+                        for k, v in self._cors_headers(origin).items():
+                            resp.headers[k] = v
+                        return resp(environ, start_response)
                 event = http_event(request.method, request.path, request.get_data(as_text=True) or None,
                                    path_parameters=m.groupdict(), route_key=f"{method} {path}",
-                                   headers={k.lower(): v for k, v in request.headers.items()},
-                                   query=request.query_string.decode())
+                                   headers=headers, query=request.query_string.decode(), claims=claims)
                 result = fn.invoke(event)
                 if result.error:
                     body = json.dumps({"message": "Internal Server Error"})
@@ -106,6 +137,9 @@ class LocalHttpApi:
 
         from werkzeug.wrappers import Response
 
+        if request.method == "GET" and request.path == "/config.json" and self.web_config:
+            # what a static host of web/ would serve next to the app: where to sign in and call
+            return Response(json.dumps(self.web_config), content_type="application/json")(environ, start_response)
         if self.static_dir is None or request.method != "GET":
             return Response(json.dumps({"message": "Not Found"}), status=404,
                             content_type="application/json")(environ, start_response)

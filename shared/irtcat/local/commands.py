@@ -27,6 +27,8 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
     up.add_argument("--shards", type=int, default=None, help="override StreamShardCount")
     up.add_argument("--batch-size", type=int, default=None, help="override PipeBatchSize")
     up.add_argument("--demo-bank", action="store_true", help="load the demo bank and test")
+    up.add_argument("--accounts", type=int, default=3, metavar="N",
+                    help="sign-in accounts to create: student-0001..N and teacher-0001 (password printed)")
     up.add_argument("--api-port", type=int, default=3000, help="the HTTP API and tablet app (0: any free port)")
     up.set_defaults(fn=handler)
 
@@ -76,10 +78,22 @@ def up(args: argparse.Namespace) -> int:
     api_url = rt.start_api(port=args.api_port)
     if args.demo_bank:
         load_demo_bank(rt)
+    accounts: dict[str, Any] = {}
+    if args.accounts > 0:
+        from .demo import demo_password
+
+        password = demo_password()
+        users = [f"student-{k:04d}" for k in range(1, args.accounts + 1)]
+        pool = rt.accounts()
+        for user in users:
+            pool.provision(user, password)
+        pool.provision("teacher-0001", password, teacher=True)
+        accounts = {"students": users, "teachers": ["teacher-0001"], "password": password}
     outputs = rt.stack.outputs()
     info = {"pid": os.getpid(), "endpoint": rt.endpoint, "api_url": api_url, "outputs": outputs,
             "functions": sorted(f.logical_id for f in rt.stack.functions.values()),
-            "parameters": _overrides(args), "started_seconds": round(rt.started_seconds, 2)}
+            "parameters": _overrides(args), "started_seconds": round(rt.started_seconds, 2),
+            "accounts": accounts}
     state_file.write_text(json.dumps(info, indent=2))
     print(f"irtcat local stack up in {rt.started_seconds:.1f}s at {rt.endpoint}", file=sys.stderr)
     print(f"  HTTP API and tablet app: {api_url}/  (sessions: {api_url}/sessions)", file=sys.stderr)
@@ -87,6 +101,9 @@ def up(args: argparse.Namespace) -> int:
           "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local", file=sys.stderr)
     for key, value in outputs.items():
         print(f"  {key:24s} {value}", file=sys.stderr)
+    if accounts:
+        print(f"  sign in as {accounts['students'][0]}..{accounts['students'][-1]} (tablet app) or teacher-0001 "
+              f"({api_url}/teacher.html), password {accounts['password']}", file=sys.stderr)
     print("Ctrl-C (or 'irtcat local down') stops it.", file=sys.stderr)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,6 +1,7 @@
 """``irtcat local demo``: simulated tablets take adaptive tests through the whole local pipeline.
 
-Each tablet starts a session through the API handler, answers the item it is served (the
+Each tablet signs in to the stack's user pool (the emulator's Cognito) and sends its token
+through the HTTP API's JWT authorizer, starts a session through the API handler, answers the item it is served (the
 simulated student answers correctly with the IRT probability at their true theta), publishes the
 answer to Kinesis, and polls the session until the next item is ready, as a tablet would. Some
 answers are published twice on purpose (a tablet's resend) to show they change nothing.
@@ -47,6 +48,8 @@ class TabletResult:
     session_id: str | None = None
     published: int = 0
     unique: int = 0
+    reordered: int = 0
+    garbage: int = 0
     latencies: list[float] = field(default_factory=list)
     polls: int = 0
     final: dict[str, Any] | None = None
@@ -76,15 +79,26 @@ class Tablet:
     """One simulated student on one tablet."""
 
     def __init__(self, rt: LocalRuntime, bank: ItemBank, stream: str, student_id: str, true_theta: float,
-                 rng: random.Random, duplicate_rate: float, poll_timeout: float = 120.0,
-                 first_poll: float = 0.3) -> None:
+                 rng: random.Random, duplicate_rate: float, password: str, poll_timeout: float = 120.0,
+                 first_poll: float = 0.3, reorder_rate: float = 0.0, garbage_rate: float = 0.0) -> None:
         self.rt, self.bank, self.stream = rt, bank, stream
+        self.password = password
+        self.claims: dict[str, str] | None = None
         self.result = TabletResult(student_id, true_theta)
         self.rng = rng
         self.duplicate_rate = duplicate_rate
+        self.reorder_rate = reorder_rate
+        self.garbage_rate = garbage_rate
         self.poll_timeout = poll_timeout
         self.first_poll = first_poll
         self.kinesis = boto3.client("kinesis", region_name=REGION)
+
+    def sign_in(self) -> None:
+        """Sign in, and pass the token through the API's authorizer as API Gateway would."""
+        if self.rt.authorizer is None:
+            raise RuntimeError("the template's HTTP API declares no JWT authorizer")
+        token = self.rt.accounts().sign_in(self.result.student_id, self.password)
+        self.claims = self.rt.authorizer.claims({"authorization": f"Bearer {token}"})
 
     def _api(self, logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
         out = self.rt.invoke(logical_id, event)
@@ -98,8 +112,10 @@ class Tablet:
     def run(self, on_answer: Callable[[], None]) -> TabletResult:
         res = self.result
         try:
-            view = self._api("StartSessionFunction", start_session_event(res.student_id, TEST_ID))
+            self.sign_in()
+            view = self._api("StartSessionFunction", start_session_event(res.student_id, TEST_ID, claims=self.claims))
             res.session_id = view["session_id"]
+            previous: bytes | None = None
             while view["status"] == "active":
                 item = view["item"]
                 params = self.bank.engine.params.subset([self.bank.engine.index[item["item_id"]]])
@@ -111,13 +127,21 @@ class Tablet:
                     "response_time_ms": self.rng.randint(2000, 30000),
                 }
                 data = json.dumps(event).encode()
+                if self.rng.random() < self.garbage_rate:
+                    self._put(self._garbage(event))
+                    res.garbage += 1
                 sent = time.perf_counter()
-                self.kinesis.put_record(StreamName=self.stream, Data=data, PartitionKey=res.session_id)
-                res.published += 1
+                self._put(data)
                 res.unique += 1
                 if self.rng.random() < self.duplicate_rate:
-                    self.kinesis.put_record(StreamName=self.stream, Data=data, PartitionKey=res.session_id)
-                    res.published += 1
+                    # a tablet's resend: the same event, or the same answer under a new event_id
+                    again = data if self.rng.random() < 0.5 else json.dumps(
+                        {**event, "event_id": str(uuid.uuid4())}).encode()
+                    self._put(again)
+                if previous is not None and self.rng.random() < self.reorder_rate:
+                    self._put(previous)  # the previous answer again, now behind this one
+                    res.reordered += 1
+                previous = data
                 view = self._wait_for(view["answered"] + 1)
                 res.latencies.append(time.perf_counter() - sent)
                 on_answer()
@@ -126,13 +150,31 @@ class Tablet:
             res.error = f"{type(exc).__name__}: {exc}"
         return res
 
+    def _put(self, data: bytes) -> None:
+        self.kinesis.put_record(StreamName=self.stream, Data=data, PartitionKey=self.result.session_id or "-")
+        self.result.published += 1
+
+    def _garbage(self, event: dict[str, Any]) -> bytes:
+        """A record that can never be applied, of one of the kinds the pipeline must reject."""
+        kind = self.rng.choice(["json", "schema", "unknown_session", "wrong_student", "oversized"])
+        fresh = {**event, "event_id": str(uuid.uuid4())}
+        if kind == "json":
+            return b'{"event_id": "' + fresh["event_id"].encode() + b'", "seq": '
+        if kind == "schema":
+            return json.dumps({**fresh, "response": 7}).encode()
+        if kind == "unknown_session":
+            return json.dumps({**fresh, "session_id": str(uuid.uuid4())}).encode()
+        if kind == "wrong_student":
+            return json.dumps({**fresh, "student_id": f"intruder-{self.rng.randint(0, 9999):04d}"}).encode()
+        return json.dumps({**fresh, "padding": "x" * 5000}).encode()
+
     def _wait_for(self, answered: int) -> dict[str, Any]:
         deadline = time.monotonic() + self.poll_timeout
         # a tablet polls with backoff, not in a tight loop: every poll costs the backend a read
         delay = self.first_poll
         while time.monotonic() < deadline:
             time.sleep(delay)
-            view = self._api("GetSessionFunction", get_session_event(self.result.session_id or ""))
+            view = self._api("GetSessionFunction", get_session_event(self.result.session_id or "", claims=self.claims))
             self.result.polls += 1
             if view["answered"] >= answered or view["status"] != "active":
                 return view
@@ -151,6 +193,13 @@ def _sessions(table: str) -> dict[str, SessionState]:
     return out
 
 
+def demo_password() -> str:
+    """A throwaway password for the demo's accounts (meets the pool's password policy)."""
+    import secrets
+
+    return f"Demo-{secrets.token_hex(8)}1a"
+
+
 def run_demo(
     students: int = 40,
     seed: int = 1,
@@ -158,6 +207,8 @@ def run_demo(
     pretest: int = 0,
     duplicate_rate: float = 0.05,
     concurrency: int = 40,
+    reorder_rate: float = 0.0,
+    garbage_rate: float = 0.0,
     report_dir: str | Path = "report",
     shards: int = 2,
     batch_size: int = 10,
@@ -168,14 +219,16 @@ def run_demo(
     own = rt is None
     rt = rt or LocalRuntime.up(parameters={"StreamShardCount": str(shards), "PipeBatchSize": str(batch_size)})
     try:
-        return _run(rt, students, seed, items, pretest, duplicate_rate, concurrency, Path(report_dir), progress)
+        return _run(rt, students, seed, items, pretest, duplicate_rate, concurrency, Path(report_dir), progress,
+                    reorder_rate, garbage_rate)
     finally:
         if own:
             rt.down()
 
 
 def _run(rt: LocalRuntime, students: int, seed: int, items: int, pretest: int, duplicate_rate: float,
-         concurrency: int, report_dir: Path, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+         concurrency: int, report_dir: Path, progress: Callable[[int, int], None] | None,
+         reorder_rate: float = 0.0, garbage_rate: float = 0.0) -> dict[str, Any]:
     settings = settings_of(rt)
     bank = load_demo_bank(rt, items, pretest, seed)
     stream = rt.stack.outputs()["AnswerStreamName"]
@@ -190,8 +243,14 @@ def _run(rt: LocalRuntime, students: int, seed: int, items: int, pretest: int, d
             if progress:
                 progress(done[0], 0)
 
-    tablets = [Tablet(rt, bank, stream, f"student-{k:04d}", float(thetas[k]),
-                      random.Random(seed * 100_003 + k), duplicate_rate) for k in range(students)]
+    password = demo_password()
+    accounts = rt.accounts()
+    ids = [f"student-{k:04d}" for k in range(students)]
+    for student_id in ids:
+        accounts.provision(student_id, password)
+    tablets = [Tablet(rt, bank, stream, ids[k], float(thetas[k]), random.Random(seed * 100_003 + k),
+                      duplicate_rate, password, reorder_rate=reorder_rate, garbage_rate=garbage_rate)
+               for k in range(students)]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, students))) as pool:
         results = list(pool.map(lambda t: t.run(on_answer), tablets))
@@ -231,7 +290,13 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
         "answers_in_history": history_unique,
         "history_duplicates": sum(v - 1 for v in applied_in_history.values()),
         "duplicates_acknowledged": sum(1 for r in records if r.outcome == "duplicate"),
-        "rejected": sum(1 for r in records if r.outcome == "rejected"),
+        # a batch retried after a failure rejects its bad records again: the history is at least
+        # once, so rejections are counted per distinct raw event
+        "rejected": len({r.raw_event or r.event_id for r in records if r.outcome == "rejected"}),
+        "rejection_records": sum(1 for r in records if r.outcome == "rejected"),
+        "garbage_sent": sum(r.garbage for r in results),
+        "reordered_sent": sum(r.reordered for r in results),
+        "answers_double_applied": max(0, applied_state - unique) + sum(v - 1 for v in applied_in_history.values()),
         "answers_lost": max(0, unique - applied_state) + max(0, applied_state - history_unique),
         "executions": stats.executions_succeeded + stats.executions_failed,
         "executions_failed": stats.executions_failed,

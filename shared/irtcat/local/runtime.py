@@ -6,8 +6,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from ..adapters.aws import CognitoAccounts
+
+from .auth import JwtAuthorizer
 from .functions import InvokeResult, LocalFunction, shared_environment
 from .pipe import PipePoller, PipeSettings
 from .server import EmulatorServer
@@ -37,6 +41,7 @@ class LocalRuntime:
     started_seconds: float
     api: Any = None  # the local HTTP API (waitress server), when started
     api_url: str | None = None
+    authorizer: JwtAuthorizer | None = None  # the HTTP API's JWT authorizer
 
     @classmethod
     def up(cls, root: str | Path | None = None, port: int = 0,
@@ -71,7 +76,10 @@ class LocalRuntime:
             server.stop()
             raise
         del pipe_id
-        return cls(server, stack, pipe, time.perf_counter() - started)
+        from .template import load_template
+
+        authorizer = JwtAuthorizer.from_stack(stack, load_template(stack.root / "template.yaml"))
+        return cls(server, stack, pipe, time.perf_counter() - started, authorizer=authorizer)
 
     def start_api(self, port: int = 3000, host: str = "127.0.0.1") -> str:
         """Serve the template's HTTP API routes (and web/) on ``host:port`` (0: any free port)."""
@@ -85,7 +93,10 @@ class LocalRuntime:
         routes, cors = http_api_routes(load_template(self.stack.root / "template.yaml"))
         bound = [(m, p, self.function(fn)) for m, p, fn in routes]
         web = self.stack.root / "web"
-        app = LocalHttpApi(bound, cors, web if web.is_dir() else None)
+        outputs = self.stack.outputs()
+        web_config = {"region": REGION, "cognitoEndpoint": self.endpoint,
+                      "clientId": str(outputs.get("TabletClientId", ""))}
+        app = LocalHttpApi(bound, cors, web if web.is_dir() else None, self.authorizer, web_config)
         self.api = create_server(app, host=host, port=port, threads=16, ident="irtcat-local-api")
         threading.Thread(target=self.api.run, name="local-api", daemon=True).start()
         self.api_url = f"http://{host}:{self.api.effective_port}"
@@ -110,6 +121,13 @@ class LocalRuntime:
 
     def function(self, logical_id: str) -> LocalFunction:
         return self.stack.function_by_logical_id(logical_id)
+
+    def accounts(self) -> CognitoAccounts:
+        """The stack's user pool: provision students and teachers, sign in."""
+        from ..adapters.aws import CognitoAccounts
+
+        outputs = self.stack.outputs()
+        return CognitoAccounts(str(outputs["UserPoolId"]), str(outputs["TabletClientId"]))
 
     def invoke(self, logical_id: str, event: Any) -> InvokeResult:
         return self.function(logical_id).invoke(event)

@@ -19,11 +19,12 @@ from ..domain.generate import generate_bank
 from ..domain.ports import TestDefinition
 from ..domain.session import SessionState, new_session
 from ..domain.steps import Step, check_end_condition, select_next_item, update_theta
-from .api import get_session_event, http_event, start_session_event
+from .api import get_session_event, http_event, id_token_claims, start_session_event
 
 SESSION_ID = "00000000-0000-4000-8000-000000000001"
 STUDENT_ID = "student-0001"
 TEST_ID = "sample-math"
+TEACHER_ID = "teacher-0001"
 EVENT_ID = "11111111-1111-4111-8111-111111111111"
 REQUEST_ID = "22222222-2222-4222-8222-222222222222"
 CLOCK = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
@@ -84,21 +85,21 @@ def make_samples() -> dict[str, Any]:
     rejected = update_theta(Step(record=bad), sessions, banks)
 
     fixed: dict[str, Any] = {"request_id": REQUEST_ID, "time_epoch_ms": int(CLOCK.timestamp() * 1000)}
+    student = id_token_claims(STUDENT_ID)  # API Gateway's JWT authorizer passes these on
 
     def dump(step: Step) -> dict[str, Any]:
         return step.model_dump(mode="json")
 
     return {
-        "events/start_session.json": start_session_event(STUDENT_ID, TEST_ID, **fixed),
-        "events/get_session.json": get_session_event(SESSION_ID, **fixed),
+        "events/start_session.json": start_session_event(STUDENT_ID, TEST_ID, claims=student, **fixed),
+        "events/get_session.json": get_session_event(SESSION_ID, claims=student, **fixed),
         "events/publish_answer.json": http_event(
             "POST", f"/sessions/{SESSION_ID}/answers", answer_event(session),
             path_parameters={"session_id": SESSION_ID}, route_key="POST /sessions/{session_id}/answers",
-            request_id=REQUEST_ID, time_epoch_ms=int(CLOCK.timestamp() * 1000)),
+            claims=student, **fixed),
         "events/list_sessions.json": http_event(
             "GET", f"/tests/{TEST_ID}/sessions", path_parameters={"test_id": TEST_ID},
-            route_key="GET /tests/{test_id}/sessions", request_id=REQUEST_ID,
-            time_epoch_ms=int(CLOCK.timestamp() * 1000)),
+            route_key="GET /tests/{test_id}/sessions", claims=id_token_claims(TEACHER_ID, ("teachers",)), **fixed),
         "events/update_theta.json": dump(Step(record=good)),
         "events/check_end_condition.json": dump(updated),
         "events/select_next_item.json": dump(checked),

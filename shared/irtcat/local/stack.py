@@ -147,6 +147,7 @@ CREATE_ORDER = [
     "AWS::SQS::Queue", "AWS::KinesisFirehose::DeliveryStream", "AWS::Lambda::Function",
     "AWS::StepFunctions::StateMachine", "AWS::Glue::Database", "AWS::Glue::Table",
     "AWS::Athena::WorkGroup", "AWS::Athena::NamedQuery",
+    "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient", "AWS::Cognito::UserPoolGroup",
 ]
 
 
@@ -167,6 +168,8 @@ def deploy(
         "AWS::StepFunctions::StateMachine": _state_machine,
         "AWS::Glue::Database": _glue_database, "AWS::Glue::Table": _glue_table,
         "AWS::Athena::WorkGroup": _workgroup, "AWS::Athena::NamedQuery": _named_query,
+        "AWS::Cognito::UserPool": _user_pool, "AWS::Cognito::UserPoolClient": _user_pool_client,
+        "AWS::Cognito::UserPoolGroup": _user_pool_group,
     }
     for type_ in CREATE_ORDER:
         for logical_id, res in stack.resources_of(type_).items():
@@ -290,6 +293,34 @@ def _named_query(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> N
     _client("athena").create_named_query(
         Name=props["Name"], Description=props.get("Description", ""), Database=props["Database"],
         QueryString=props["QueryString"], WorkGroup=props.get("WorkGroup", "primary"))
+
+
+def _user_pool(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:
+    kwargs: dict[str, Any] = {"PoolName": props.get("UserPoolName", stack.name(logical_id))}
+    for key in ("Policies", "AdminCreateUserConfig", "UsernameConfiguration", "AccountRecoverySetting"):
+        if key in props:
+            kwargs[key] = props[key]
+    pool = _client("cognito-idp").create_user_pool(**kwargs)["UserPool"]
+    stack.resolver.physical[logical_id] = pool["Id"]
+    stack.resolver.attributes.update({
+        (logical_id, "Arn"): pool["Arn"], (logical_id, "UserPoolId"): pool["Id"],
+        (logical_id, "ProviderName"): f"cognito-idp.{REGION}.amazonaws.com/{pool['Id']}",
+        (logical_id, "ProviderURL"): f"https://cognito-idp.{REGION}.amazonaws.com/{pool['Id']}",
+    })
+
+
+def _user_pool_client(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:
+    kwargs = {k: props[k] for k in ("ClientName", "UserPoolId", "GenerateSecret", "ExplicitAuthFlows",
+                                    "PreventUserExistenceErrors") if k in props}
+    client = _client("cognito-idp").create_user_pool_client(**kwargs)["UserPoolClient"]
+    stack.resolver.physical[logical_id] = client["ClientId"]
+    stack.resolver.attributes[(logical_id, "ClientId")] = client["ClientId"]
+
+
+def _user_pool_group(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:
+    _client("cognito-idp").create_group(
+        GroupName=props["GroupName"], UserPoolId=props["UserPoolId"], Description=props.get("Description", ""))
+    stack.resolver.physical[logical_id] = props["GroupName"]
 
 
 def _state_machine(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:
