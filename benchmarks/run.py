@@ -244,40 +244,17 @@ def bench_pipeline(students: int) -> dict[str, Any]:
     }
 
 
-SOAK_FAULTS = {"dynamodb": 0.02, "firehose": 0.02, "lambda": 0.005}
+def bench_soak(sessions: int = 200) -> dict[str, Any]:
+    """The reliability soak (``irtcat.local.demo.run_soak``): must hold 0 lost, 0 double-applied,
+    rejected == garbage; reports publish -> next-item latency."""
+    from irtcat.local.demo import run_soak
 
-
-def bench_soak(sessions: int = 200, faults: dict[str, float] | None = None) -> dict[str, Any]:
-    """The reliability soak: ``sessions`` concurrent tablets through the local pipeline, 10% of
-    answers resent (half under a new event_id), 5% of them followed by the previous answer
-    again (out of order), 1% preceded by a garbage record (bad JSON, schema violation, unknown
-    session, wrong student, oversized), while a share of DynamoDB, Firehose and Lambda calls
-    (``SOAK_FAULTS``) is throttled. Must hold: 0 lost, 0 double-applied, rejected == garbage."""
-    from irtcat.local.demo import run_demo
-    from irtcat.local.runtime import LocalRuntime
-
-    rt = LocalRuntime.up(parameters={"StreamShardCount": "2", "PipeBatchSize": "10"})
-    injector = rt.server.gateway.faults
-    for service, rate in (faults or SOAK_FAULTS).items():
-        injector.set(service, rate)
-    try:
-        s = run_demo(students=sessions, concurrency=sessions, duplicate_rate=0.10, reorder_rate=0.05,
-                     garbage_rate=0.01, report_dir=ROOT / ".irtcat" / "soak-report", rt=rt)
-    finally:
-        rt.down()
-    return {
-        "soak_sessions": s["sessions"], "soak_sessions_finished": s["sessions_finished"],
-        "soak_answers_unique": s["answers_unique"], "soak_records_published": s["answers_published"],
-        "soak_answers_lost": s["answers_lost"], "soak_answers_double_applied": s["answers_double_applied"],
-        "soak_garbage_sent": s["garbage_sent"], "soak_rejected_with_reason": s["rejected"],
-        "soak_rejection_records": s["rejection_records"],
-        "soak_duplicates_acknowledged": s["duplicates_acknowledged"], "soak_reordered_sent": s["reordered_sent"],
-        "soak_faults_injected": dict(injector.injected), "soak_executions_failed": s["executions_failed"],
-        "soak_dead_lettered": s["dead_lettered"],
-        "soak_latency_p50_ms": s["latency_p50_ms"], "soak_latency_p99_ms": s["latency_p99_ms"],
-        "soak_answers_per_second": s["answers_per_second"], "soak_seconds": s["seconds"],
-        "soak_tablet_errors": s["tablet_errors"],
-    }
+    s = run_soak(sessions, report_dir=ROOT / ".irtcat" / "soak-report")
+    keys = ("sessions", "sessions_finished", "answers_unique", "answers_published", "answers_lost",
+            "answers_double_applied", "garbage_sent", "rejected", "rejection_records", "duplicates_acknowledged",
+            "reordered_sent", "faults_injected", "executions_failed", "dead_lettered", "latency_p50_ms",
+            "latency_p99_ms", "answers_per_second", "seconds", "tablet_errors")
+    return {f"soak_{k}": s[k] for k in keys}
 
 
 def bench_calibration() -> dict[str, Any]:

@@ -66,3 +66,19 @@ def test_demo_command_json_summary(tmp_path: Path) -> None:
     assert summary["answers_applied"] == summary["answers_unique"] == summary["answers_in_history"]
     assert Path(summary["dashboard"]).exists()
     assert list((tmp_path / "report" / "history").glob("dt=*/part-00000.json"))
+
+
+def test_a_small_soak_loses_nothing_and_rejects_exactly_the_garbage(tmp_path: Path) -> None:
+    """The soak of benchmarks/ in small: resends, reordering, garbage and injected throttling of
+    DynamoDB, Firehose and Lambda at once (the benchmark runs 200 sessions with 1% garbage;
+    here 5%, so that 8 sessions send some)."""
+    from irtcat.local.demo import run_soak
+
+    s = run_soak(8, faults={"dynamodb": 0.03, "firehose": 0.03, "lambda": 0.003}, report_dir=tmp_path, seed=5,
+                 garbage_rate=0.05)
+    assert s["sessions_finished"] == 8 and not s["tablet_errors"]
+    assert s["answers_lost"] == 0 and s["answers_double_applied"] == 0
+    assert s["answers_applied"] == s["answers_unique"] and s["answers_in_history"] == s["answers_unique"]
+    assert s["garbage_sent"] > 0 and s["rejected"] == s["garbage_sent"]
+    assert s["reordered_sent"] > 0 and s["duplicates_acknowledged"] > 0
+    assert s["faults_injected"].get("dynamodb", 0) > 0 and s["faults_injected"].get("firehose", 0) > 0

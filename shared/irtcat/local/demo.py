@@ -157,9 +157,10 @@ class Tablet:
     def _garbage(self, event: dict[str, Any]) -> bytes:
         """A record that can never be applied, of one of the kinds the pipeline must reject."""
         kind = self.rng.choice(["json", "schema", "unknown_session", "wrong_student", "oversized"])
-        fresh = {**event, "event_id": str(uuid.uuid4())}
+        nonce = str(uuid.uuid4())
+        fresh = {**event, "event_id": nonce}
         if kind == "json":
-            return b'{"event_id": "' + fresh["event_id"].encode() + b'", "seq": '
+            return b'{"event_id": "' + nonce.encode() + b'", "seq": '
         if kind == "schema":
             return json.dumps({**fresh, "response": 7}).encode()
         if kind == "unknown_session":
@@ -224,6 +225,30 @@ def run_demo(
     finally:
         if own:
             rt.down()
+
+
+SOAK_FAULTS = {"dynamodb": 0.02, "firehose": 0.02, "lambda": 0.005}
+
+
+def run_soak(sessions: int = 200, faults: dict[str, float] | None = None,
+             report_dir: str | Path = "soak-report", seed: int = 3, garbage_rate: float = 0.01) -> dict[str, Any]:
+    """The reliability soak: ``sessions`` concurrent tablets through the local pipeline; 10% of
+    answers resent (half under a new event_id), 5% followed by the previous answer again (out
+    of order), 1% preceded by a garbage record (bad JSON, schema violation, unknown session,
+    wrong student, oversized), while a share of DynamoDB, Firehose and Lambda calls is
+    throttled (``faults``, default ``SOAK_FAULTS``). What must hold: ``answers_lost`` == 0,
+    ``answers_double_applied`` == 0, ``rejected`` == ``garbage_sent``."""
+    rt = LocalRuntime.up(parameters={"StreamShardCount": "2", "PipeBatchSize": "10"})
+    injector = rt.server.gateway.faults
+    for service, rate in (faults if faults is not None else SOAK_FAULTS).items():
+        injector.set(service, rate)
+    try:
+        summary = run_demo(students=sessions, seed=seed, concurrency=sessions, duplicate_rate=0.10,
+                           reorder_rate=0.05, garbage_rate=garbage_rate, report_dir=report_dir, rt=rt)
+    finally:
+        rt.down()
+    summary["faults_injected"] = dict(injector.injected)
+    return summary
 
 
 def _run(rt: LocalRuntime, students: int, seed: int, items: int, pretest: int, duplicate_rate: float,
