@@ -17,9 +17,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .template import ACCOUNT, REGION
+
+if TYPE_CHECKING:
+    from .containers import ContainerPool
 
 _ENV_LOCK = threading.RLock()
 
@@ -122,16 +125,23 @@ class LocalFunction:
     # (handlers may keep per-request state in module globals, as Powertools' resolvers do).
     _container: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    @contextlib.contextmanager
-    def _env(self) -> Iterator[None]:
-        saved = dict(os.environ)
-        os.environ.update(self.environment)
-        os.environ.update({
+    # When set (by the local runtime), invocations run in container processes (see containers.py).
+    containers: ContainerPool | None = field(default=None, repr=False)
+
+    def lambda_environment(self) -> dict[str, str]:
+        """The function's variables plus the ones Lambda's runtime sets."""
+        return {
+            **self.environment,
             "AWS_LAMBDA_FUNCTION_NAME": self.name, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
             "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
             "POWERTOOLS_SERVICE_NAME": self.logical_id,
-        })
+        }
+
+    @contextlib.contextmanager
+    def _env(self) -> Iterator[None]:
+        saved = dict(os.environ)
+        os.environ.update(self.lambda_environment())
         try:
             yield
         finally:
@@ -159,6 +169,8 @@ class LocalFunction:
 
     def invoke(self, event: Any) -> InvokeResult:
         """Run the handler; an exception becomes Lambda's ``Unhandled`` error payload."""
+        if self.containers is not None:
+            return self.containers.invoke(event)
         fn = self.load()
         ctx = LambdaContext(self.name, self.memory_limit(), self.timeout_s,
                             _deadline=time.monotonic() + self.timeout_s)

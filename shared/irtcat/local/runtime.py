@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from ..adapters.aws import CognitoAccounts
 
 from .auth import JwtAuthorizer
+from .containers import ContainerPool, FunctionSpec
 from .functions import InvokeResult, LocalFunction, shared_environment
 from .pipe import PipePoller, PipeSettings
 from .server import EmulatorServer
@@ -29,6 +30,12 @@ def project_root() -> Path:
         if (parent / "template.yaml").is_file():
             return parent
     return Path.cwd()
+
+
+def _close_containers(functions: dict[str, LocalFunction]) -> None:
+    for fn in functions.values():
+        if fn.containers is not None:
+            fn.containers.close()
 
 
 @dataclass
@@ -56,7 +63,10 @@ class LocalRuntime:
             functions.update(stack.functions)
             shared_environment(list(functions.values()))
             for fn in functions.values():
-                fn.load()  # warm containers: the import cost is paid at start-up, as on AWS
+                # one warm container per function, started in the background: its import cost
+                # is paid while the rest of the stack comes up (see containers.py)
+                fn.containers = ContainerPool(FunctionSpec.of(fn))
+                fn.containers.warm()
             pipes = stack.resources_of("AWS::Pipes::Pipe")
             if len(pipes) != 1:
                 raise ValueError("the template must declare exactly one AWS::Pipes::Pipe")
@@ -73,6 +83,7 @@ class LocalRuntime:
             pipe = PipePoller(settings)
             pipe.start()
         except BaseException:
+            _close_containers(functions)
             server.stop()
             raise
         del pipe_id
@@ -110,6 +121,7 @@ class LocalRuntime:
 
     def down(self) -> None:
         self.pipe.stop()
+        _close_containers(self.stack.functions)
         if self.api is not None:
             self.api.close()
             self.api.task_dispatcher.shutdown(cancel_pending=True, timeout=5)

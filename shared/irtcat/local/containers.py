@@ -1,0 +1,252 @@
+"""Lambda containers as processes: each function's handler runs in its own interpreter.
+
+Why processes and not threads: a Lambda container is a process that serves one event at a
+time, and handler code relies on that. Powertools keeps per-invocation state in class
+attributes shared by every instance in a process (the event resolvers' ``current_event``, the
+metric set of ``Metrics``), so two handlers of *different* functions running on two threads of
+one process read each other's request: a student's poll authorised with another student's
+claims, a start-session call parsing a poll's body. Processes also give the handlers the
+machine's other cores, which the emulator (one process, one GIL) cannot use.
+
+A pool per function starts one warm container with the stack, and scales out, like Lambda,
+when every container is busy (up to ``IRTCAT_LOCAL_CONTAINERS`` per function); a new container
+pays its cold start before it serves. A handler that overruns its timeout gets its container
+killed, as Lambda does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .functions import InvokeResult, LocalFunction
+
+DEFAULT_MAX_CONTAINERS = 3
+# the parent waits this long past the function's timeout before it kills the container
+_KILL_GRACE_S = 2.0
+
+
+def max_containers() -> int:
+    """Containers per function (``IRTCAT_LOCAL_CONTAINERS``, default 3)."""
+    raw = os.environ.get("IRTCAT_LOCAL_CONTAINERS", "")
+    return max(1, int(raw)) if raw.strip() else DEFAULT_MAX_CONTAINERS
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What a container needs to load a function: picklable, no live objects."""
+
+    logical_id: str
+    name: str
+    code_dir: str
+    handler: str
+    environment: dict[str, str]
+    timeout_s: float
+    memory_mb: int
+
+    @classmethod
+    def of(cls, fn: LocalFunction) -> FunctionSpec:
+        return cls(fn.logical_id, fn.name, str(fn.code_dir), fn.handler, dict(fn.environment),
+                   fn.timeout_s, fn.memory_mb)
+
+    def function(self) -> LocalFunction:
+        return LocalFunction(logical_id=self.logical_id, name=self.name, code_dir=Path(self.code_dir),
+                             handler=self.handler, environment=dict(self.environment),
+                             timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+
+
+def _serve(spec: FunctionSpec) -> None:
+    """A container's main loop: load the handler once, then one event at a time.
+
+    The protocol is one JSON document per line on stdin/stdout; the handler's own output
+    (prints, Powertools' log lines) is captured per invocation and sent back as its logs.
+    """
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything written to fd 1 from here on goes to stderr, not into the protocol
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    fn = spec.function()
+    # the whole process is this function's: its environment is the process environment
+    os.environ.update(fn.lambda_environment())
+    fn.isolated = False
+    try:
+        fn.load()
+    except BaseException as exc:
+        protocol.write(json.dumps(["init_error", f"{type(exc).__name__}: {exc}"]) + "\n")
+        return
+    protocol.write(json.dumps(["ready", None]) + "\n")
+    for line in sys.stdin:
+        result = fn.invoke(json.loads(line))
+        protocol.write(json.dumps([result.payload, result.error, result.logs, result.duration_ms]) + "\n")
+
+
+class ContainerDied(RuntimeError):
+    """The container process ended or was killed (timeout) while serving an event."""
+
+
+@dataclass
+class Container:
+    """One container process, spoken to over its stdin and stdout."""
+
+    process: subprocess.Popen[str]
+    replies: queue.Queue[str | None]
+
+    @classmethod
+    def start(cls, spec: FunctionSpec, init_timeout_s: float = 60.0) -> Container:
+        # a fresh interpreter, not fork: the emulator's threads make fork unsafe, and
+        # multiprocessing's spawn would re-import the caller's __main__
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "irtcat.local.containers", json.dumps(asdict(spec))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        replies: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_pump, args=(proc, replies), name=f"lambda-{spec.logical_id}",
+                         daemon=True).start()
+        container = cls(proc, replies)
+        try:
+            line = replies.get(timeout=init_timeout_s)
+        except queue.Empty:
+            container.kill()
+            raise ContainerDied(f"{spec.logical_id}: container did not start in {init_timeout_s:.0f} s") from None
+        if line is None:
+            raise ContainerDied(f"{spec.logical_id}: container exited during init")
+        status, detail = json.loads(line)
+        if status != "ready":
+            container.kill()
+            raise ContainerDied(f"{spec.logical_id}: init failed: {detail}")
+        return container
+
+    def invoke(self, event: Any, timeout_s: float) -> InvokeResult:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps(event) + "\n")
+            self.process.stdin.flush()
+            line = self.replies.get(timeout=timeout_s + _KILL_GRACE_S)
+        except queue.Empty:
+            self.kill()
+            raise ContainerDied(f"Task timed out after {timeout_s:.2f} seconds") from None
+        except OSError as exc:
+            self.kill()
+            raise ContainerDied(f"container exited: {type(exc).__name__}") from None
+        if line is None:
+            self.kill()
+            raise ContainerDied(f"container exited with status {self.process.poll()}")
+        payload, error, logs, duration = json.loads(line)
+        return InvokeResult(payload, error, logs, duration)
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def _pump(proc: subprocess.Popen[str], replies: queue.Queue[str | None]) -> None:
+    """Forward the container's reply lines; None when it exits."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        replies.put(line)
+    replies.put(None)
+
+
+@dataclass
+class ContainerPool:
+    """The containers of one function: warm ones are reused, busy ones make the pool scale out."""
+
+    spec: FunctionSpec
+    limit: int = field(default_factory=max_containers)
+    _idle: list[Container] = field(default_factory=list)
+    _alive: int = 0  # started or starting
+    _init_error: str | None = None
+    _closed: bool = False
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    cold_starts: int = 0
+
+    def warm(self) -> None:
+        """Start one container in the background (the stack's start-up does not wait for it)."""
+        with self._cond:
+            if self._alive == 0:
+                self._spawn_locked()
+
+    def _spawn_locked(self) -> None:
+        self._alive += 1
+        threading.Thread(target=self._start_one, name=f"start-{self.spec.logical_id}", daemon=True).start()
+
+    def _start_one(self) -> None:
+        try:
+            container = Container.start(self.spec)
+        except ContainerDied as exc:
+            with self._cond:
+                self._alive -= 1
+                self._init_error = str(exc)
+                self._cond.notify_all()
+            return
+        with self._cond:
+            self.cold_starts += 1
+            if self._closed:
+                self._alive -= 1
+                container.stop()
+                return
+            self._init_error = None
+            self._idle.append(container)
+            self._cond.notify()
+
+    def invoke(self, event: Any) -> InvokeResult:
+        started = time.perf_counter()
+        with self._cond:
+            if not self._idle and self._alive < self.limit:
+                self._spawn_locked()
+            while not self._idle:
+                if self._closed:
+                    raise ContainerDied("the local stack is shutting down")
+                if self._alive == 0 and self._init_error:
+                    return _error_result("Runtime.InitError", self._init_error, started)
+                if self._alive == 0:
+                    self._spawn_locked()
+                self._cond.wait(timeout=1.0)
+            container = self._idle.pop()
+        try:
+            result = container.invoke(event, self.spec.timeout_s)
+        except ContainerDied as exc:
+            with self._cond:
+                self._alive -= 1
+                self._cond.notify()
+            return _error_result("Runtime.ExitError" if "timed out" not in str(exc) else "TimeoutError",
+                                 str(exc), started)
+        with self._cond:
+            self._idle.append(container)
+            self._cond.notify()
+        return result
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._alive -= len(idle)
+            self._cond.notify_all()
+        for container in idle:
+            container.stop()
+
+
+def _error_result(error_type: str, message: str, started: float) -> InvokeResult:
+    return InvokeResult({"errorMessage": message, "errorType": error_type}, "Unhandled", "",
+                        (time.perf_counter() - started) * 1000)
+
+
+if __name__ == "__main__":
+    _serve(FunctionSpec(**json.loads(sys.argv[1])))
