@@ -171,3 +171,46 @@ def test_initial_values_are_used():
     params, data = complete("2PL", 800, 10, seed=13)
     r = calibrate(data, "2PL", initial=ItemEstimates(params.a.copy(), params.b.copy(), np.zeros(10)))
     assert r.converged and rmse(r.b, params.b) < 0.2
+
+
+def _online_cat_data(persons: int, seed: int):  # type: ignore[no-untyped-def]
+    ops = generate_parameters(120, "2PL", seed=seed)
+    pre = generate_parameters(10, "2PL", seed=seed + 1)
+    params = type(ops).from_arrays(a=np.r_[ops.a, pre.a], b=np.r_[ops.b, pre.b])
+    status = np.r_[np.zeros(120, dtype=np.int8), np.full(10, PRETEST, dtype=np.int8)]
+    thetas = np.random.default_rng(seed + 2).normal(size=persons)
+    res = simulate(Bank(params, status=status), CatConfig(max_items=20, se_threshold=None,
+                                                          pretest_positions=(4, 9, 14)),
+                   thetas, seed=seed + 3, keep_responses=True)
+    assert res.responses is not None
+    return ops, pre, res.responses
+
+
+def test_sharded_em_equals_the_single_process_em() -> None:
+    """The managed job's decomposition: E-steps over disjoint shards of persons, summed, give
+    the same estimates, SEs, fit and log-likelihood as one pass over all the data."""
+    from irtcat.irt.calibration import EMPlan, calibrate_sharded
+
+    ops, pre, (person, item, resp) = _online_cat_data(3000, seed=61)
+    fixed_mask = np.r_[np.ones(120, dtype=bool), np.zeros(10, dtype=bool)]
+    initial = ItemEstimates(np.r_[ops.a, np.ones(10)], np.r_[ops.b, np.zeros(10)], np.zeros(130))
+    whole = ResponseData.from_long(person, item, resp, n_items=130)
+    plan = EMPlan(model="2PL", n_nodes=31, tol=1e-5)
+    single = calibrate_sharded([whole], initial, fixed_mask, plan)
+    reference = calibrate(whole, "2PL", fixed={i: (float(ops.a[i]), float(ops.b[i]), 0.0) for i in range(120)},
+                          n_nodes=31, tol=1e-5, initial=initial, accelerate=False, max_iter=200)
+    shards = []
+    for k in range(4):  # persons split by k (mod 4), re-indexed within each shard
+        keep = person % 4 == k
+        local = np.unique(person[keep], return_inverse=True)[1]
+        shards.append(ResponseData.from_long(local, item[keep], resp[keep], n_items=130))
+    sharded = calibrate_sharded(shards, initial, fixed_mask, plan)
+    assert single.converged and sharded.converged and reference.converged
+    assert sharded.iterations == single.iterations == reference.iterations
+    for field in ("a", "b", "se_b", "se_a", "rmsd"):
+        got, want = getattr(sharded, field)[120:], getattr(single, field)[120:]
+        assert np.allclose(got, want, rtol=1e-9, atol=1e-10), field
+        assert np.allclose(getattr(reference, field)[120:], want, rtol=1e-9, atol=1e-10), field
+    assert sharded.log_likelihood == pytest.approx(single.log_likelihood, rel=1e-12)
+    assert np.array_equal(sharded.b[:120], ops.b)  # operational items never move
+    assert rmse(sharded.b[120:], pre.b) <= 0.25  # and the pretest items are recovered

@@ -37,6 +37,7 @@ memory grows with the number of responses, never with persons x items.
 
 from __future__ import annotations
 
+import io
 import math
 import time
 import warnings
@@ -274,6 +275,53 @@ def _expected_counts(data: ResponseData, w: FloatArray) -> tuple[FloatArray, Flo
     return n, r
 
 
+@dataclass
+class ExpectedCounts:
+    """The E-step's sufficient statistics over a set of persons (Bock & Aitkin 1981):
+    n_iq and r_iq (items x nodes), the posterior mass per node, the marginal log-likelihood
+    and the number of persons. Every field is a sum over persons, so the statistics of
+    disjoint shards of persons add up to those of the whole data: the M-step needs only the sum.
+    """
+
+    n: FloatArray
+    r: FloatArray
+    mass: FloatArray
+    log_likelihood: float
+    n_persons: int
+
+    @classmethod
+    def zeros(cls, n_items: int, n_nodes: int) -> ExpectedCounts:
+        return cls(np.zeros((n_items, n_nodes)), np.zeros((n_items, n_nodes)), np.zeros(n_nodes), 0.0, 0)
+
+    def __add__(self, other: ExpectedCounts) -> ExpectedCounts:
+        if self.n.shape != other.n.shape:
+            raise ValueError(f"expected counts of shape {self.n.shape} and {other.n.shape} do not add")
+        return ExpectedCounts(self.n + other.n, self.r + other.r, self.mass + other.mass,
+                              self.log_likelihood + other.log_likelihood, self.n_persons + other.n_persons)
+
+    def to_bytes(self) -> bytes:
+        """A compact binary form (``numpy.savez``) for moving shard results through storage."""
+        buf = io.BytesIO()
+        np.savez(buf, n=self.n, r=self.r, mass=self.mass,
+                 scalars=np.array([self.log_likelihood, float(self.n_persons)]))
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ExpectedCounts:
+        with np.load(io.BytesIO(raw)) as z:
+            ll, persons = z["scalars"]
+            return cls(z["n"], z["r"], z["mass"], float(ll), int(persons))
+
+
+def e_step(data: ResponseData, est: ItemEstimates, nodes: FloatArray, log_weights: FloatArray,
+           use: np.ndarray | None = None) -> ExpectedCounts:
+    """One E-step over ``data``'s persons: posterior weights w_pq at ``est`` (``use``: only these
+    items inform the posterior, as in OEM) and their expected counts n_iq, r_iq."""
+    w, ll = _posterior(_log_posterior(data, est, nodes, log_weights, use))
+    n, r = _expected_counts(data, w)
+    return ExpectedCounts(n, r, w.sum(axis=0), ll, data.n_persons)
+
+
 def _m_step(est: ItemEstimates, n: FloatArray, r: FloatArray, nodes: FloatArray, model: CalibModel,
             priors: Priors, free: np.ndarray, iters: int = 3) -> tuple[ItemEstimates, FloatArray]:
     """A few Fisher-scoring steps per free item on the expected complete-data log-likelihood.
@@ -467,12 +515,11 @@ def calibrate(
 
     def em(cur: ItemEstimates) -> tuple[ItemEstimates, float]:
         """One EM cycle: the posterior at ``cur`` (and its log-likelihood), then the M-step."""
-        w, ll = _posterior(_log_posterior(data, cur, nodes, state["log_w"], use))
-        n, r = _expected_counts(data, w)
-        new, _ = _m_step(cur, n, r, nodes, model, priors, free)
+        counts = e_step(data, cur, nodes, state["log_w"], use)
+        new, _ = _m_step(cur, counts.n, counts.r, nodes, model, priors, free)
         if latent != "fixed":
-            state["log_w"], state["mean"], state["sd"] = _update_latent(w, nodes, latent, anchored)
-        return new, ll
+            state["log_w"], state["mean"], state["sd"] = _update_latent(counts.mass, nodes, latent, anchored)
+        return new, counts.log_likelihood
 
     trace: list[float] = []
     converged = False
@@ -523,18 +570,128 @@ def calibrate(
     elif not converged:
         warnings.warn(f"EM stopped at the iteration cap ({max_iter}) before converging",
                       CalibrationWarning, stacklevel=2)
-    w, ll = _posterior(_log_posterior(data, est, nodes, log_w, None))
-    n, r = _expected_counts(data, w)
-    _, info = _m_step(est, n, r, nodes, model, priors, free, iters=0)
+    final = e_step(data, est, nodes, log_w, None)
+    return finish(est, final, nodes, model, priors, free, counts, left_out, it, converged,
+                  time.perf_counter() - started, mean, sd, trace)
+
+
+def finish(est: ItemEstimates, final: ExpectedCounts, nodes: FloatArray, model: CalibModel, priors: Priors,
+           free: np.ndarray, n_responses: np.ndarray, left_out: dict[int, str], iterations: int,
+           converged: bool, seconds: float, latent_mean: float = 0.0, latent_sd: float = 1.0,
+           trace: list[float] | None = None) -> CalibrationResult:
+    """The result at the final estimates: SEs and RMSD from the expected counts of a last
+    E-step at ``est`` (all items informing the posterior)."""
+    _, info = _m_step(est, final.n, final.r, nodes, model, priors, free, iters=0)
     se = _standard_errors(info, model, free)
-    rmsd = _rmsd(est, n, r, nodes)
     return CalibrationResult(
         model=model, a=est.a, b=est.b, c=est.c, se_a=se[1], se_b=se[0], se_c=se[2],
-        n_responses=counts, rmsd=rmsd, estimated=free, left_out=left_out,
-        log_likelihood=ll, iterations=it, converged=converged,
-        seconds=time.perf_counter() - started, n_persons=data.n_persons,
-        latent_mean=mean, latent_sd=sd, log_likelihood_trace=trace,
+        n_responses=n_responses, rmsd=_rmsd(est, final.n, final.r, nodes), estimated=free, left_out=left_out,
+        log_likelihood=final.log_likelihood, iterations=iterations, converged=converged,
+        seconds=seconds, n_persons=final.n_persons,
+        latent_mean=latent_mean, latent_sd=latent_sd, log_likelihood_trace=trace or [],
     )
+
+
+@dataclass(frozen=True)
+class EMPlan:
+    """The settings one EM cycle needs besides the data and the current estimates: what a
+    managed calibration job carries from step to step. Latent distribution N(0, 1); plain EM
+    (no SQUAREM: each cycle is one pass over the shards)."""
+
+    model: CalibModel = "3PL"
+    n_nodes: int = 41
+    nodes_kind: Literal["equal", "hermite"] = "equal"
+    method: Literal["mem", "oem"] = "mem"
+    tol: float = 1e-4
+    ll_tol: float = 1e-7
+    max_iter: int = 200
+    min_responses: int = 30
+    priors: Priors | None = None
+
+    def quadrature(self) -> tuple[FloatArray, FloatArray]:
+        """Nodes and log prior weights."""
+        nodes, weights = quadrature(self.n_nodes, self.nodes_kind)
+        return nodes, np.log(weights)
+
+    def resolved_priors(self) -> Priors:
+        return self.priors if self.priors is not None else Priors.default(self.model)
+
+    def setup(self, initial: ItemEstimates, n_per_item: np.ndarray,
+              fixed: np.ndarray) -> tuple[ItemEstimates, np.ndarray, dict[int, str]]:
+        """Starting estimates (model constraints applied), the free items and the items left out
+        for too few responses. ``fixed`` marks items held at their ``initial`` values."""
+        est = initial.copy()
+        if self.model != "3PL":
+            est.c[:] = 0.0
+        if self.model == "1PL":
+            est.a[:] = 1.0
+        left_out = {int(i): f"too few responses ({n_per_item[i]} < {self.min_responses})"
+                    for i in np.flatnonzero((n_per_item < self.min_responses) & ~fixed)}
+        free = ~fixed & (n_per_item >= self.min_responses)
+        return est, free, left_out
+
+    def posterior_items(self, fixed: np.ndarray) -> np.ndarray | None:
+        """The items that inform the E-step's posterior: all (MEM), the fixed ones only (OEM)."""
+        return fixed if (self.method == "oem" and fixed.any()) else None
+
+    def m_step(self, est: ItemEstimates, counts: ExpectedCounts, free: np.ndarray) -> tuple[ItemEstimates, float]:
+        """The M-step on summed expected counts; returns the new estimates and the largest change."""
+        nodes, _ = self.quadrature()
+        new, _ = _m_step(est, counts.n, counts.r, nodes, self.model, self.resolved_priors(), free)
+        change = float(np.max(np.abs(new.vector() - est.vector()))) if free.any() else 0.0
+        return new, change
+
+    def converged(self, change: float, trace: list[float]) -> bool:
+        """Largest parameter change below ``tol`` and relative log-likelihood change below
+        ``ll_tol`` (as :func:`calibrate`); OEM is one cycle by definition."""
+        if self.method == "oem":
+            return len(trace) >= 1
+        return len(trace) >= 2 and change < self.tol and abs(trace[-1] - trace[-2]) <= self.ll_tol * abs(trace[-1])
+
+
+def calibrate_sharded(shards: list[ResponseData], initial: ItemEstimates, fixed: np.ndarray,
+                      plan: EMPlan, map_: Callable[..., Any] = map,
+                      progress: Callable[[int, float, float], None] | None = None) -> CalibrationResult:
+    """Bock-Aitkin EM over shards of persons, one cycle at a time: every cycle maps
+    :func:`e_step` over the shards (``map_``: e.g. a process pool's ``map``), sums the
+    :class:`ExpectedCounts` and runs the M-step. This is the loop the managed calibration job
+    runs with a Distributed Map; with one shard it is :func:`calibrate` with ``accelerate=False``.
+    Items are indexed alike in every shard; a person must not be split across shards."""
+    started = time.perf_counter()
+    if not shards:
+        raise ValueError("no shards")
+    n_items = shards[0].n_items
+    n_per_item = np.sum([sh.per_item() for sh in shards], axis=0)
+    est, free, left_out = plan.setup(initial, n_per_item, fixed)
+    nodes, log_w = plan.quadrature()
+    use = plan.posterior_items(fixed)
+
+    def pass_over(cur: ItemEstimates, items: np.ndarray | None) -> ExpectedCounts:
+        total = ExpectedCounts.zeros(n_items, nodes.size)
+        for part in map_(e_step, shards, [cur] * len(shards), [nodes] * len(shards),
+                         [log_w] * len(shards), [items] * len(shards)):
+            total = total + part
+        return total
+
+    trace: list[float] = []
+    converged = False
+    it = 0
+    while it < plan.max_iter:
+        counts = pass_over(est, use)
+        est, change = plan.m_step(est, counts, free)
+        it += 1
+        trace.append(counts.log_likelihood)
+        if progress:
+            progress(it, counts.log_likelihood, change)
+        if plan.converged(change, trace):
+            converged = True
+            break
+    if not converged:
+        warnings.warn(f"EM stopped at the iteration cap ({plan.max_iter}) before converging",
+                      CalibrationWarning, stacklevel=2)
+    final = pass_over(est, None)
+    return finish(est, final, nodes, plan.model, plan.resolved_priors(), free, n_per_item, left_out, it,
+                  converged, time.perf_counter() - started, trace=trace)
 
 
 def _from_vector(vec: FloatArray, m: int) -> ItemEstimates:
@@ -554,10 +711,9 @@ def _clip_estimates(est: ItemEstimates, model: CalibModel, free: np.ndarray, bas
     return out
 
 
-def _update_latent(w: FloatArray, nodes: FloatArray, latent: Latent, anchored: bool) -> tuple[FloatArray, float, float]:
-    """New log prior weights from the posterior mass at each node."""
-    mass = w.sum(axis=0)
-    mass /= mass.sum()
+def _update_latent(mass: FloatArray, nodes: FloatArray, latent: Latent, anchored: bool) -> tuple[FloatArray, float, float]:
+    """New log prior weights from the posterior mass at each node (summed over persons)."""
+    mass = mass / mass.sum()
     mean = float(mass @ nodes)
     sd = float(np.sqrt(max(mass @ (nodes - mean) ** 2, 1e-6)))
     if latent == "normal":
