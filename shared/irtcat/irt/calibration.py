@@ -715,7 +715,7 @@ def _update_latent(mass: FloatArray, nodes: FloatArray, latent: Latent, anchored
     """New log prior weights from the posterior mass at each node (summed over persons)."""
     mass = mass / mass.sum()
     mean = float(mass @ nodes)
-    sd = float(np.sqrt(max(mass @ (nodes - mean) ** 2, 1e-6)))
+    sd = float(np.sqrt(max(float(mass @ (nodes - mean) ** 2), 1e-6)))
     if latent == "normal":
         if not anchored:
             return np.log(np.exp(-0.5 * nodes**2) / np.exp(-0.5 * nodes**2).sum()), 0.0, 1.0
