@@ -246,6 +246,31 @@ class S3BankStore:
                                 Body=test.model_dump_json().encode(), ContentType="application/json")
 
 
+class S3Objects:
+    """An S3 bucket as an :class:`~irtcat.domain.ports.ObjectStore` (``get`` raises KeyError
+    for a missing key)."""
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+
+    def get(self, key: str) -> bytes:
+        try:
+            return bytes(with_retries(lambda: client("s3").get_object(Bucket=self.bucket, Key=key))["Body"].read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                raise KeyError(key) from None
+            raise
+
+    def put(self, key: str, data: bytes) -> None:
+        with_retries(lambda: client("s3").put_object(Bucket=self.bucket, Key=key, Body=data))
+
+    def list(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+
 class FirehoseHistory:
     """History records as newline-delimited JSON into the Firehose delivery stream."""
 

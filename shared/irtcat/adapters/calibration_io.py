@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import csv
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..domain.bank import Item, ItemBank
-from ..irt.calibration import CalibrationResult, ResponseData, promote
+from ..domain.calibration_bank import calibrated_bank
+from ..irt.calibration import ResponseData
+
+__all__ = ["calibrated_bank", "read_long_responses", "to_response_data"]
 
 
 def read_long_responses(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
@@ -78,44 +78,3 @@ def to_response_data(students: list[str], items: list[str], response: np.ndarray
     person = np.fromiter((persons.setdefault(s, len(persons)) for s in students), dtype=np.int64, count=len(students))
     item = np.fromiter((index[i] for i in items), dtype=np.int64, count=len(items))
     return ResponseData.from_long(person, item, response, n_persons=len(persons), n_items=len(item_ids))
-
-
-def calibrated_bank(result: CalibrationResult, item_ids: list[str], base: ItemBank | None, bank_id: str,
-                    version: int, pretest: np.ndarray, promote_se: float, promote_n: int,
-                    promote_rmsd: float) -> tuple[ItemBank, dict[str, Any]]:
-    """The new bank version and a per-item report (estimates, SEs, n, fit, promotion)."""
-    decisions = promote(result, pretest, promote_se, promote_n, promote_rmsd)
-    old = {it.item_id: it for it in base.items} if base else {}
-    items, report = [], []
-    counts: Counter[str] = Counter()
-    for j, item_id in enumerate(item_ids):
-        prev = old.get(item_id)
-        estimated = bool(result.estimated[j])
-        status = prev.status if prev else "operational"
-        note = None
-        if j in decisions:
-            note = decisions[j]
-            status = "operational" if note == "promoted" else "pretest"
-        elif not estimated and not prev:
-            status, note = "pretest", result.left_out.get(j, "not estimated")
-        counts[status] += 1
-
-        def num(x: float) -> float | None:
-            return round(float(x), 5) if np.isfinite(x) else None
-
-        fields = dict(
-            a=round(float(result.a[j]), 5), b=round(float(result.b[j]), 5), c=round(float(result.c[j]), 5),
-            status=status, se_a=num(result.se_a[j]) if result.model != "1PL" else None,
-            se_b=num(result.se_b[j]), se_c=num(result.se_c[j]) if result.model == "3PL" else None,
-            n_responses=int(result.n_responses[j]), rmsd=num(result.rmsd[j]), calibration_note=note,
-        )
-        if prev is not None and not estimated:
-            fields.update(a=prev.a, b=prev.b, c=prev.c, se_a=prev.se_a, se_b=prev.se_b, se_c=prev.se_c)
-        item = prev.model_copy(update=fields) if prev else Item(item_id=item_id, **fields)  # type: ignore[arg-type]
-        items.append(Item.model_validate(item.model_dump()))
-        report.append({"item_id": item_id, "estimated": estimated, **fields})
-    model = result.model if base is None else base.model
-    bank = ItemBank(bank_id=bank_id, version=version, model=model, scale=base.scale if base else 1.0,
-                    items=items)
-    return bank, {"items": report, "status_counts": dict(counts),
-                  "promoted": [item_ids[j] for j, d in decisions.items() if d == "promoted"]}

@@ -102,3 +102,19 @@ class MemoryQuarantine:
         key = f"quarantine/{len(self.items):06d}.json"
         self.items[key] = {"raw": raw, "reason": reason, "source": source}
         return key
+
+
+class MemoryObjects:
+    """An in-memory :class:`~irtcat.domain.ports.ObjectStore`."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes:
+        return self.objects[key]
+
+    def put(self, key: str, data: bytes) -> None:
+        self.objects[key] = bytes(data)
+
+    def list(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix))

@@ -1,0 +1,408 @@
+"""Calibration as a managed job: from the answer history to a new item-bank version.
+
+The job is online calibration (Ban et al. 2001): operational items keep their bank values and
+anchor the scale, pretest items are estimated by MEM (or OEM) with Bock-Aitkin EM. It runs as
+steps that a Standard state machine (``statemachines/calibration.asl.json``) sequences, each
+one a Lambda over the job's working storage in the bank bucket
+(``calibration/{bank_id}/{run_id}/``):
+
+1. :func:`prepare` reads the history since the bank's last calibration (direct S3 listing of
+   the ``history/dt=YYYY-MM-DD/`` partitions: the date prefixes prune the listing, and one pass
+   over the records is needed anyway to group them by session), keeps the applied answers to
+   this bank's items, and writes them as shards of whole sessions (a person's responses must
+   stay together: the E-step's posterior is per person), plus the starting parameters.
+2. :func:`e_step` runs per shard (a Distributed Map over the shard objects) and writes the
+   shard's :class:`~irtcat.irt.calibration.ExpectedCounts`.
+3. :func:`m_step` sums them, runs the M-step and decides: another cycle, a last E-step at the
+   converged values (for SEs and fit), or done.
+4. :func:`finalize` builds the candidate bank version and the calibration report, and applies
+   the quality gates.
+5. :func:`publish` writes the new version and moves the current-version pointer, only if the
+   gates passed and nobody moved the pointer meanwhile. Sessions keep the version they
+   started with (they pin ``bank_version``).
+
+:func:`run_in_process` runs the same steps in one process (tests, ``irtcat calibrate`` on a
+history folder), so the sharded result can be compared with the single-process one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from ..irt.calibration import (
+    CalibModel,
+    CalibrationResult,
+    EMPlan,
+    ExpectedCounts,
+    ItemEstimates,
+    ResponseData,
+    finish,
+)
+from ..irt.calibration import (
+    e_step as em_e_step,
+)
+from .bank import ItemBank
+from .base import Message
+from .calibration_bank import calibrated_bank
+from .history import HistoryRecord
+from .ports import BankPublisher, ObjectStore
+
+Phase = Literal["iterate", "final", "done", "nothing"]
+RESPONSES_PER_SHARD = 100_000
+
+
+class CalibrationRequest(Message):
+    """What starts a run (the schedule's input, or ``irtcat local calibrate``)."""
+
+    bank_id: str = Field(min_length=1, max_length=128)
+    since: datetime | None = Field(default=None, description="default: the bank's last calibration")
+    model: CalibModel | None = Field(default=None, description="default: the bank's model")
+    method: Literal["mem", "oem"] = "mem"
+    shards: int | None = Field(default=None, ge=1, le=1000, description=f"default: one per {RESPONSES_PER_SHARD:,} responses")
+    max_iter: int = Field(default=200, ge=1, le=2000)
+    tol: float = Field(default=1e-4, gt=0)
+    min_responses: int = Field(default=30, ge=1, description="an item with fewer is left out")
+    promote_se_b: float = Field(default=0.3, gt=0)
+    promote_n: int = Field(default=500, ge=1)
+    promote_rmsd: float = Field(default=0.1, gt=0)
+    min_run_responses: int = Field(default=200, ge=0, description="quality gate: responses in the run")
+
+
+class CalibrationJob(Message):
+    """The state carried from step to step (small: the data live in the working storage)."""
+
+    request: CalibrationRequest
+    run_id: str
+    prefix: str  # calibration/{bank_id}/{run_id}/
+    shard_prefix: str
+    base_version: int
+    started_at: datetime
+    through: datetime | None = None
+    n_shards: int = 0
+    n_responses: int = 0
+    n_sessions: int = 0
+    iteration: int = 0
+    phase: Phase = "iterate"
+    change: float | None = None
+    trace: list[float] = Field(default_factory=list)
+    converged: bool = False
+    gates_passed: bool | None = None
+    gate_failures: list[str] = Field(default_factory=list)
+    new_version: int | None = None
+    promoted: list[str] = Field(default_factory=list)
+
+    def plan(self, model: CalibModel) -> EMPlan:
+        r = self.request
+        return EMPlan(model=model, method=r.method, tol=r.tol, max_iter=r.max_iter, min_responses=r.min_responses)
+
+    def params_key(self, iteration: int) -> str:
+        return f"{self.prefix}params/{iteration:04d}.json"
+
+    def stats_prefix(self, iteration: int) -> str:
+        return f"{self.prefix}stats/{iteration:04d}/"
+
+
+class ShardTask(Message):
+    """One Distributed Map item: the job and one shard object."""
+
+    job: CalibrationJob
+    key: str
+
+
+class GatesFailed(Exception):
+    """The run did not pass its quality gates; the bank is untouched."""
+
+
+class BankMovedOn(Exception):
+    """The current-version pointer moved since the run started; nothing is published."""
+
+
+# ------------------------------------------------------------------ storage formats
+
+
+def _npz(**arrays: Any) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def _load_npz(raw: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(raw)) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _params_doc(est: ItemEstimates, fixed: np.ndarray, free: np.ndarray, left_out: dict[int, str],
+                model: CalibModel) -> bytes:
+    return json.dumps({"model": model, "a": est.a.tolist(), "b": est.b.tolist(), "c": est.c.tolist(),
+                       "fixed": fixed.tolist(), "free": free.tolist(),
+                       "left_out": {str(k): v for k, v in left_out.items()}}).encode()
+
+
+@dataclasses.dataclass
+class _Params:
+    model: CalibModel
+    est: ItemEstimates
+    fixed: np.ndarray
+    free: np.ndarray
+    left_out: dict[int, str]
+
+    @classmethod
+    def load(cls, store: ObjectStore, key: str) -> _Params:
+        doc = json.loads(store.get(key))
+        est = ItemEstimates(np.array(doc["a"], dtype=float), np.array(doc["b"], dtype=float),
+                            np.array(doc["c"], dtype=float))
+        return cls(doc["model"], est, np.array(doc["fixed"], dtype=bool), np.array(doc["free"], dtype=bool),
+                   {int(k): v for k, v in doc["left_out"].items()})
+
+
+# ------------------------------------------------------------------ history
+
+
+def history_keys(history: ObjectStore, since: datetime | None) -> list[str]:
+    """The history objects of the partitions on or after ``since``'s day (all when None)."""
+    keys = history.list("history/")
+    if since is None:
+        return keys
+    day = f"dt={since.astimezone(UTC):%Y-%m-%d}"
+    return [k for k in keys if _partition(k) >= day]
+
+
+def _partition(key: str) -> str:
+    return next((part for part in key.split("/") if part.startswith("dt=")), "")
+
+
+def applied_answers(history: ObjectStore, keys: Iterable[str], bank_id: str,
+                    since: datetime | None) -> Iterator[HistoryRecord]:
+    """Applied answers to ``bank_id``'s items processed after ``since``."""
+    for key in keys:
+        for line in history.get(key).splitlines():
+            if not line.strip():
+                continue
+            rec = HistoryRecord.model_validate_json(line)
+            if (rec.record_type == "answer" and rec.outcome == "applied" and rec.bank_id == bank_id
+                    and rec.item_id and rec.session_id and rec.response is not None
+                    and (since is None or rec.processed_at > since)):
+                yield rec
+
+
+def shard_of(session_id: str, n_shards: int) -> int:
+    """A session's shard: stable across runs and machines (CRC-32 of the id)."""
+    return zlib.crc32(session_id.encode()) % n_shards
+
+
+# ------------------------------------------------------------------ the steps
+
+
+def prepare(request: CalibrationRequest, banks: BankPublisher, history: ObjectStore, work: ObjectStore,
+            run_id: str, now: datetime | None = None) -> CalibrationJob:
+    """Collect and shard the responses, write the starting parameters (step 1)."""
+    now = now or datetime.now(UTC)
+    version = banks.current_version(request.bank_id)
+    bank = banks.bank(request.bank_id, version)
+    since = request.since or last_calibrated(work, request.bank_id)
+    prefix = f"calibration/{request.bank_id}/{run_id}/"
+    job = CalibrationJob(request=request, run_id=run_id, prefix=prefix, shard_prefix=f"{prefix}shards/",
+                         base_version=version, started_at=now)
+    index = {it.item_id: j for j, it in enumerate(bank.items)}
+    sessions: dict[str, dict[int, int]] = {}
+    through = since
+    for rec in applied_answers(history, history_keys(history, since), request.bank_id, since):
+        j = index.get(rec.item_id or "")
+        if j is None:
+            continue  # an item no longer in the current version
+        # the history is at-least-once: a session's answer to an item counts once
+        sessions.setdefault(rec.session_id or "", {}).setdefault(j, int(rec.response or 0))
+        through = rec.processed_at if through is None or rec.processed_at > through else through
+    n_responses = sum(len(v) for v in sessions.values())
+    pretest = np.array([it.status == "pretest" for it in bank.items])
+    job = job.model_copy(update={"n_responses": n_responses, "n_sessions": len(sessions), "through": through})
+    answered_pretest = {j for answers in sessions.values() for j in answers if pretest[j]}
+    if not answered_pretest:
+        return job.model_copy(update={"phase": "nothing"})
+    n_shards = request.shards or max(1, min(1000, math.ceil(n_responses / RESPONSES_PER_SHARD)))
+    buckets: list[list[tuple[int, int, int]]] = [[] for _ in range(n_shards)]
+    persons = [0] * n_shards
+    for session_id in sorted(sessions):
+        k = shard_of(session_id, n_shards)
+        for j, x in sessions[session_id].items():
+            buckets[k].append((persons[k], j, x))
+        persons[k] += 1
+    for k, rows in enumerate(buckets):
+        if not rows:
+            continue
+        arr = np.array(rows, dtype=np.int64)
+        work.put(f"{job.shard_prefix}shard-{k:05d}.npz",
+                 _npz(person=arr[:, 0].astype(np.int32), item=arr[:, 1].astype(np.int32),
+                      response=arr[:, 2].astype(np.int8), n_persons=np.array(persons[k]),
+                      n_items=np.array(len(bank.items))))
+    model = request.model or _calib_model(bank)
+    n_per_item = np.zeros(len(bank.items), dtype=np.int64)
+    for answers in sessions.values():
+        for j in answers:
+            n_per_item[j] += 1
+    fixed = ~pretest
+    initial = ItemEstimates(np.array([it.a * bank.scale for it in bank.items]),
+                            np.array([it.b for it in bank.items]), np.array([it.c for it in bank.items]))
+    est, free, left_out = job.plan(model).setup(initial, n_per_item, fixed)
+    work.put(job.params_key(0), _params_doc(est, fixed, free, left_out, model))
+    return job.model_copy(update={"n_shards": sum(1 for rows in buckets if rows)})
+
+
+def _calib_model(bank: ItemBank) -> CalibModel:
+    return "3PL" if bank.model in ("3PL", "4PL") else bank.model  # type: ignore[return-value]
+
+
+def load_shard(work: ObjectStore, key: str) -> ResponseData:
+    z = _load_npz(work.get(key))
+    return ResponseData.from_long(z["person"], z["item"], z["response"],
+                                  n_persons=int(z["n_persons"]), n_items=int(z["n_items"]))
+
+
+def e_step(task: ShardTask, work: ObjectStore, cache: dict[str, Any] | None = None) -> str:
+    """Expected counts of one shard at the current parameters (step 2); returns their key.
+    Idempotent: a retried worker overwrites the same object."""
+    job = task.job
+    params = _Params.load(work, job.params_key(job.iteration))
+    data = (cache or {}).get(task.key) or load_shard(work, task.key)
+    if cache is not None:
+        cache[task.key] = data  # a warm container keeps its shard between cycles
+    plan = job.plan(params.model)
+    nodes, log_w = plan.quadrature()
+    use = None if job.phase == "final" else plan.posterior_items(params.fixed)
+    counts = em_e_step(data, params.est, nodes, log_w, use)
+    key = f"{job.stats_prefix(job.iteration)}{task.key.rsplit('/', 1)[-1]}"
+    work.put(key, counts.to_bytes())
+    return key
+
+
+def summed_counts(job: CalibrationJob, work: ObjectStore) -> ExpectedCounts:
+    """The sum over every shard's statistics of this cycle (an error if any is missing)."""
+    keys = work.list(job.stats_prefix(job.iteration))
+    if len(keys) != job.n_shards:
+        raise RuntimeError(f"cycle {job.iteration}: {len(keys)} of {job.n_shards} shard statistics present")
+    total: ExpectedCounts | None = None
+    for key in keys:
+        part = ExpectedCounts.from_bytes(work.get(key))
+        total = part if total is None else total + part
+    assert total is not None
+    return total
+
+
+def m_step(job: CalibrationJob, work: ObjectStore) -> CalibrationJob:
+    """Reduce, M-step, decide (step 3): ``iterate`` again, a ``final`` E-step, or ``done``."""
+    if job.phase == "final":
+        return job.model_copy(update={"phase": "done"})
+    params = _Params.load(work, job.params_key(job.iteration))
+    counts = summed_counts(job, work)
+    plan = job.plan(params.model)
+    new, change = plan.m_step(params.est, counts, params.free)
+    trace = [*job.trace, counts.log_likelihood]
+    converged = plan.converged(change, trace)
+    iteration = job.iteration + 1
+    work.put(job.params_key(iteration), _params_doc(new, params.fixed, params.free, params.left_out, params.model))
+    phase: Phase = "final" if converged or iteration >= plan.max_iter else "iterate"
+    return job.model_copy(update={"iteration": iteration, "change": change, "trace": trace,
+                                  "converged": converged, "phase": phase})
+
+
+def result_of(job: CalibrationJob, work: ObjectStore) -> CalibrationResult:
+    """The calibration result from the final E-step's statistics."""
+    params = _Params.load(work, job.params_key(job.iteration))
+    counts = summed_counts(job, work)
+    plan = job.plan(params.model)
+    nodes, _ = plan.quadrature()
+    n_per_item = np.rint(counts.n.sum(axis=1)).astype(np.int64)
+    seconds = (datetime.now(UTC) - job.started_at).total_seconds()
+    return finish(params.est, counts, nodes, params.model, plan.resolved_priors(), params.free, n_per_item,
+                  params.left_out, job.iteration, job.converged, seconds, trace=job.trace)
+
+
+def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> CalibrationJob:
+    """Candidate bank version, calibration report and quality gates (step 4)."""
+    r = job.request
+    base = banks.bank(r.bank_id, job.base_version)
+    result = result_of(job, work)
+    if base.scale != 1.0:
+        result = dataclasses.replace(result, a=result.a / base.scale, se_a=result.se_a / base.scale)
+    item_ids = [it.item_id for it in base.items]
+    pretest = np.array([it.status == "pretest" for it in base.items])
+    version = job.base_version + 1
+    bank, report = calibrated_bank(result, item_ids, base, base.bank_id, version, pretest,
+                                   r.promote_se_b, r.promote_n, r.promote_rmsd)
+    failures = []
+    if not result.converged:
+        failures.append(f"EM did not converge in {job.iteration} cycles (max change {job.change})")
+    moved = [old.item_id for old, new in zip(base.items, bank.items, strict=True)
+             if old.status != "pretest" and (old.a, old.b, old.c) != (new.a, new.b, new.c)]
+    if moved:
+        failures.append(f"{len(moved)} operational item(s) moved: {', '.join(moved[:5])}")
+    if job.n_responses < r.min_run_responses:
+        failures.append(f"{job.n_responses} responses < the minimum {r.min_run_responses}")
+    summary = {**result.summary(), "run_id": job.run_id, "bank_id": r.bank_id, "base_version": job.base_version,
+               "candidate_version": version, "sessions": job.n_sessions, "shards": job.n_shards,
+               "since": r.since.isoformat() if r.since else None, "through": job.through.isoformat() if job.through else None,
+               "gates_passed": not failures, "gate_failures": failures, "promoted": report["promoted"],
+               "left_out": {item_ids[j]: why for j, why in result.left_out.items()}}
+    pretest_ids = {it.item_id for it in base.items if it.status == "pretest"}
+    work.put(f"{job.prefix}report.json", json.dumps(
+        {"summary": summary, "items": [row for row in report["items"] if row["item_id"] in pretest_ids]},
+        indent=1).encode())
+    work.put(f"{job.prefix}bank.json", bank.model_dump_json(exclude_none=True).encode())
+    return job.model_copy(update={"gates_passed": not failures, "gate_failures": failures,
+                                  "new_version": version, "promoted": report["promoted"]})
+
+
+def publish(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> CalibrationJob:
+    """Write the new version and move the pointer (step 5), if the gates passed and the
+    pointer is still where the run found it."""
+    if not job.gates_passed:
+        raise GatesFailed("; ".join(job.gate_failures) or "quality gates not evaluated")
+    current = banks.current_version(job.request.bank_id)
+    if current != job.base_version:
+        raise BankMovedOn(f"bank {job.request.bank_id} moved from v{job.base_version} to v{current} "
+                          "while this run calibrated; nothing published")
+    bank = ItemBank.model_validate_json(work.get(f"{job.prefix}bank.json"))
+    banks.publish(bank, make_current=True)
+    work.put(f"calibration/{job.request.bank_id}/last.json", json.dumps(
+        {"run_id": job.run_id, "version": bank.version,
+         "through": job.through.isoformat() if job.through else None}).encode())
+    return job
+
+
+def last_calibrated(work: ObjectStore, bank_id: str) -> datetime | None:
+    """The last published run's newest history record (None: never calibrated)."""
+    try:
+        doc = json.loads(work.get(f"calibration/{bank_id}/last.json"))
+    except KeyError:
+        return None
+    return datetime.fromisoformat(doc["through"]) if doc.get("through") else None
+
+
+def run_in_process(request: CalibrationRequest, banks: BankPublisher, history: ObjectStore, work: ObjectStore,
+                   run_id: str, map_: Callable[..., Any] = map, publish_result: bool = True,
+                   progress: Callable[[CalibrationJob], None] | None = None) -> CalibrationJob:
+    """The state machine's loop in one process (``map_`` runs the E-steps, e.g. a pool's map)."""
+    job = prepare(request, banks, history, work, run_id)
+    if job.phase == "nothing":
+        return job
+    cache: dict[str, Any] = {}
+    while job.phase != "done":
+        keys = work.list(job.shard_prefix)
+        list(map_(lambda key, j=job: e_step(ShardTask(job=j, key=key), work, cache), keys))
+        job = m_step(job, work)
+        if progress:
+            progress(job)
+    job = finalize(job, banks, work)
+    if publish_result and job.gates_passed:
+        job = publish(job, banks, work)
+    return job

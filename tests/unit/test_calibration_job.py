@@ -1,0 +1,105 @@
+"""The managed calibration job's steps, in one process over in-memory storage: history ->
+shards -> EM cycles -> candidate bank -> gates -> published version."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from irtcat.adapters.memory import MemoryBanks, MemoryObjects
+from irtcat.domain.bank import ItemBank
+from irtcat.domain.calibration_job import (
+    CalibrationRequest,
+    GatesFailed,
+    prepare,
+    publish,
+    run_in_process,
+)
+from irtcat.domain.generate import generate_bank
+from irtcat.domain.history import HistoryRecord
+from irtcat.irt.cat import CatConfig
+from irtcat.irt.simulation import simulate
+
+DAY = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def _world(persons: int = 2500, pretest: int = 6, seed: int = 3) -> tuple[ItemBank, MemoryBanks, MemoryObjects]:
+    """A bank whose pretest items carry provisional values (a=1, b=0), and a history of CAT
+    sessions simulated from the true values, 3 pretest items per session."""
+    truth = generate_bank(150, "2PL", seed=seed, bank_id="m", pretest=pretest, with_content=False)
+    res = simulate(truth.engine, CatConfig(max_items=15, se_threshold=None, pretest_positions=(3, 7, 11)),
+                   np.random.default_rng(seed).normal(size=persons), seed=seed + 1, keep_responses=True)
+    assert res.responses is not None
+    provisional = truth.model_copy(update={"items": [
+        it.model_copy(update={"a": 1.0, "b": 0.0}) if it.status == "pretest" else it for it in truth.items]})
+    banks = MemoryBanks()
+    banks.publish(provisional)
+    history = MemoryObjects()
+    lines: dict[str, list[str]] = {}
+    for k, (p, j, x) in enumerate(zip(*res.responses, strict=True)):
+        when = DAY + timedelta(days=int(p) % 3, seconds=k)
+        rec = HistoryRecord(record_type="answer", outcome="applied", processed_at=when, session_id=f"s{p}",
+                            student_id=f"u{p}", bank_id="m", bank_version=1, item_id=truth.items[j].item_id,
+                            response=int(x), seq=k)
+        lines.setdefault(f"history/dt={when:%Y-%m-%d}/part-0.json", []).append(rec.model_dump_json())
+    # one answer delivered twice (the history is at least once) and one rejected record
+    first = next(iter(lines))
+    lines[first].append(lines[first][0])
+    lines[first].append(HistoryRecord(record_type="answer", outcome="rejected", reason="schema",
+                                      processed_at=DAY).model_dump_json())
+    for key, recs in lines.items():
+        history.put(key, ("\n".join(recs) + "\n").encode())
+    return truth, banks, history
+
+
+def test_a_run_calibrates_the_pretest_items_and_publishes_a_new_version() -> None:
+    truth, banks, history = _world()
+    work = MemoryObjects()
+    req = CalibrationRequest(bank_id="m", shards=3, promote_n=300)
+    job = run_in_process(req, banks, history, work, run_id="r1")
+    assert job.converged and job.gates_passed and job.n_shards == 3
+    assert banks.current_version("m") == 2
+    new, old = banks.bank("m", 2), banks.bank("m", 1)
+    pre = [j for j, it in enumerate(truth.items) if it.status == "pretest"]
+    b_true = np.array([truth.items[j].b for j in pre])
+    b_new = np.array([new.items[j].b for j in pre])
+    assert float(np.sqrt(np.mean((b_new - b_true) ** 2))) <= 0.3
+    assert all((o.a, o.b, o.c) == (n.a, n.b, n.c) for o, n in zip(old.items, new.items, strict=True)
+               if o.status == "operational")
+    assert job.promoted and all(new.items[j].status == "operational" for j in pre
+                                if new.items[j].item_id in job.promoted)
+    assert {"summary", "items"} <= set(__import__("json").loads(work.get("calibration/m/r1/report.json")))
+    # the next run starts where this one ended: nothing new to calibrate
+    again = run_in_process(CalibrationRequest(bank_id="m"), banks, history, work, run_id="r2")
+    assert again.phase == "nothing" and banks.current_version("m") == 2
+
+
+def test_sharding_does_not_change_the_estimates() -> None:
+    _truth, banks, history = _world(persons=1200)
+    one = run_in_process(CalibrationRequest(bank_id="m", shards=1), banks, history, w1 := MemoryObjects(),
+                         run_id="a", publish_result=False)
+    four = run_in_process(CalibrationRequest(bank_id="m", shards=4), banks, history, w4 := MemoryObjects(),
+                          run_id="b", publish_result=False)
+    assert one.converged and four.converged and one.iteration == four.iteration
+    b1 = ItemBank.model_validate_json(w1.get("calibration/m/a/bank.json"))
+    b4 = ItemBank.model_validate_json(w4.get("calibration/m/b/bank.json"))
+    for x, y in zip(b1.items, b4.items, strict=True):
+        assert x.b == pytest.approx(y.b, abs=1e-6) and x.a == pytest.approx(y.a, abs=1e-6)
+
+
+def test_failed_gates_leave_the_bank_untouched() -> None:
+    _truth, banks, history = _world(persons=600)
+    work = MemoryObjects()
+    job = run_in_process(CalibrationRequest(bank_id="m", min_run_responses=10**6), banks, history, work,
+                         run_id="r", publish_result=False)
+    assert job.gates_passed is False and "minimum" in job.gate_failures[0]
+    with pytest.raises(GatesFailed, match="minimum"):
+        publish(job, banks, work)
+    assert banks.current_version("m") == 1
+
+
+def test_a_bank_without_answered_pretest_items_has_nothing_to_calibrate() -> None:
+    _truth, banks, _history = _world(persons=50)
+    job = prepare(CalibrationRequest(bank_id="m"), banks, MemoryObjects(), MemoryObjects(), run_id="x")
+    assert job.phase == "nothing" and job.n_responses == 0
