@@ -3,7 +3,7 @@ shards -> EM cycles -> candidate bank -> gates -> published version."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -16,10 +16,8 @@ from irtcat.domain.calibration_job import (
     publish,
     run_in_process,
 )
-from irtcat.domain.generate import generate_bank
+from irtcat.domain.generate import generate_bank, simulated_history
 from irtcat.domain.history import HistoryRecord
-from irtcat.irt.cat import CatConfig
-from irtcat.irt.simulation import simulate
 
 DAY = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -28,29 +26,25 @@ def _world(persons: int = 2500, pretest: int = 6, seed: int = 3) -> tuple[ItemBa
     """A bank whose pretest items carry provisional values (a=1, b=0), and a history of CAT
     sessions simulated from the true values, 3 pretest items per session."""
     truth = generate_bank(150, "2PL", seed=seed, bank_id="m", pretest=pretest, with_content=False)
-    res = simulate(truth.engine, CatConfig(max_items=15, se_threshold=None, pretest_positions=(3, 7, 11)),
-                   np.random.default_rng(seed).normal(size=persons), seed=seed + 1, keep_responses=True)
-    assert res.responses is not None
-    provisional = truth.model_copy(update={"items": [
-        it.model_copy(update={"a": 1.0, "b": 0.0}) if it.status == "pretest" else it for it in truth.items]})
     banks = MemoryBanks()
-    banks.publish(provisional)
+    banks.publish(provisional(truth))
     history = MemoryObjects()
-    lines: dict[str, list[str]] = {}
-    for k, (p, j, x) in enumerate(zip(*res.responses, strict=True)):
-        when = DAY + timedelta(days=int(p) % 3, seconds=k)
-        rec = HistoryRecord(record_type="answer", outcome="applied", processed_at=when, session_id=f"s{p}",
-                            student_id=f"u{p}", bank_id="m", bank_version=1, item_id=truth.items[j].item_id,
-                            response=int(x), seq=k)
-        lines.setdefault(f"history/dt={when:%Y-%m-%d}/part-0.json", []).append(rec.model_dump_json())
+    objects = simulated_history(truth, persons, seed=seed)
     # one answer delivered twice (the history is at least once) and one rejected record
-    first = next(iter(lines))
-    lines[first].append(lines[first][0])
-    lines[first].append(HistoryRecord(record_type="answer", outcome="rejected", reason="schema",
-                                      processed_at=DAY).model_dump_json())
-    for key, recs in lines.items():
-        history.put(key, ("\n".join(recs) + "\n").encode())
+    first = next(iter(objects))
+    lines = objects[first].decode().splitlines()
+    lines += [lines[0], HistoryRecord(record_type="answer", outcome="rejected", reason="schema",
+                                      processed_at=DAY).model_dump_json()]
+    objects[first] = ("\n".join(lines) + "\n").encode()
+    for key, data in objects.items():
+        history.put(key, data)
     return truth, banks, history
+
+
+def provisional(truth: ItemBank) -> ItemBank:
+    """The bank as published before calibration: pretest items at a=1, b=0."""
+    return truth.model_copy(update={"items": [
+        it.model_copy(update={"a": 1.0, "b": 0.0}) if it.status == "pretest" else it for it in truth.items]})
 
 
 def test_a_run_calibrates_the_pretest_items_and_publishes_a_new_version() -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         FirehoseHistory,
         KinesisAnswers,
         S3BankStore,
+        S3Objects,
         S3Quarantine,
     )
 
@@ -57,6 +58,7 @@ def reset() -> None:
 
     adapters.cache_clear()
     answer_stream.cache_clear()
+    calibration_stores.cache_clear()
     reset_caches()
 
 
@@ -91,3 +93,21 @@ def adapters() -> Adapters:
         banks=S3BankStore(settings), history=FirehoseHistory(settings),
         quarantine=S3Quarantine(settings),
     )
+
+
+@dataclass(frozen=True)
+class CalibrationStores:
+    banks: S3BankStore
+    history: S3Objects
+    work: S3Objects
+
+
+@cache
+def calibration_stores() -> CalibrationStores:
+    """The calibration job's storage: the banks (pointer read fresh: publishing compares it),
+    the history bucket, and the job's working storage in the bank bucket."""
+    from .aws import S3BankStore, S3Objects, Settings
+
+    settings = Settings.from_env()
+    return CalibrationStores(S3BankStore(settings, ttl=0.0), S3Objects(settings.history_bucket),
+                             S3Objects(settings.bank_bucket))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 
 from ..irt.datagen import generate_parameters
@@ -38,3 +40,27 @@ def generate_bank(
             stem=stem, options=options, key=key,
         ))
     return ItemBank(bank_id=bank_id, version=version, model=model, scale=scale, items=items)
+
+
+def simulated_history(bank: ItemBank, persons: int, max_items: int = 15,
+                      pretest_positions: tuple[int, ...] = (3, 7, 11), seed: int = 0,
+                      start: datetime | None = None, days: int = 3) -> dict[str, bytes]:
+    """The answer history of ``persons`` simulated CAT sessions on ``bank`` (its parameters are
+    the truth), as Firehose would land it: NDJSON objects under ``history/dt=YYYY-MM-DD/``,
+    sessions spread over ``days`` days. For calibration tests and benchmarks."""
+    from ..irt.cat import CatConfig
+    from ..irt.simulation import simulate
+    from .history import HistoryRecord
+
+    start = start or datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    res = simulate(bank.engine, CatConfig(max_items=max_items, se_threshold=None, pretest_positions=pretest_positions),
+                   np.random.default_rng(seed).normal(size=persons), seed=seed + 1, keep_responses=True)
+    assert res.responses is not None
+    lines: dict[str, list[str]] = {}
+    for k, (p, j, x) in enumerate(zip(*res.responses, strict=True)):
+        when = start + timedelta(days=int(p) % days, seconds=k % 86_000)
+        rec = HistoryRecord(record_type="answer", outcome="applied", processed_at=when, session_id=f"s{p}",
+                            student_id=f"u{p}", bank_id=bank.bank_id, bank_version=bank.version,
+                            item_id=bank.items[j].item_id, response=int(x), seq=k)
+        lines.setdefault(f"history/dt={when:%Y-%m-%d}/part-00000.json", []).append(rec.model_dump_json())
+    return {key: ("\n".join(recs) + "\n").encode() for key, recs in lines.items()}

@@ -1,4 +1,4 @@
-"""``irtcat local ...``: up, down, invoke, demo."""
+"""``irtcat local ...``: up, down, invoke, demo, calibrate."""
 
 from __future__ import annotations
 
@@ -53,6 +53,19 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
     demo.add_argument("--report-dir", type=Path, default=Path("report"))
     demo.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     demo.set_defaults(fn=handler)
+
+    cal = cmds.add_parser("calibrate", help="run the calibration state machine on the local stack (pretest items "
+                                            "-> new bank version)")
+    cal.add_argument("--bank-id", default="demo-math")
+    cal.add_argument("--students", type=int, default=150,
+                     help="with no stack up: simulated tablets whose answers are calibrated (demo traffic)")
+    cal.add_argument("--pretest", type=int, default=2, help="with no stack up: pretest items in the demo test")
+    cal.add_argument("--shards", type=int, default=None, help="E-step shards (default: by volume)")
+    cal.add_argument("--promote-n", type=int, default=100, help="responses a pretest item needs to be promoted")
+    cal.add_argument("--promote-se", type=float, default=0.4, help="largest SE(b) of a promoted item")
+    cal.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    cal.add_argument("--json", action="store_true", help="print the run's summary as JSON on stdout")
+    cal.set_defaults(fn=handler)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
@@ -273,3 +286,44 @@ def _print_summary(s: dict[str, Any]) -> None:
         print(f"{key:26s} {value}")
     for err in s["tablet_errors"]:
         print(f"tablet error: {err}")
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    """Against the stack of ``irtcat local up`` when one is up; otherwise start one, run demo
+    traffic with pretest items through it (``--students``, ``--pretest``), then calibrate."""
+    from ..domain.calibration_job import CalibrationRequest
+    from .calibration import format_summary, run_calibration
+
+    request = CalibrationRequest(bank_id=args.bank_id, shards=args.shards, promote_n=args.promote_n,
+                                 promote_se_b=args.promote_se)
+    state_file: Path = args.data_dir / "runtime.json"
+    if state_file.exists() and _alive(json.loads(state_file.read_text()).get("pid", 0)):
+        info = json.loads(state_file.read_text())
+        os.environ["AWS_ENDPOINT_URL"] = info["endpoint"]
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+        outputs = info["outputs"]
+        print(f"[irtcat] calibrating {args.bank_id} on the local stack at {info['endpoint']}", file=sys.stderr)
+        summary = run_calibration(outputs, str(outputs["BankBucketName"]), request)
+    else:
+        from .demo import run_demo
+        from .runtime import LocalRuntime
+
+        if args.pretest < 1:
+            print("irtcat: error: --pretest must be >= 1 (there must be something to calibrate)", file=sys.stderr)
+            return 2
+        print(f"[irtcat] no local stack is up: starting one, and {args.students} simulated tablets answer "
+              f"{args.pretest} pretest item(s) among their test...", file=sys.stderr)
+        with LocalRuntime.up(parameters={"StreamShardCount": "2"}) as rt:
+            demo_summary = run_demo(students=args.students, pretest=args.pretest, rt=rt,
+                                    report_dir=args.data_dir / "calibration-demo")
+            print(f"[irtcat] demo: {demo_summary['answers_applied']} answers applied in "
+                  f"{demo_summary['seconds']:.0f} s; calibrating...", file=sys.stderr)
+            outputs = rt.stack.outputs()
+            summary = run_calibration(outputs, str(outputs["BankBucketName"]), request)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(format_summary(summary))
+    return 0 if summary["status"] == "SUCCEEDED" else 1

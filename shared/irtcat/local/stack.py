@@ -29,6 +29,7 @@ NOT_EMULATED = {
     "AWS::S3::BucketPolicy": "bucket policies are not enforced locally",
     "AWS::SQS::QueuePolicy": "queue policies are not enforced locally",
     "AWS::Logs::LogStream": "log streams are created on first write",
+    "AWS::Scheduler::Schedule": "no scheduler locally: `irtcat local calibrate` starts a calibration run",
 }
 
 

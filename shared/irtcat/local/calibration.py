@@ -1,0 +1,81 @@
+"""A calibration run on the local stack: the template's calibration state machine (Distributed
+Map of E-steps included) started through the Step Functions API, as the schedule starts it."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import boto3
+
+from ..domain.calibration_job import CalibrationRequest
+from .template import REGION
+
+
+def run_calibration(outputs: dict[str, Any], bank_bucket: str, request: CalibrationRequest,
+                    run_id: str | None = None, timeout: float = 1800.0) -> dict[str, Any]:
+    """Start the calibration state machine, wait for it, and summarise the run: status,
+    cycles, the pretest items' estimates and decisions (from the run's report in S3), and the
+    bank's current version before and after."""
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    s3 = boto3.client("s3", region_name=REGION)
+    run_id = run_id or f"local-{uuid.uuid4().hex[:8]}"
+    before = _current_version(s3, bank_bucket, request.bank_id)
+    started = time.perf_counter()
+    arn = sfn.start_execution(stateMachineArn=str(outputs["CalibrationStateMachineArn"]), name=run_id,
+                              input=request.model_dump_json(exclude_none=True))["executionArn"]
+    deadline = time.monotonic() + timeout
+    while True:
+        desc = sfn.describe_execution(executionArn=arn)
+        if desc["status"] != "RUNNING" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    seconds = time.perf_counter() - started
+    summary: dict[str, Any] = {"run_id": run_id, "status": desc["status"], "seconds": seconds,
+                               "version_before": before,
+                               "version_after": _current_version(s3, bank_bucket, request.bank_id)}
+    if desc["status"] != "SUCCEEDED":
+        summary.update(error=desc.get("error"), cause=desc.get("cause"))
+    job = json.loads(desc.get("output") or "{}")
+    summary.update({k: job.get(k) for k in ("phase", "iteration", "converged", "n_responses", "n_sessions",
+                                            "n_shards", "gates_passed", "gate_failures", "promoted")})
+    try:
+        report = json.loads(s3.get_object(Bucket=bank_bucket, Key=f"calibration/{request.bank_id}/{run_id}/report.json")
+                            ["Body"].read())
+        summary["items"] = report["items"]
+        summary["gate_failures"] = report["summary"]["gate_failures"]
+        summary["iteration"] = report["summary"]["iterations"]
+    except s3.exceptions.NoSuchKey:
+        summary["items"] = []
+    return summary
+
+
+def _current_version(s3: Any, bucket: str, bank_id: str) -> int | None:
+    try:
+        return int(json.loads(s3.get_object(Bucket=bucket, Key=f"banks/{bank_id}/current.json")["Body"].read())["version"])
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The run in a few lines and a table of the pretest items."""
+    lines = [f"calibration {s['run_id']}: {s['status']} in {s['seconds']:.1f} s"]
+    if s.get("phase") == "nothing":
+        lines.append("nothing to calibrate: no pretest item has new responses since the last calibration")
+        return "\n".join(lines)
+    lines.append(f"  {s.get('n_responses')} responses of {s.get('n_sessions')} sessions in {s.get('n_shards')} shards; "
+                 f"{s.get('iteration')} EM cycles ({'converged' if s.get('converged') else 'NOT converged'})")
+    if s.get("gate_failures"):
+        lines.append("  quality gates failed: " + "; ".join(s["gate_failures"]) + " (bank untouched)")
+    lines.append(f"  bank version {s.get('version_before')} -> {s.get('version_after')}; "
+                 f"promoted: {', '.join(s.get('promoted') or []) or 'none'}")
+    if s.get("items"):
+        lines.append(f"  {'item':12s} {'n':>6s} {'a':>7s} {'b':>7s} {'SE(b)':>7s} {'RMSD':>6s}  decision")
+        for row in s["items"]:
+            se_b = f"{row['se_b']:.3f}" if row.get("se_b") is not None else "-"
+            rmsd = f"{row['rmsd']:.3f}" if row.get("rmsd") is not None else "-"
+            lines.append(f"  {row['item_id']:12s} {row['n_responses']:6d} {row['a']:7.3f} {row['b']:7.3f} "
+                         f"{se_b:>7s} {rmsd:>6s}  {row.get('calibration_note') or row['status']}")
+    return "\n".join(lines)
