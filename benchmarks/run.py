@@ -375,6 +375,14 @@ def bench_report(records: int = 1_000_000) -> dict[str, Any]:
             "report_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def bench_calibration_job(records: int = 1_000_000) -> dict[str, Any]:
+    """The managed calibration job on ~1M history records and its sharded E-step (own process:
+    benchmarks/calibration_job.py)."""
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "calibration_job.py"), str(records)],
+                         capture_output=True, text=True, cwd=ROOT, check=True)
+    return dict(json.loads(run.stdout.strip().splitlines()[-1]))
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "eap": lambda a: bench_eap_update(),
     "maxinfo": lambda a: bench_max_info(),
@@ -382,6 +390,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "handlers": lambda a: bench_handlers(),
     "pipeline": lambda a: bench_pipeline(a.students),
     "calibration": lambda a: bench_calibration(),
+    "calibration_job": lambda a: bench_calibration_job(),
     "report": lambda a: bench_report(),
     "soak": lambda a: bench_soak(a.soak_sessions),
 }

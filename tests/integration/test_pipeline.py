@@ -3,6 +3,7 @@ Firehose/S3, on the embedded local stack (or a deployed one, see targets.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -330,3 +331,38 @@ def test_concurrent_requests_to_different_functions_never_see_each_others_reques
     finally:
         sys.setswitchinterval(switch)
     assert not mixed, mixed[:3]
+
+
+def test_the_emulators_failed_transactions_never_undo_other_writes(target: Target) -> None:
+    """moto rolls a failed TransactWriteItems back by restoring a copy of the whole table; the
+    local gateway serialises DynamoDB calls so that a concurrent write is never undone (on AWS
+    a transaction only ever touches its own items)."""
+    local_only(target)
+    import boto3
+    from botocore.exceptions import ClientError
+
+    table = target.outputs["StateTableName"]
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    prefix = f"EMU#{uuid.uuid4().hex[:8]}#"
+    stop = threading.Event()
+
+    def failing_transactions() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(ClientError):  # the condition fails: moto rolls back
+                ddb.transact_write_items(TransactItems=[{"Put": {
+                    "TableName": table, "Item": {"pk": {"S": prefix + "tx"}, "sk": {"S": "x"}},
+                    "ConditionExpression": "attribute_exists(pk)"}}])
+
+    threads = [threading.Thread(target=failing_transactions) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for k in range(150):
+            ddb.put_item(TableName=table, Item={"pk": {"S": f"{prefix}{k}"}, "sk": {"S": "x"}})
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    missing = [k for k in range(150) if "Item" not in ddb.get_item(
+        TableName=table, Key={"pk": {"S": f"{prefix}{k}"}, "sk": {"S": "x"}})]
+    assert not missing, f"{len(missing)} writes undone by a failed transaction"

@@ -89,6 +89,7 @@ class LocalGateway:
         self.invocations: dict[str, int] = {}
         self.errors: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._dynamodb = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -101,6 +102,12 @@ class LocalGateway:
             resp = Response(body, status=503, content_type="application/x-amz-json-1.0",
                             headers={"x-amzn-ErrorType": "ThrottlingException"})
             return resp(environ, start_response)
+        if service == "dynamodb":
+            # moto's TransactWriteItems deep-copies the table for its rollback while other
+            # request threads write to it ("dictionary changed size during iteration"); DynamoDB
+            # itself serialises conflicting writes, so the emulator serialises its DynamoDB calls
+            with self._dynamodb:
+                return list(self.moto_app(environ, start_response))
         return self.moto_app(environ, start_response)
 
     def lookup(self, name: str) -> LocalFunction | None:
@@ -289,6 +296,9 @@ class EmulatorServer:
         # which costs a TCP connect per AWS call); enough threads for nested calls:
         # state machine -> Lambda Invoke -> handler -> DynamoDB/S3/Firehose.
         logging.getLogger("waitress").setLevel(logging.ERROR)
+        # moto logs every failed state with the repr of the whole parsed definition (~20 kB a
+        # line); the failure itself is reported by DescribeExecution, where the Pipe reads it
+        logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
         self.server = create_server(self.gateway, host=host, port=port, threads=threads,
                                     connection_limit=1000, channel_timeout=300, ident="irtcat-local")
         self.host = host
