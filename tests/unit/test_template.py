@@ -71,10 +71,15 @@ def _states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def test_state_machine_definition_is_valid_asl():
+STATE_MACHINES = [("statemachines/answer.asl.json", "AnswerStateMachine"),
+                  ("statemachines/calibration.asl.json", "CalibrationStateMachine")]
+
+
+@pytest.mark.parametrize("path", [p for p, _ in STATE_MACHINES])
+def test_state_machine_definition_is_valid_asl(path: str) -> None:
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-    text = (ROOT / "statemachines/answer.asl.json").read_text()
+    text = (ROOT / path).read_text()
     AmazonStateLanguageParser.parse(re.sub(r"\$\{(\w+)\}", r"arn:aws:lambda:us-east-1:123456789012:function:\1", text))
     definition = json.loads(text)
 
@@ -101,9 +106,10 @@ def test_state_machine_definition_is_valid_asl():
     check(definition)
 
 
-def test_every_task_resource_is_a_template_substitution(sam):
-    definition = json.loads((ROOT / "statemachines/answer.asl.json").read_text())
-    subs = sam["Resources"]["AnswerStateMachine"]["Properties"]["DefinitionSubstitutions"]
+@pytest.mark.parametrize(("path", "logical_id"), STATE_MACHINES)
+def test_every_task_resource_is_a_template_substitution(sam, path: str, logical_id: str) -> None:
+    definition = json.loads((ROOT / path).read_text())
+    subs = sam["Resources"][logical_id]["Properties"]["DefinitionSubstitutions"]
     tasks = [s for s in _states(definition).values() if s["Type"] == "Task"]
     assert tasks
     for task in tasks:
@@ -194,6 +200,19 @@ def test_pipe_keeps_order_and_parks_failures(sam):
     assert k["ParallelizationFactor"] == 1 and "DeadLetterConfig" in k
     assert pipe["TargetParameters"]["StepFunctionStateMachineParameters"]["InvocationType"] == "REQUEST_RESPONSE"
     assert sam["Resources"]["AnswerStateMachine"]["Properties"]["Type"] == "EXPRESS"
+
+
+def test_calibration_runs_on_a_schedule_as_a_distributed_map_with_scipy_of_its_own(sam):
+    sm = sam["Resources"]["CalibrationStateMachine"]["Properties"]
+    assert sm["Type"] == "STANDARD"
+    assert [e["Type"] for e in sm["Events"].values()] == ["ScheduleV2"]
+    estep = json.loads((ROOT / "statemachines/calibration.asl.json").read_text())["States"]["EStep"]
+    assert estep["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert estep["ItemReader"]["Resource"].endswith("s3:listObjectsV2")
+    handlers = {v["Properties"]["Handler"] for v in sam["Resources"].values()
+                if v["Type"] == "AWS::Serverless::Function" and v["Properties"]["CodeUri"] == "functions/calibration/"}
+    assert handlers == {"app.prepare", "app.e_step", "app.m_step", "app.finalize", "app.publish"}
+    assert "scipy" in (ROOT / "functions/calibration/requirements.txt").read_text()
 
 
 def test_layer_keeps_scipy_and_boto3_off_the_per_answer_path():
