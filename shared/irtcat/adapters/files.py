@@ -52,3 +52,28 @@ def write_responses_csv(path: str | Path, rows: list[tuple[str, str, int]]) -> N
         writer = csv.writer(fh)
         writer.writerow(["student_id", "item_id", "response"])
         writer.writerows(rows)
+
+
+class DirObjects:
+    """A folder as an :class:`~irtcat.domain.ports.ObjectStore` (keys are relative paths), e.g.
+    an exported history (``history/dt=YYYY-MM-DD/...``); ``get`` raises KeyError when missing."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def list(self, prefix: str) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+        return sorted(k for k in keys if k.startswith(prefix))
