@@ -21,7 +21,8 @@ def test_local_up_invoke_down(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("AWS_ENDPOINT_URL", None)
     log = (tmp_path / "up.log").open("w")
-    up = subprocess.Popen([*IRTCAT, "local", "up", "--port", "0", "--data-dir", str(data)], cwd=ROOT, env=env,
+    up = subprocess.Popen([*IRTCAT, "local", "up", "--port", "0", "--api-port", "0", "--demo-bank",
+                           "--data-dir", str(data)], cwd=ROOT, env=env,
                           stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         state = data / "runtime.json"
@@ -41,6 +42,12 @@ def test_local_up_invoke_down(tmp_path: Path) -> None:
         bad = subprocess.run([*IRTCAT, "local", "invoke", "NoSuchFunction", "--data-dir", str(data)],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and "no function" in bad.stderr
+        # the calibration state machine runs on the stack: the demo bank has no answers yet
+        cal = subprocess.run([*IRTCAT, "local", "calibrate", "--json", "--data-dir", str(data)],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert cal.returncode == 0, cal.stderr[-2000:]
+        run = json.loads(cal.stdout)
+        assert run["status"] == "SUCCEEDED" and run["phase"] == "nothing" and run["version_after"] == 1
         down = subprocess.run([*IRTCAT, "local", "down", "--data-dir", str(data)], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=60)
         assert down.returncode == 0 and "stopped" in down.stderr, (tmp_path / "up.log").read_text()[-2000:]

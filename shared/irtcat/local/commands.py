@@ -145,6 +145,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _use_running_stack(state_file: Path) -> dict[str, Any] | None:
+    """The stack of ``irtcat local up`` if it is up (boto3 is then pointed at it), else None."""
+    if not (state_file.exists() and _alive(json.loads(state_file.read_text()).get("pid", 0))):
+        return None
+    info: dict[str, Any] = json.loads(state_file.read_text())
+    os.environ["AWS_ENDPOINT_URL"] = info["endpoint"]
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    return info
+
+
 def down(args: argparse.Namespace) -> int:
     state_file: Path = args.data_dir / "runtime.json"
     if not state_file.exists():
@@ -181,13 +193,9 @@ def invoke(args: argparse.Namespace) -> int:
     state_file: Path = args.data_dir / "runtime.json"
     server = None
     parameters: dict[str, str] = {}
-    if state_file.exists() and _alive(json.loads(state_file.read_text()).get("pid", 0)):
-        info = json.loads(state_file.read_text())
-        os.environ["AWS_ENDPOINT_URL"] = info["endpoint"]
+    info = _use_running_stack(state_file)
+    if info is not None:
         parameters = info.get("parameters", {})
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
         stack = plan(project_root(), parameters=parameters)
         print(f"[irtcat] against the local stack at {info['endpoint']}", file=sys.stderr)
     else:
@@ -297,12 +305,8 @@ def calibrate(args: argparse.Namespace) -> int:
     request = CalibrationRequest(bank_id=args.bank_id, shards=args.shards, promote_n=args.promote_n,
                                  promote_se_b=args.promote_se)
     state_file: Path = args.data_dir / "runtime.json"
-    if state_file.exists() and _alive(json.loads(state_file.read_text()).get("pid", 0)):
-        info = json.loads(state_file.read_text())
-        os.environ["AWS_ENDPOINT_URL"] = info["endpoint"]
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    info = _use_running_stack(state_file)
+    if info is not None:
         outputs = info["outputs"]
         print(f"[irtcat] calibrating {args.bank_id} on the local stack at {info['endpoint']}", file=sys.stderr)
         summary = run_calibration(outputs, str(outputs["BankBucketName"]), request)
