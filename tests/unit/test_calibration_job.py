@@ -97,3 +97,12 @@ def test_a_bank_without_answered_pretest_items_has_nothing_to_calibrate() -> Non
     _truth, banks, _history = _world(persons=50)
     job = prepare(CalibrationRequest(bank_id="m"), banks, MemoryObjects(), MemoryObjects(), run_id="x")
     assert job.phase == "nothing" and job.n_responses == 0
+
+
+def test_since_limits_the_run_to_newer_history_and_a_zoneless_time_is_utc() -> None:
+    _truth, banks, history = _world(persons=300)
+    everything = prepare(CalibrationRequest(bank_id="m"), banks, history, MemoryObjects(), run_id="a")
+    later = prepare(CalibrationRequest.model_validate({"bank_id": "m", "since": "2026-11-21T12:00:00"}),
+                    banks, history, MemoryObjects(), run_id="b")
+    assert later.request.since is not None and later.request.since.tzinfo is not None
+    assert 0 < later.n_responses < everything.n_responses

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..irt.calibration import (
     CalibModel,
@@ -76,6 +76,12 @@ class CalibrationRequest(Message):
     promote_n: int = Field(default=500, ge=1)
     promote_rmsd: float = Field(default=0.1, gt=0)
     min_run_responses: int = Field(default=200, ge=0, description="quality gate: responses in the run")
+
+    @field_validator("since")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """A time without a zone is UTC (the history's ``processed_at`` is)."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class CalibrationJob(Message):
