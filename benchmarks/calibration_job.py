@@ -60,18 +60,16 @@ def generate(records: int, folder: str) -> dict[str, Any]:
     """~``records`` history records as NDJSON files under ``folder/history/`` and the
     provisional bank under ``folder/bank.json``."""
     from irtcat.adapters.files import DirObjects
-    from irtcat.domain.generate import generate_bank, simulated_history
+    from irtcat.domain.generate import generate_bank, provisional_bank, simulated_history
 
     truth = generate_bank(400, "2PL", seed=21, bank_id="bench", pretest=20, with_content=False)
-    provisional = truth.model_copy(update={"items": [
-        it.model_copy(update={"a": 1.0, "b": 0.0}) if it.status == "pretest" else it for it in truth.items]})
     t = time.perf_counter()
     objects = simulated_history(truth, records // 24, max_items=20, pretest_positions=(3, 7, 11, 15),
                                 seed=22, days=7)
     store = DirObjects(folder)
     for key, data in objects.items():
         store.put(key, data)
-    store.put("bank.json", provisional.model_dump_json().encode())
+    store.put("bank.json", provisional_bank(truth).model_dump_json().encode())
     store.put("truth.json", truth.model_dump_json().encode())
     return {"calibjob_generate_s": time.perf_counter() - t,
             "calibjob_history_mb": sum(len(d) for d in objects.values()) / 2**20}

@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 from irtcat.adapters.aws import S3BankStore, S3Objects
 from irtcat.domain.calibration_job import CalibrationRequest
-from irtcat.domain.generate import generate_bank, simulated_history
+from irtcat.domain.generate import generate_bank, provisional_bank, simulated_history
 from irtcat.local.calibration import format_summary, run_calibration
-
-from ..unit.test_calibration_job import provisional
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +26,7 @@ def stack() -> Iterator[Any]:
         history = S3Objects(settings.history_bucket)
         for bank_id, persons in (("m", 1500), ("g", 200)):
             truth = generate_bank(150, "2PL", seed=5, bank_id=bank_id, pretest=4, with_content=False)
-            banks.publish(provisional(truth))
+            banks.publish(provisional_bank(truth))
             for key, data in simulated_history(truth, persons, seed=6).items():
                 history.put(key.replace("part-00000", f"part-{bank_id}"), data)
         yield rt, banks, settings.bank_bucket

@@ -16,7 +16,7 @@ from irtcat.domain.calibration_job import (
     publish,
     run_in_process,
 )
-from irtcat.domain.generate import generate_bank, simulated_history
+from irtcat.domain.generate import generate_bank, provisional_bank, simulated_history
 from irtcat.domain.history import HistoryRecord
 
 DAY = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -27,7 +27,7 @@ def _world(persons: int = 2500, pretest: int = 6, seed: int = 3) -> tuple[ItemBa
     sessions simulated from the true values, 3 pretest items per session."""
     truth = generate_bank(150, "2PL", seed=seed, bank_id="m", pretest=pretest, with_content=False)
     banks = MemoryBanks()
-    banks.publish(provisional(truth))
+    banks.publish(provisional_bank(truth))
     history = MemoryObjects()
     objects = simulated_history(truth, persons, seed=seed)
     # one answer delivered twice (the history is at least once) and one rejected record
@@ -39,12 +39,6 @@ def _world(persons: int = 2500, pretest: int = 6, seed: int = 3) -> tuple[ItemBa
     for key, data in objects.items():
         history.put(key, data)
     return truth, banks, history
-
-
-def provisional(truth: ItemBank) -> ItemBank:
-    """The bank as published before calibration: pretest items at a=1, b=0."""
-    return truth.model_copy(update={"items": [
-        it.model_copy(update={"a": 1.0, "b": 0.0}) if it.status == "pretest" else it for it in truth.items]})
 
 
 def test_a_run_calibrates_the_pretest_items_and_publishes_a_new_version() -> None:

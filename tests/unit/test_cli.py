@@ -151,3 +151,13 @@ def test_calibrate_reads_parquet(tmp_path, capsys):
     assert main(["calibrate", "--responses", str(pq), "--model", "2PL", "--out", str(tmp_path / "c.json"),
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_responses"] == 16000
+
+
+def test_local_calibrate_rejects_bad_options_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from irtcat.cli import main
+
+    assert main(["local", "calibrate", "--shards", "0", "--data-dir", "/nonexistent-irtcat"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("irtcat: error: --shards:") and err.count("\n") == 1
+    assert main(["local", "calibrate", "--promote-se", "-1", "--data-dir", "/nonexistent-irtcat"]) == 2
+    assert capsys.readouterr().err.startswith("irtcat: error: --promote-se:")

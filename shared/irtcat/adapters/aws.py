@@ -199,6 +199,11 @@ class S3BankStore:
         self.ttl = ttl
         self._small: dict[str, tuple[float, Any]] = {}
 
+    @classmethod
+    def for_bucket(cls, bucket: str, ttl: float = 30.0) -> S3BankStore:
+        """A store on ``bucket`` alone (tools that know no other resource)."""
+        return cls(Settings(table_name="", bank_bucket=bucket, history_stream="", history_bucket=""), ttl)
+
     def _get_json(self, key: str, what: str) -> Any:
         try:
             body = with_retries(lambda: client("s3").get_object(Bucket=self.bucket, Key=key))["Body"].read()

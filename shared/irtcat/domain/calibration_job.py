@@ -118,6 +118,15 @@ class CalibrationJob(Message):
         return f"{self.prefix}stats/{iteration:04d}/"
 
 
+def run_prefix(bank_id: str, run_id: str) -> str:
+    """Where a run keeps its shards, statistics, parameters, report and candidate bank."""
+    return f"calibration/{bank_id}/{run_id}/"
+
+
+def report_key(bank_id: str, run_id: str) -> str:
+    return f"{run_prefix(bank_id, run_id)}report.json"
+
+
 class ShardTask(Message):
     """One Distributed Map item: the job and one shard object."""
 
@@ -216,7 +225,7 @@ def prepare(request: CalibrationRequest, banks: BankPublisher, history: ObjectSt
     version = banks.current_version(request.bank_id)
     bank = banks.bank(request.bank_id, version)
     since = request.since or last_calibrated(work, request.bank_id)
-    prefix = f"calibration/{request.bank_id}/{run_id}/"
+    prefix = run_prefix(request.bank_id, run_id)
     job = CalibrationJob(request=request, run_id=run_id, prefix=prefix, shard_prefix=f"{prefix}shards/",
                          base_version=version, started_at=now)
     index = {it.item_id: j for j, it in enumerate(bank.items)}
@@ -279,9 +288,11 @@ def e_step(task: ShardTask, work: ObjectStore, cache: dict[str, Any] | None = No
     Idempotent: a retried worker overwrites the same object."""
     job = task.job
     params = _Params.load(work, job.params_key(job.iteration))
-    data = (cache or {}).get(task.key) or load_shard(work, task.key)
-    if cache is not None:
-        cache[task.key] = data  # a warm container keeps its shard between cycles
+    data = cache.get(task.key) if cache is not None else None
+    if data is None:
+        data = load_shard(work, task.key)
+        if cache is not None:
+            cache[task.key] = data  # a warm container keeps its shard between cycles
     plan = job.plan(params.model)
     nodes, log_w = plan.quadrature()
     use = None if job.phase == "final" else plan.posterior_items(params.fixed)
@@ -360,7 +371,7 @@ def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> Ca
                "gates_passed": not failures, "gate_failures": failures, "promoted": report["promoted"],
                "left_out": {item_ids[j]: why for j, why in result.left_out.items()}}
     pretest_ids = {it.item_id for it in base.items if it.status == "pretest"}
-    work.put(f"{job.prefix}report.json", json.dumps(
+    work.put(report_key(r.bank_id, job.run_id), json.dumps(
         {"summary": summary, "items": [row for row in report["items"] if row["item_id"] in pretest_ids]},
         indent=1).encode())
     work.put(f"{job.prefix}bank.json", bank.model_dump_json(exclude_none=True).encode())

@@ -42,6 +42,13 @@ def generate_bank(
     return ItemBank(bank_id=bank_id, version=version, model=model, scale=scale, items=items)
 
 
+def provisional_bank(truth: ItemBank) -> ItemBank:
+    """``truth`` as published before any calibration: pretest items at a = 1, b = 0 (the
+    values a calibration must move them from)."""
+    return truth.model_copy(update={"items": [
+        it.model_copy(update={"a": 1.0, "b": 0.0}) if it.status == "pretest" else it for it in truth.items]})
+
+
 def simulated_history(bank: ItemBank, persons: int, max_items: int = 15,
                       pretest_positions: tuple[int, ...] = (3, 7, 11), seed: int = 0,
                       start: datetime | None = None, days: int = 3) -> dict[str, bytes]:

@@ -10,7 +10,9 @@ from typing import Any
 
 import boto3
 
-from ..domain.calibration_job import CalibrationRequest
+from ..adapters.aws import S3BankStore, S3Objects
+from ..domain.calibration_job import CalibrationRequest, report_key
+from ..domain.ports import NotFound
 from .template import REGION
 
 
@@ -20,9 +22,10 @@ def run_calibration(outputs: dict[str, Any], bank_bucket: str, request: Calibrat
     cycles, the pretest items' estimates and decisions (from the run's report in S3), and the
     bank's current version before and after."""
     sfn = boto3.client("stepfunctions", region_name=REGION)
-    s3 = boto3.client("s3", region_name=REGION)
+    banks = S3BankStore.for_bucket(bank_bucket, ttl=0.0)
+    work = S3Objects(bank_bucket)
     run_id = run_id or f"local-{uuid.uuid4().hex[:8]}"
-    before = _current_version(s3, bank_bucket, request.bank_id)
+    before = _current_version(banks, request.bank_id)
     started = time.perf_counter()
     arn = sfn.start_execution(stateMachineArn=str(outputs["CalibrationStateMachineArn"]), name=run_id,
                               input=request.model_dump_json(exclude_none=True))["executionArn"]
@@ -34,28 +37,27 @@ def run_calibration(outputs: dict[str, Any], bank_bucket: str, request: Calibrat
         time.sleep(0.2)
     seconds = time.perf_counter() - started
     summary: dict[str, Any] = {"run_id": run_id, "status": desc["status"], "seconds": seconds,
-                               "version_before": before,
-                               "version_after": _current_version(s3, bank_bucket, request.bank_id)}
+                               "version_before": before, "version_after": _current_version(banks, request.bank_id)}
     if desc["status"] != "SUCCEEDED":
         summary.update(error=desc.get("error"), cause=desc.get("cause"))
     job = json.loads(desc.get("output") or "{}")
     summary.update({k: job.get(k) for k in ("phase", "iteration", "converged", "n_responses", "n_sessions",
                                             "n_shards", "gates_passed", "gate_failures", "promoted")})
     try:
-        report = json.loads(s3.get_object(Bucket=bank_bucket, Key=f"calibration/{request.bank_id}/{run_id}/report.json")
-                            ["Body"].read())
+        report = json.loads(work.get(report_key(request.bank_id, run_id)))
+    except KeyError:  # nothing to calibrate, or the run failed before Finalize
+        summary["items"] = []
+    else:
         summary["items"] = report["items"]
         summary["gate_failures"] = report["summary"]["gate_failures"]
         summary["iteration"] = report["summary"]["iterations"]
-    except s3.exceptions.NoSuchKey:
-        summary["items"] = []
     return summary
 
 
-def _current_version(s3: Any, bucket: str, bank_id: str) -> int | None:
+def _current_version(banks: S3BankStore, bank_id: str) -> int | None:
     try:
-        return int(json.loads(s3.get_object(Bucket=bucket, Key=f"banks/{bank_id}/current.json")["Body"].read())["version"])
-    except s3.exceptions.NoSuchKey:
+        return banks.current_version(bank_id)
+    except NotFound:
         return None
 
 

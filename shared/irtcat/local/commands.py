@@ -299,11 +299,19 @@ def _print_summary(s: dict[str, Any]) -> None:
 def calibrate(args: argparse.Namespace) -> int:
     """Against the stack of ``irtcat local up`` when one is up; otherwise start one, run demo
     traffic with pretest items through it (``--students``, ``--pretest``), then calibrate."""
+    from pydantic import ValidationError
+
     from ..domain.calibration_job import CalibrationRequest
     from .calibration import format_summary, run_calibration
 
-    request = CalibrationRequest(bank_id=args.bank_id, shards=args.shards, promote_n=args.promote_n,
-                                 promote_se_b=args.promote_se)
+    try:
+        request = CalibrationRequest(bank_id=args.bank_id, shards=args.shards, promote_n=args.promote_n,
+                                     promote_se_b=args.promote_se)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        option = {"promote_se_b": "promote-se"}.get(str(err["loc"][0]), str(err["loc"][0]).replace("_", "-"))
+        print(f"irtcat: error: --{option}: {err['msg']}", file=sys.stderr)
+        return 2
     state_file: Path = args.data_dir / "runtime.json"
     info = _use_running_stack(state_file)
     if info is not None:
@@ -314,6 +322,9 @@ def calibrate(args: argparse.Namespace) -> int:
         from .demo import run_demo
         from .runtime import LocalRuntime
 
+        if args.students < 1:
+            print("irtcat: error: --students must be >= 1", file=sys.stderr)
+            return 2
         if args.pretest < 1:
             print("irtcat: error: --pretest must be >= 1 (there must be something to calibrate)", file=sys.stderr)
             return 2

@@ -91,6 +91,10 @@ def _serve(spec: FunctionSpec) -> None:
 class ContainerDied(RuntimeError):
     """The container process ended or was killed (timeout) while serving an event."""
 
+    def __init__(self, message: str, error_type: str = "Runtime.ExitError") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
 
 @dataclass
 class Container:
@@ -131,7 +135,7 @@ class Container:
             line = self.replies.get(timeout=timeout_s + _KILL_GRACE_S)
         except queue.Empty:
             self.kill()
-            raise ContainerDied(f"Task timed out after {timeout_s:.2f} seconds") from None
+            raise ContainerDied(f"Task timed out after {timeout_s:.2f} seconds", "TimeoutError") from None
         except OSError as exc:
             self.kill()
             raise ContainerDied(f"container exited: {type(exc).__name__}") from None
@@ -226,8 +230,7 @@ class ContainerPool:
             with self._cond:
                 self._alive -= 1
                 self._cond.notify()
-            return _error_result("Runtime.ExitError" if "timed out" not in str(exc) else "TimeoutError",
-                                 str(exc), started)
+            return _error_result(exc.error_type, str(exc), started)
         with self._cond:
             self._idle.append(container)
             self._cond.notify()
