@@ -366,3 +366,46 @@ def test_the_emulators_failed_transactions_never_undo_other_writes(target: Targe
     missing = [k for k in range(150) if "Item" not in ddb.get_item(
         TableName=table, Key={"pk": {"S": f"{prefix}{k}"}, "sk": {"S": "x"}})]
     assert not missing, f"{len(missing)} writes undone by a failed transaction"
+
+
+def test_the_emulators_stream_keeps_every_record_of_concurrent_producers(target: Target) -> None:
+    """moto numbers a shard's records as "last sequence number + 1" without a lock, so two
+    concurrent PutRecord calls can get the same number and one record replaces the other: a
+    lost answer. The local gateway serialises Kinesis calls (on AWS every record of a shard
+    gets its own sequence number)."""
+    local_only(target)
+    import boto3
+
+    kinesis = boto3.client("kinesis", region_name="us-east-1")
+    stream = f"emu-{uuid.uuid4().hex[:8]}"  # not the answer stream: the Pipe must not read these
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    producers, per_producer = 6, 40
+
+    def produce(p: int) -> None:
+        for k in range(per_producer):
+            kinesis.put_record(StreamName=stream, Data=f"{p}:{k}".encode(), PartitionKey="same-shard")
+
+    threads = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # the emulator's request threads interleave often: races show up
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        sys.setswitchinterval(switch)
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    seen: list[bytes] = []
+    while True:
+        page = kinesis.get_records(ShardIterator=iterator, Limit=1000)
+        seen += [r["Data"] for r in page["Records"]]
+        if not page["Records"]:
+            break
+        iterator = page["NextShardIterator"]
+    kinesis.delete_stream(StreamName=stream)
+    expected = {f"{p}:{k}".encode() for p in range(producers) for k in range(per_producer)}
+    assert len(seen) == len(expected), f"{len(expected) - len(seen)} records lost"
+    assert set(seen) == expected

@@ -79,6 +79,15 @@ def _service_of(environ: dict[str, Any]) -> str:
     return m.group(1) if m else ""
 
 
+# moto backends whose state is not safe under concurrent requests, so the gateway serialises
+# their calls (the real services order them per table item and per shard):
+# - dynamodb: TransactWriteItems deep-copies the table for its rollback while other request
+#   threads write to it, and its rollback undoes their writes;
+# - kinesis: PutRecord numbers a record "last sequence number + 1", so two concurrent puts can
+#   get the same number and one record replaces the other.
+_SERIALISED = ("dynamodb", "kinesis")
+
+
 class LocalGateway:
     """WSGI app: Lambda Invoke for registered functions, faults if switched on, moto otherwise."""
 
@@ -89,7 +98,7 @@ class LocalGateway:
         self.invocations: dict[str, int] = {}
         self.errors: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._dynamodb = threading.Lock()
+        self._serialised = {service: threading.Lock() for service in _SERIALISED}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -102,11 +111,9 @@ class LocalGateway:
             resp = Response(body, status=503, content_type="application/x-amz-json-1.0",
                             headers={"x-amzn-ErrorType": "ThrottlingException"})
             return resp(environ, start_response)
-        if service == "dynamodb":
-            # moto's TransactWriteItems deep-copies the table for its rollback while other
-            # request threads write to it ("dictionary changed size during iteration"); DynamoDB
-            # itself serialises conflicting writes, so the emulator serialises its DynamoDB calls
-            with self._dynamodb:
+        serialised = self._serialised.get(service)
+        if serialised is not None:
+            with serialised:
                 return list(self.moto_app(environ, start_response))
         return self.moto_app(environ, start_response)
 
