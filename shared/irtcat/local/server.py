@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -107,10 +108,9 @@ class LocalGateway:
             return self._invoke(unquote(match.group("name")), environ, start_response)
         service = _service_of(environ)
         if service and self.faults.hit(service):
-            body = json.dumps({"__type": "ThrottlingException", "message": "injected fault"}).encode()
-            resp = Response(body, status=503, content_type="application/x-amz-json-1.0",
-                            headers={"x-amzn-ErrorType": "ThrottlingException"})
-            return resp(environ, start_response)
+            return _json_error("ThrottlingException", "injected fault", 503)(environ, start_response)
+        if environ.get("HTTP_X_AMZ_TARGET") == "AWSStepFunctions.StartSyncExecution":
+            return start_sync_execution(Request(environ).get_data())(environ, start_response)
         serialised = self._serialised.get(service)
         if serialised is not None:
             with serialised:
@@ -154,6 +154,75 @@ class LocalGateway:
         resp = Response(json.dumps(result.payload).encode(), status=200,
                         content_type="application/json", headers=headers)
         return resp(environ, start_response)
+
+
+def _json_error(code: str, message: str, status: int = 400) -> Response:
+    body = json.dumps({"__type": code, "message": message}).encode()
+    return Response(body, status=status, content_type="application/x-amz-json-1.0",
+                    headers={"x-amzn-ErrorType": code})
+
+
+_EXECUTION_ENDED = threading.Condition()
+
+
+def _signal_execution_ends() -> None:
+    """Wake the StartSyncExecution waiters whenever one of moto's executions ends."""
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    comm: Any = BaseExecutionWorkerCommunication
+    if getattr(comm.terminated, "_irtcat_signals", False):
+        return
+    original = comm.terminated
+
+    def terminated(self: Any) -> None:
+        original(self)
+        with _EXECUTION_ENDED:
+            _EXECUTION_ENDED.notify_all()
+
+    terminated._irtcat_signals = True  # type: ignore[attr-defined]
+    comm.terminated = terminated
+
+
+def start_sync_execution(raw: bytes) -> Response:
+    """StartSyncExecution, which moto lacks: start an Express execution in moto's backend and
+    answer when it has ended, with the API's response (status SUCCEEDED, FAILED or TIMED_OUT,
+    output or error and cause). It is what a Pipe with a REQUEST_RESPONSE Express target calls,
+    and it spares the Pipe stand-in a DescribeExecution poll loop."""
+    import uuid
+
+    from moto.stepfunctions.responses import get_backend
+
+    request = json.loads(raw or b"{}")
+    arn = str(request.get("stateMachineArn", ""))
+    parts = arn.split(":")
+    if len(parts) < 7 or parts[5] != "stateMachine":
+        return _json_error("InvalidArn", f"Invalid State Machine Arn: '{arn}'")
+    backend = get_backend(parts[4], parts[3])
+    try:
+        machine = backend.describe_state_machine(arn)
+    except Exception:  # moto's StateMachineDoesNotExist
+        return _json_error("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'")
+    if machine.type != "EXPRESS":
+        return _json_error("StateMachineTypeNotSupported",
+                           "This operation is not supported by this type of state machine")
+    execution = backend.start_execution(arn, request.get("name") or str(uuid.uuid4()), request.get("input", "{}"))
+    with _EXECUTION_ENDED:
+        while execution.status == "RUNNING":
+            _EXECUTION_ENDED.wait(timeout=0.5)
+    status = {"SUCCEEDED": "SUCCEEDED", "TIMED_OUT": "TIMED_OUT"}.get(execution.status, "FAILED")
+    response: dict[str, Any] = {
+        "executionArn": execution.execution_arn, "stateMachineArn": arn, "name": execution.name,
+        "startDate": execution.start_date.timestamp(),
+        "stopDate": (execution.stop_date or datetime.now(UTC)).timestamp(),
+        "status": status, "input": execution.execution_input, "inputDetails": {"included": True},
+    }
+    if status == "SUCCEEDED":
+        response["output"] = json.dumps(execution.output, separators=(",", ":"))
+        response["outputDetails"] = {"included": True}
+    for key in ("error", "cause"):
+        if getattr(execution, key, None) is not None:
+            response[key] = getattr(execution, key)
+    return Response(json.dumps(response).encode(), status=200, content_type="application/x-amz-json-1.0")
 
 
 class InProcessLambdaClient:
@@ -267,6 +336,33 @@ def _cache_asl_parse_trees() -> None:
     parser_cls._irtcat_cached = True  # type: ignore[attr-defined]
 
 
+def _lighten_express_history() -> None:
+    """moto writes every state's whole input and output into the execution's history as JSON
+    (a third of its time per answer here). Express executions have no execution history on AWS
+    (GetExecutionHistory refuses them), so for them the events keep only the state's name."""
+    from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+
+    cls: Any = CommonStateField
+    if getattr(cls, "_irtcat_light", False):
+        return
+    entered, exited = cls._get_state_entered_event_details, cls._get_state_exited_event_details
+
+    def entered_details(self: Any, env: Any) -> Any:
+        if env.is_standard_workflow():
+            return entered(self, env)
+        return {"name": self.name, "input": "", "inputDetails": {"truncated": False}}
+
+    def exited_details(self: Any, env: Any) -> Any:
+        if env.is_standard_workflow():
+            return exited(self, env)
+        env.variable_store.reset_tracing()
+        return {"name": self.name, "output": "", "outputDetails": {"truncated": False}}
+
+    cls._get_state_entered_event_details = entered_details
+    cls._get_state_exited_event_details = exited_details
+    cls._irtcat_light = True
+
+
 def _cache_moto_module_list() -> None:
     """moto lists its own package directory on every request to route it; the list never
     changes while the process runs."""
@@ -297,8 +393,10 @@ class EmulatorServer:
         _cache_moto_module_list()
         _cache_jsonpath_parsing()
         _cache_asl_parse_trees()
+        _lighten_express_history()
         self.gateway = LocalGateway(DomainDispatcherApplication(create_backend_app), functions)
         _patch_state_machine_clients(self.gateway)
+        _signal_execution_ends()
         # waitress keeps HTTP/1.1 connections alive (werkzeug's dev server closes every one,
         # which costs a TCP connect per AWS call); enough threads for nested calls:
         # state machine -> Lambda Invoke -> handler -> DynamoDB/S3/Firehose.
