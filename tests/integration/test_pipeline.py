@@ -409,3 +409,23 @@ def test_the_emulators_stream_keeps_every_record_of_concurrent_producers(target:
     expected = {f"{p}:{k}".encode() for p in range(producers) for k in range(per_producer)}
     assert len(seen) == len(expected), f"{len(expected) - len(seen)} records lost"
     assert set(seen) == expected
+
+
+def test_the_emulator_answers_start_sync_execution_as_aws_does(target: Target) -> None:
+    """moto lacks StartSyncExecution; the gateway serves it (the Pipe stand-in relies on it)."""
+    local_only(target)
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    sfn = boto3.client("stepfunctions", region_name="us-east-1", config=Config(inject_host_prefix=False))
+    answers = target.rt.pipe.settings.state_machine_arn  # type: ignore[attr-defined]
+    done = sfn.start_sync_execution(stateMachineArn=answers, input="[]")
+    assert done["status"] == "SUCCEEDED" and json.loads(done["output"]) == {"processed": 0}
+    assert done["stopDate"] >= done["startDate"]
+    failed = sfn.start_sync_execution(stateMachineArn=answers, input='{"not": "a batch"}')
+    assert failed["status"] == "FAILED" and failed["error"].startswith("States.")
+    with pytest.raises(ClientError, match="StateMachineTypeNotSupported"):
+        sfn.start_sync_execution(stateMachineArn=target.outputs["CalibrationStateMachineArn"], input="{}")
+    with pytest.raises(ClientError, match="StateMachineDoesNotExist"):
+        sfn.start_sync_execution(stateMachineArn=answers + "-nope", input="[]")
