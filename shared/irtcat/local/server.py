@@ -340,11 +340,16 @@ def _lighten_express_history() -> None:
     """moto writes every state's whole input and output into the execution's history as JSON
     (a third of its time per answer here). Express executions have no execution history on AWS
     (GetExecutionHistory refuses them), so for them the events keep only the state's name."""
+    from moto.stepfunctions.models import StateMachine
     from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
 
     cls: Any = CommonStateField
     if getattr(cls, "_irtcat_light", False):
         return
+    # moto hands every execution the type STANDARD ("sm_type" is set once, to STANDARD); the
+    # machine's declared type is the one its executions run as
+    machine: Any = StateMachine
+    machine.sm_type = property(lambda self: self.type, lambda self, value: None)
     entered, exited = cls._get_state_entered_event_details, cls._get_state_exited_event_details
 
     def entered_details(self: Any, env: Any) -> Any:
