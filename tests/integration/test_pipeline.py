@@ -433,3 +433,34 @@ def test_the_emulator_answers_start_sync_execution_as_aws_does(target: Target) -
         sfn.start_sync_execution(stateMachineArn=target.outputs["CalibrationStateMachineArn"], input="{}")
     with pytest.raises(ClientError, match="StateMachineDoesNotExist"):
         sfn.start_sync_execution(stateMachineArn=answers + "-nope", input="[]")
+
+
+def test_dynamodb_lives_in_its_own_emulator_process_behind_the_one_endpoint(target: Target) -> None:
+    """DynamoDB is served by a second emulator process (its own core); the stack's clients call
+    it directly, any other client through the one endpoint, and its faults are switched and
+    counted from here like the others'."""
+    local_only(target)
+    import os
+
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    rt = target.rt  # type: ignore[attr-defined]
+    direct = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+    assert direct != rt.endpoint and rt.server.services.process.poll() is None
+    table = target.outputs["StateTableName"]
+    via_gateway = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=rt.endpoint)
+    key = {"pk": {"S": f"EMU#{uuid.uuid4().hex[:8]}"}, "sk": {"S": "x"}}
+    via_gateway.put_item(TableName=table, Item=key)
+    assert "Item" in boto3.client("dynamodb", region_name="us-east-1").get_item(TableName=table, Key=key)
+    before = rt.server.gateway.faults.injected.get("dynamodb", 0)
+    rt.server.gateway.faults.set("dynamodb", 1.0)
+    try:
+        with pytest.raises(ClientError, match="ThrottlingException"):
+            boto3.client("dynamodb", region_name="us-east-1",
+                         config=Config(retries={"max_attempts": 1})
+                         ).get_item(TableName=table, Key=key)
+    finally:
+        rt.server.gateway.faults.set("dynamodb", 0.0)
+    assert rt.server.gateway.faults.injected.get("dynamodb", 0) >= before + 1

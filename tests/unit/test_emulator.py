@@ -39,3 +39,32 @@ def test_direct_item_results_equal_motos_serializer(operation: str, result: dict
     status0, headers0, body0 = generic(DynamoResult(result), context)
     assert (status, headers) == (status0, headers0)
     assert json.loads(body) == json.loads(body0)
+
+
+def test_json_copy_equals_deepcopy_and_shares_nothing() -> None:
+    import copy
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=4),
+        max_leaves=30)
+
+    @given(json_values)
+    def check(value: Any) -> None:
+        copied = server.copy_json(value)
+        assert copied == copy.deepcopy(value)
+        if isinstance(copied, dict | list):
+            assert copied is not value
+            if isinstance(copied, dict):
+                copied["new"] = 1
+            else:
+                copied.append(1)
+            assert copied != value
+
+    check()
+    odd = {"when": (1, 2), "items": [{"set": {1, 2}}]}  # not JSON: still copied deeply
+    copied = server.copy_json(odd)
+    assert copied == odd and copied["items"][0]["set"] is not odd["items"][0]["set"]

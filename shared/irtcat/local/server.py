@@ -7,15 +7,21 @@ machine's Retry and Catch see what they would see on AWS. Everything else goes t
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import io
 import json
 import logging
 import os
+import queue
 import random
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -36,14 +42,29 @@ class FaultInjector:
     def __init__(self) -> None:
         self.rates: dict[str, float] = {}
         self.rng = random.Random(0)
-        self.injected: dict[str, int] = {}
         self.function_failures: dict[str, int] = {}
         self.delays: dict[str, float] = {}
+        self.remotes: dict[str, str] = {}  # service -> endpoint of the process that serves it
+        self._injected: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def set(self, service: str, rate: float) -> None:
         """Make ``rate`` of the calls to ``service`` (e.g. dynamodb, firehose, lambda) fail."""
-        self.rates[service] = rate
+        remote = self.remotes.get(service)
+        if remote is None:
+            self.rates[service] = rate
+        else:
+            _control(remote, {"service": service, "rate": rate})
+
+    @property
+    def injected(self) -> dict[str, int]:
+        """Faults injected so far, per service or function, here and in the service processes."""
+        with self._lock:
+            total = dict(self._injected)
+        for remote in set(self.remotes.values()):
+            for key, count in _control(remote).items():
+                total[key] = total.get(key, 0) + int(count)
+        return total
 
     def fail_next(self, logical_id: str, times: int) -> None:
         """Make the next ``times`` invocations of a function fail with an unhandled error."""
@@ -60,7 +81,7 @@ class FaultInjector:
             if left <= 0:
                 return False
             self.function_failures[logical_id] = left - 1
-            self.injected[logical_id] = self.injected.get(logical_id, 0) + 1
+            self._injected[logical_id] = self._injected.get(logical_id, 0) + 1
             return True
 
     def hit(self, service: str) -> bool:
@@ -69,9 +90,22 @@ class FaultInjector:
             return False
         with self._lock:
             if self.rng.random() < rate:
-                self.injected[service] = self.injected.get(service, 0) + 1
+                self._injected[service] = self._injected.get(service, 0) + 1
                 return True
         return False
+
+
+_CONTROL = "/_irtcat/faults"
+
+
+def _control(endpoint: str, change: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Set a fault rate in (``change``), or read the injected faults of, another emulator process."""
+    import urllib.request
+
+    data = None if change is None else json.dumps(change).encode()
+    request = urllib.request.Request(endpoint + _CONTROL, data=data, method="GET" if data is None else "POST")
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return dict(json.loads(reply.read()))
 
 
 def _service_of(environ: dict[str, Any]) -> str:
@@ -87,6 +121,8 @@ def _service_of(environ: dict[str, Any]) -> str:
 # - kinesis: PutRecord numbers a record "last sequence number + 1", so two concurrent puts can
 #   get the same number and one record replaces the other.
 _SERIALISED = ("dynamodb", "kinesis")
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+                         "proxy-authorization", "proxy-authenticate", "content-length"})
 
 
 class LocalGateway:
@@ -96,6 +132,7 @@ class LocalGateway:
         self.moto_app = moto_app
         self.functions = functions
         self.faults = FaultInjector()
+        self._connections = threading.local()
         self.invocations: dict[str, int] = {}
         self.errors: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -106,7 +143,12 @@ class LocalGateway:
         match = _INVOKE.match(path)
         if match and environ.get("REQUEST_METHOD") == "POST":
             return self._invoke(unquote(match.group("name")), environ, start_response)
+        if path == _CONTROL:
+            return self._control(environ, start_response)
         service = _service_of(environ)
+        remote = self.faults.remotes.get(service)
+        if remote is not None:
+            return self._forward(remote, environ, start_response)
         if service and self.faults.hit(service):
             return _json_error("ThrottlingException", "injected fault", 503)(environ, start_response)
         if environ.get("HTTP_X_AMZ_TARGET") == "AWSStepFunctions.StartSyncExecution":
@@ -116,6 +158,39 @@ class LocalGateway:
             with serialised:
                 return list(self.moto_app(environ, start_response))
         return self.moto_app(environ, start_response)
+
+    def _control(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") == "POST":
+            change = json.loads(Request(environ).get_data() or b"{}")
+            self.faults.set(str(change["service"]), float(change["rate"]))
+        body = json.dumps(self.faults.injected).encode()
+        return Response(body, status=200, content_type="application/json")(environ, start_response)
+
+    def _forward(self, endpoint: str, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Pass a request on, unchanged, to the process that serves its service (for clients that
+        know only this endpoint; the stack's own clients call that process directly)."""
+        import http.client
+        from urllib.parse import urlsplit
+
+        connection = getattr(self._connections, endpoint, None)
+        if connection is None:
+            connection = http.client.HTTPConnection(urlsplit(endpoint).netloc, timeout=300)
+            setattr(self._connections, endpoint, connection)
+        request = Request(environ)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        target = request.full_path if request.query_string else request.path
+        try:
+            connection.request(request.method, target, body=request.get_data(), headers=headers)
+            reply = connection.getresponse()
+            body = reply.read()
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            setattr(self._connections, endpoint, None)
+            raise
+        out = [(k, v) for k, v in reply.getheaders() if k.lower() not in _HOP_BY_HOP]
+        out.append(("Content-Length", str(len(body))))
+        start_response(f"{reply.status} {reply.reason}", out)
+        return [body]
 
     def lookup(self, name: str) -> LocalFunction | None:
         """A function by name, ARN or partial ARN (qualifiers ignored)."""
@@ -368,6 +443,43 @@ def _lighten_express_history() -> None:
     cls._irtcat_light = True
 
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def copy_json(value: Any, memo: Any = None) -> Any:
+    """``copy.deepcopy`` for JSON data, a few times faster: dicts and lists are rebuilt, strings,
+    numbers, booleans and None are immutable; anything else goes to ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return {k: copy_json(v) for k, v in value.items()} if type(value) is dict else copy.deepcopy(value)
+    if type(value) is list:
+        return [copy_json(v) for v in value]
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    return copy.deepcopy(value)
+
+
+# the modules of moto's interpreter that deep-copy the state data as it flows between states
+_STATE_DATA_MODULES = (
+    "moto.stepfunctions.parser.asl.eval.states",
+    "moto.stepfunctions.parser.asl.eval.event.event_manager",
+    "moto.stepfunctions.parser.asl.component.common.string.string_expression",
+    "moto.stepfunctions.parser.asl.component.common.path.result_path",
+    "moto.stepfunctions.parser.asl.component.state.exec.execute_state",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map",
+)
+
+
+def _copy_state_data_as_json() -> None:
+    """moto's interpreter deep-copies a state's data at every read and write (a fifth of the
+    emulator's time per answer); that data is JSON, so it is copied as JSON."""
+    import importlib
+    import types
+
+    shim = types.SimpleNamespace(deepcopy=copy_json)
+    for name in _STATE_DATA_MODULES:
+        importlib.import_module(name).copy = shim  # type: ignore[attr-defined]
+
+
 _ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
                               "BatchWriteItem", "TransactGetItems", "TransactWriteItems"})
 
@@ -424,11 +536,57 @@ def _cache_moto_module_list() -> None:
     werkzeug_app.backends.list_of_moto_modules = cached  # type: ignore[attr-defined]
 
 
+# Services served by a second emulator process: moto runs every request under one GIL, and
+# DynamoDB, with the tablets' polls, takes ~45% of the requests per answer; in a process of its
+# own it has a core of its own (21 -> 25 answers/s, see the README).
+SERVICE_PROCESS_SERVICES = ("dynamodb",)
+
+
+@dataclass
+class ServiceProcess:
+    """An emulator process serving some services; clients reach it through
+    ``AWS_ENDPOINT_URL_<SERVICE>``, which the runtime sets for itself and for its containers."""
+
+    process: subprocess.Popen[str]
+    endpoint: str
+
+    @classmethod
+    def start(cls, services: tuple[str, ...], timeout_s: float = 60.0) -> ServiceProcess:
+        proc = subprocess.Popen([sys.executable, "-m", "irtcat.local.server", *services],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        ready: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: ready.put(proc.stdout.readline() if proc.stdout else ""),
+                         daemon=True).start()
+        try:
+            line = ready.get(timeout=timeout_s)
+            port = int(json.loads(line)["port"])
+        except (queue.Empty, ValueError, KeyError) as exc:
+            proc.kill()
+            raise RuntimeError(f"the emulator process for {', '.join(services)} did not start") from exc
+        return cls(proc, f"http://127.0.0.1:{port}")
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.process.stdin:
+                self.process.stdin.close()  # it stops when its stdin closes
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+def _endpoint_variable(service: str) -> str:
+    return f"AWS_ENDPOINT_URL_{service.upper()}"
+
+
 class EmulatorServer:
-    """The emulator on 127.0.0.1:port (0 = any free port), in a background thread."""
+    """The emulator on 127.0.0.1:port (0 = any free port), in a background thread; the services in
+    ``service_processes`` are served by a second process (this one forwards what reaches it)."""
 
     def __init__(self, functions: dict[str, LocalFunction], port: int = 0, host: str = "127.0.0.1",
-                 threads: int = 48) -> None:
+                 threads: int = 48, service_processes: tuple[str, ...] = SERVICE_PROCESS_SERVICES) -> None:
         from moto.core.config import default_user_config
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -438,6 +596,7 @@ class EmulatorServer:
         _cache_asl_parse_trees()
         _lighten_express_history()
         _serialise_item_results_directly()
+        _copy_state_data_as_json()
         self.gateway = LocalGateway(DomainDispatcherApplication(create_backend_app), functions)
         _patch_state_machine_clients(self.gateway)
         _signal_execution_ends()
@@ -453,6 +612,8 @@ class EmulatorServer:
         self.host = host
         self.port = int(self.server.effective_port)
         self._thread: threading.Thread | None = None
+        self.service_processes = service_processes
+        self.services: ServiceProcess | None = None
 
     @property
     def endpoint(self) -> str:
@@ -463,7 +624,14 @@ class EmulatorServer:
 
         self._saved_env = {k: os.environ.get(k) for k in
                            ("MOTO_PORT", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                            "AWS_DEFAULT_REGION")}
+                            "AWS_DEFAULT_REGION", *map(_endpoint_variable, self.service_processes))}
+        if self.service_processes:
+            # started first: every client made from here on (containers inherit the variables)
+            # calls it directly
+            self.services = ServiceProcess.start(self.service_processes)
+            for service in self.service_processes:
+                os.environ[_endpoint_variable(service)] = self.services.endpoint
+                self.gateway.faults.remotes[service] = self.services.endpoint
         reset()
         # moto's state machines call Lambda at localhost:$MOTO_PORT; clients follow AWS_ENDPOINT_URL
         os.environ["MOTO_PORT"] = str(self.port)
@@ -487,9 +655,25 @@ class EmulatorServer:
         self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         if self._thread:
             self._thread.join(timeout=5)
+        if self.services is not None:
+            self.services.stop()
+            self.gateway.faults.remotes.clear()
         for key, value in getattr(self, "_saved_env", {}).items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
         reset()
+
+
+def _serve_services(services: tuple[str, ...]) -> None:
+    """A service process: serve until stdin closes (so it never outlives its parent)."""
+    server = EmulatorServer({}, service_processes=())
+    server.start()
+    print(json.dumps({"port": server.port, "services": services}), flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    _serve_services(tuple(sys.argv[1:]))
