@@ -181,11 +181,17 @@ class ContainerPool:
     _cond: threading.Condition = field(default_factory=threading.Condition)
     cold_starts: int = 0
 
-    def warm(self) -> None:
-        """Start one container in the background (the stack's start-up does not wait for it)."""
+    def warm(self, wait: bool = False) -> None:
+        """Start one container unless one is up or starting: in the background, or (``wait``) in
+        this thread."""
         with self._cond:
-            if self._alive == 0:
-                self._spawn_locked()
+            if self._alive != 0 or self._closed:
+                return
+            self._alive += 1
+        if wait:
+            self._start_one()
+        else:
+            threading.Thread(target=self._start_one, name=f"start-{self.spec.logical_id}", daemon=True).start()
 
     def _spawn_locked(self) -> None:
         self._alive += 1

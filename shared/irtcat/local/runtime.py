@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,20 @@ def _close_containers(functions: dict[str, LocalFunction]) -> None:
             fn.containers.close()
 
 
+def _warm_order(fn: LocalFunction) -> tuple[int, str]:
+    return (1 if fn.logical_id.startswith("Calibration") else 0, fn.logical_id)
+
+
+def warm_up(pools: list[ContainerPool]) -> None:
+    """Warm one container of each pool, in order, in a background thread."""
+
+    def run() -> None:
+        for pool in pools:
+            pool.warm(wait=True)
+
+    threading.Thread(target=run, name="warm-up", daemon=True).start()
+
+
 @dataclass
 class LocalRuntime:
     """A running local stack. Use :meth:`up` (or ``with LocalRuntime.up() as rt``)."""
@@ -63,10 +78,11 @@ class LocalRuntime:
             functions.update(stack.functions)
             shared_environment(list(functions.values()))
             for fn in functions.values():
-                # one warm container per function, started in the background: its import cost
-                # is paid while the rest of the stack comes up (see containers.py)
                 fn.containers = ContainerPool(FunctionSpec.of(fn))
-                fn.containers.warm()
+            # one warm container per function, started in the background one after another (so
+            # they do not starve the rest of the start-up of the machine's cores), the per-answer
+            # path first; a function invoked before its turn starts its own (see containers.py)
+            warm_up([pool for fn in sorted(functions.values(), key=_warm_order) if (pool := fn.containers)])
             pipes = stack.resources_of("AWS::Pipes::Pipe")
             if len(pipes) != 1:
                 raise ValueError("the template must declare exactly one AWS::Pipes::Pipe")

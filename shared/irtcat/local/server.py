@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -542,29 +541,32 @@ def _cache_moto_module_list() -> None:
 SERVICE_PROCESS_SERVICES = ("dynamodb",)
 
 
-@dataclass
 class ServiceProcess:
     """An emulator process serving some services; clients reach it through
     ``AWS_ENDPOINT_URL_<SERVICE>``, which the runtime sets for itself and for its containers."""
 
-    process: subprocess.Popen[str]
-    endpoint: str
+    def __init__(self, services: tuple[str, ...]) -> None:
+        """Launch it (it starts while this process gets ready; :meth:`wait` for its endpoint)."""
+        self.services = services
+        self.process = subprocess.Popen([sys.executable, "-m", "irtcat.local.server", *services],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._ready: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read_port, daemon=True).start()
+        self.endpoint = ""
 
-    @classmethod
-    def start(cls, services: tuple[str, ...], timeout_s: float = 60.0) -> ServiceProcess:
-        proc = subprocess.Popen([sys.executable, "-m", "irtcat.local.server", *services],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
-        ready: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: ready.put(proc.stdout.readline() if proc.stdout else ""),
-                         daemon=True).start()
-        try:
-            line = ready.get(timeout=timeout_s)
-            port = int(json.loads(line)["port"])
-        except (queue.Empty, ValueError, KeyError) as exc:
-            proc.kill()
-            raise RuntimeError(f"the emulator process for {', '.join(services)} did not start") from exc
-        return cls(proc, f"http://127.0.0.1:{port}")
+    def _read_port(self) -> None:
+        self._ready.put(self.process.stdout.readline() if self.process.stdout else "")
+
+    def wait(self, timeout_s: float = 60.0) -> str:
+        """Its endpoint, once it serves."""
+        if not self.endpoint:
+            try:
+                port = int(json.loads(self._ready.get(timeout=timeout_s))["port"])
+            except (queue.Empty, ValueError, KeyError) as exc:
+                self.process.kill()
+                raise RuntimeError(f"the emulator process for {', '.join(self.services)} did not start") from exc
+            self.endpoint = f"http://127.0.0.1:{port}"
+        return self.endpoint
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
@@ -586,20 +588,24 @@ class EmulatorServer:
     ``service_processes`` are served by a second process (this one forwards what reaches it)."""
 
     def __init__(self, functions: dict[str, LocalFunction], port: int = 0, host: str = "127.0.0.1",
-                 threads: int = 48, service_processes: tuple[str, ...] = SERVICE_PROCESS_SERVICES) -> None:
+                 threads: int = 48, service_processes: tuple[str, ...] = SERVICE_PROCESS_SERVICES,
+                 state_machines: bool = True) -> None:
+        # launched first: it imports moto while this process does
+        self.services = ServiceProcess(service_processes) if service_processes else None
         from moto.core.config import default_user_config
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        default_user_config["stepfunctions"] = {"execute_state_machine": True}
         _cache_moto_module_list()
-        _cache_jsonpath_parsing()
-        _cache_asl_parse_trees()
-        _lighten_express_history()
         _serialise_item_results_directly()
-        _copy_state_data_as_json()
         self.gateway = LocalGateway(DomainDispatcherApplication(create_backend_app), functions)
-        _patch_state_machine_clients(self.gateway)
-        _signal_execution_ends()
+        if state_machines:  # a service process serves no state machine: it skips their imports
+            default_user_config["stepfunctions"] = {"execute_state_machine": True}
+            _cache_jsonpath_parsing()
+            _cache_asl_parse_trees()
+            _lighten_express_history()
+            _copy_state_data_as_json()
+            _patch_state_machine_clients(self.gateway)
+            _signal_execution_ends()
         # waitress keeps HTTP/1.1 connections alive (werkzeug's dev server closes every one,
         # which costs a TCP connect per AWS call); enough threads for nested calls:
         # state machine -> Lambda Invoke -> handler -> DynamoDB/S3/Firehose.
@@ -613,7 +619,6 @@ class EmulatorServer:
         self.port = int(self.server.effective_port)
         self._thread: threading.Thread | None = None
         self.service_processes = service_processes
-        self.services: ServiceProcess | None = None
 
     @property
     def endpoint(self) -> str:
@@ -625,13 +630,12 @@ class EmulatorServer:
         self._saved_env = {k: os.environ.get(k) for k in
                            ("MOTO_PORT", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                             "AWS_DEFAULT_REGION", *map(_endpoint_variable, self.service_processes))}
-        if self.service_processes:
-            # started first: every client made from here on (containers inherit the variables)
-            # calls it directly
-            self.services = ServiceProcess.start(self.service_processes)
+        if self.services is not None:
+            # every client made from here on (containers inherit the variables) calls it directly
+            endpoint = self.services.wait()
             for service in self.service_processes:
-                os.environ[_endpoint_variable(service)] = self.services.endpoint
-                self.gateway.faults.remotes[service] = self.services.endpoint
+                os.environ[_endpoint_variable(service)] = endpoint
+                self.gateway.faults.remotes[service] = endpoint
         reset()
         # moto's state machines call Lambda at localhost:$MOTO_PORT; clients follow AWS_ENDPOINT_URL
         os.environ["MOTO_PORT"] = str(self.port)
@@ -668,7 +672,7 @@ class EmulatorServer:
 
 def _serve_services(services: tuple[str, ...]) -> None:
     """A service process: serve until stdin closes (so it never outlives its parent)."""
-    server = EmulatorServer({}, service_processes=())
+    server = EmulatorServer({}, service_processes=(), state_machines=False)
     server.start()
     print(json.dumps({"port": server.port, "services": services}), flush=True)
     sys.stdin.read()
