@@ -67,7 +67,7 @@ def test_demo_command_json_summary(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout)
     for key in ("sessions", "answers_published", "answers_applied", "answers_lost", "executions_failed",
-                "answers_per_second", "report_dir"):
+                "answers_per_second", "sustained_answers_per_second", "report_dir"):
         assert key in summary
     assert summary["sessions"] == 3 and summary["answers_lost"] == 0 and summary["executions_failed"] == 0
     assert summary["answers_applied"] == summary["answers_unique"] == summary["answers_in_history"]

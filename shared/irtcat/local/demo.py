@@ -51,6 +51,7 @@ class TabletResult:
     reordered: int = 0
     garbage: int = 0
     latencies: list[float] = field(default_factory=list)
+    applied_at: list[float] = field(default_factory=list)  # perf_counter() when the tablet saw it
     polls: int = 0
     final: dict[str, Any] | None = None
     error: str | None = None
@@ -144,6 +145,7 @@ class Tablet:
                 previous = data
                 view = self._wait_for(view["answered"] + 1)
                 res.latencies.append(time.perf_counter() - sent)
+                res.applied_at.append(time.perf_counter())
                 on_answer()
             res.final = view.get("result")
         except Exception as exc:
@@ -284,6 +286,17 @@ def _run(rt: LocalRuntime, students: int, seed: int, items: int, pretest: int, d
     return summarise(rt, settings, bank, results, elapsed, report_dir)
 
 
+def sustained_rate(applied_at: list[float], trim: float = 0.1) -> float | None:
+    """Answers/s between the first and last ``trim`` of the answers seen applied: the pipeline's
+    rate once every tablet is running, without the cold starts at the beginning and the last
+    few tablets finishing alone at the end (``answers_per_second`` counts the whole run)."""
+    times = sorted(applied_at)
+    lo, hi = int(trim * len(times)), int((1 - trim) * len(times)) - 1
+    if hi <= lo or times[hi] <= times[lo]:
+        return None
+    return (hi - lo) / (times[hi] - times[lo])
+
+
 def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: list[TabletResult],
               elapsed: float, report_dir: Path) -> dict[str, Any]:
     """Check every answer against DynamoDB and the history; export the history; the summary."""
@@ -330,6 +343,7 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
         "rmse": float(np.sqrt(np.mean((thetas - truth) ** 2))) if finished else None,
         "bias": float(np.mean(thetas - truth)) if finished else None,
         "answers_per_second": unique / elapsed if elapsed > 0 else 0.0,
+        "sustained_answers_per_second": sustained_rate([t for r in results for t in r.applied_at]),
         "latency_p50_ms": 1000 * statistics.median(latencies) if latencies else None,
         "latency_p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else None,
         "polls_per_answer": sum(r.polls for r in results) / unique if unique else None,
