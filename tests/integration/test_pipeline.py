@@ -40,6 +40,20 @@ def local_only(target: Target) -> None:
         pytest.skip("needs the local runtime's fault injection (not available on a deployed stack)")
 
 
+def run_interleaved(threads: list[threading.Thread]) -> None:
+    """Run the threads to the end with a 10 µs switch interval: the threads of this process (the
+    emulator's request threads among them) interleave often, so races show up."""
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        sys.setswitchinterval(switch)
+
+
 class Student:
     def __init__(self, target: Target, student_id: str | None = None) -> None:
         self.t = target
@@ -321,15 +335,7 @@ def test_concurrent_requests_to_different_functions_never_see_each_others_reques
 
     threads = [threading.Thread(target=poll, args=(s,)) for s in pollers]
     threads += [threading.Thread(target=start) for _ in range(2)]
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # threads of this process interleave often: races show up
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
-    finally:
-        sys.setswitchinterval(switch)
+    run_interleaved(threads)
     assert not mixed, mixed[:3]
 
 
@@ -386,15 +392,7 @@ def test_the_emulators_stream_keeps_every_record_of_concurrent_producers(target:
             kinesis.put_record(StreamName=stream, Data=f"{p}:{k}".encode(), PartitionKey="same-shard")
 
     threads = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # the emulator's request threads interleave often: races show up
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
-    finally:
-        sys.setswitchinterval(switch)
+    run_interleaved(threads)
     shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
     iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
                                           ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
