@@ -68,3 +68,13 @@ def test_json_copy_equals_deepcopy_and_shares_nothing() -> None:
     odd = {"when": (1, 2), "items": [{"set": {1, 2}}]}  # not JSON: still copied deeply
     copied = server.copy_json(odd)
     assert copied == odd and copied["items"][0]["set"] is not odd["items"][0]["set"]
+
+
+def test_pointing_at_a_running_stack_drops_another_stacks_service_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:2")  # a stale stack's process
+    server.use_endpoint("http://127.0.0.1:3")
+    import os
+
+    assert os.environ["AWS_ENDPOINT_URL"] == "http://127.0.0.1:3"
+    assert "AWS_ENDPOINT_URL_DYNAMODB" not in os.environ

@@ -149,8 +149,10 @@ def _use_running_stack(state_file: Path) -> dict[str, Any] | None:
     """The stack of ``irtcat local up`` if it is up (boto3 is then pointed at it), else None."""
     if not (state_file.exists() and _alive(json.loads(state_file.read_text()).get("pid", 0))):
         return None
+    from .server import use_endpoint
+
     info: dict[str, Any] = json.loads(state_file.read_text())
-    os.environ["AWS_ENDPOINT_URL"] = info["endpoint"]
+    use_endpoint(info["endpoint"])
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"

@@ -583,6 +583,14 @@ def _endpoint_variable(service: str) -> str:
     return f"AWS_ENDPOINT_URL_{service.upper()}"
 
 
+def use_endpoint(endpoint: str) -> None:
+    """Point this process's boto3 clients at a running local stack's one endpoint (which forwards
+    DynamoDB to its process); drop per-service endpoints inherited from another stack."""
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    for service in SERVICE_PROCESS_SERVICES:
+        os.environ.pop(_endpoint_variable(service), None)
+
+
 class EmulatorServer:
     """The emulator on 127.0.0.1:port (0 = any free port), in a background thread; the services in
     ``service_processes`` are served by a second process (this one forwards what reaches it)."""
