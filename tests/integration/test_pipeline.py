@@ -431,6 +431,22 @@ def test_the_emulator_answers_start_sync_execution_as_aws_does(target: Target) -
         sfn.start_sync_execution(stateMachineArn=target.outputs["CalibrationStateMachineArn"], input="{}")
     with pytest.raises(ClientError, match="StateMachineDoesNotExist"):
         sfn.start_sync_execution(stateMachineArn=answers + "-nope", input="[]")
+    with pytest.raises(ClientError, match="InvalidExecutionInput"):
+        sfn.start_sync_execution(stateMachineArn=answers, input="[not json")
+    import urllib.request
+    from urllib.error import HTTPError
+
+    endpoint = target.rt.endpoint  # type: ignore[attr-defined]
+    malformed = [  # refused with a reason, not a crash
+        urllib.request.Request(endpoint + "/", data=b"{not json", method="POST",
+                               headers={"X-Amz-Target": "AWSStepFunctions.StartSyncExecution"}),
+        urllib.request.Request(endpoint + "/_irtcat/faults", data=b'{"service": "dynamodb"}', method="POST"),
+    ]
+    for request in malformed:
+        with pytest.raises(HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 400
+        assert json.loads(refused.value.read())["message"]
 
 
 def test_dynamodb_lives_in_its_own_emulator_process_behind_the_one_endpoint(target: Target) -> None:

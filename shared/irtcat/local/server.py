@@ -160,8 +160,12 @@ class LocalGateway:
 
     def _control(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "POST":
-            change = json.loads(Request(environ).get_data() or b"{}")
-            self.faults.set(str(change["service"]), float(change["rate"]))
+            try:
+                change = json.loads(Request(environ).get_data() or b"{}")
+                self.faults.set(str(change["service"]), float(change["rate"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                reason = f'expected {{"service": NAME, "rate": 0..1}}: {type(exc).__name__}: {exc}'
+                return _json_error("ValidationException", reason)(environ, start_response)
         body = json.dumps(self.faults.injected).encode()
         return Response(body, status=200, content_type="application/json")(environ, start_response)
 
@@ -266,7 +270,12 @@ def start_sync_execution(raw: bytes) -> Response:
 
     from moto.stepfunctions.responses import get_backend
 
-    request = json.loads(raw or b"{}")
+    try:
+        request = json.loads(raw or b"{}")
+        if not isinstance(request, dict):
+            raise ValueError("the request body is not a JSON object")
+    except ValueError as exc:
+        return _json_error("SerializationException", f"malformed request: {exc}")
     arn = str(request.get("stateMachineArn", ""))
     parts = arn.split(":")
     if len(parts) < 7 or parts[5] != "stateMachine":
@@ -279,7 +288,11 @@ def start_sync_execution(raw: bytes) -> Response:
     if machine.type != "EXPRESS":
         return _json_error("StateMachineTypeNotSupported",
                            "This operation is not supported by this type of state machine")
-    execution = backend.start_execution(arn, request.get("name") or str(uuid.uuid4()), request.get("input", "{}"))
+    try:
+        execution = backend.start_execution(arn, request.get("name") or str(uuid.uuid4()),
+                                            request.get("input", "{}"))
+    except Exception as exc:  # moto's InvalidExecutionInput, InvalidName
+        return _json_error(type(exc).__name__, str(exc))
     with _EXECUTION_ENDED:
         while execution.status == "RUNNING":
             _EXECUTION_ENDED.wait(timeout=0.5)
@@ -414,16 +427,11 @@ def _lighten_express_history() -> None:
     """moto writes every state's whole input and output into the execution's history as JSON
     (a third of its time per answer here). Express executions have no execution history on AWS
     (GetExecutionHistory refuses them), so for them the events keep only the state's name."""
-    from moto.stepfunctions.models import StateMachine
     from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
 
     cls: Any = CommonStateField
     if getattr(cls, "_irtcat_light", False):
         return
-    # moto hands every execution the type STANDARD ("sm_type" is set once, to STANDARD); the
-    # machine's declared type is the one its executions run as
-    machine: Any = StateMachine
-    machine.sm_type = property(lambda self: self.type, lambda self, value: None)
     entered, exited = cls._get_state_entered_event_details, cls._get_state_exited_event_details
 
     def entered_details(self: Any, env: Any) -> Any:
@@ -440,6 +448,15 @@ def _lighten_express_history() -> None:
     cls._get_state_entered_event_details = entered_details
     cls._get_state_exited_event_details = exited_details
     cls._irtcat_light = True
+
+
+def _run_machines_as_their_type() -> None:
+    """moto hands every execution the type STANDARD (a state machine's ``sm_type`` is set once,
+    to STANDARD, whatever its declared type): executions run as the machine's declared type."""
+    from moto.stepfunctions.models import StateMachine
+
+    machine: Any = StateMachine
+    machine.sm_type = property(lambda self: self.type, lambda self, value: None)
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -610,6 +627,7 @@ class EmulatorServer:
             default_user_config["stepfunctions"] = {"execute_state_machine": True}
             _cache_jsonpath_parsing()
             _cache_asl_parse_trees()
+            _run_machines_as_their_type()
             _lighten_express_history()
             _copy_state_data_as_json()
             _patch_state_machine_clients(self.gateway)
