@@ -339,6 +339,79 @@ def bench_calibration() -> dict[str, Any]:
     return out
 
 
+def bench_calibration_peers() -> dict[str, Any]:
+    """Our calibration and the PyPI ``mirt`` on the very same data sets, in the same run.
+
+    The calibration issue quotes mirt's accuracy on data sets of its own; accuracy depends on
+    the generating parameters, so the fair comparison is both estimators on identical data.
+    mirt runs with its defaults (EM, 21 nodes, no priors) and with 41 nodes.
+    """
+    from irtcat.irt.calibration import ResponseData, calibrate
+    from irtcat.irt.cat import Bank, CatConfig
+    from irtcat.irt.datagen import generate_parameters, generate_responses
+    from irtcat.irt.simulation import simulate
+
+    try:
+        import mirt  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        return {"mirt": "not installed (pip install mirt to compare)"}
+    out: dict[str, Any] = {"mirt_version": getattr(mirt, "__version__", "?")}
+
+    def both(label: str, params: Any, person: np.ndarray, item: np.ndarray, x: np.ndarray,
+             n_persons: int, model: str, scored: np.ndarray | None = None) -> None:
+        """Fit both; RMSEs over the ``scored`` items (all by default)."""
+        mask = np.ones(len(params), bool) if scored is None else scored
+
+        def rmse(x: Any, y: np.ndarray) -> float:
+            return float(np.sqrt(np.mean((np.ravel(x)[mask] - y[mask]) ** 2)))
+
+        keys = ("a", "b", "c") if model == "3PL" else ("a", "b")
+        t = time.perf_counter()
+        ours = calibrate(ResponseData.from_long(person, item, x, n_persons=n_persons,
+                                                n_items=len(params)), model)  # type: ignore[arg-type]
+        out[f"peers_{label}_ours_s"] = time.perf_counter() - t
+        for k in keys:
+            out[f"peers_{label}_ours_rmse_{k}"] = rmse(getattr(ours, k), getattr(params, k))
+        matrix = np.full((n_persons, len(params)), -1, dtype=np.int64)  # negative = not answered
+        matrix[person, item] = x
+        for nodes in (21, 41):
+            t = time.perf_counter()
+            fit = mirt.fit_mirt(matrix, model=model, n_quadpts=nodes, compute_standard_errors=False)
+            out[f"peers_{label}_mirt{nodes}_s"] = time.perf_counter() - t
+            theirs = fit.model.parameters
+            names = {"a": "discrimination", "b": "difficulty", "c": "guessing"}
+            for k in keys:
+                out[f"peers_{label}_mirt{nodes}_rmse_{k}"] = rmse(theirs[names[k]], getattr(params, k))
+
+    p2 = generate_parameters(100, "2PL", seed=1)
+    both("2pl_5000x100", p2, *generate_responses(p2, np.random.default_rng(2).normal(size=5000), seed=3),
+         n_persons=5000, model="2PL")
+    for seed in (4, 11, 12, 13):  # seed 4 is the calibration benchmark's data set
+        p3 = generate_parameters(50, "3PL", seed=seed)
+        thetas = np.random.default_rng(seed + 1).normal(size=10000)
+        both(f"3pl_10000x50_seed{seed}", p3, *generate_responses(p3, thetas, seed=seed + 2),
+             n_persons=10000, model="3PL")
+    pc = generate_parameters(300, "2PL", seed=7)
+    thetas = np.random.default_rng(8).normal(size=20000)
+    sim = simulate(Bank(pc), CatConfig(selection="a_stratified", max_items=30, se_threshold=None), thetas,
+                   seed=9, keep_responses=True)
+    assert sim.responses is not None
+    both("cat_astrat_20000x300", pc, *sim.responses, n_persons=20000, model="2PL")
+    sim = simulate(Bank(pc), CatConfig(max_items=30, se_threshold=None), thetas, seed=9, keep_responses=True)
+    assert sim.responses is not None
+    person, item, x = sim.responses
+    counts = np.bincount(item, minlength=300)
+    used = np.flatnonzero(counts)  # items the max-info CAT never served cannot be estimated
+    remap = np.full(300, -1)
+    remap[used] = np.arange(used.size)
+    # scored where the calibration benchmark scores it: items with >= 300 responses
+    both("cat_maxinfo_20000x300", pc.subset(used), person, remap[item], x, n_persons=20000, model="2PL",
+         scored=counts[used] >= 300)
+    out["peers_cat_maxinfo_items_used"] = int(used.size)
+    out["peers_cat_maxinfo_items_scored"] = int((counts[used] >= 300).sum())
+    return out
+
+
 def bench_report(records: int = 1_000_000) -> dict[str, Any]:
     """``irtcat report`` on a synthetic history of ``records`` answer records (30 per session)."""
     import resource
@@ -395,6 +468,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     # enough tablets to keep both shards busy: the pipeline's throughput, not the tablets' latency
     "pipeline_saturation": lambda a: bench_pipeline(2 * a.students, prefix="pipeline_saturation"),
     "calibration": lambda a: bench_calibration(),
+    "calibration_peers": lambda a: bench_calibration_peers(),
     "calibration_job": lambda a: bench_calibration_job(),
     "report": lambda a: bench_report(),
     "soak": lambda a: bench_soak(a.soak_sessions),

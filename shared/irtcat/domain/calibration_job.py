@@ -322,7 +322,7 @@ def m_step(job: CalibrationJob, work: ObjectStore) -> CalibrationJob:
     params = _Params.load(work, job.params_key(job.iteration))
     counts = summed_counts(job, work)
     plan = job.plan(params.model)
-    new, change = plan.m_step(params.est, counts, params.free)
+    new, change = plan.m_step(params.est, counts, params.free, params.fixed)
     trace = [*job.trace, counts.log_likelihood]
     converged = plan.converged(change, trace)
     iteration = job.iteration + 1
@@ -340,7 +340,8 @@ def result_of(job: CalibrationJob, work: ObjectStore) -> CalibrationResult:
     nodes, _ = plan.quadrature()
     n_per_item = np.rint(counts.n.sum(axis=1)).astype(np.int64)
     seconds = (datetime.now(UTC) - job.started_at).total_seconds()
-    return finish(params.est, counts, nodes, params.model, plan.resolved_priors(), params.free, n_per_item,
+    priors = plan.priors_at(params.est, params.free, params.fixed)
+    return finish(params.est, counts, nodes, params.model, priors, params.free, n_per_item,
                   params.left_out, job.iteration, job.converged, seconds, trace=job.trace)
 
 

@@ -11,8 +11,9 @@ memory grows with the number of responses, never with persons x items.
   sum_q r_iq log P_i(t_q) + (n_iq - r_iq) log(1 - P_i(t_q)) + log prior(a, b, c),
   vectorised over items (each item's step is a 1x1, 2x2 or 3x3 solve). Priors (MAP):
   log a ~ N(mu, sigma^2), b ~ N(mu, sigma^2), c ~ Beta(alpha, beta); defaults in
-  :meth:`Priors.default` (weak slope and difficulty priors, as BILOG-MG uses, and a beta prior
-  on c for the 3PL). ``Priors()`` gives plain MML.
+  :meth:`Priors.default` (weak slope and difficulty priors, as BILOG-MG uses, with the slope
+  prior's mean floated to the mean log slope each cycle, and a beta prior on c for the 3PL).
+  ``Priors()`` gives plain MML.
 * **Starting values from the responses alone** (``start="pairwise"``, the default): the Rasch
   pairwise conditional likelihood (Choppin 1968; Zwinderman 1995) compares two items only
   within persons who got exactly one of them right, which removes theta. That is why it works
@@ -42,7 +43,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -71,18 +72,33 @@ class Priors:
     log_a: tuple[float, float] | None = None  # (mu, sigma) of log a
     b: tuple[float, float] | None = None  # (mu, sigma)
     c: tuple[float, float] | None = None  # (alpha, beta)
+    # re-estimate mu of the log-a prior every cycle from the current slopes (BILOG-MG's FLOAT)
+    float_log_a: bool = False
+
+    def floated(self, a: FloatArray) -> Priors:
+        """These priors with mu of log a set to the mean log slope of ``a`` when ``float_log_a``.
+
+        Empirical Bayes on the slopes (Mislevy 1986, "Bayes modal estimation in item response
+        models"): maximising the joint posterior over the items and mu gives mu = mean(log a_i),
+        so updating mu between M-steps is a coordinate-ascent step of the same objective.
+        """
+        if not self.float_log_a or self.log_a is None or a.size == 0:
+            return self
+        return replace(self, log_a=(float(np.mean(np.log(a))), self.log_a[1]))
 
     @classmethod
     def default(cls, model: CalibModel) -> Priors:
-        """1PL: none. 2PL: log a ~ N(0, 0.5^2) and b ~ N(0, 3^2), weak enough to be negligible
+        """1PL: none. 2PL: log a ~ N(mu, 0.5^2) and b ~ N(0, 3^2), weak enough to be negligible
         with hundreds of responses, but they keep an item seen by a narrow band of abilities
-        (as adaptive tests do) from sliding to a -> 0, b -> +-6. 3PL: the same plus
-        c ~ Beta(5, 17)."""
+        (as adaptive tests do) from sliding to a -> 0, b -> +-6. mu floats (starts at 0, then
+        the mean log slope): a prior fixed at a = 1 pulls a bank of steeper items down, which
+        cost RMSE(b) 0.077 against 0.067 floated on the benchmark's max-info CAT data.
+        3PL: the same plus c ~ Beta(5, 17) (BILOG-MG's default for five options)."""
         if model == "1PL":
             return cls()
         if model == "2PL":
-            return cls(log_a=(0.0, 0.5), b=(0.0, 3.0))
-        return cls(log_a=(0.0, 0.5), b=(0.0, 3.0), c=(5.0, 17.0))
+            return cls(log_a=(0.0, 0.5), b=(0.0, 3.0), float_log_a=True)
+        return cls(log_a=(0.0, 0.5), b=(0.0, 3.0), c=(5.0, 17.0), float_log_a=True)
 
 
 @dataclass
@@ -130,11 +146,12 @@ class ResponseData:
             raise ValueError("responses must be 0 or 1")
         n_p = int(person.max()) + 1 if n_persons is None else n_persons
         n_i = int(item.max()) + 1 if n_items is None else n_items
-        key = person * n_i + item
-        if np.unique(key).size != key.size:
-            raise ValueError("duplicate person-item responses")
         ones = np.ones(person.size)
         answered = sparse.csr_matrix((ones, (person, item)), shape=(n_p, n_i))
+        # building the matrix sums duplicate cells: a count above 1 is a repeated row (and much
+        # cheaper than np.unique, whose hash path takes 0.35 s on 500,000 keys)
+        if answered.nnz and answered.data.max() > 1:
+            raise ValueError("duplicate person-item responses")
         right = sparse.csr_matrix((response.astype(np.float64), (person, item)), shape=(n_p, n_i))
         right.eliminate_zeros()
         return cls(right, answered, n_p, n_i)
@@ -510,13 +527,14 @@ def calibrate(
     for i, (a, b, c) in fixed.items():
         est.a[i], est.b[i], est.c[i] = a, b, c
     use = is_fixed if (method == "oem" and fixed) else None
+    informed = free | is_fixed  # the items whose slopes inform a floated prior
     state: dict[str, Any] = {"log_w": np.log(weights), "mean": 0.0, "sd": 1.0}
     anchored = bool(fixed) or model == "1PL"
 
     def em(cur: ItemEstimates) -> tuple[ItemEstimates, float]:
         """One EM cycle: the posterior at ``cur`` (and its log-likelihood), then the M-step."""
         counts = e_step(data, cur, nodes, state["log_w"], use)
-        new, _ = _m_step(cur, counts.n, counts.r, nodes, model, priors, free)
+        new, _ = _m_step(cur, counts.n, counts.r, nodes, model, priors.floated(cur.a[informed]), free)
         if latent != "fixed":
             state["log_w"], state["mean"], state["sd"] = _update_latent(counts.mass, nodes, latent, anchored)
         return new, counts.log_likelihood
@@ -571,7 +589,7 @@ def calibrate(
         warnings.warn(f"EM stopped at the iteration cap ({max_iter}) before converging",
                       CalibrationWarning, stacklevel=2)
     final = e_step(data, est, nodes, log_w, None)
-    return finish(est, final, nodes, model, priors, free, counts, left_out, it, converged,
+    return finish(est, final, nodes, model, priors.floated(est.a[informed]), free, counts, left_out, it, converged,
                   time.perf_counter() - started, mean, sd, trace)
 
 
@@ -634,10 +652,15 @@ class EMPlan:
         """The items that inform the E-step's posterior: all (MEM), the fixed ones only (OEM)."""
         return fixed if (self.method == "oem" and fixed.any()) else None
 
-    def m_step(self, est: ItemEstimates, counts: ExpectedCounts, free: np.ndarray) -> tuple[ItemEstimates, float]:
+    def priors_at(self, est: ItemEstimates, free: np.ndarray, fixed: np.ndarray) -> Priors:
+        """The priors for an M-step at ``est`` (a floated mean over the free and fixed items)."""
+        return self.resolved_priors().floated(est.a[free | fixed])
+
+    def m_step(self, est: ItemEstimates, counts: ExpectedCounts, free: np.ndarray,
+               fixed: np.ndarray) -> tuple[ItemEstimates, float]:
         """The M-step on summed expected counts; returns the new estimates and the largest change."""
         nodes, _ = self.quadrature()
-        new, _ = _m_step(est, counts.n, counts.r, nodes, self.model, self.resolved_priors(), free)
+        new, _ = _m_step(est, counts.n, counts.r, nodes, self.model, self.priors_at(est, free, fixed), free)
         change = float(np.max(np.abs(new.vector() - est.vector()))) if free.any() else 0.0
         return new, change
 
@@ -678,7 +701,7 @@ def calibrate_sharded(shards: list[ResponseData], initial: ItemEstimates, fixed:
     it = 0
     while it < plan.max_iter:
         counts = pass_over(est, use)
-        est, change = plan.m_step(est, counts, free)
+        est, change = plan.m_step(est, counts, free, fixed)
         it += 1
         trace.append(counts.log_likelihood)
         if progress:
@@ -690,7 +713,7 @@ def calibrate_sharded(shards: list[ResponseData], initial: ItemEstimates, fixed:
         warnings.warn(f"EM stopped at the iteration cap ({plan.max_iter}) before converging",
                       CalibrationWarning, stacklevel=2)
     final = pass_over(est, None)
-    return finish(est, final, nodes, plan.model, plan.resolved_priors(), free, n_per_item, left_out, it,
+    return finish(est, final, nodes, plan.model, plan.priors_at(est, free, fixed), free, n_per_item, left_out, it,
                   converged, time.perf_counter() - started, trace=trace)
 
 
