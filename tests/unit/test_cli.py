@@ -161,3 +161,12 @@ def test_local_calibrate_rejects_bad_options_in_one_line(capsys: pytest.CaptureF
     assert err.startswith("irtcat: error: --shards:") and err.count("\n") == 1
     assert main(["local", "calibrate", "--promote-se", "-1", "--data-dir", "/nonexistent-irtcat"]) == 2
     assert capsys.readouterr().err.startswith("irtcat: error: --promote-se:")
+
+
+def test_local_up_overrides_the_templates_pipe_parameters() -> None:
+    from irtcat.cli import build_parser
+    from irtcat.local.commands import _overrides
+
+    args = build_parser().parse_args(["local", "up", "--shards", "2", "--batch-size", "5", "--parallelization", "3"])
+    assert _overrides(args) == {"StreamShardCount": "2", "PipeBatchSize": "5", "PipeParallelization": "3"}
+    assert _overrides(build_parser().parse_args(["local", "up"])) == {}

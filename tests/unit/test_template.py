@@ -197,7 +197,10 @@ def test_encryption_at_rest_everywhere(sam):
 def test_pipe_keeps_order_and_parks_failures(sam):
     pipe = sam["Resources"]["AnswerPipe"]["Properties"]
     k = pipe["SourceParameters"]["KinesisStreamParameters"]
-    assert k["ParallelizationFactor"] == 1 and "DeadLetterConfig" in k
+    # batches in flight per shard: a parameter, one by default (a session's answers stay in order
+    # either way: its partition key is its session id)
+    assert k["ParallelizationFactor"] == {"Ref": "PipeParallelization"} and "DeadLetterConfig" in k
+    assert sam["Parameters"]["PipeParallelization"]["Default"] == 1
     assert pipe["TargetParameters"]["StepFunctionStateMachineParameters"]["InvocationType"] == "REQUEST_RESPONSE"
     assert sam["Resources"]["AnswerStateMachine"]["Properties"]["Type"] == "EXPRESS"
 

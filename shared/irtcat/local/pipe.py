@@ -2,7 +2,10 @@
 
 Per shard, in order, it reads the stream and runs the target state machine with a batch shaped
 as a Pipe's Kinesis batch, waiting for each execution to end before the next batch
-(REQUEST_RESPONSE keeps a shard in order). A failed batch is retried up to
+(REQUEST_RESPONSE keeps a shard in order). With ``ParallelizationFactor`` N, a shard's records
+are spread over N lanes by a hash of their partition key, and each lane runs its own batches
+one at a time: records with the same partition key (one session's answers) stay in order, as
+AWS promises for concurrent batches from one shard. A failed batch is retried up to
 ``MaximumRetryAttempts``; with ``AUTOMATIC_BISECT`` it is split in halves so that one bad
 record cannot hold the others; a record that still fails, or is older than
 ``MaximumRecordAgeInSeconds``, goes to the dead-letter queue with the failure.
@@ -11,6 +14,7 @@ record cannot hold the others; a record that still fails, or is older than
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 import time
@@ -38,6 +42,7 @@ class PipeSettings:
     max_retries: int = 5
     max_record_age_s: int = 3600
     bisect: bool = True
+    parallelization: int = 1  # concurrent batches per shard (ParallelizationFactor, 1-10)
 
     @classmethod
     def from_template(cls, props: dict[str, Any], stream_name: str, dlq_url: str | None) -> PipeSettings:
@@ -48,7 +53,14 @@ class PipeSettings:
             max_retries=int(k.get("MaximumRetryAttempts", 5)),
             max_record_age_s=int(k.get("MaximumRecordAgeInSeconds", 3600)),
             bisect=k.get("OnPartialBatchItemFailure") == "AUTOMATIC_BISECT",
+            parallelization=min(10, max(1, int(k.get("ParallelizationFactor", 1)))),
         )
+
+    def lane_of(self, partition_key: str) -> int:
+        """The lane of a record: a stable hash of its partition key, so that one key's records
+        always share a lane."""
+        digest = hashlib.md5(partition_key.encode(), usedforsecurity=False).digest()
+        return int.from_bytes(digest[:8], "big") % self.parallelization
 
 
 @dataclass
@@ -83,8 +95,50 @@ def pipe_record(rec: dict[str, Any], shard_id: str, settings: PipeSettings) -> d
     }
 
 
+class _Lanes:
+    """The lanes of one shard: the records waiting for each, and which lanes are running a batch."""
+
+    def __init__(self, n: int) -> None:
+        self._waiting: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        self._busy = [False] * n
+        self._cond = threading.Condition()
+
+    def wait_for_free(self, stop: threading.Event, size: int) -> bool:
+        """Block until some lane has nothing running and nothing waiting, while no more than a
+        batch per lane waits in all (records for busy lanes wait in the stream); False once
+        stopped."""
+        with self._cond:
+            while not stop.is_set():
+                free = any(not busy and not waiting for busy, waiting in zip(self._busy, self._waiting, strict=True))
+                if free and sum(map(len, self._waiting)) < size * len(self._waiting):
+                    return True
+                self._cond.wait(0.2)
+        return False
+
+    def put(self, chunks: dict[int, list[dict[str, Any]]]) -> None:
+        with self._cond:
+            for n, records in chunks.items():
+                self._waiting[n].extend(records)
+            self._cond.notify_all()
+
+    def take(self, n: int, size: int, stop: threading.Event) -> list[dict[str, Any]]:
+        """The next batch of lane ``n`` (at most ``size`` records, in order); [] on a timeout."""
+        with self._cond:
+            if not self._waiting[n] and not stop.is_set():
+                self._cond.wait(0.2)
+            batch, self._waiting[n] = self._waiting[n][:size], self._waiting[n][size:]
+            self._busy[n] = bool(batch)
+            return batch
+
+    def done(self, n: int) -> None:
+        with self._cond:
+            self._busy[n] = False
+            self._cond.notify_all()
+
+
 class PipePoller:
-    """One thread per shard; ``stop()`` ends them after the batch in flight."""
+    """Per shard, a reader thread and ``parallelization`` lane threads; ``stop()`` ends them
+    after the batches in flight."""
 
     def __init__(self, settings: PipeSettings, poll_interval: float = 0.02,
                  on_batch: Callable[[int], None] | None = None) -> None:
@@ -95,34 +149,44 @@ class PipePoller:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._inflight = 0
+        self._pending = 0  # records read from the stream and not yet delivered or dead-lettered
         self._clients = threading.local()
 
     @property
     def idle(self) -> bool:
-        return self._inflight == 0
+        return self._pending == 0
 
     def start(self) -> None:
         kinesis = boto3.client("kinesis", region_name=REGION)
         shards = kinesis.list_shards(StreamName=self.settings.stream_name)["Shards"]
         for shard in shards:
-            t = threading.Thread(target=self._run, args=(shard["ShardId"],), daemon=True,
-                                 name=f"pipe-{shard['ShardId']}")
-            t.start()
-            self._threads.append(t)
+            shard_id = shard["ShardId"]
+            lanes = _Lanes(self.settings.parallelization)
+            for n in range(self.settings.parallelization):
+                self._spawn(self._run_lane, (lanes, n), f"pipe-{shard_id}-lane{n}")
+            self._spawn(self._read, (shard_id, lanes), f"pipe-{shard_id}")
+
+    def _spawn(self, target: Callable[..., None], args: tuple[Any, ...], name: str) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True, name=name)
+        t.start()
+        self._threads.append(t)
 
     def stop(self) -> None:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=30)
 
-    def _run(self, shard_id: str) -> None:
+    def _read(self, shard_id: str, lanes: _Lanes) -> None:
         kinesis = boto3.client("kinesis", region_name=REGION)
         iterator = kinesis.get_shard_iterator(
             StreamName=self.settings.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
         idle = self.poll_interval
         while not self._stop.is_set():
+            # read only when a lane is free: records wait in the stream, not here, and a free
+            # lane gets everything that arrived meanwhile as one batch
+            if not lanes.wait_for_free(self._stop, self.settings.batch_size):
+                break
             try:
                 resp = kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_size)
             except Exception as exc:
@@ -139,17 +203,33 @@ class PipePoller:
                 continue
             idle = self.poll_interval
             with self._lock:
-                self._inflight += 1
+                self._pending += len(records)
+            chunks: dict[int, list[dict[str, Any]]] = {}
+            for r in records:
+                record = pipe_record(r, shard_id, self.settings)
+                chunks.setdefault(self.settings.lane_of(record["partitionKey"]), []).append(record)
+            lanes.put(chunks)
+
+    def _run_lane(self, lanes: _Lanes, n: int) -> None:
+        while not self._stop.is_set():
+            batch = lanes.take(n, self.settings.batch_size, self._stop)
+            if not batch:
+                continue
             try:
-                batch = [pipe_record(r, shard_id, self.settings) for r in records]
                 self._deliver(batch)
-                self.stats.batches += 1
-                self.stats.records += len(batch)
+                self._count(batches=1, records=len(batch))
                 if self.on_batch:
                     self.on_batch(len(batch))
             finally:
                 with self._lock:
-                    self._inflight -= 1
+                    self._pending -= len(batch)
+                lanes.done(n)
+
+    def _count(self, **increments: float) -> None:
+        """Add to the stats: lanes run in threads of their own."""
+        with self._lock:
+            for name, value in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + value)
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         now = time.time()
@@ -166,7 +246,7 @@ class PipePoller:
             ok, error = self.run_execution(batch)
             if ok:
                 return
-            self.stats.retried += 1
+            self._count(retried=1)
             time.sleep(min(2.0, 0.1 * 2**attempt))
             if self.settings.bisect and len(batch) > 1:
                 mid = len(batch) // 2
@@ -181,14 +261,15 @@ class PipePoller:
         started = time.perf_counter()
         result = self._sfn().start_sync_execution(stateMachineArn=self.settings.state_machine_arn,
                                                   name=f"pipe-{uuid.uuid4()}", input=json.dumps(batch))
-        self.stats.execution_seconds += time.perf_counter() - started
+        self._count(execution_seconds=time.perf_counter() - started)
         if result["status"] == "SUCCEEDED":
-            self.stats.executions_succeeded += 1
+            self._count(executions_succeeded=1)
             return True, ""
-        self.stats.executions_failed += 1
+        self._count(executions_failed=1)
         error = f"{result.get('error', result['status'])}: {result.get('cause', '')}"[:2000]
-        self.stats.last_error = error
-        self.stats.errors.append(error)
+        with self._lock:
+            self.stats.last_error = error
+            self.stats.errors.append(error)
         return False, error
 
     def _sfn(self) -> Any:
@@ -201,7 +282,7 @@ class PipePoller:
         return local.sfn
 
     def _dead_letter(self, batch: list[dict[str, Any]], reason: str) -> None:
-        self.stats.dead_lettered += len(batch)
+        self._count(dead_lettered=len(batch))
         if not self.settings.dlq_url:
             return
         sqs = boto3.client("sqs", region_name=REGION)
