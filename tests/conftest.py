@@ -21,6 +21,8 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Credentials that can reach nothing real, and no endpoint override."""
     for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key, raising=False)
+    for key in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL_")]:  # a local stack's services
+        monkeypatch.delenv(key)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -449,10 +449,10 @@ def test_the_emulator_answers_start_sync_execution_as_aws_does(target: Target) -
         assert json.loads(refused.value.read())["message"]
 
 
-def test_dynamodb_lives_in_its_own_emulator_process_behind_the_one_endpoint(target: Target) -> None:
-    """DynamoDB is served by a second emulator process (its own core); the stack's clients call
-    it directly, any other client through the one endpoint, and its faults are switched and
-    counted from here like the others'."""
+def test_dynamodb_and_kinesis_live_in_their_own_emulator_process_behind_the_one_endpoint(target: Target) -> None:
+    """DynamoDB and Kinesis are served by a second emulator process (its own core); the stack's
+    clients call it directly, any other client through the one endpoint, and its faults are
+    switched and counted from here like the others'."""
     local_only(target)
     import os
 
@@ -478,3 +478,13 @@ def test_dynamodb_lives_in_its_own_emulator_process_behind_the_one_endpoint(targ
     finally:
         rt.server.gateway.faults.set("dynamodb", 0.0)
     assert rt.server.gateway.faults.injected.get("dynamodb", 0) >= before + 1
+    # Kinesis lives there too: a record put through the one endpoint is read back directly
+    assert os.environ["AWS_ENDPOINT_URL_KINESIS"] == direct
+    stream = target.outputs["AnswerStreamName"]
+    kinesis_via_gateway = boto3.client("kinesis", region_name="us-east-1", endpoint_url=rt.endpoint)
+    put = kinesis_via_gateway.put_record(StreamName=stream, Data=b"not an answer", PartitionKey="emu-probe")
+    direct_kinesis = boto3.client("kinesis", region_name="us-east-1", endpoint_url=direct)
+    iterator = direct_kinesis.get_shard_iterator(StreamName=stream, ShardId=put["ShardId"],
+                                                 ShardIteratorType="AT_SEQUENCE_NUMBER",
+                                                 StartingSequenceNumber=put["SequenceNumber"])["ShardIterator"]
+    assert direct_kinesis.get_records(ShardIterator=iterator, Limit=1)["Records"][0]["Data"] == b"not an answer"

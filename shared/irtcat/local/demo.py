@@ -247,7 +247,7 @@ def run_soak(sessions: int = 200, faults: dict[str, float] | None = None,
     try:
         summary = run_demo(students=sessions, seed=seed, concurrency=sessions, duplicate_rate=0.10,
                            reorder_rate=0.05, garbage_rate=garbage_rate, report_dir=report_dir, rt=rt)
-        summary["faults_injected"] = injector.injected  # DynamoDB's are counted in its own process
+        summary["faults_injected"] = injector.injected  # DynamoDB's and Kinesis' are counted in their process
     finally:
         rt.down()
     return summary
