@@ -228,13 +228,16 @@ def _imports_scipy(name: str) -> bool:
     return run.stdout.strip().endswith("True")
 
 
-def bench_pipeline(students: int, prefix: str = "pipeline") -> dict[str, Any]:
+def bench_pipeline(students: int, prefix: str = "pipeline", parallelization: int = 1) -> dict[str, Any]:
     """The demo through the local pipeline: answers/s with ``students`` closed-loop tablets."""
     from irtcat.local.demo import run_demo
 
-    s = run_demo(students=students, report_dir=ROOT / ".irtcat" / "bench-report", shards=2, batch_size=10)
+    s = run_demo(students=students, report_dir=ROOT / ".irtcat" / "bench-report", shards=2, batch_size=10,
+                 parallelization=parallelization)
     return {
         f"{prefix}_students": students,
+        f"{prefix}_parallelization": parallelization,
+        f"{prefix}_executions": s["executions"],
         f"{prefix}_answers_per_second": s["answers_per_second"],
         f"{prefix}_sustained_answers_per_second": s["sustained_answers_per_second"],
         f"{prefix}_latency_p50_ms": s["latency_p50_ms"],
@@ -467,6 +470,9 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "pipeline": lambda a: bench_pipeline(a.students),
     # enough tablets to keep both shards busy: the pipeline's throughput, not the tablets' latency
     "pipeline_saturation": lambda a: bench_pipeline(2 * a.students, prefix="pipeline_saturation"),
+    # the same load with two batches in flight per shard (PipeParallelization=2)
+    "pipeline_saturation_parallel2": lambda a: bench_pipeline(2 * a.students, prefix="pipeline_saturation_p2",
+                                                              parallelization=2),
     "calibration": lambda a: bench_calibration(),
     "calibration_peers": lambda a: bench_calibration_peers(),
     "calibration_job": lambda a: bench_calibration_job(),

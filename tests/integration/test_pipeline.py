@@ -488,3 +488,16 @@ def test_dynamodb_and_kinesis_live_in_their_own_emulator_process_behind_the_one_
                                                  ShardIteratorType="AT_SEQUENCE_NUMBER",
                                                  StartingSequenceNumber=put["SequenceNumber"])["ShardIterator"]
     assert direct_kinesis.get_records(ShardIterator=iterator, Limit=1)["Records"][0]["Data"] == b"not an answer"
+
+
+def test_the_stack_warms_every_session_function_and_leaves_calibration_cold(target: Target) -> None:
+    """After `up`, one container of each per-session and per-answer function starts in the
+    background (the demo waits for them); the calibration functions start on first use."""
+    local_only(target)
+    rt = target.rt  # type: ignore[attr-defined]
+    assert 0 < rt.wait_warm(timeout=60) < 120
+    for fn in rt.stack.functions.values():
+        assert fn.containers is not None
+        if fn.logical_id.startswith("Calibration"):
+            continue  # cold unless a test of this worker already ran a calibration
+        assert fn.containers.cold_starts >= 1, f"{fn.logical_id} has no started container"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,23 +46,29 @@ _FIRST_CALLED = ("StartSessionFunction", "GetSessionFunction")
 def _warm_order(fn: LocalFunction) -> tuple[int, str]:
     if fn.logical_id in _FIRST_CALLED:
         return (0, str(_FIRST_CALLED.index(fn.logical_id)))
-    return (2 if _is_calibration(fn) else 1, fn.logical_id)
+    return (1, fn.logical_id)
 
 
 def _is_calibration(fn: LocalFunction) -> bool:
     return fn.logical_id.startswith("Calibration")
 
 
-def warm_up(pools: list[ContainerPool]) -> None:
-    """Warm one container of each pool, in order, in a background thread. (Starting every pool's
-    extra containers ahead as well was tried: those ~30 starts then compete with the first
-    sessions for the cores, and the demo got slower.)"""
+def warm_up(pools: list[ContainerPool]) -> threading.Event:
+    """Warm one container of each pool, in order, in a background thread; the event is set when
+    all have started (or failed to). (Starting every pool's extra containers ahead as well was
+    tried: those ~30 starts then compete with the first sessions for the cores, and the demo
+    got slower.)"""
+    warm = threading.Event()
 
     def run() -> None:
-        for pool in pools:
-            pool.warm(wait=True)
+        try:
+            for pool in pools:
+                pool.warm(wait=True)
+        finally:
+            warm.set()
 
     threading.Thread(target=run, name="warm-up", daemon=True).start()
+    return warm
 
 
 @dataclass
@@ -76,6 +82,8 @@ class LocalRuntime:
     api: Any = None  # the local HTTP API (waitress server), when started
     api_url: str | None = None
     authorizer: JwtAuthorizer | None = None  # the HTTP API's JWT authorizer
+    _warm: threading.Event = field(default_factory=threading.Event, repr=False)
+    _up_at: float = 0.0
 
     @classmethod
     def up(cls, root: str | Path | None = None, port: int = 0,
@@ -93,9 +101,11 @@ class LocalRuntime:
                 fn.containers = ContainerPool(FunctionSpec.of(fn))
             # one warm container per function, started in the background one after another (so
             # they do not starve the rest of the start-up of the machine's cores), a session's
-            # first calls first, calibration last; a function invoked before its turn starts its
-            # own (see containers.py)
-            warm_up([pool for fn in sorted(functions.values(), key=_warm_order) if (pool := fn.containers)])
+            # first calls first; a function invoked before its turn starts its own (see
+            # containers.py). The calibration functions start when a calibration first runs:
+            # warming them would only take the cores from the first sessions.
+            warm = warm_up([pool for fn in sorted(functions.values(), key=_warm_order)
+                            if (pool := fn.containers) and not _is_calibration(fn)])
             pipes = stack.resources_of("AWS::Pipes::Pipe")
             if len(pipes) != 1:
                 raise ValueError("the template must declare exactly one AWS::Pipes::Pipe")
@@ -119,7 +129,15 @@ class LocalRuntime:
         from .template import load_template
 
         authorizer = JwtAuthorizer.from_stack(stack, load_template(stack.root / "template.yaml"))
-        return cls(server, stack, pipe, time.perf_counter() - started, authorizer=authorizer)
+        runtime = cls(server, stack, pipe, time.perf_counter() - started, authorizer=authorizer)
+        runtime._warm, runtime._up_at = warm, started
+        return runtime
+
+    def wait_warm(self, timeout: float = 60.0) -> float:
+        """Wait until every per-session and per-answer function has a started container; the
+        seconds from the start of :meth:`up` until then."""
+        self._warm.wait(timeout)
+        return time.perf_counter() - self._up_at
 
     def start_api(self, port: int = 3000, host: str = "127.0.0.1") -> str:
         """Serve the template's HTTP API routes (and web/) on ``host:port`` (0: any free port)."""
