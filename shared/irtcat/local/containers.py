@@ -197,8 +197,7 @@ class ContainerPool:
         self._alive += 1
         threading.Thread(target=self._start_one, name=f"start-{self.spec.logical_id}", daemon=True).start()
 
-    def _start_one(self) -> bool:
-        """Start a container (already counted in ``_alive``); False if it could not start."""
+    def _start_one(self) -> None:
         try:
             container = Container.start(self.spec)
         except ContainerDied as exc:
@@ -206,17 +205,16 @@ class ContainerPool:
                 self._alive -= 1
                 self._init_error = str(exc)
                 self._cond.notify_all()
-            return False
+            return
         with self._cond:
             self.cold_starts += 1
             if self._closed:
                 self._alive -= 1
                 container.stop()
-                return False
+                return
             self._init_error = None
             self._idle.append(container)
             self._cond.notify()
-        return True
 
     def invoke(self, event: Any) -> InvokeResult:
         started = time.perf_counter()
