@@ -170,3 +170,5 @@ def test_local_up_overrides_the_templates_pipe_parameters() -> None:
     args = build_parser().parse_args(["local", "up", "--shards", "2", "--batch-size", "5", "--parallelization", "3"])
     assert _overrides(args) == {"StreamShardCount": "2", "PipeBatchSize": "5", "PipeParallelization": "3"}
     assert _overrides(build_parser().parse_args(["local", "up"])) == {}
+    with pytest.raises(SystemExit):  # AWS allows 1-10: anything else is refused, not clamped
+        build_parser().parse_args(["local", "up", "--parallelization", "11"])

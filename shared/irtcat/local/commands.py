@@ -26,8 +26,8 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
     up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     up.add_argument("--shards", type=int, default=None, help="override StreamShardCount")
     up.add_argument("--batch-size", type=int, default=None, help="override PipeBatchSize")
-    up.add_argument("--parallelization", type=int, default=None,
-                    help="override PipeParallelization (batches in flight per shard, 1-10)")
+    up.add_argument("--parallelization", type=int, default=None, choices=range(1, 11), metavar="1-10",
+                    help="override PipeParallelization (batches in flight per shard)")
     up.add_argument("--demo-bank", action="store_true", help="load the demo bank and test")
     up.add_argument("--accounts", type=int, default=3, metavar="N",
                     help="sign-in accounts to create: student-0001..N and teacher-0001 (password printed)")
