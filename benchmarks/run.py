@@ -263,37 +263,58 @@ def bench_soak(sessions: int = 200) -> dict[str, Any]:
     return {f"soak_{k}": s[k] for k in keys}
 
 
+def calibration_complete_data(model: str, n_items: int, n_persons: int, seed: int) -> tuple[Any, tuple[np.ndarray, ...]]:
+    """A complete data set of the calibration benchmarks: parameters (``seed``), N(0, 1) abilities
+    (``seed + 1``) and long-format responses (``seed + 2``)."""
+    from irtcat.irt.datagen import generate_parameters, generate_responses
+
+    params = generate_parameters(n_items, model, seed=seed)  # type: ignore[arg-type]
+    thetas = np.random.default_rng(seed + 1).normal(size=n_persons)
+    return params, generate_responses(params, thetas, seed=seed + 2)
+
+
+def calibration_cat_data(selection: str) -> tuple[Any, np.ndarray, tuple[np.ndarray, ...]]:
+    """The CAT data set of the calibration benchmarks: a 300-item 2PL bank, 20,000 examinees, 30
+    items each under ``selection`` ("max_info": the default policy, or "a_stratified")."""
+    from irtcat.irt.cat import Bank, CatConfig
+    from irtcat.irt.datagen import generate_parameters
+    from irtcat.irt.simulation import simulate
+
+    params = generate_parameters(300, "2PL", seed=7)
+    thetas = np.random.default_rng(8).normal(size=20000)
+    config = (CatConfig(max_items=30, se_threshold=None) if selection == "max_info"
+              else CatConfig(selection=selection, max_items=30, se_threshold=None))  # type: ignore[arg-type]
+    sim = simulate(Bank(params), config, thetas, seed=9, keep_responses=True)
+    assert sim.responses is not None
+    return params, thetas, sim.responses
+
+
 def bench_calibration() -> dict[str, Any]:
     """The calibration targets of the calibration issue, on data generated here."""
     import resource
 
     from irtcat.irt.calibration import ResponseData, calibrate
-    from irtcat.irt.cat import Bank, CatConfig
     from irtcat.irt.datagen import generate_parameters, generate_responses
-    from irtcat.irt.simulation import simulate
 
     def rmse(x: np.ndarray, y: np.ndarray) -> float:
         return float(np.sqrt(np.mean((x - y) ** 2)))
 
     out: dict[str, Any] = {}
-    p = generate_parameters(100, "2PL", seed=1)
-    data = ResponseData.from_long(*generate_responses(p, np.random.default_rng(2).normal(size=5000), seed=3))
+    p, responses = calibration_complete_data("2PL", 100, 5000, seed=1)
+    data = ResponseData.from_long(*responses)
     t = time.perf_counter()
     r = calibrate(data, "2PL")
     out.update({"calib_2pl_5000x100_s": time.perf_counter() - t, "calib_2pl_rmse_a": rmse(r.a, p.a),
                 "calib_2pl_rmse_b": rmse(r.b, p.b), "calib_2pl_cycles": r.iterations})
-    p3 = generate_parameters(50, "3PL", seed=4)
-    data = ResponseData.from_long(*generate_responses(p3, np.random.default_rng(5).normal(size=10000), seed=6))
+    p3, responses = calibration_complete_data("3PL", 50, 10000, seed=4)
+    data = ResponseData.from_long(*responses)
     t = time.perf_counter()
     r = calibrate(data, "3PL")
     out.update({"calib_3pl_10000x50_s": time.perf_counter() - t, "calib_3pl_rmse_a": rmse(r.a, p3.a),
                 "calib_3pl_rmse_b": rmse(r.b, p3.b), "calib_3pl_rmse_c": rmse(r.c, p3.c),
                 "calib_3pl_cycles": r.iterations})
-    pc = generate_parameters(300, "2PL", seed=7)
-    thetas = np.random.default_rng(8).normal(size=20000)
-    sim = simulate(Bank(pc), CatConfig(max_items=30, se_threshold=None), thetas, seed=9, keep_responses=True)
-    assert sim.responses is not None
-    data = ResponseData.from_long(*sim.responses, n_items=300)
+    pc, thetas, responses = calibration_cat_data("max_info")
+    data = ResponseData.from_long(*responses, n_items=300)
     t = time.perf_counter()
     r = calibrate(data, "2PL")  # pairwise start from the responses alone: never the truth
     est = r.estimated
@@ -309,10 +330,8 @@ def bench_calibration() -> dict[str, Any]:
                 "calib_cat_cycles": r.iterations})
     # the same bank under a-stratified selection: adaptive (every item ~50% correct) but the
     # whole bank is used, the design the issue's CAT figures describe
-    sim = simulate(Bank(pc), CatConfig(selection="a_stratified", max_items=30, se_threshold=None), thetas,
-                   seed=9, keep_responses=True)
-    assert sim.responses is not None
-    data = ResponseData.from_long(*sim.responses, n_items=300)
+    _, _, responses = calibration_cat_data("a_stratified")
+    data = ResponseData.from_long(*responses, n_items=300)
     t = time.perf_counter()
     r = calibrate(data, "2PL")
     est = r.estimated
@@ -350,9 +369,6 @@ def bench_calibration_peers() -> dict[str, Any]:
     mirt runs with its defaults (EM, 21 nodes, no priors) and with 41 nodes.
     """
     from irtcat.irt.calibration import ResponseData, calibrate
-    from irtcat.irt.cat import Bank, CatConfig
-    from irtcat.irt.datagen import generate_parameters, generate_responses
-    from irtcat.irt.simulation import simulate
 
     try:
         import mirt  # type: ignore[import-not-found,import-untyped,unused-ignore]
@@ -386,23 +402,14 @@ def bench_calibration_peers() -> dict[str, Any]:
             for k in keys:
                 out[f"peers_{label}_mirt{nodes}_rmse_{k}"] = rmse(theirs[names[k]], getattr(params, k))
 
-    p2 = generate_parameters(100, "2PL", seed=1)
-    both("2pl_5000x100", p2, *generate_responses(p2, np.random.default_rng(2).normal(size=5000), seed=3),
-         n_persons=5000, model="2PL")
+    p2, responses = calibration_complete_data("2PL", 100, 5000, seed=1)
+    both("2pl_5000x100", p2, *responses, n_persons=5000, model="2PL")
     for seed in (4, 11, 12, 13):  # seed 4 is the calibration benchmark's data set
-        p3 = generate_parameters(50, "3PL", seed=seed)
-        thetas = np.random.default_rng(seed + 1).normal(size=10000)
-        both(f"3pl_10000x50_seed{seed}", p3, *generate_responses(p3, thetas, seed=seed + 2),
-             n_persons=10000, model="3PL")
-    pc = generate_parameters(300, "2PL", seed=7)
-    thetas = np.random.default_rng(8).normal(size=20000)
-    sim = simulate(Bank(pc), CatConfig(selection="a_stratified", max_items=30, se_threshold=None), thetas,
-                   seed=9, keep_responses=True)
-    assert sim.responses is not None
-    both("cat_astrat_20000x300", pc, *sim.responses, n_persons=20000, model="2PL")
-    sim = simulate(Bank(pc), CatConfig(max_items=30, se_threshold=None), thetas, seed=9, keep_responses=True)
-    assert sim.responses is not None
-    person, item, x = sim.responses
+        p3, responses = calibration_complete_data("3PL", 50, 10000, seed=seed)
+        both(f"3pl_10000x50_seed{seed}", p3, *responses, n_persons=10000, model="3PL")
+    pc, _, responses = calibration_cat_data("a_stratified")
+    both("cat_astrat_20000x300", pc, *responses, n_persons=20000, model="2PL")
+    pc, _, (person, item, x) = calibration_cat_data("max_info")
     counts = np.bincount(item, minlength=300)
     used = np.flatnonzero(counts)  # items the max-info CAT never served cannot be estimated
     remap = np.full(300, -1)

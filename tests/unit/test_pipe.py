@@ -62,9 +62,9 @@ def test_lanes_keep_each_key_in_order_and_deliver_every_record_once(moto_kinesis
         mine = [int(d.split(":")[1]) for d in delivered if d.startswith(f"{key}:")]
         assert mine == sorted(mine), f"{key} out of order: {mine}"
     assert all(1 <= len(b) <= 4 for b in batches)
+    lanes = PipeSettings("s", "a", "m", None, parallelization=parallelization)
     for batch in batches:  # a batch never mixes lanes
-        assert len({PipeSettings("s", "a", "m", None, parallelization=parallelization).lane_of(r["partitionKey"])
-                    for r in batch}) == 1
+        assert len({lanes.lane_of(r["partitionKey"]) for r in batch}) == 1
     if parallelization == 1:
         assert most_in_flight == 1
     else:

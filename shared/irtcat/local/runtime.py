@@ -129,9 +129,8 @@ class LocalRuntime:
         from .template import load_template
 
         authorizer = JwtAuthorizer.from_stack(stack, load_template(stack.root / "template.yaml"))
-        runtime = cls(server, stack, pipe, time.perf_counter() - started, authorizer=authorizer)
-        runtime._warm, runtime._up_at = warm, started
-        return runtime
+        return cls(server, stack, pipe, time.perf_counter() - started, authorizer=authorizer,
+                   _warm=warm, _up_at=started)
 
     def wait_warm(self, timeout: float = 60.0) -> float:
         """Wait until every per-session and per-answer function has a started container; the
