@@ -20,15 +20,18 @@ import contextlib
 import json
 import os
 import queue
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .functions import InvokeResult, LocalFunction
+from .zygote import ZygoteDied, fork_enabled, zygote
 
 DEFAULT_MAX_CONTAINERS = 3
 # the parent waits this long past the function's timeout before it kills the container
@@ -64,14 +67,13 @@ class FunctionSpec:
                              timeout_s=self.timeout_s, memory_mb=self.memory_mb)
 
 
-def _serve(spec: FunctionSpec) -> None:
+def serve(spec: FunctionSpec, requests: IO[str], replies: IO[str]) -> None:
     """A container's main loop: load the handler once, then one event at a time.
 
-    The protocol is one JSON document per line on stdin/stdout; the handler's own output
-    (prints, Powertools' log lines) is captured per invocation and sent back as its logs.
+    The protocol is one JSON document per line (events in, results out); the handler's own
+    output (prints, Powertools' log lines) is captured per invocation and sent back as its logs.
     """
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # anything written to fd 1 from here on goes to stderr, not into the protocol
+    os.dup2(2, 1)  # anything written to fd 1 goes to stderr, never into the caller's stdout
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     fn = spec.function()
     # the whole process is this function's: its environment is the process environment
@@ -80,12 +82,23 @@ def _serve(spec: FunctionSpec) -> None:
     try:
         fn.load()
     except BaseException as exc:
-        protocol.write(json.dumps(["init_error", f"{type(exc).__name__}: {exc}"]) + "\n")
+        _reply(replies, ["init_error", f"{type(exc).__name__}: {exc}"])
         return
-    protocol.write(json.dumps(["ready", None]) + "\n")
-    for line in sys.stdin:
+    _reply(replies, ["ready", None])
+    for line in requests:
         result = fn.invoke(json.loads(line))
-        protocol.write(json.dumps([result.payload, result.error, result.logs, result.duration_ms]) + "\n")
+        _reply(replies, [result.payload, result.error, result.logs, result.duration_ms])
+
+
+def _reply(replies: IO[str], message: list[Any]) -> None:
+    replies.write(json.dumps(message) + "\n")
+    replies.flush()
+
+
+def _serve_stdio(spec: FunctionSpec) -> None:
+    """A container started as a fresh interpreter: the protocol is its stdin and stdout."""
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    serve(spec, sys.stdin, replies)
 
 
 class ContainerDied(RuntimeError):
@@ -98,24 +111,22 @@ class ContainerDied(RuntimeError):
 
 @dataclass
 class Container:
-    """One container process, spoken to over its stdin and stdout."""
+    """One container process, spoken to over a line protocol: its stdin and stdout when it is a
+    fresh interpreter, a socket when it is forked from the zygote (see :mod:`.zygote`)."""
 
-    process: subprocess.Popen[str]
+    pid: int
+    requests: IO[str]
     replies: queue.Queue[str | None]
+    process: subprocess.Popen[str] | None = None  # a fresh interpreter (not forked)
+    channel: socket.socket | None = None  # a forked container's protocol socket
 
     @classmethod
     def start(cls, spec: FunctionSpec, init_timeout_s: float = 60.0) -> Container:
-        # a fresh interpreter, not fork: the emulator's threads make fork unsafe, and
-        # multiprocessing's spawn would re-import the caller's __main__
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "irtcat.local.containers", json.dumps(asdict(spec))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        replies: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=_pump, args=(proc, replies), name=f"lambda-{spec.logical_id}",
-                         daemon=True).start()
-        container = cls(proc, replies)
+        container = cls._fork(spec) if fork_enabled() else None
+        if container is None:
+            container = cls._spawn(spec)
         try:
-            line = replies.get(timeout=init_timeout_s)
+            line = container.replies.get(timeout=init_timeout_s)
         except queue.Empty:
             container.kill()
             raise ContainerDied(f"{spec.logical_id}: container did not start in {init_timeout_s:.0f} s") from None
@@ -127,11 +138,29 @@ class Container:
             raise ContainerDied(f"{spec.logical_id}: init failed: {detail}")
         return container
 
-    def invoke(self, event: Any, timeout_s: float) -> InvokeResult:
-        assert self.process.stdin is not None
+    @classmethod
+    def _spawn(cls, spec: FunctionSpec) -> Container:
+        # a fresh interpreter, not a fork of this process: the emulator's threads make that
+        # unsafe, and multiprocessing's spawn would re-import the caller's __main__
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "irtcat.local.containers", json.dumps(asdict(spec))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        assert proc.stdin is not None and proc.stdout is not None
+        return cls(proc.pid, proc.stdin, _pumped(proc.stdout, spec), process=proc)
+
+    @classmethod
+    def _fork(cls, spec: FunctionSpec) -> Container | None:
         try:
-            self.process.stdin.write(json.dumps(event) + "\n")
-            self.process.stdin.flush()
+            pid, channel = zygote().fork(asdict(spec))
+        except ZygoteDied:
+            return None  # a fresh interpreter instead
+        replies = _pumped(channel.makefile("r", encoding="utf-8"), spec)
+        return cls(pid, channel.makefile("w", encoding="utf-8"), replies, channel=channel)
+
+    def invoke(self, event: Any, timeout_s: float) -> InvokeResult:
+        try:
+            self.requests.write(json.dumps(event) + "\n")
+            self.requests.flush()
             line = self.replies.get(timeout=timeout_s + _KILL_GRACE_S)
         except queue.Empty:
             self.kill()
@@ -141,31 +170,65 @@ class Container:
             raise ContainerDied(f"container exited: {type(exc).__name__}") from None
         if line is None:
             self.kill()
-            raise ContainerDied(f"container exited with status {self.process.poll()}")
+            raise ContainerDied(f"container exited with status {self._status()}")
         payload, error, logs, duration = json.loads(line)
         return InvokeResult(payload, error, logs, duration)
 
+    def _status(self) -> str:
+        return str(self.process.poll()) if self.process is not None else "unknown (forked)"
+
     def kill(self) -> None:
         with contextlib.suppress(Exception):
-            self.process.kill()
-            self.process.wait(timeout=5)
+            os.kill(self.pid, signal.SIGKILL)
+        if self.process is not None:
+            with contextlib.suppress(Exception):
+                self.process.wait(timeout=5)
+        else:  # the zygote's child: the kernel reaps it once the signal has landed
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and _exists(self.pid):
+                time.sleep(0.01)
+        self._close()
 
     def stop(self) -> None:
+        """End the container as Lambda retires one: close its input; it exits on its own."""
         with contextlib.suppress(Exception):
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.kill()
+            self.requests.close()
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._close()
+
+    def _close(self) -> None:
+        if self.channel is not None:
+            with contextlib.suppress(OSError):
+                self.channel.shutdown(socket.SHUT_RDWR)
+            self.channel.close()
 
 
-def _pump(proc: subprocess.Popen[str], replies: queue.Queue[str | None]) -> None:
-    """Forward the container's reply lines; None when it exits."""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        replies.put(line)
-    replies.put(None)
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _pumped(stream: IO[str], spec: FunctionSpec) -> queue.Queue[str | None]:
+    """A queue of the container's reply lines, fed by a thread; None when it exits."""
+    replies: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in stream:
+                replies.put(line)
+        replies.put(None)
+
+    threading.Thread(target=pump, name=f"lambda-{spec.logical_id}", daemon=True).start()
+    return replies
 
 
 @dataclass
@@ -258,4 +321,4 @@ def _error_result(error_type: str, message: str, started: float) -> InvokeResult
 
 
 if __name__ == "__main__":
-    _serve(FunctionSpec(**json.loads(sys.argv[1])))
+    _serve_stdio(FunctionSpec(**json.loads(sys.argv[1])))

@@ -19,6 +19,7 @@ from .pipe import PipePoller, PipeSettings
 from .server import EmulatorServer
 from .stack import LocalStack, deploy
 from .template import REGION
+from .zygote import prestart as prestart_zygote
 
 
 def project_root() -> Path:
@@ -90,6 +91,7 @@ class LocalRuntime:
            parameters: dict[str, str] | None = None, stack_name: str = "irtcat-local") -> LocalRuntime:
         started = time.perf_counter()
         os.environ["AWS_DEFAULT_REGION"] = REGION
+        prestart_zygote()  # its imports overlap the emulator's start
         functions: dict[str, LocalFunction] = {}
         server = EmulatorServer(functions, port=port)
         server.start()
