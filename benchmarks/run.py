@@ -245,6 +245,7 @@ def bench_pipeline(students: int, prefix: str = "pipeline", parallelization: int
         f"{prefix}_answers_lost": s["answers_lost"],
         f"{prefix}_executions_failed": s["executions_failed"],
         f"{prefix}_startup_s": s["startup_seconds"],
+        f"{prefix}_warm_s": s["warm_seconds"],
         f"{prefix}_polls_per_answer": s["polls_per_answer"],
     }
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from irtcat.local import zygote as zygote_module
 from irtcat.local.containers import ContainerPool, FunctionSpec
-from irtcat.local.zygote import Zygote, fork_enabled, zygote
+from irtcat.local.zygote import Zygote, ZygoteDied, fork_enabled, zygote
 
 HANDLER = textwrap.dedent("""
     import os, sys, time
@@ -23,7 +24,7 @@ HANDLER = textwrap.dedent("""
             time.sleep(event["sleep"])
         if event.get("fail"):
             raise ValueError("asked to fail")
-        return {"pid": os.getpid(), "fn_var": os.environ.get("FN_VAR"),
+        return {"pid": os.getpid(), "ppid": os.getppid(), "fn_var": os.environ.get("FN_VAR"),
                 "parent_var": os.environ.get("IRTCAT_TEST_PARENT_VAR"),
                 "function_name": os.environ.get("AWS_LAMBDA_FUNCTION_NAME")}
 """)
@@ -78,6 +79,8 @@ def test_a_container_runs_its_handler_with_the_functions_and_the_callers_environ
     assert out.payload["parent_var"] == f"set-late-{mode}"
     assert out.payload["function_name"] == "irtcat-echo"
     assert out.payload["pid"] not in (os.getpid(), None)
+    forked = out.payload["ppid"] != os.getpid()  # a fork's parent is the zygote
+    assert forked is (mode == "fork")
     assert "invoked" in out.logs
     again = pool.invoke({})
     assert again.payload["pid"] == out.payload["pid"], "a warm container serves the next event"
@@ -144,3 +147,21 @@ def test_containers_fork_by_default_on_linux_and_the_setting_turns_it_off(monkey
     assert fork_enabled() is True  # the suite runs on Linux
     monkeypatch.setenv("IRTCAT_LOCAL_FORK", "0")
     assert fork_enabled() is False
+
+
+def test_without_a_zygote_containers_start_as_fresh_interpreters(
+        code_dir: Path, pools: list[ContainerPool], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def broken() -> Zygote:
+        raise ZygoteDied("the container zygote did not start: simulated")
+
+    monkeypatch.setenv("IRTCAT_LOCAL_FORK", "1")
+    monkeypatch.setattr(zygote_module, "_ZYGOTE", None)
+    monkeypatch.setattr(zygote_module, "_ZYGOTE_FAILED", None)
+    monkeypatch.setattr(zygote_module, "Zygote", broken)
+    pools.append(pool := _pool(code_dir))
+    out = pool.invoke({})
+    assert out.error is None, out.payload
+    assert out.payload["ppid"] == os.getpid()
+    assert pool.invoke({}).error is None
+    assert capsys.readouterr().err.count("containers start as fresh interpreters") == 1

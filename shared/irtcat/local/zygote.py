@@ -112,15 +112,25 @@ class Zygote:
 
 
 _ZYGOTE: Zygote | None = None
+_ZYGOTE_FAILED: str | None = None
 _ZYGOTE_LOCK = threading.Lock()
 
 
 def zygote() -> Zygote:
-    """The process-wide zygote, started on first use and stopped at exit."""
-    global _ZYGOTE
+    """The process-wide zygote, started on first use (and again if it died) and stopped at
+    exit. If it cannot start, every later call fails at once: containers then start as fresh
+    interpreters for the rest of the process, with one warning."""
+    global _ZYGOTE, _ZYGOTE_FAILED
     with _ZYGOTE_LOCK:
+        if _ZYGOTE_FAILED is not None:
+            raise ZygoteDied(_ZYGOTE_FAILED)
         if _ZYGOTE is None or _ZYGOTE.process.poll() is not None:
-            _ZYGOTE = Zygote()
+            try:
+                _ZYGOTE = Zygote()
+            except ZygoteDied as exc:
+                _ZYGOTE_FAILED = str(exc)
+                print(f"[irtcat] {exc}; containers start as fresh interpreters", file=sys.stderr)
+                raise
             atexit.register(_ZYGOTE.close)
         return _ZYGOTE
 
