@@ -1,4 +1,5 @@
-"""Lambda containers as processes: each function's handler runs in its own interpreter.
+"""Lambda containers as processes: each function's handler runs in processes of its own,
+forked from the zygote (:mod:`.zygote`) on Linux, fresh interpreters elsewhere.
 
 Why processes and not threads: a Lambda container is a process that serves one event at a
 time, and handler code relies on that. Powertools keeps per-invocation state in class
@@ -178,12 +179,13 @@ class Container:
         return str(self.process.poll()) if self.process is not None else "unknown (forked)"
 
     def kill(self) -> None:
-        with contextlib.suppress(Exception):
-            os.kill(self.pid, signal.SIGKILL)
         if self.process is not None:
             with contextlib.suppress(Exception):
+                self.process.kill()
                 self.process.wait(timeout=5)
         else:  # the zygote's child: the kernel reaps it once the signal has landed
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and _exists(self.pid):
                 time.sleep(0.01)
