@@ -24,7 +24,8 @@ HANDLER = textwrap.dedent("""
             time.sleep(event["sleep"])
         if event.get("fail"):
             raise ValueError("asked to fail")
-        return {"pid": os.getpid(), "ppid": os.getppid(), "fn_var": os.environ.get("FN_VAR"),
+        comm = open("/proc/self/comm").read().strip() if os.path.exists("/proc/self/comm") else None
+        return {"pid": os.getpid(), "ppid": os.getppid(), "comm": comm, "fn_var": os.environ.get("FN_VAR"),
                 "parent_var": os.environ.get("IRTCAT_TEST_PARENT_VAR"),
                 "function_name": os.environ.get("AWS_LAMBDA_FUNCTION_NAME")}
 """)
@@ -81,6 +82,8 @@ def test_a_container_runs_its_handler_with_the_functions_and_the_callers_environ
     assert out.payload["pid"] not in (os.getpid(), None)
     forked = out.payload["ppid"] != os.getpid()  # a fork's parent is the zygote
     assert forked is (mode == "fork")
+    if forked:
+        assert out.payload["comm"] == "EchoFunction", "top and ps name a forked container by its function"
     assert "invoked" in out.logs
     again = pool.invoke({})
     assert again.payload["pid"] == out.payload["pid"], "a warm container serves the next event"
