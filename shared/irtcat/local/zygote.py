@@ -47,7 +47,8 @@ PRELOAD = (
     "irtcat.adapters.runtime",
     "irtcat.local.containers",
 )
-# one BLAS thread per container: fork copies no threads, and a handler's matrices are small
+# no BLAS worker threads: fork copies only the forking thread, so the zygote must have no
+# others (and a handler's matrices are small)
 _SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _HEADER = struct.Struct("!I")
 
