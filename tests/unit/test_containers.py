@@ -150,6 +150,11 @@ def test_containers_fork_by_default_on_linux_and_the_setting_turns_it_off(monkey
     assert fork_enabled() is True  # the suite runs on Linux
     monkeypatch.setenv("IRTCAT_LOCAL_FORK", "0")
     assert fork_enabled() is False
+    monkeypatch.setenv("IRTCAT_LOCAL_FORK", "off")
+    assert fork_enabled() is False
+    monkeypatch.setenv("IRTCAT_LOCAL_FORK", "maybe")
+    with pytest.raises(ValueError, match="IRTCAT_LOCAL_FORK='maybe': expected 1"):
+        fork_enabled()
 
 
 def test_without_a_zygote_containers_start_as_fresh_interpreters(

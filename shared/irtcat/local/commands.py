@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATA_DIR = Path(".irtcat")
+# the demo's closed-loop tablets: enough to keep the local pipeline busy (fewer tablets measure
+# their own waiting for the next item more than the pipeline)
+DEFAULT_TABLETS = 30
 
 
 def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> None:
@@ -45,8 +48,8 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
     inv.set_defaults(fn=handler)
 
     demo = cmds.add_parser("demo", help="simulated tablets take tests through the whole local pipeline")
-    demo.add_argument("--students", type=int, default=30,
-                      help="simulated tablets (30 keep the pipeline busy for about half a minute)")
+    demo.add_argument("--students", type=int, default=DEFAULT_TABLETS,
+                      help=f"simulated tablets ({DEFAULT_TABLETS} keep the pipeline busy for about half a minute)")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--items", type=int, default=500, help="operational items in the demo bank")
     demo.add_argument("--pretest", type=int, default=0, help="pretest items seeded into the tests")

@@ -34,6 +34,7 @@ from ..domain.ports import TestDefinition
 from ..domain.session import SessionState
 from ..irt.model import prob
 from .api import get_session_event, start_session_event
+from .commands import DEFAULT_TABLETS
 from .export import export_history
 from .runtime import LocalRuntime
 from .template import REGION
@@ -204,7 +205,7 @@ def demo_password() -> str:
 
 
 def run_demo(
-    students: int = 40,
+    students: int = DEFAULT_TABLETS,
     seed: int = 1,
     items: int = 500,
     pretest: int = 0,

@@ -55,9 +55,14 @@ _HEADER = struct.Struct("!I")
 
 def fork_enabled() -> bool:
     """Containers fork from the zygote on Linux unless ``IRTCAT_LOCAL_FORK=0``."""
-    setting = os.environ.get("IRTCAT_LOCAL_FORK", "").strip()
+    setting = os.environ.get("IRTCAT_LOCAL_FORK", "").strip().lower()
+    if setting in ("1", "true", "yes", "on"):
+        return True
+    if setting in ("0", "false", "no", "off"):
+        return False
     if setting:
-        return setting != "0"
+        raise ValueError(f"IRTCAT_LOCAL_FORK={setting!r}: expected 1 (fork containers from the zygote) "
+                         "or 0 (start each as a fresh interpreter)")
     return sys.platform.startswith("linux") and hasattr(socket, "send_fds")
 
 
