@@ -423,6 +423,31 @@ def bench_calibration_peers() -> dict[str, Any]:
     return out
 
 
+def bench_calibration_study() -> dict[str, Any]:
+    """Default priors vs none vs the PyPI mirt over several generators and designs
+    (benchmarks/calibration_study.py); the markdown table goes to stderr."""
+    from calibration_study import markdown, study
+
+    from irtcat.irt.calibration import Priors
+
+    rows = study({"default": None, "none": Priors()})
+    print(markdown(rows), file=sys.stderr)
+    out: dict[str, Any] = {}
+    for row in rows:
+        label = f"study_{row['design']}_{row['method']}".replace(" ", "_")
+        for key in ("a", "b", "c", "seconds"):
+            if key in row:
+                out[f"{label}_{key if key == 'seconds' else 'rmse_' + key}"] = row[key]
+    return out
+
+
+def bench_calibration_coverage() -> dict[str, Any]:
+    """95% interval coverage of the observed-information SEs (benchmarks/calibration_study.py)."""
+    from calibration_study import coverage_study
+
+    return coverage_study()
+
+
 def bench_report(records: int = 1_000_000) -> dict[str, Any]:
     """``irtcat report`` on a synthetic history of ``records`` answer records (30 per session)."""
     import resource
@@ -484,6 +509,8 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "calibration": lambda a: bench_calibration(),
     "calibration_peers": lambda a: bench_calibration_peers(),
     "calibration_job": lambda a: bench_calibration_job(),
+    "calibration_study": lambda a: bench_calibration_study(),
+    "calibration_coverage": lambda a: bench_calibration_coverage(),
     "report": lambda a: bench_report(),
     "soak": lambda a: bench_soak(a.soak_sessions),
 }

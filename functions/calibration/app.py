@@ -39,7 +39,7 @@ def e_step(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def m_step(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job = job_steps.m_step(CalibrationJob.model_validate(event), calibration_stores().work)
     logger.info("EM cycle", extra={"iteration": job.iteration, "change": job.change, "phase": job.phase,
-                                   "log_likelihood": job.trace[-1] if job.trace else None})
+                                   "objective": job.trace[-1] if job.trace else None})
     return job.model_dump(mode="json")
 
 

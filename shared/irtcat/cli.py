@@ -180,14 +180,16 @@ def _calibrate(args: argparse.Namespace) -> int:
             initial = ItemEstimates(np.array([it.a for it in base.items]), np.array([it.b for it in base.items]),
                                     np.array([it.c for it in base.items]))
 
-    def progress(cycle: int, ll: float, change: float) -> None:
+    priors = _priors_option(args.priors, args.model)
+
+    def progress(cycle: int, objective: float, change: float) -> None:
         if not args.json or sys.stderr.isatty():
-            print(f"[calibrate] cycle {cycle:4d}  log-likelihood {ll:14.3f}  max change {change:.2e}",
-                  file=sys.stderr)
+            print(f"[calibrate] cycle {cycle:4d}  log-likelihood + log prior {objective:14.3f}  "
+                  f"max change {change:.2e}", file=sys.stderr)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CalibrationWarning)
-        result = calibrate(data, args.model, fixed=fixed, method=args.method, n_nodes=args.nodes,
+        result = calibrate(data, args.model, fixed=fixed, method=args.method, n_nodes=args.nodes, priors=priors,
                            nodes_kind=args.quadrature, start=args.start, initial=initial, latent=args.latent,
                            max_iter=args.max_iter, tol=args.tol, min_responses=args.min_responses,
                            progress=progress)
@@ -207,9 +209,32 @@ def _calibrate(args: argparse.Namespace) -> int:
              f"of {summary['n_persons']} persons in {result.iterations} cycles "
              f"({'converged' if result.converged else 'NOT converged'}, {result.seconds:.2f}s); "
              f"-2LL {summary['minus_2ll']:.1f}, AIC {summary['aic']:.1f}, BIC {summary['bic']:.1f}; "
+             f"priors {args.priors if args.priors in ('default', 'none') else Path(args.priors).name}; "
+             f"SE: {result.se_method}; "
              f"{len(report['promoted'])} promoted; wrote {args.out}")
     _emit(args, summary, human)
     return 0
+
+
+def _priors_option(value: str, model: str) -> Any:
+    """``--priors``: default, none, or a JSON file of prior settings (a clear error otherwise)."""
+    from .irt.calibration import Priors, priors_from
+
+    if value in ("default", "none"):
+        return priors_from(value, model)  # type: ignore[arg-type]
+    try:
+        doc = json.loads(Path(value).read_text())
+    except OSError as exc:
+        raise CliError(f"--priors: cannot read {value}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--priors: {value} is not JSON ({exc.msg}, line {exc.lineno})") from exc
+    if not isinstance(doc, dict):
+        raise CliError(f"--priors: {value} must hold a JSON object such as "
+                       '{"log_a": [0, 0.5], "b": [0, 3], "c": [5, 17], "float_log_a": true}')
+    try:
+        return Priors.from_dict(doc)
+    except ValueError as exc:
+        raise CliError(f"--priors: {value}: {exc}") from exc
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -357,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-iter", type=int, default=500)
     c.add_argument("--tol", type=float, default=1e-4)
     c.add_argument("--min-responses", type=int, default=30)
+    c.add_argument("--priors", default="default", metavar="default|none|FILE",
+                   help="default (chosen by a calibration study, see docs/calibration.md), none (plain "
+                        'MML), or a JSON file: {"log_a": [mu, sigma], "b": [mu, sigma], "c": [alpha, beta], '
+                        '"float_log_a": true}, a null or missing key switching that prior off')
     c.add_argument("--promote-se", type=float, default=0.3, help="max SE(b) to promote a pretest item")
     c.add_argument("--promote-n", type=int, default=500, help="min responses to promote a pretest item")
     c.add_argument("--promote-rmsd", type=float, default=0.1, help="max RMSD to promote a pretest item")

@@ -55,7 +55,7 @@ def test_recovery_1pl():
 def test_log_likelihood_never_decreases_in_plain_em():
     _, data = complete("2PL", 1500, 20, seed=4)
     r = calibrate(data, "2PL", priors=Priors(), accelerate=False, start="flat", max_iter=200)
-    steps = np.diff(r.log_likelihood_trace)
+    steps = np.diff(r.objective_trace)
     assert np.all(steps >= -1e-6 * abs(r.log_likelihood)), steps.min()
 
 
@@ -208,11 +208,13 @@ def test_sharded_em_equals_the_single_process_em() -> None:
     sharded = calibrate_sharded(shards, initial, fixed_mask, plan)
     assert single.converged and sharded.converged and reference.converged
     assert sharded.iterations == single.iterations == reference.iterations
+    # sums over shards differ from one sum in the last bits, and the M-step's "no lower" test can
+    # then take or refuse a last tiny step: equal to well below the convergence tolerance
     for field in ("a", "b", "se_b", "se_a", "rmsd"):
         got, want = getattr(sharded, field)[120:], getattr(single, field)[120:]
-        assert np.allclose(got, want, rtol=1e-9, atol=1e-10), field
-        assert np.allclose(getattr(reference, field)[120:], want, rtol=1e-9, atol=1e-10), field
-    assert sharded.log_likelihood == pytest.approx(single.log_likelihood, rel=1e-12)
+        assert np.allclose(got, want, rtol=1e-6, atol=1e-8), field
+        assert np.allclose(getattr(reference, field)[120:], want, rtol=1e-6, atol=1e-8), field
+    assert sharded.log_likelihood == pytest.approx(single.log_likelihood, rel=1e-10)
     assert np.array_equal(sharded.b[:120], ops.b)  # operational items never move
     assert rmse(sharded.b[120:], pre.b) <= 0.25  # and the pretest items are recovered
 

@@ -100,3 +100,26 @@ def test_since_limits_the_run_to_newer_history_and_a_zoneless_time_is_utc() -> N
                     banks, history, MemoryObjects(), run_id="b")
     assert later.request.since is not None and later.request.since.tzinfo is not None
     assert 0 < later.n_responses < everything.n_responses
+
+
+def test_the_new_version_records_its_priors_standard_errors_and_cycles() -> None:
+    """The bank's metadata says how it was estimated; ``priors="none"`` runs plain MML, and the
+    sharded job's observed-information SEs equal the single-process ones."""
+    _truth, banks, history = _world(persons=1200)
+    plain = run_in_process(CalibrationRequest(bank_id="m", shards=3, priors="none"), banks, history,
+                           work := MemoryObjects(), run_id="p", publish_result=False)
+    bank = ItemBank.model_validate_json(work.get("calibration/m/p/bank.json"))
+    assert bank.calibration is not None
+    assert bank.calibration.priors == {"log_a": None, "b": None, "c": None, "float_log_a": False}
+    assert bank.calibration.se_method.startswith("observed information")
+    assert bank.calibration.cycles == plain.iteration and bank.calibration.converged
+    single = run_in_process(CalibrationRequest(bank_id="m", shards=1, priors="none"), banks, history,
+                            one := MemoryObjects(), run_id="q", publish_result=False)
+    assert single.iteration == plain.iteration
+    other = ItemBank.model_validate_json(one.get("calibration/m/q/bank.json"))
+    for x, y in zip(bank.items, other.items, strict=True):
+        assert (x.se_b is None) == (y.se_b is None)
+        if x.se_b is not None and y.se_b is not None:
+            assert x.se_b == pytest.approx(y.se_b, rel=1e-4)
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        CalibrationRequest(bank_id="m", priors={"b": [0, 0]})

@@ -116,6 +116,45 @@ def test_calibrate_round_trip_and_online_calibration(tmp_path, capsys):
         else:
             assert item.se_b is not None and item.n_responses == 1500 and item.calibration_note
     assert len(summary["promoted"]) >= 3
+    assert summary["se_method"].startswith("observed information") and summary["priors"]["float_log_a"]
+
+
+def test_calibrate_priors_none_is_plain_mml_and_a_priors_file_is_checked(tmp_path, capsys):
+    from irtcat.adapters.calibration_io import read_long_responses, to_response_data
+    from irtcat.irt.calibration import Priors, calibrate
+
+    bank = tmp_path / "bank.json"
+    assert main(["bank", "generate", "--items", "12", "--model", "2PL", "--no-content", "--seed", "7",
+                 "--out", str(bank)]) == 0
+    resp = tmp_path / "r.csv"
+    assert main(["responses", "generate", "--bank", str(bank), "--examinees", "800", "--seed", "8",
+                 "--out", str(resp)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "plain.json"
+    assert main(["calibrate", "--responses", str(resp), "--model", "2PL", "--priors", "none",
+                 "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["priors"] == Priors().describe()
+    students, items, x = read_long_responses(resp)
+    ids = sorted(set(items))
+    plain = calibrate(to_response_data(students, items, x, ids), "2PL", priors=Priors())
+    written = {it.item_id: it for it in ItemBank.load(out).items}
+    assert summary["log_likelihood"] == pytest.approx(plain.log_likelihood, rel=1e-9)
+    assert [written[i].b for i in ids] == pytest.approx(plain.b, abs=1e-5)
+    assert ItemBank.load(out).calibration.priors == Priors().describe()  # type: ignore[union-attr]
+    settings = tmp_path / "priors.json"
+    settings.write_text('{"b": [0, 2]}')
+    assert main(["calibrate", "--responses", str(resp), "--model", "2PL", "--priors", str(settings),
+                 "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["priors"]["b"] == [0.0, 2.0]
+    for text, words in (('{"b": [0, -1]}', "sigma must be > 0"), ("[1, 2]", "must hold a JSON object"),
+                        ("{", "is not JSON")):
+        settings.write_text(text)
+        assert main(["calibrate", "--responses", str(resp), "--priors", str(settings), "--out", str(out)]) == 2
+        assert words in capsys.readouterr().err
+    assert main(["calibrate", "--responses", str(resp), "--priors", str(tmp_path / "nope.json"),
+                 "--out", str(out)]) == 2
+    assert "cannot read" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

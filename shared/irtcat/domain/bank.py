@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field, model_validator
@@ -50,6 +50,19 @@ class Item(Message):
         return self
 
 
+class CalibrationInfo(Message):
+    """How a calibrated bank version was estimated: what a psychometrician needs to reproduce it."""
+
+    model: str
+    priors: dict[str, Any]
+    se_method: str
+    cycles: int = Field(ge=0)
+    converged: bool
+    n_responses: int = Field(ge=0)
+    n_persons: int = Field(ge=0)
+    log_likelihood: float
+
+
 class ItemBank(Message):
     """A versioned item bank (the documented JSON file format, ``format_version`` 1)."""
 
@@ -61,6 +74,7 @@ class ItemBank(Message):
     model: Model = "3PL"
     scale: float = Field(default=D_LOGISTIC, gt=0)
     items: list[Item] = Field(min_length=1)
+    calibration: CalibrationInfo | None = Field(default=None, description="how this version was calibrated")
 
     @model_validator(mode="after")
     def _unique(self) -> ItemBank:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..irt.calibration import CalibrationResult, promote
-from .bank import Item, ItemBank
+from .bank import CalibrationInfo, Item, ItemBank
 
 
 def calibrated_bank(result: CalibrationResult, item_ids: list[str], base: ItemBank | None, bank_id: str,
@@ -46,7 +46,11 @@ def calibrated_bank(result: CalibrationResult, item_ids: list[str], base: ItemBa
         items.append(Item.model_validate(item.model_dump()))
         report.append({"item_id": item_id, "estimated": estimated, **fields})
     model = result.model if base is None else base.model
+    info = CalibrationInfo(model=result.model, priors=result.priors.describe(), se_method=result.se_method,
+                           cycles=result.iterations, converged=result.converged,
+                           n_responses=int(result.n_responses.sum()), n_persons=result.n_persons,
+                           log_likelihood=result.log_likelihood)
     bank = ItemBank(bank_id=bank_id, version=version, model=model, scale=base.scale if base else 1.0,
-                    items=items)
+                    items=items, calibration=info)
     return bank, {"items": report, "status_counts": dict(counts),
                   "promoted": [item_ids[j] for j, d in decisions.items() if d == "promoted"]}

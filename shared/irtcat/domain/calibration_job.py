@@ -45,8 +45,10 @@ from ..irt.calibration import (
     EMPlan,
     ExpectedCounts,
     ItemEstimates,
+    Priors,
     ResponseData,
     finish,
+    priors_from,
 )
 from ..irt.calibration import (
     e_step as em_e_step,
@@ -76,6 +78,15 @@ class CalibrationRequest(Message):
     promote_n: int = Field(default=500, ge=1)
     promote_rmsd: float = Field(default=0.1, gt=0)
     min_run_responses: int = Field(default=200, ge=0, description="quality gate: responses in the run")
+    priors: Literal["default", "none"] | dict[str, Any] = Field(
+        default="default", description="default, none (plain MML) or prior settings (Priors.from_dict)")
+
+    @field_validator("priors")
+    @classmethod
+    def _priors(cls, value: Literal["default", "none"] | dict[str, Any]) -> Literal["default", "none"] | dict[str, Any]:
+        if isinstance(value, dict):
+            Priors.from_dict(value)  # a ValueError names the bad setting
+        return value
 
     @field_validator("since")
     @classmethod
@@ -109,7 +120,8 @@ class CalibrationJob(Message):
 
     def plan(self, model: CalibModel) -> EMPlan:
         r = self.request
-        return EMPlan(model=model, method=r.method, tol=r.tol, max_iter=r.max_iter, min_responses=r.min_responses)
+        return EMPlan(model=model, method=r.method, tol=r.tol, max_iter=r.max_iter, min_responses=r.min_responses,
+                      priors=priors_from(r.priors, model))
 
     def params_key(self, iteration: int) -> str:
         return f"{self.prefix}params/{iteration:04d}.json"
@@ -295,8 +307,10 @@ def e_step(task: ShardTask, work: ObjectStore, cache: dict[str, Any] | None = No
             cache[task.key] = data  # a warm container keeps its shard between cycles
     plan = job.plan(params.model)
     nodes, log_w = plan.quadrature()
-    use = None if job.phase == "final" else plan.posterior_items(params.fixed)
-    counts = em_e_step(data, params.est, nodes, log_w, use)
+    final = job.phase == "final"
+    use = None if final else plan.posterior_items(params.fixed)
+    counts = em_e_step(data, params.est, nodes, log_w, use,
+                       information=(params.model, params.free) if final else None)
     key = f"{job.stats_prefix(job.iteration)}{task.key.rsplit('/', 1)[-1]}"
     work.put(key, counts.to_bytes())
     return key
@@ -323,7 +337,7 @@ def m_step(job: CalibrationJob, work: ObjectStore) -> CalibrationJob:
     counts = summed_counts(job, work)
     plan = job.plan(params.model)
     new, change = plan.m_step(params.est, counts, params.free, params.fixed)
-    trace = [*job.trace, counts.log_likelihood]
+    trace = [*job.trace, plan.objective(params.est, counts, params.free, params.fixed)]
     converged = plan.converged(change, trace)
     iteration = job.iteration + 1
     work.put(job.params_key(iteration), _params_doc(new, params.fixed, params.free, params.left_out, params.model))

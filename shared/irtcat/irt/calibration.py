@@ -59,6 +59,7 @@ A_BOUNDS = (0.05, 6.0)
 B_BOUNDS = (-6.0, 6.0)
 C_BOUNDS = (0.0, 0.5)
 EPS = 1e-10
+SE_METHOD = "observed information (Louis 1982)"
 
 
 class CalibrationWarning(UserWarning):
@@ -80,25 +81,76 @@ class Priors:
 
         Empirical Bayes on the slopes (Mislevy 1986, "Bayes modal estimation in item response
         models"): maximising the joint posterior over the items and mu gives mu = mean(log a_i),
-        so updating mu between M-steps is a coordinate-ascent step of the same objective.
+        so updating mu between M-steps is a coordinate-ascent step of the same objective
+        (:func:`log_prior`).
         """
         if not self.float_log_a or self.log_a is None or a.size == 0:
             return self
         return replace(self, log_a=(float(np.mean(np.log(a))), self.log_a[1]))
+
+    def describe(self) -> dict[str, object]:
+        """The settings as a small JSON-able dict (the form :meth:`from_dict` reads)."""
+        return {"log_a": list(self.log_a) if self.log_a else None, "b": list(self.b) if self.b else None,
+                "c": list(self.c) if self.c else None, "float_log_a": self.float_log_a}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Priors:
+        """Priors from ``{"log_a": [mu, sigma] | null, "b": [mu, sigma] | null,
+        "c": [alpha, beta] | null, "float_log_a": bool}`` (missing keys: off). Raises
+        ``ValueError`` naming the key when a setting is malformed."""
+        unknown = set(doc) - {"log_a", "b", "c", "float_log_a"}
+        if unknown:
+            raise ValueError(f"unknown prior setting(s): {', '.join(sorted(unknown))} "
+                             "(expected log_a, b, c, float_log_a)")
+
+        def pair(key: str, positive_first: bool) -> tuple[float, float] | None:
+            value = doc.get(key)
+            if value is None:
+                return None
+            if (not isinstance(value, list | tuple) or len(value) != 2
+                    or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
+                raise ValueError(f"prior {key!r} must be a pair of numbers or null, got {value!r}")
+            first, second = float(value[0]), float(value[1])
+            if second <= 0 or (positive_first and first <= 0) or not math.isfinite(first + second):
+                what = "both must be > 0" if positive_first else "sigma must be > 0"
+                raise ValueError(f"prior {key!r} = {value!r}: {what}")
+            return first, second
+
+        floated = doc.get("float_log_a", False)
+        if not isinstance(floated, bool):
+            raise ValueError(f"prior 'float_log_a' must be true or false, got {floated!r}")
+        return cls(log_a=pair("log_a", False), b=pair("b", False), c=pair("c", True), float_log_a=floated)
 
     @classmethod
     def default(cls, model: CalibModel) -> Priors:
         """1PL: none. 2PL: log a ~ N(mu, 0.5^2) and b ~ N(0, 3^2), weak enough to be negligible
         with hundreds of responses, but they keep an item seen by a narrow band of abilities
         (as adaptive tests do) from sliding to a -> 0, b -> +-6. mu floats (starts at 0, then
-        the mean log slope): a prior fixed at a = 1 pulls a bank of steeper items down, which
-        cost RMSE(b) 0.077 against 0.067 floated on the benchmark's max-info CAT data.
-        3PL: the same plus c ~ Beta(5, 17) (BILOG-MG's default for five options)."""
+        the mean log slope): a prior fixed at a = 1 pulls a bank of steeper items down.
+        3PL: the same plus c ~ Beta(5, 17) (BILOG-MG's default: mode 0.2).
+
+        Chosen by the calibration study (``benchmarks/calibration_study.py``, docs/calibration.md):
+        over slopes N(1.2, 0.25), LogNormal(0, 0.25) and U(0.5, 2.5), guessing Beta(5, 17) and
+        U(0, 0.25), complete and CAT-sparse designs, these were at least as accurate as no
+        priors and as the PyPI mirt at 41 nodes in every cell; a floated c prior and a
+        Beta(4, 16) were each better on one guessing generator and worse on the other."""
         if model == "1PL":
             return cls()
         if model == "2PL":
             return cls(log_a=(0.0, 0.5), b=(0.0, 3.0), float_log_a=True)
         return cls(log_a=(0.0, 0.5), b=(0.0, 3.0), c=(5.0, 17.0), float_log_a=True)
+
+
+def priors_from(spec: str | dict[str, Any], model: CalibModel) -> Priors:
+    """Priors from a setting: "default" (:meth:`Priors.default` for ``model``), "none" (plain
+    MML) or a dict of settings (:meth:`Priors.from_dict`)."""
+    if isinstance(spec, dict):
+        return Priors.from_dict(spec)
+    if spec == "default":
+        return Priors.default(model)
+    if spec == "none":
+        return Priors()
+    raise ValueError(f"priors must be 'default', 'none' or a dict of settings, got {spec!r}")
 
 
 @dataclass
@@ -205,7 +257,11 @@ class CalibrationResult:
     n_persons: int
     latent_mean: float
     latent_sd: float
-    log_likelihood_trace: list[float] = field(default_factory=list)
+    # log-likelihood + log prior at each accepted point of the EM path (never falls)
+    objective_trace: list[float] = field(default_factory=list)
+    covariance: FloatArray | None = None  # of the free items' parameters, item-major (b, a, c)[:k]
+    priors: Priors = field(default_factory=lambda: Priors())
+    se_method: str = SE_METHOD
 
     @property
     def n_parameters(self) -> int:
@@ -231,6 +287,8 @@ class CalibrationResult:
             "n_responses": int(self.n_responses.sum()),
             "latent_mean": self.latent_mean,
             "latent_sd": self.latent_sd,
+            "priors": self.priors.describe(),
+            "se_method": self.se_method,
             "seconds": self.seconds,
         }
 
@@ -296,8 +354,10 @@ def _expected_counts(data: ResponseData, w: FloatArray) -> tuple[FloatArray, Flo
 class ExpectedCounts:
     """The E-step's sufficient statistics over a set of persons (Bock & Aitkin 1981):
     n_iq and r_iq (items x nodes), the posterior mass per node, the marginal log-likelihood
-    and the number of persons. Every field is a sum over persons, so the statistics of
-    disjoint shards of persons add up to those of the whole data: the M-step needs only the sum.
+    and the number of persons; on the final pass also the score products of
+    :func:`score_products` (for the observed information). Every field is a sum over persons,
+    so the statistics of disjoint shards of persons add up to those of the whole data: the
+    M-step and the standard errors need only the sum.
     """
 
     n: FloatArray
@@ -305,6 +365,7 @@ class ExpectedCounts:
     mass: FloatArray
     log_likelihood: float
     n_persons: int
+    score_products: FloatArray | None = None
 
     @classmethod
     def zeros(cls, n_items: int, n_nodes: int) -> ExpectedCounts:
@@ -313,58 +374,309 @@ class ExpectedCounts:
     def __add__(self, other: ExpectedCounts) -> ExpectedCounts:
         if self.n.shape != other.n.shape:
             raise ValueError(f"expected counts of shape {self.n.shape} and {other.n.shape} do not add")
+        products = _add_optional(self.score_products, other.score_products, empty=self.n_persons == 0)
         return ExpectedCounts(self.n + other.n, self.r + other.r, self.mass + other.mass,
-                              self.log_likelihood + other.log_likelihood, self.n_persons + other.n_persons)
+                              self.log_likelihood + other.log_likelihood, self.n_persons + other.n_persons,
+                              products)
 
     def to_bytes(self) -> bytes:
         """A compact binary form (``numpy.savez``) for moving shard results through storage."""
         buf = io.BytesIO()
-        np.savez(buf, n=self.n, r=self.r, mass=self.mass,
-                 scalars=np.array([self.log_likelihood, float(self.n_persons)]))
+        arrays: dict[str, Any] = {"n": self.n, "r": self.r, "mass": self.mass,
+                                  "scalars": np.array([self.log_likelihood, float(self.n_persons)])}
+        if self.score_products is not None:
+            arrays["score_products"] = self.score_products
+        np.savez(buf, **arrays)
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ExpectedCounts:
         with np.load(io.BytesIO(raw)) as z:
             ll, persons = z["scalars"]
-            return cls(z["n"], z["r"], z["mass"], float(ll), int(persons))
+            products = z["score_products"] if "score_products" in z.files else None
+            return cls(z["n"], z["r"], z["mass"], float(ll), int(persons), products)
+
+
+def _add_optional(x: FloatArray | None, y: FloatArray | None, empty: bool) -> FloatArray | None:
+    """The sum of two shards' score products; a shard without them only adds to an empty total."""
+    if x is None or y is None:
+        if empty:
+            return y
+        if x is None and y is None:
+            return None
+        raise ValueError("score products are present in some shards' statistics only")
+    return x + y
 
 
 def e_step(data: ResponseData, est: ItemEstimates, nodes: FloatArray, log_weights: FloatArray,
-           use: np.ndarray | None = None) -> ExpectedCounts:
+           use: np.ndarray | None = None,
+           information: tuple[CalibModel, np.ndarray] | None = None) -> ExpectedCounts:
     """One E-step over ``data``'s persons: posterior weights w_pq at ``est`` (``use``: only these
-    items inform the posterior, as in OEM) and their expected counts n_iq, r_iq."""
+    items inform the posterior, as in OEM) and their expected counts n_iq, r_iq.
+    ``information=(model, free)`` adds the score products of the free items' parameters
+    (:func:`score_products`), which the standard errors need."""
     w, ll = _posterior(_log_posterior(data, est, nodes, log_weights, use))
     n, r = _expected_counts(data, w)
-    return ExpectedCounts(n, r, w.sum(axis=0), ll, data.n_persons)
+    products = None if information is None else score_products(data, est, nodes, w, *information)
+    return ExpectedCounts(n, r, w.sum(axis=0), ll, data.n_persons, products)
+
+
+# ------------------------------------------------------------------ observed information
+
+# posterior weights below this at a node add nothing measurable to the score products
+_W_NEGLIGIBLE = 1e-12
+
+
+def score_products(data: ResponseData, est: ItemEstimates, nodes: FloatArray, w: FloatArray,
+                   model: CalibModel, free: np.ndarray) -> FloatArray:
+    """The person-level part of Louis' (1982) observed information, summed over persons:
+
+        C = sum_p [ u_p u_p^T - sum_q w_pq s_pq s_pq^T ],   u_p = sum_q w_pq s_pq,
+
+    where s_pq is person p's complete-data score at node q for the free items' parameters
+    ((b, a, c)[:k] per free item, item-major) and w_pq the posterior weights. Louis' identity
+    then gives I_obs = E[-H_complete] + C; the first term is block-diagonal by item and comes
+    from the expected counts (:func:`observed_information`). C carries the cross-item terms
+    that the complete-data information misses. A sum over persons: shards add up.
+    """
+    k = _param_count(model)
+    idx = np.flatnonzero(free)
+    size = idx.size * k
+    out = np.zeros((size, size))
+    if idx.size == 0:
+        return out
+    pos = np.full(data.n_items, -1)
+    pos[idx] = np.arange(idx.size)
+    p, jac, _ = _response_function(est.a[idx], est.b[idx], est.c[idx], nodes, k)
+    dp = np.stack(jac, axis=-1)  # (free items, nodes, k)
+    d_right = dp / p[..., None]  # d log P
+    d_wrong = -dp / (1 - p)[..., None]  # d log (1 - P)
+    if sparse.issparse(data.answered):
+        coded = (sparse.csr_matrix(data.answered) + sparse.csr_matrix(data.right)).tocoo()  # 1 wrong, 2 right
+        person, item, right = coded.row, coded.col, coded.data > 1.5
+        mine = pos[item] >= 0
+        person, item, right = person[mine], pos[item[mine]], right[mine]
+        order = np.argsort(person, kind="stable")
+        person, item, right = person[order], item[order], right[order]
+        columns = (item[:, None] * k + np.arange(k)[None, :]).ravel()
+        n_persons = data.n_persons
+        u_data = np.zeros(columns.size)
+        for q in range(nodes.size):
+            values = np.where(right[:, None], d_right[item, q], d_wrong[item, q]).ravel()
+            weight = np.repeat(w[person, q], k)
+            u_data += weight * values
+            keep = weight > _W_NEGLIGIBLE
+            rows = np.repeat(person, k)[keep]
+            s_q = sparse.csr_matrix((values[keep], (rows, columns[keep])), shape=(n_persons, size))
+            ws_q = sparse.csr_matrix((values[keep] * weight[keep], (rows, columns[keep])), shape=(n_persons, size))
+            out -= (ws_q.T @ s_q).toarray()
+        u = sparse.csr_matrix((u_data, (np.repeat(person, k), columns)), shape=(n_persons, size))
+        out += (u.T @ u).toarray()
+        return out
+    answered = np.asarray(data.answered)[:, idx] > 0
+    right_dense = np.asarray(data.right)[:, idx] > 0
+    u_dense = np.zeros((data.n_persons, size))
+    for q in range(nodes.size):
+        s_q = np.where(right_dense[:, :, None], d_right[None, :, q], d_wrong[None, :, q])
+        s_q = (s_q * answered[:, :, None]).reshape(data.n_persons, size)
+        keep = w[:, q] > _W_NEGLIGIBLE
+        u_dense += w[:, q, None] * s_q
+        s_kept = s_q[keep]
+        out -= (s_kept * w[keep, q, None]).T @ s_kept
+    out += u_dense.T @ u_dense
+    return out
+
+
+def observed_information(est: ItemEstimates, counts: ExpectedCounts, nodes: FloatArray, model: CalibModel,
+                         priors: Priors, free: np.ndarray) -> FloatArray:
+    """The observed information of the free items' parameters (Louis 1982, eq. 3.1): minus the
+    Hessian of the observed-data log-likelihood plus log prior, (K, K) with K = k * free items,
+    item-major, (b, a, c)[:k] within an item.
+
+    I_obs = sum_i,q [ r_iq (-P''/P + P' P'^T / P^2) + (n_iq - r_iq) (P''/(1-P) + P' P'^T/(1-P)^2) ]
+            (block-diagonal: the expected complete-data information, with observed curvature)
+          + C (:func:`score_products`: the cross-products of the scores, within and across items)
+          - the Hessian of the log prior.
+    ``counts`` must come from an E-step at ``est`` with all items informing the posterior and
+    with ``information=(model, free)``. The latent distribution is taken as known.
+    """
+    if counts.score_products is None:
+        raise ValueError("the observed information needs an E-step with information=(model, free)")
+    k = _param_count(model)
+    idx = np.flatnonzero(free)
+    a, b, c = est.a[idx], est.b[idx], est.c[idx]
+    p, jac, s = _response_function(a, b, c, nodes, k)
+    dp = np.stack(jac, axis=-1)
+    outer = dp[..., :, None] * dp[..., None, :]
+    hess = _response_hessian(a, b, c, s, nodes, k)
+    rr = counts.r[idx][..., None, None]
+    wrong = (counts.n[idx] - counts.r[idx])[..., None, None]
+    pp = p[..., None, None]
+    block = np.sum(rr * (outer / pp**2 - hess / pp) + wrong * (outer / (1 - pp) ** 2 + hess / (1 - pp)), axis=1)
+    block += _prior_gradient_and_information(a, b, c, priors, k)[1]
+    info = counts.score_products.copy()
+    for j in range(idx.size):
+        info[j * k:(j + 1) * k, j * k:(j + 1) * k] += block[j]
+    return info
+
+
+def _covariance(info: FloatArray) -> FloatArray:
+    """The inverse of the observed information; NaN where it is not positive definite (e.g.
+    a parameter at its bound, where the likelihood's maximum is not a stationary point)."""
+    size = info.shape[0]
+    if size == 0:
+        return info
+    sym = 0.5 * (info + info.T)
+    try:
+        np.linalg.cholesky(sym)
+        inverse: FloatArray = np.asarray(np.linalg.inv(sym), dtype=np.float64)
+        return inverse
+    except np.linalg.LinAlgError:
+        pass
+    values, vectors = np.linalg.eigh(sym)
+    good = values > 1e-10 * max(float(values.max()), 1e-300)
+    cov: FloatArray = (vectors[:, good] / values[good]) @ vectors[:, good].T
+    # a direction with no curvature makes the variance of the parameters in it unknown
+    null = np.abs(vectors[:, ~good]).max(axis=1) > 1e-6 if (~good).any() else np.zeros(size, bool)
+    cov[null, :] = np.nan
+    cov[:, null] = np.nan
+    return cov
+
+
+
+def _param_count(model: CalibModel) -> int:
+    return {"1PL": 1, "2PL": 2, "3PL": 3}[model]
+
+
+def _response_function(a: FloatArray, b: FloatArray, c: FloatArray, nodes: FloatArray,
+                       k: int) -> tuple[FloatArray, list[FloatArray], FloatArray]:
+    """P_i(t_q), its first derivatives dP/d(b, a, c)[:k] and sigma (items x nodes each)."""
+    t = nodes[None, :]
+    z = a[:, None] * (t - b[:, None])
+    s = 1.0 / (1.0 + np.exp(-np.clip(z, -35, 35)))
+    p = np.clip(c[:, None] + (1 - c[:, None]) * s, EPS, 1 - EPS)
+    ds = s * (1 - s)
+    jac = [-(1 - c[:, None]) * ds * a[:, None]]
+    if k >= 2:
+        jac.append((1 - c[:, None]) * ds * (t - b[:, None]))
+    if k == 3:
+        jac.append(1 - s)
+    return p, jac, s
+
+
+def _response_hessian(a: FloatArray, b: FloatArray, c: FloatArray, s: FloatArray, nodes: FloatArray,
+                      k: int) -> FloatArray:
+    """Second derivatives of P_i(t_q) in (b, a, c)[:k]: (items, nodes, k, k).
+
+    With z = a (t - b), P = c + (1 - c) sigma(z), sigma' = sigma (1 - sigma) and
+    sigma'' = sigma' (1 - 2 sigma): P_bb = (1-c) sigma'' a^2, P_aa = (1-c) sigma'' (t-b)^2,
+    P_ab = -(1-c) (sigma'' a (t-b) + sigma'), P_cb = sigma' a, P_ca = -sigma' (t-b), P_cc = 0.
+    """
+    t = nodes[None, :]
+    d = (t - b[:, None])
+    ds = s * (1 - s)
+    d2 = ds * (1 - 2 * s)
+    one_c = (1 - c)[:, None]
+    aa = a[:, None]
+    out = np.zeros((*s.shape, k, k))
+    out[..., 0, 0] = one_c * d2 * aa**2
+    if k >= 2:
+        out[..., 1, 1] = one_c * d2 * d**2
+        out[..., 0, 1] = out[..., 1, 0] = -one_c * (d2 * aa * d + ds)
+    if k == 3:
+        out[..., 2, 0] = out[..., 0, 2] = ds * aa
+        out[..., 2, 1] = out[..., 1, 2] = -ds * d
+    return out
+
+
+def _item_log_prior(a: FloatArray, b: FloatArray, c: FloatArray, priors: Priors, k: int) -> FloatArray:
+    """log prior density of each item's free parameters (up to constants)."""
+    out = np.zeros(b.shape)
+    if priors.b is not None:
+        mu, sd = priors.b
+        out -= 0.5 * ((b - mu) / sd) ** 2
+    if k >= 2 and priors.log_a is not None:
+        mu, sd = priors.log_a
+        out -= 0.5 * ((np.log(a) - mu) / sd) ** 2 + np.log(a)  # the density of a, not of log a
+    if k == 3 and priors.c is not None:
+        al, be = priors.c
+        out += (al - 1) * np.log(c) + (be - 1) * np.log1p(-c)
+    return out
+
+
+def _prior_gradient_and_information(a: FloatArray, b: FloatArray, c: FloatArray, priors: Priors,
+                                    k: int) -> tuple[FloatArray, FloatArray]:
+    """Gradient of :func:`_item_log_prior` (items, k) and its negative Hessian (items, k, k)."""
+    grad = np.zeros((b.size, k))
+    info = np.zeros((b.size, k, k))
+    if priors.b is not None:
+        mu, sd = priors.b
+        grad[:, 0] -= (b - mu) / sd**2
+        info[:, 0, 0] += 1 / sd**2
+    if k >= 2 and priors.log_a is not None:
+        mu, sd = priors.log_a
+        u = np.log(a) - mu
+        grad[:, 1] += -u / (sd**2 * a) - 1 / a
+        info[:, 1, 1] += (1 - u) / (sd**2 * a**2) - 1 / a**2
+    if k == 3 and priors.c is not None:
+        al, be = priors.c
+        grad[:, 2] += (al - 1) / c - (be - 1) / (1 - c)
+        info[:, 2, 2] += (al - 1) / c**2 + (be - 1) / (1 - c) ** 2
+    return grad, info
+
+
+def _objective(a: FloatArray, b: FloatArray, c: FloatArray, nn: FloatArray, rr: FloatArray,
+               nodes: FloatArray, priors: Priors, k: int) -> FloatArray:
+    """Each item's expected complete-data log-likelihood plus its log prior:
+    Q_i = sum_q r_iq log P_i(t_q) + (n_iq - r_iq) log(1 - P_i(t_q)) + log prior_i."""
+    z = a[:, None] * (nodes[None, :] - b[:, None])
+    s = 1.0 / (1.0 + np.exp(-np.clip(z, -35, 35)))
+    p = np.clip(c[:, None] + (1 - c[:, None]) * s, EPS, 1 - EPS)
+    out: FloatArray = np.sum(rr * np.log(p) + (nn - rr) * np.log1p(-p), axis=1) + _item_log_prior(a, b, c, priors, k)
+    return out
+
+
+def _bounds(k: int) -> tuple[FloatArray, FloatArray]:
+    """Lower and upper bounds of (b, a, c)[:k]."""
+    lower = np.array([B_BOUNDS[0], A_BOUNDS[0], C_BOUNDS[0] + 1e-4])[:k]
+    upper = np.array([B_BOUNDS[1], A_BOUNDS[1], C_BOUNDS[1]])[:k]
+    return lower, upper
 
 
 def _m_step(est: ItemEstimates, n: FloatArray, r: FloatArray, nodes: FloatArray, model: CalibModel,
-            priors: Priors, free: np.ndarray, iters: int = 3) -> tuple[ItemEstimates, FloatArray]:
-    """A few Fisher-scoring steps per free item on the expected complete-data log-likelihood.
+            priors: Priors, free: np.ndarray, iters: int = 3) -> ItemEstimates:
+    """A few projected Fisher-scoring steps per free item on Q_i (:func:`_objective`), each
+    accepted only where it does not lower Q_i: a generalised EM step (Dempster, Laird & Rubin
+    1977, section 3), so the observed-data log-likelihood plus log prior never falls.
 
-    Returns the new estimates and the information matrices (items, k, k) at them.
+    Parameters at a bound whose gradient points outwards are held for the step (an active
+    set), so that a c at its lower bound no longer drags a and b along a step that was solved
+    with it free. A Newton step that finds no ascent after halving falls back to a projected,
+    diagonally scaled gradient step, which always ascends for a small enough length.
     """
     out = est.copy()
-    k = {"1PL": 1, "2PL": 2, "3PL": 3}[model]
-    info = np.zeros((est.a.size, k, k))
+    k = _param_count(model)
     idx = np.flatnonzero(free)
     if idx.size == 0:
-        return out, info
-    a, b, c = out.a[idx], out.b[idx], out.c[idx]
+        return out
     nn, rr = n[idx], r[idx]
-    t = nodes[None, :]
-    for it in range(iters + 1):
-        z = a[:, None] * (t - b[:, None])
-        s = 1.0 / (1.0 + np.exp(-np.clip(z, -35, 35)))
-        p = np.clip(c[:, None] + (1 - c[:, None]) * s, EPS, 1 - EPS)
-        ds = s * (1 - s)
-        # dP/d(param): columns b, a, c (the 1PL uses b only)
-        jac = [-(1 - c[:, None]) * ds * a[:, None]]
-        if k >= 2:
-            jac.append((1 - c[:, None]) * ds * (t - b[:, None]))
-        if k == 3:
-            jac.append(1 - s)
+    lower, upper = _bounds(k)
+    theta = np.stack([out.b[idx], out.a[idx], out.c[idx]], axis=1)[:, :k]
+    rest_a, rest_c = out.a[idx], out.c[idx]
+
+    def unpack(th: FloatArray, rows: np.ndarray | slice) -> tuple[FloatArray, FloatArray, FloatArray]:
+        a = th[:, 1] if k >= 2 else rest_a[rows]
+        c = th[:, 2] if k == 3 else rest_c[rows]
+        return a, th[:, 0], c
+
+    def objective(th: FloatArray, rows: np.ndarray | slice) -> FloatArray:
+        a, b, c = unpack(th, rows)
+        return _objective(a, b, c, nn[rows], rr[rows], nodes, priors, k)
+
+    current = objective(theta, slice(None))
+    for _ in range(iters):
+        a, b, c = unpack(theta, slice(None))
+        p, jac, _ = _response_function(a, b, c, nodes, k)
         wgt = 1.0 / (p * (1 - p))
         resid = (rr - nn * p) * wgt
         grad = np.stack([np.sum(resid * j, axis=1) for j in jac], axis=1)
@@ -372,36 +684,34 @@ def _m_step(est: ItemEstimates, n: FloatArray, r: FloatArray, nodes: FloatArray,
         for u in range(k):
             for v in range(u, k):
                 fisher[:, u, v] = fisher[:, v, u] = np.sum(nn * wgt * jac[u] * jac[v], axis=1)
-        _add_priors(grad, fisher, a, b, c, priors, k)
-        if it == iters:
-            info[idx] = fisher
-            break
-        step = np.linalg.solve(fisher + 1e-9 * np.eye(k)[None], grad[..., None])[..., 0]
-        # keep steps modest: EM only needs to improve, and big jumps overshoot on sparse items
-        step = np.clip(step, -1.0, 1.0)
-        b = np.clip(b + step[:, 0], *B_BOUNDS)
-        if k >= 2:
-            a = np.clip(a + step[:, 1], *A_BOUNDS)
-        if k == 3:
-            c = np.clip(c + step[:, 2], C_BOUNDS[0] + 1e-4, C_BOUNDS[1])
+        prior_grad, prior_info = _prior_gradient_and_information(a, b, c, priors, k)
+        grad += prior_grad
+        # the prior's curvature where it is positive (the log-normal's is not everywhere)
+        fisher += np.maximum(prior_info, 0.0) * np.eye(k)[None]
+        held = ((theta <= lower + 1e-12) & (grad < 0)) | ((theta >= upper - 1e-12) & (grad > 0))
+        g = np.where(held, 0.0, grad)
+        keep = (~held).astype(float)
+        system = fisher * keep[:, :, None] * keep[:, None, :] + np.eye(k)[None] * (1 - keep)[:, :, None]
+        newton = np.linalg.solve(system + 1e-9 * np.eye(k)[None], g[..., None])[..., 0]
+        scaled = g / np.maximum(np.diagonal(fisher, axis1=1, axis2=2), 1e-9)
+        pending = np.ones(idx.size, dtype=bool)
+        for direction in (newton, scaled):
+            # keep steps modest: EM only needs to improve, and big jumps overshoot on sparse items
+            direction = np.clip(direction, -1.0, 1.0)
+            length = 1.0
+            for _ in range(20):
+                rows = np.flatnonzero(pending)
+                if rows.size == 0:
+                    break
+                trial = np.clip(theta[rows] + length * direction[rows], lower, upper)
+                value = objective(trial, rows)
+                up = value >= current[rows]
+                theta[rows[up]], current[rows[up]] = trial[up], value[up]
+                pending[rows[up]] = False
+                length /= 2
+    a, b, c = unpack(theta, slice(None))
     out.a[idx], out.b[idx], out.c[idx] = a, b, c
-    return out, info
-
-
-def _add_priors(grad: FloatArray, fisher: FloatArray, a: FloatArray, b: FloatArray, c: FloatArray,
-                priors: Priors, k: int) -> None:
-    if priors.b is not None:
-        mu, sd = priors.b
-        grad[:, 0] -= (b - mu) / sd**2
-        fisher[:, 0, 0] += 1 / sd**2
-    if k >= 2 and priors.log_a is not None:
-        mu, sd = priors.log_a
-        grad[:, 1] += -(np.log(a) - mu) / (sd**2 * a) - 1 / a
-        fisher[:, 1, 1] += 1 / (sd**2 * a**2)
-    if k == 3 and priors.c is not None:
-        al, be = priors.c
-        grad[:, 2] += (al - 1) / c - (be - 1) / (1 - c)
-        fisher[:, 2, 2] += (al - 1) / c**2 + (be - 1) / (1 - c) ** 2
+    return out
 
 
 def pairwise_difficulties(data: ResponseData, iterations: int = 200, tol: float = 1e-6) -> FloatArray:
@@ -532,31 +842,34 @@ def calibrate(
     anchored = bool(fixed) or model == "1PL"
 
     def em(cur: ItemEstimates) -> tuple[ItemEstimates, float]:
-        """One EM cycle: the posterior at ``cur`` (and its log-likelihood), then the M-step."""
+        """One EM cycle: the posterior at ``cur``, then the M-step. Returns the new estimates and
+        the objective at ``cur``: its log-likelihood plus log prior (:func:`log_prior`)."""
         counts = e_step(data, cur, nodes, state["log_w"], use)
-        new, _ = _m_step(cur, counts.n, counts.r, nodes, model, priors.floated(cur.a[informed]), free)
+        at = priors.floated(cur.a[informed])
+        new = _m_step(cur, counts.n, counts.r, nodes, model, at, free)
         if latent != "fixed":
             state["log_w"], state["mean"], state["sd"] = _update_latent(counts.mass, nodes, latent, anchored)
-        return new, counts.log_likelihood
+        return new, counts.log_likelihood + log_prior(cur, at, model, free, informed)
 
     trace: list[float] = []
     converged = False
     it = 0
     if method == "oem" and fixed:
-        est, ll = em(est)
-        trace.append(ll)
+        est, objective = em(est)
+        trace.append(objective)
         it = 1
     else:
         # SQUAREM (Varadhan & Roland 2008, scheme S3) around the EM map, with a monotone
-        # safeguard: an extrapolation whose log-likelihood falls below the plain EM path's is
-        # dropped for that path. ``accelerate=False`` runs plain EM (one cycle per iteration).
+        # safeguard: an extrapolation whose objective falls below that of the plain EM path's
+        # second point is dropped for that path. ``trace`` holds the objective at each accepted
+        # point, so it never falls. ``accelerate=False`` runs plain EM.
         while it < max_iter:
             before = est
-            e1, ll0 = em(est)
+            e1, value = em(est)
             it += 1
-            trace.append(ll0)
+            trace.append(value)
             if accelerate and it + 2 <= max_iter:
-                e2, ll1 = em(e1)
+                e2, value_e1 = em(e1)
                 it += 1
                 r_vec = e1.vector() - est.vector()
                 v_vec = e2.vector() - e1.vector() - r_vec
@@ -565,15 +878,11 @@ def calibrate(
                 alpha = min(alpha, -1.0)
                 jump = _clip_estimates(_from_vector(est.vector() - 2 * alpha * r_vec + alpha**2 * v_vec,
                                                     est.a.size), model, free, est)
-                e3, ll_jump = em(jump)
+                e3, value_jump = em(jump)
                 it += 1
-                if ll_jump >= ll1:
-                    est = e3
-                    trace.append(ll_jump)
-                else:
-                    est, ll_e2 = em(e2)
-                    it += 1
-                    trace.append(max(ll1, ll_e2))
+                # e2's objective is not known yet: the jump is kept when it beats e1's, and the
+                # next cycle's objective (at e3, or at e2 itself) is what the trace records
+                est = e3 if value_jump >= value_e1 else e2
             else:
                 est = e1
             change = float(np.max(np.abs(est.vector() - before.vector()))) if free.any() else 0.0
@@ -588,25 +897,47 @@ def calibrate(
     elif not converged:
         warnings.warn(f"EM stopped at the iteration cap ({max_iter}) before converging",
                       CalibrationWarning, stacklevel=2)
-    final = e_step(data, est, nodes, log_w, None)
+    final = e_step(data, est, nodes, log_w, None, information=(model, free))
     return finish(est, final, nodes, model, priors.floated(est.a[informed]), free, counts, left_out, it, converged,
                   time.perf_counter() - started, mean, sd, trace)
+
+
+def log_prior(est: ItemEstimates, priors: Priors, model: CalibModel, free: np.ndarray,
+              informed: np.ndarray) -> float:
+    """The log prior of the free items' parameters (up to constants), plus, for a slope prior,
+    the log-a terms of the fixed items that inform it: with those, the floated mean
+    (:meth:`Priors.floated`) maximises this sum, so floating it between M-steps is a step of
+    coordinate ascent on log-likelihood + log prior (the objective whose ascent EM guarantees)."""
+    k = _param_count(model)
+    total = float(np.sum(_item_log_prior(est.a[free], est.b[free], est.c[free], priors, k)))
+    anchors = informed & ~free
+    if k >= 2 and priors.log_a is not None and anchors.any():
+        mu, sd = priors.log_a
+        total -= float(np.sum(0.5 * ((np.log(est.a[anchors]) - mu) / sd) ** 2))
+    return total
 
 
 def finish(est: ItemEstimates, final: ExpectedCounts, nodes: FloatArray, model: CalibModel, priors: Priors,
            free: np.ndarray, n_responses: np.ndarray, left_out: dict[int, str], iterations: int,
            converged: bool, seconds: float, latent_mean: float = 0.0, latent_sd: float = 1.0,
            trace: list[float] | None = None) -> CalibrationResult:
-    """The result at the final estimates: SEs and RMSD from the expected counts of a last
-    E-step at ``est`` (all items informing the posterior)."""
-    _, info = _m_step(est, final.n, final.r, nodes, model, priors, free, iters=0)
-    se = _standard_errors(info, model, free)
+    """The result at the final estimates: standard errors from the observed information
+    (:func:`observed_information`) and RMSD from the statistics of a last E-step at ``est``
+    with all items informing the posterior and ``information=(model, free)``."""
+    k = _param_count(model)
+    cov = _covariance(observed_information(est, final, nodes, model, priors, free))
+    se = [np.full(est.a.size, np.nan) for _ in range(3)]  # b, a, c
+    idx = np.flatnonzero(free)
+    variances = np.diagonal(cov).reshape(idx.size, k) if idx.size else np.zeros((0, k))
+    for j in range(k):
+        se[j][idx] = np.sqrt(np.where(variances[:, j] > 0, variances[:, j], np.nan))
     return CalibrationResult(
         model=model, a=est.a, b=est.b, c=est.c, se_a=se[1], se_b=se[0], se_c=se[2],
         n_responses=n_responses, rmsd=_rmsd(est, final.n, final.r, nodes), estimated=free, left_out=left_out,
         log_likelihood=final.log_likelihood, iterations=iterations, converged=converged,
         seconds=seconds, n_persons=final.n_persons,
-        latent_mean=latent_mean, latent_sd=latent_sd, log_likelihood_trace=trace or [],
+        latent_mean=latent_mean, latent_sd=latent_sd, objective_trace=trace or [],
+        covariance=cov, priors=priors,
     )
 
 
@@ -660,9 +991,13 @@ class EMPlan:
                fixed: np.ndarray) -> tuple[ItemEstimates, float]:
         """The M-step on summed expected counts; returns the new estimates and the largest change."""
         nodes, _ = self.quadrature()
-        new, _ = _m_step(est, counts.n, counts.r, nodes, self.model, self.priors_at(est, free, fixed), free)
+        new = _m_step(est, counts.n, counts.r, nodes, self.model, self.priors_at(est, free, fixed), free)
         change = float(np.max(np.abs(new.vector() - est.vector()))) if free.any() else 0.0
         return new, change
+
+    def objective(self, est: ItemEstimates, counts: ExpectedCounts, free: np.ndarray, fixed: np.ndarray) -> float:
+        """Log-likelihood (from ``counts``, an E-step at ``est``) plus log prior: what EM climbs."""
+        return counts.log_likelihood + log_prior(est, self.priors_at(est, free, fixed), self.model, free, free | fixed)
 
     def converged(self, change: float, trace: list[float]) -> bool:
         """Largest parameter change below ``tol`` and relative log-likelihood change below
@@ -689,10 +1024,11 @@ def calibrate_sharded(shards: list[ResponseData], initial: ItemEstimates, fixed:
     nodes, log_w = plan.quadrature()
     use = plan.posterior_items(fixed)
 
-    def pass_over(cur: ItemEstimates, items: np.ndarray | None) -> ExpectedCounts:
+    def pass_over(cur: ItemEstimates, items: np.ndarray | None, final: bool = False) -> ExpectedCounts:
         total = ExpectedCounts.zeros(n_items, nodes.size)
+        information = (plan.model, free) if final else None
         for part in map_(e_step, shards, [cur] * len(shards), [nodes] * len(shards),
-                         [log_w] * len(shards), [items] * len(shards)):
+                         [log_w] * len(shards), [items] * len(shards), [information] * len(shards)):
             total = total + part
         return total
 
@@ -701,18 +1037,18 @@ def calibrate_sharded(shards: list[ResponseData], initial: ItemEstimates, fixed:
     it = 0
     while it < plan.max_iter:
         counts = pass_over(est, use)
+        trace.append(plan.objective(est, counts, free, fixed))
         est, change = plan.m_step(est, counts, free, fixed)
         it += 1
-        trace.append(counts.log_likelihood)
         if progress:
-            progress(it, counts.log_likelihood, change)
+            progress(it, trace[-1], change)
         if plan.converged(change, trace):
             converged = True
             break
     if not converged:
         warnings.warn(f"EM stopped at the iteration cap ({plan.max_iter}) before converging",
                       CalibrationWarning, stacklevel=2)
-    final = pass_over(est, None)
+    final = pass_over(est, None, final=True)
     return finish(est, final, nodes, plan.model, plan.priors_at(est, free, fixed), free, n_per_item, left_out, it,
                   converged, time.perf_counter() - started, trace=trace)
 
@@ -753,20 +1089,6 @@ def _update_latent(mass: FloatArray, nodes: FloatArray, latent: Latent, anchored
         mean, sd = 0.0, 1.0
     out: FloatArray = np.log(np.maximum(mass, 1e-300))
     return out, mean, sd
-
-
-def _standard_errors(info: FloatArray, model: CalibModel, free: np.ndarray) -> list[FloatArray]:
-    """SE(b), SE(a), SE(c) from the inverse information (NaN where not estimated)."""
-    m, k = info.shape[0], info.shape[1]
-    out = [np.full(m, np.nan) for _ in range(3)]
-    idx = np.flatnonzero(free)
-    if idx.size:
-        cov = np.linalg.pinv(info[idx])
-        diag = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
-        for j in range(k):
-            out[j][idx] = diag[:, j]
-    del model
-    return out
 
 
 def _rmsd(est: ItemEstimates, n: FloatArray, r: FloatArray, nodes: FloatArray) -> FloatArray:

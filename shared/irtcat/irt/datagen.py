@@ -7,21 +7,45 @@ Chang & Ying 1999): a ~ N(1.2, 0.25) truncated to [0.4, 2.5], b ~ N(0, 1) trunca
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from .model import D_LOGISTIC, FloatArray, ItemParameters, Model, prob
 
+# Named generating distributions for calibration studies: what a default is chosen on must not
+# be only the distribution it was tuned with.
+Slopes = Literal["normal", "lognormal", "uniform"]
+Guessing = Literal["beta", "uniform"]
+
 
 def generate_parameters(
-    n_items: int, model: Model = "3PL", seed: int = 0, scale: float = D_LOGISTIC
+    n_items: int, model: Model = "3PL", seed: int = 0, scale: float = D_LOGISTIC,
+    slopes: Slopes = "normal", guessing: Guessing = "beta",
 ) -> ItemParameters:
-    """Item parameters drawn from the distributions above for the given model."""
+    """Item parameters drawn from the distributions above for the given model.
+
+    ``slopes``: "normal" (the default above), "lognormal" (a ~ LogNormal(0, 0.25)) or
+    "uniform" (a ~ U(0.5, 2.5)); ``guessing``: "beta" (c ~ Beta(5, 17)) or "uniform"
+    (c ~ U(0, 0.25)). The draws for b do not depend on these choices.
+    """
     if n_items < 1:
         raise ValueError("a bank needs at least one item")
     rng = np.random.default_rng(seed)
     a = np.clip(rng.normal(1.2, 0.25, n_items), 0.4, 2.5)
     b = np.clip(rng.normal(0.0, 1.0, n_items), -3.0, 3.0)
     c = np.clip(rng.beta(5, 17, n_items), 0.0, 0.35)
+    other = np.random.default_rng([seed, 1])
+    if slopes == "lognormal":
+        a = other.lognormal(0.0, 0.25, n_items)
+    elif slopes == "uniform":
+        a = other.uniform(0.5, 2.5, n_items)
+    elif slopes != "normal":
+        raise ValueError(f"unknown slope distribution {slopes!r}")
+    if guessing == "uniform":
+        c = other.uniform(0.0, 0.25, n_items)
+    elif guessing != "beta":
+        raise ValueError(f"unknown guessing distribution {guessing!r}")
     d = rng.uniform(0.95, 1.0, n_items)
     if model == "1PL":
         a = np.ones(n_items)
