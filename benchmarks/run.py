@@ -427,7 +427,6 @@ def bench_calibration_study() -> dict[str, Any]:
     """Default priors vs none vs the PyPI mirt over several generators and designs
     (benchmarks/calibration_study.py); the markdown table goes to stderr."""
     from calibration_study import markdown, study
-
     from irtcat.irt.calibration import Priors
 
     rows = study({"default": None, "none": Priors()})
