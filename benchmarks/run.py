@@ -144,6 +144,7 @@ def bench_handlers() -> dict[str, Any]:
     from irtcat.domain.events import StartSessionRequest
     from irtcat.domain.generate import generate_bank
     from irtcat.domain.ports import TestDefinition
+    from irtcat.domain.scoring import simulated_choice
     from irtcat.domain.steps import (
         Step,
         check_end_condition,
@@ -153,6 +154,7 @@ def bench_handlers() -> dict[str, Any]:
         update_theta,
     )
 
+    rng = np.random.default_rng(0)
     bank = generate_bank(500, seed=1)
     banks = MemoryBanks()
     banks.publish(bank)
@@ -167,9 +169,11 @@ def bench_handlers() -> dict[str, Any]:
             state = sessions.get(view.session_id)
             if state is None or state.status != "active" or state.current is None:
                 break
-            ev = {"event_id": str(uuid.uuid4()), "session_id": state.session_id, "student_id": state.student_id,
-                  "item_id": state.current.item_id, "seq": state.current.seq, "response": k % 2,
-                  "answered_at": datetime.now(UTC).isoformat()}
+            shown = [(o.id, o.text) for o in (state.view(bank).item.options or [])]  # type: ignore[union-attr]
+            choice = simulated_choice(bank.item(state.current.item_id), shown, bool(k % 2), rng)
+            ev = {"schema_version": 2, "event_id": str(uuid.uuid4()), "session_id": state.session_id,
+                  "student_id": state.student_id, "item_id": state.current.item_id, "seq": state.current.seq,
+                  "choice": choice, "answered_at": datetime.now(UTC).isoformat()}
             rec = {"data": base64.b64encode(json.dumps(ev).encode()).decode()}
             t0 = time.perf_counter()
             step = update_theta(Step(record=rec), sessions, banks)
@@ -423,6 +427,84 @@ def bench_calibration_peers() -> dict[str, Any]:
     return out
 
 
+def bench_door(repeat: int = 200) -> dict[str, Any]:
+    """What the answer route's check adds (one session read; the bank version cached): the
+    check against the local stack's DynamoDB, beside the Kinesis put the route always made,
+    median of ``repeat`` calls each. On AWS both are single-digit-millisecond calls."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from irtcat.adapters.aws import DynamoSessions, KinesisAnswers, S3BankStore
+    from irtcat.domain.events import AnswerEvent, StartSessionRequest
+    from irtcat.domain.generate import generate_bank
+    from irtcat.domain.ports import TestDefinition
+    from irtcat.domain.scoring import simulated_choice
+    from irtcat.domain.steps import admit_answer, start_session
+    from irtcat.local.demo import settings_of
+    from irtcat.local.runtime import LocalRuntime
+
+    rt = LocalRuntime.up()
+    try:
+        settings = settings_of(rt)
+        bank = generate_bank(200, seed=2, bank_id="door")
+        banks = S3BankStore(settings)
+        banks.publish(bank)
+        banks.put_test(TestDefinition(test_id="door", bank_id="door"))
+        sessions = DynamoSessions(settings)
+        from irtcat.adapters.aws import DynamoStudents
+
+        view = start_session(StartSessionRequest(student_id="d1", test_id="door"), sessions, DynamoStudents(settings),
+                             banks)
+        item = view.item
+        assert item is not None
+        shown = [(o.id, o.text) for o in item.options or []]
+        event = AnswerEvent.model_validate({
+            "schema_version": 2, "event_id": str(uuid.uuid4()), "session_id": view.session_id, "student_id": "d1",
+            "item_id": item.item_id, "seq": item.seq,
+            "choice": simulated_choice(bank.item(item.item_id), shown, True, np.random.default_rng(0)),
+            "answered_at": datetime.now(UTC).isoformat()})
+        # a stream of its own, so the Pipe does not apply the answers put here
+        import boto3
+
+        boto3.client("kinesis").create_stream(StreamName="door-bench", ShardCount=1)
+        stream = KinesisAnswers("door-bench")
+        check = median_us(lambda: admit_answer(event, sessions, banks), repeat=repeat, warmup=20)
+        put = median_us(lambda: stream.publish(event), repeat=repeat, warmup=20)
+    finally:
+        rt.down()
+    return {"door_check_ms": check / 1000, "door_put_ms": put / 1000, "door_check_over_put": check / put}
+
+
+def bench_exposure(examinees: int = 2000) -> dict[str, Any]:
+    """Exposure control on the demo bank (500 3PL items), the same simulees for each policy:
+    unconstrained max-info, max-info with randomesque-5, and the default policy (max-info +
+    Sympson-Hetter, its parameters computed on other simulees). Two runs of ``examinees`` (the
+    README's table) and two of 8,000 (the RMSE ratio has a sampling error of about 2% at 2,000)."""
+    from irtcat.domain.exposure import with_exposure_control
+    from irtcat.domain.generate import generate_bank
+    from irtcat.domain.policy import TestPolicy
+    from irtcat.irt.simulation import simulate
+
+    bank = generate_bank(500, "3PL", seed=7, bank_id="demo-math", content_areas=["number", "operations"])
+    default = TestPolicy()
+    started = time.perf_counter()
+    controlled, _ = with_exposure_control(bank, default)
+    out: dict[str, Any] = {"exposure_parameters_s": time.perf_counter() - started}
+    policies = {"unconstrained": (bank, TestPolicy(randomesque=1, sympson_hetter=False)),
+                "randomesque5": (bank, TestPolicy(randomesque=5, sympson_hetter=False)),
+                "default": (controlled, default)}
+    for seed, n in ((1, examinees), (2, examinees), (3, 8000), (4, 8000)):
+        thetas = np.random.default_rng(100 + seed).normal(size=n)
+        for name, (b, policy) in policies.items():
+            s = simulate(b.engine, policy.cat_config(), thetas, seed=seed).summary(b.engine)
+            out[f"exposure_seed{seed}_examinees"] = n
+            for key in ("rmse", "mean_length", "max_exposure", "never_used_share", "overlap_rate"):
+                out[f"exposure_seed{seed}_{name}_{key}"] = s[key]
+        out[f"exposure_seed{seed}_rmse_ratio"] = (out[f"exposure_seed{seed}_default_rmse"]
+                                                  / out[f"exposure_seed{seed}_unconstrained_rmse"])
+    return out
+
+
 def bench_calibration_study() -> dict[str, Any]:
     """Default priors vs none vs the PyPI mirt over several generators and designs
     (benchmarks/calibration_study.py); the markdown table goes to stderr."""
@@ -509,6 +591,8 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "calibration_peers": lambda a: bench_calibration_peers(),
     "calibration_job": lambda a: bench_calibration_job(),
     "calibration_study": lambda a: bench_calibration_study(),
+    "exposure": lambda a: bench_exposure(),
+    "door": lambda a: bench_door(),
     "calibration_coverage": lambda a: bench_calibration_coverage(),
     "report": lambda a: bench_report(),
     "soak": lambda a: bench_soak(a.soak_sessions),

@@ -1,10 +1,12 @@
 // The tablet app: start a session, answer one item at a time, wait for the next, see the result.
-// No ability is shown during the test. A failed submit is retried with the same event_id, so
-// the pipeline counts it once.
+// No ability is shown during the test. The tablet never knows the key: it sends what the student
+// chose (the option's id as shown, or the number typed) and the server scores it. A failed submit
+// is retried with the same event_id, so the pipeline counts it once. A timed test shows the time
+// left; when it runs out the tablet reads the session, which the server then finishes.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { session: null, studentId: null, answered: 0 };
+const state = { session: null, studentId: null, answered: 0, deadline: null, ticker: null };
 
 function show(id) {
   for (const s of ["start", "item", "waiting", "result"]) $(s).hidden = s !== id;
@@ -22,26 +24,49 @@ function uuid() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+function startTimer(view) {
+  clearInterval(state.ticker);
+  state.deadline = view.remaining_seconds == null ? null : Date.now() + 1000 * view.remaining_seconds;
+  $("timer").hidden = state.deadline === null;
+  if (state.deadline === null) return;
+  const tick = async () => {
+    const left = Math.max(0, Math.round((state.deadline - Date.now()) / 1000));
+    $("timer").textContent = `Time left ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+    $("timer").classList.toggle("low", left <= 60);
+    if (left === 0 && !$("item").hidden) {
+      clearInterval(state.ticker);
+      render(await api("GET", `/sessions/${encodeURIComponent(state.session.session_id)}`));
+    }
+  };
+  tick();
+  state.ticker = setInterval(tick, 1000);
+}
+
 function render(view) {
   state.session = view;
   state.answered = view.answered;
-  if (view.status === "finished") return renderResult(view.result);
+  if (view.status === "finished") { clearInterval(state.ticker); $("timer").hidden = true; return renderResult(view.result); }
+  startTimer(view);
   const item = view.item;
   $("progress").textContent = `Question ${item.seq}`;
   $("stem").textContent = item.stem || item.item_id;
   const box = $("options");
   box.replaceChildren();
-  (item.options || ["0", "1"]).forEach((text, i) => {
+  const numeric = item.kind === "numeric";
+  $("numeric").hidden = !numeric;
+  $("numeric-value").value = "";
+  $("hint").textContent = numeric ? "Type your answer and press Enter." : "Tap an answer, or press 1–4.";
+  (numeric ? [] : item.options || []).forEach((option, i) => {
     const b = document.createElement("button");
     b.type = "button";
-    b.textContent = text;
-    b.dataset.index = String(i);
-    b.setAttribute("aria-label", `Answer ${i + 1}: ${text}`);
-    b.addEventListener("click", () => answer(i));
+    b.textContent = option.text;
+    b.dataset.choice = option.id;
+    b.setAttribute("aria-label", `Answer ${i + 1}: ${option.text}`);
+    b.addEventListener("click", () => answer(option.id));
     box.appendChild(b);
   });
   show("item");
-  box.firstChild?.focus();
+  (numeric ? $("numeric-value") : box.firstChild)?.focus();
 }
 
 function renderResult(result) {
@@ -53,13 +78,12 @@ function renderResult(result) {
   show("result");
 }
 
-async function answer(index) {
+async function answer(choice) {
   const item = state.session.item;
   for (const b of $("options").children) b.disabled = true;
   const event = {
-    schema_version: 1, event_id: uuid(), session_id: state.session.session_id,
-    student_id: state.studentId, item_id: item.item_id, seq: item.seq,
-    response: item.key === null || item.key === undefined ? 0 : Number(index === item.key),
+    schema_version: 2, event_id: uuid(), session_id: state.session.session_id,
+    student_id: state.studentId, item_id: item.item_id, seq: item.seq, choice,
     answered_at: new Date().toISOString(),
   };
   show("waiting");
@@ -69,7 +93,12 @@ async function answer(index) {
       await api("POST", `/sessions/${encodeURIComponent(event.session_id)}/answers`, event);
       break;
     } catch (err) {
-      if (err.status === 400) { $("waiting-text").textContent = `Could not send the answer: ${err.message}`; return; }
+      if (err.status === 409) {   // the session moved on (finished, out of time): show where it is
+        return render(await api("GET", `/sessions/${encodeURIComponent(event.session_id)}`));
+      }
+      if (err.status === 400 || err.status === 403 || err.status === 404) {
+        $("waiting-text").textContent = `Could not send the answer: ${err.message}`; return;
+      }
       $("waiting-text").textContent = "Connection problem — trying again…";
       await sleep(Math.min(4000, 300 * 2 ** attempt));   // same event_id: counted once
     }
@@ -100,10 +129,16 @@ $("start-form").addEventListener("submit", async (e) => {
   }
 });
 
+$("numeric").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const value = Number($("numeric-value").value.trim().replace(",", "."));
+  if (Number.isFinite(value)) answer(value);
+});
+
 $("again").addEventListener("click", () => show("start"));
 
 document.addEventListener("keydown", (e) => {
-  if ($("item").hidden) return;
+  if ($("item").hidden || !$("numeric").hidden) return;
   const k = Number(e.key);
   if (k >= 1 && k <= 4) $("options").children[k - 1]?.click();
 });

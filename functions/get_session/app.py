@@ -1,5 +1,5 @@
-"""GET /sessions/{session_id}: the next item with its content, or the final result (the session's
-student or a teacher only)."""
+"""GET /sessions/{session_id}: the next item with its content (never its key), or the final
+result (the session's student or a teacher only). A read after the time limit finishes the session."""
 
 from typing import Any
 
@@ -22,8 +22,7 @@ def read_session(session_id: str) -> Response[str]:
     who = caller(app)
     a = adapters()
     with http_errors():
-        view = get_session(session_id, a.sessions, a.banks)
-        who.require_reader(view.student_id)
+        view = get_session(session_id, a.sessions, a.banks, a.history, authorize=who.require_reader)
     metrics.add_metric(name="SessionReads", unit=MetricUnit.Count, value=1)
     return Response(200, "application/json", view.model_dump_json())
 

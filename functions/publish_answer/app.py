@@ -1,8 +1,11 @@
-"""POST /sessions/{session_id}/answers: put a tablet's answer on the Kinesis stream (202).
+"""POST /sessions/{session_id}/answers: check the answer at the door, then put it on the
+Kinesis stream (202).
 
-For clients that cannot hold AWS credentials: a signed-in student may answer as themselves only
-(the pipeline then rejects an answer whose student does not own the session). The tablet chooses the ``event_id`` and reuses
-it when it retries a failed submit, so a retry is acknowledged downstream as a duplicate.
+For clients that cannot hold AWS credentials: a signed-in student may answer as themselves only,
+in a session of their own that is active, within its time limit and serving that ``seq`` and
+item, with a choice the item can take (one read; 400/403/404/409 with the reason otherwise). The pipeline checks again. The tablet
+chooses the ``event_id`` and reuses it when it retries a failed submit, so a retry is
+acknowledged (here, or downstream as a duplicate) and counted once.
 """
 
 import json
@@ -13,9 +16,10 @@ from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from irtcat.adapters.http import caller, http_errors
-from irtcat.adapters.runtime import answer_stream, powertools
+from irtcat.adapters.runtime import adapters, answer_stream, powertools
 from irtcat.adapters.runtime import tracer as tracer_for
-from irtcat.domain.events import AnswerEvent
+from irtcat.domain.events import AnswerEvent, contract_problem
+from irtcat.domain.steps import admit_answer, event_error
 from pydantic import ValidationError
 
 logger, metrics = powertools("publish_answer")
@@ -28,15 +32,25 @@ app = APIGatewayHttpResolver(cors=CORSConfig())
 def post_answer(session_id: str) -> Response[str]:
     who = caller(app)
     try:
-        event = AnswerEvent.model_validate(app.current_event.json_body or {})
-    except (ValidationError, ValueError) as exc:
-        raise BadRequestError(f"invalid answer: {str(exc).splitlines()[-1].strip()}") from None
+        body = app.current_event.json_body or {}
+    except (ValueError, RecursionError):
+        raise BadRequestError("invalid answer: the body is not JSON") from None
+    problem = contract_problem(body)
+    if problem:
+        raise BadRequestError(f"invalid answer: {problem}")
+    try:
+        event = AnswerEvent.model_validate(body)
+    except ValidationError as exc:
+        raise BadRequestError(f"invalid answer: {event_error(exc)}") from None
     if event.session_id != session_id:
         raise BadRequestError("session_id in the body does not match the path")
     with http_errors():
         who.require_student(event.student_id)
-    answer_stream().publish(event)
-    metrics.add_metric(name="AnswersPublished", unit=MetricUnit.Count, value=1)
+        a = adapters()
+        fresh = admit_answer(event, a.sessions, a.banks)
+    if fresh:
+        answer_stream().publish(event)
+        metrics.add_metric(name="AnswersPublished", unit=MetricUnit.Count, value=1)
     return Response(202, "application/json", json.dumps({"event_id": str(event.event_id)}))
 
 

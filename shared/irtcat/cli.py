@@ -35,9 +35,15 @@ def _bank_generate(args: argparse.Namespace) -> int:
         args.items, args.model, args.seed, args.bank_id, args.version, args.pretest, areas,
         with_content=not args.no_content, scale=1.702 if args.normal_metric else 1.0,
     )
+    controlled = ""
+    if not args.no_exposure_control:
+        from .domain.exposure import with_exposure_control
+
+        bank, _ = with_exposure_control(bank, seed=args.seed)
+        controlled = f"; Sympson-Hetter parameters for the default policy on {sum(it.exposure_k < 1 for it in bank.items)} items"
     bank.dump(args.out)
     _emit(args, {"bank": str(args.out), "items": len(bank.items), "model": bank.model},
-          f"wrote {len(bank.items)} items ({bank.model}) to {args.out}")
+          f"wrote {len(bank.items)} items ({bank.model}) to {args.out}{controlled}")
     return 0
 
 
@@ -106,6 +112,7 @@ def _simulate(args: argparse.Namespace) -> int:
         f"examinees {summary['examinees']}  mean length {summary['mean_length']:.2f}  "
         f"bias {summary['bias']:+.3f}  RMSE {summary['rmse']:.3f}  mean SE {summary['mean_se']:.3f}  "
         f"r {summary['correlation'] or float('nan'):.3f}  max exposure {summary['max_exposure']:.3f}  "
+        f"never used {summary['never_used_share']:.3f}  overlap {summary['overlap_rate']:.3f}  "
         f"stops {summary['stop_reasons']}  {summary['seconds']:.2f}s"
     )
     _emit(args, summary, human)
@@ -115,19 +122,16 @@ def _simulate(args: argparse.Namespace) -> int:
 def _exposure(args: argparse.Namespace) -> int:
     from .adapters.files import load_policy
     from .domain.bank import ItemBank
-    from .irt.simulation import sympson_hetter_parameters
+    from .domain.exposure import with_exposure_control
 
     bank = ItemBank.load(args.bank)
     policy = load_policy(args.policy)
-    k, history = sympson_hetter_parameters(
-        bank.engine, policy.cat_config(), args.target, args.examinees, args.iterations, args.seed
-    )
-    items = [it.model_copy(update={"exposure_k": float(max(min(kk, 1.0), 1e-6))})
-             for it, kk in zip(bank.items, k, strict=True)]
-    out = bank.model_copy(update={"items": items})
+    if args.target is not None:
+        policy = policy.model_copy(update={"max_exposure": args.target})
+    out, history = with_exposure_control(bank, policy, args.examinees, args.iterations, args.seed)
     out.dump(args.out)
-    summary = {"bank": str(args.out), "target": args.target, "max_exposure_by_round": history,
-               "controlled_items": int(np.sum(k < 1))}
+    summary = {"bank": str(args.out), "max_exposure": policy.max_exposure, "max_exposure_by_round": history,
+               "controlled_items": sum(it.exposure_k < 1 for it in out.items)}
     _emit(args, summary, f"wrote Sympson-Hetter parameters for {summary['controlled_items']} items to "
           f"{args.out}; max exposure by round: {', '.join(f'{h:.3f}' for h in history)}")
     return 0
@@ -322,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--version", type=int, default=1)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-content", action="store_true", help="no stems/options (smaller file)")
+    g.add_argument("--no-exposure-control", action="store_true",
+                   help="leave exposure_k at 1 (skip the Sympson-Hetter simulation for the default policy)")
     g.add_argument("--normal-metric", action="store_true", help="D = 1.702 instead of 1")
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--json", action="store_true")
@@ -361,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("exposure", help="Sympson-Hetter exposure parameters by simulation")
     e.add_argument("--bank", type=Path, required=True)
     e.add_argument("--policy", type=Path)
-    e.add_argument("--target", type=float, default=0.25, help="maximum exposure rate")
-    e.add_argument("--examinees", type=int, default=2000)
+    e.add_argument("--target", type=float, help="maximum exposure rate (default: the policy's max_exposure, 0.25)")
+    e.add_argument("--examinees", type=int, default=3000)
     e.add_argument("--iterations", type=int, default=12)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", type=Path, required=True, help="the bank with exposure_k filled in")

@@ -13,10 +13,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
+from irtcat.domain.bank import ItemBank
 from irtcat.domain.generate import generate_bank
 from irtcat.domain.policy import StoppingPolicy, TestPolicy
 from irtcat.domain.ports import TestDefinition
+from irtcat.domain.scoring import simulated_choice
 from irtcat.local.api import get_session_event, id_token_claims, start_session_event
 
 from .targets import Target, encode, make_target
@@ -25,10 +28,13 @@ pytestmark = pytest.mark.integration
 TEST_ID = "it-math"
 
 
+BANK = generate_bank(150, seed=11, bank_id="it-math")
+
+
 @pytest.fixture(scope="module")
 def target() -> Iterator[Target]:
     t = make_target()
-    bank = generate_bank(150, seed=11, bank_id="it-math")
+    bank = BANK
     t.load(bank, TestDefinition(test_id=TEST_ID, bank_id="it-math",
                                 policy=TestPolicy(stopping=StoppingPolicy(max_items=8, min_items=3))))
     yield t
@@ -55,10 +61,12 @@ def run_interleaved(threads: list[threading.Thread]) -> None:
 
 
 class Student:
-    def __init__(self, target: Target, student_id: str | None = None) -> None:
+    def __init__(self, target: Target, student_id: str | None = None, test_id: str = TEST_ID,
+                 bank: ItemBank = BANK) -> None:
         self.t = target
+        self.bank = bank
         self.student_id = student_id or f"it-{uuid.uuid4().hex[:8]}"
-        status, body = target.api("StartSessionFunction", start_session_event(self.student_id, TEST_ID,
+        status, body = target.api("StartSessionFunction", start_session_event(self.student_id, test_id,
                                                                           claims=id_token_claims(self.student_id)))
         assert status == 201, body
         self.view = body
@@ -68,10 +76,14 @@ class Student:
     def session_id(self) -> str:
         return str(self.view["session_id"])
 
-    def event(self, response: int = 1, **over: Any) -> dict[str, Any]:
+    def event(self, correct: int = 1, **over: Any) -> dict[str, Any]:
+        """The answer to the item shown: the choice a student who knows (or not) would make."""
         item = self.view["item"]
-        ev = {"event_id": str(uuid.uuid4()), "session_id": self.session_id, "student_id": self.student_id,
-              "item_id": item["item_id"], "seq": item["seq"], "response": response,
+        shown = [(o["id"], o["text"]) for o in item.get("options") or []]
+        choice = simulated_choice(self.bank.item(item["item_id"]), shown, bool(correct),
+                                  np.random.default_rng(item["seq"]))
+        ev = {"schema_version": 2, "event_id": str(uuid.uuid4()), "session_id": self.session_id,
+              "student_id": self.student_id, "item_id": item["item_id"], "seq": item["seq"], "choice": choice,
               "answered_at": datetime.now(UTC).isoformat()}
         ev.update(over)
         return ev
@@ -94,8 +106,8 @@ class Student:
 
         return self.t.wait_for(done, timeout, f"{self.session_id} to reach {n} answers")
 
-    def answer(self, response: int = 1, resend: bool = False) -> None:
-        ev = self.event(response)
+    def answer(self, correct: int = 1, resend: bool = False) -> None:
+        ev = self.event(correct)
         self.send(ev)
         if resend:
             self.send(ev)
@@ -105,7 +117,7 @@ class Student:
         k = 0
         while self.view["status"] == "active":
             k += 1
-            self.answer(response=k % 2, resend=bool(resend_every and k % resend_every == 0))
+            self.answer(correct=k % 2, resend=bool(resend_every and k % resend_every == 0))
 
 
 def applied_history(target: Target, session_id: str) -> Counter[int]:
@@ -241,7 +253,7 @@ def test_racing_executions_on_one_session_never_lose_an_update(target: Target) -
 
     s = Student(target)
     a = s.event(1)
-    b = dict(a, event_id=str(uuid.uuid4()), response=0)
+    b = dict(s.event(0), event_id=str(uuid.uuid4()))
 
     def record(ev: dict[str, Any], seq: str) -> dict[str, Any]:
         import time

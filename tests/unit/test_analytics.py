@@ -82,6 +82,23 @@ def test_item_exposure_counts_each_event_once(history: Path) -> None:
     assert rows == {"i1": 2, "i2": 1, "i3": 1, "p1": 1}
 
 
+def test_distractor_analysis_shares_options_by_ability_third(tmp_path: Path) -> None:
+    """Six sessions on one item: the weakest third chose option 2, the strongest the key (0)."""
+    recs = []
+    for k, (theta, option) in enumerate([(-2.0, 2), (-1.5, 2), (-0.1, 1), (0.2, 0), (1.4, 0), (2.0, 0)]):
+        sid = f"d{k}"
+        recs.append(answer(sid, f"u{k}", 1, "q1", int(option == 0), theta, 0.5) | {"option": option, "choice": "B"})
+        recs.append(session(sid, f"u{k}", theta, 0.5, 1, "max_items", "2026-01-05"))
+    recs.append(answer("dn", "un", 1, "n1", 1, 0.0, 0.5) | {"choice": "12.0"})  # numeric entry: no option
+    folder = tmp_path / "history" / "dt=2026-01-05"
+    folder.mkdir(parents=True)
+    (folder / "part-00000.json").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    rows = run(connect(tmp_path), "distractor_analysis")
+    got = {(r["ability_third"], r["option"]): (r["chosen"], r["share"], r["scored_correct"]) for r in rows}
+    assert {r["item_id"] for r in rows} == {"q1"}
+    assert got == {(1, 2): (2, 1.0, 0), (2, 0): (1, 0.5, 1), (2, 1): (1, 0.5, 0), (3, 0): (2, 1.0, 1)}
+
+
 def test_pretest_responses(history: Path) -> None:
     rows = run(connect(history), "pretest_responses")
     assert [(r["item_id"], r["responses"]) for r in rows] == [("p1", 1)]

@@ -18,6 +18,7 @@ from irtcat.domain.events import MAX_EVENT_BYTES, StartSessionRequest
 from irtcat.domain.generate import generate_bank
 from irtcat.domain.policy import StoppingPolicy, TestPolicy
 from irtcat.domain.ports import Conflict, TestDefinition
+from irtcat.domain.scoring import simulated_choice
 from irtcat.domain.steps import (
     Step,
     TooManyConflicts,
@@ -46,11 +47,15 @@ class World:
     def start(self, student="s1"):
         return start_session(StartSessionRequest(student_id=student, test_id="t"), self.sessions, self.students, self.banks)
 
-    def event(self, view_or_state, response=1, **over):
+    def event(self, view_or_state, correct=1, **over):
+        """An answer to the item being served: the choice that scores ``correct`` (what a
+        student who knows, or does not know, the answer would pick from what the tablet shows)."""
         state = self.sessions.get(view_or_state.session_id)
         cur = state.current
-        ev = {"event_id": str(uuid.uuid4()), "session_id": state.session_id, "student_id": state.student_id,
-              "item_id": cur.item_id, "seq": cur.seq, "response": response,
+        shown = [(o.id, o.text) for o in state.view(self.bank).item.options or []]
+        choice = simulated_choice(self.bank.item(cur.item_id), shown, bool(correct), np.random.default_rng(cur.seq))
+        ev = {"schema_version": 2, "event_id": str(uuid.uuid4()), "session_id": state.session_id,
+              "student_id": state.student_id, "item_id": cur.item_id, "seq": cur.seq, "choice": choice,
               "answered_at": datetime.now(UTC).isoformat()}
         ev.update(over)
         return ev
@@ -61,6 +66,8 @@ class World:
         step = Step(record={"data": base64.b64encode(data).decode(), "partitionKey": "k"})
         for _ in range(6):
             out = update_theta(step, self.sessions, self.banks)
+            if out.outcome == "expired":  # late: CommitStep finishes the session (as the ASL routes it)
+                return out, commit_step(out, self.sessions, self.history)
             if out.outcome != "applied":
                 return out, record_outcome(out, self.history, self.quarantine)
             out = check_end_condition(out, self.banks)
@@ -88,7 +95,7 @@ def test_a_whole_session_matches_the_engine_and_lands_in_the_profile():
         state = w.sessions.get(view.session_id)
         item = w.bank.item(state.current.item_id)
         p = prob(0.7, w.bank.engine.params.subset([w.bank.engine.index[item.item_id]]))[0]
-        out, res = w.process(w.event(view, response=int(rng.random() < p)))
+        out, res = w.process(w.event(view, correct=int(rng.random() < p)))
         assert out.outcome == "applied" and res["seq"] == k + 1
     final = w.sessions.get(view.session_id)
     assert final.status == "finished" and final.stop_reason == "max_items" and final.answered == 12
@@ -124,7 +131,10 @@ def test_duplicate_event_id_and_seq_change_nothing():
         ({"item_id": "OTHER"}, "is not the item served"),
         ({"student_id": "intruder"}, "another student"),
         ({"session_id": "no-such-session"}, "unknown session"),
-        ({"response": 2}, "invalid event: response"),
+        ({"response": 1}, "answer contract version 1"),
+        ({"schema_version": 3}, "unknown answer contract version 3"),
+        ({"choice": True}, "invalid event: choice: must be an option id"),
+        ({"choice": None}, "invalid event: choice: must be an option id"),
         ({"extra": "field"}, "invalid event: extra"),
     ],
 )
@@ -176,7 +186,7 @@ def test_racing_answers_never_lose_an_update():
     w = World()
     view = w.start()
     ev1 = w.event(view)
-    ev2 = dict(ev1, event_id=str(uuid.uuid4()), response=0)
+    ev2 = dict(w.event(view, correct=0), event_id=str(uuid.uuid4()))
     rec = lambda ev: Step(record={"data": base64.b64encode(json.dumps(ev).encode()).decode()})  # noqa: E731
     a = select_next_item(check_end_condition(update_theta(rec(ev1), w.sessions, w.banks), w.banks), w.banks)
     b = select_next_item(check_end_condition(update_theta(rec(ev2), w.sessions, w.banks), w.banks), w.banks)
@@ -215,7 +225,7 @@ def test_pretest_answers_are_recorded_but_not_scored():
     state = w.sessions.get(view.session_id)
     assert state.current.pretest
     theta = state.theta
-    out, _ = w.process(w.event(view, response=1))
+    out, _ = w.process(w.event(view, correct=1))
     assert out.outcome == "applied" and out.session.theta == theta
     rec = next(r for r in w.history.records if r.seq == 2)
     assert rec.scored is False
@@ -247,7 +257,7 @@ def test_session_steps_follow_the_same_path_as_the_simulator():
         expected = select_next(sim, engine, cfg, row, np.random.default_rng(0))[0]
         assert state.current.item_id == engine.item_ids[expected]
         x = int(rng.random() < 0.5)
-        w.process(w.event(view, response=x))
+        w.process(w.event(view, correct=x))
         record_answer(sim, engine, cfg, row, np.array([expected]), np.array([x]))
         after = w.sessions.get(view.session_id)
         assert after.theta == pytest.approx(sim.theta[0], abs=1e-9)

@@ -93,6 +93,10 @@ def _session_key(session_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"SESSION#{session_id}"}, "sk": {"S": "STATE"}}
 
 
+# the profile item's attribute holding one test's seen items: seen#{test_id}
+SEEN_PREFIX = "seen#"
+
+
 def _student_key(student_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"STUDENT#{student_id}"}, "sk": {"S": "PROFILE"}}
 
@@ -147,14 +151,20 @@ class DynamoSessions:
             if profile is None:
                 with_retries(lambda: ddb.put_item(**put))
             else:
-                update = {
+                # each test's seen items in an attribute of its own: writing one keeps the others
+                names = {f"#seen{k}": f"{SEEN_PREFIX}{test}" for k, test in enumerate(profile.seen)}
+                values = {f":seen{k}": {"S": json.dumps(ids)} for k, ids in enumerate(profile.seen.values())}
+                sets = "".join(f", #seen{k} = :seen{k}" for k in range(len(profile.seen)))
+                update: dict[str, Any] = {
                     "TableName": self.table, "Key": _student_key(profile.student_id),
-                    "UpdateExpression": "SET doc = :doc, updated_at = :at ADD sessions_finished :one",
+                    "UpdateExpression": f"SET doc = :doc, updated_at = :at{sets} ADD sessions_finished :one",
                     "ExpressionAttributeValues": {
-                        ":doc": {"S": profile.model_dump_json()},
-                        ":at": {"S": profile.updated_at.isoformat()}, ":one": {"N": "1"},
+                        ":doc": {"S": profile.model_dump_json(exclude={"seen"})},
+                        ":at": {"S": profile.updated_at.isoformat()}, ":one": {"N": "1"}, **values,
                     },
                 }
+                if names:
+                    update["ExpressionAttributeNames"] = names
                 with_retries(lambda: ddb.transact_write_items(
                     TransactItems=[{"Put": put}, {"Update": update}]))
         except ClientError as exc:
@@ -180,7 +190,9 @@ class DynamoStudents:
             return None
         profile = StudentProfile.model_validate_json(item["doc"]["S"])
         finished = int(item.get("sessions_finished", {}).get("N", "0"))
-        return profile.model_copy(update={"sessions_finished": finished})
+        seen = {name[len(SEEN_PREFIX):]: json.loads(value["S"]) for name, value in item.items()
+                if name.startswith(SEEN_PREFIX)}
+        return profile.model_copy(update={"sessions_finished": finished, "seen": seen})
 
 
 class S3BankStore:

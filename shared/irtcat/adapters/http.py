@@ -7,18 +7,22 @@ from contextlib import contextmanager
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.exceptions import (
+    BadRequestError,
     ForbiddenError,
     NotFoundError,
+    ServiceError,
     UnauthorizedError,
 )
 
 from ..domain.access import Caller, Forbidden, Unauthenticated
 from ..domain.ports import NotFound
+from ..domain.steps import NotAnAnswer, NotServing
 
 
 @contextmanager
 def http_errors() -> Iterator[None]:
-    """Unauthenticated -> 401, Forbidden -> 403, NotFound -> 404, each with its reason."""
+    """Unauthenticated -> 401, Forbidden -> 403, NotFound -> 404, NotServing -> 409,
+    NotAnAnswer -> 400, each with its reason."""
     try:
         yield
     except Unauthenticated as exc:
@@ -27,6 +31,10 @@ def http_errors() -> Iterator[None]:
         raise ForbiddenError(str(exc)) from None
     except NotFound as exc:
         raise NotFoundError(str(exc)) from None
+    except NotServing as exc:
+        raise ServiceError(409, str(exc)) from None
+    except NotAnAnswer as exc:
+        raise BadRequestError(f"invalid answer: {exc}") from None
 
 
 def caller(app: APIGatewayHttpResolver) -> Caller:

@@ -50,7 +50,8 @@ class MemoryStudents:
     def put(self, profile: StudentProfile) -> None:
         old = self.items.get(profile.student_id)
         finished = (old.sessions_finished if old else 0) + 1
-        self.items[profile.student_id] = profile.model_copy(update={"sessions_finished": finished})
+        seen = {**(old.seen if old else {}), **profile.seen}  # one test's list replaces only its own
+        self.items[profile.student_id] = profile.model_copy(update={"sessions_finished": finished, "seen": seen})
 
 
 @dataclass

@@ -13,6 +13,7 @@ from .duck import connect, run, run_all
 from .queries import description
 
 MAX_TRAJECTORIES = 12
+ITEM_VIEW_ITEMS = 8  # the most administered multiple-choice items get a distractor chart
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -97,6 +98,28 @@ def _pngs(results: dict[str, list[dict[str, Any]]], traj: dict[str, list[dict[st
     return paths
 
 
+def _distractor_figure(rows: list[dict[str, Any]], by_exposure: list[str]) -> Any:
+    """The item view: for the most administered multiple-choice items, the share of each
+    option by ability third (a good distractor draws the weak third, the key the strong)."""
+    import plotly.graph_objects as go
+
+    items = [i for i in by_exposure if any(r["item_id"] == i for r in rows)][:ITEM_VIEW_ITEMS]
+    if not items:
+        return None
+    f = go.Figure()
+    options = sorted({int(r["option"]) for r in rows if r["item_id"] in items})
+    for option in options:
+        picked = [r for r in rows if r["item_id"] in items and int(r["option"]) == option]
+        f.add_trace(go.Bar(
+            x=[[r["item_id"] for r in picked], [f"third {r['ability_third']}" for r in picked]],
+            y=[r["share"] for r in picked], name=f"option {option + 1}",
+            customdata=[["key" if r["scored_correct"] else "distractor", r["chosen"]] for r in picked],
+            hovertemplate="option " + str(option + 1) + " (%{customdata[0]}): %{y:.0%} (%{customdata[1]} chose it)"))
+    f.update_layout(barmode="stack", title="Item view: options chosen by ability third (bank order of the options)",
+                    yaxis_title="share of the third", yaxis_tickformat=".0%")
+    return f
+
+
 def _dashboard(results: dict[str, list[dict[str, Any]]], traj: dict[str, list[dict[str, Any]]]) -> str:
     import plotly.graph_objects as go
 
@@ -130,6 +153,9 @@ def _dashboard(results: dict[str, list[dict[str, Any]]], traj: dict[str, list[di
     exp = results["item_exposure"]
     figs.append(("exposure", go.Figure(go.Bar(x=[r["item_id"] for r in exp], y=[r["administrations"] for r in exp]))
                  .update_layout(title="Item exposure", xaxis_title="item", yaxis_title="administrations")))
+    distractors = _distractor_figure(results["distractor_analysis"], [r["item_id"] for r in exp])
+    if distractors is not None:
+        figs.append(("items", distractors))
     parts = []
     for k, (name, fig) in enumerate(figs):
         fig.update_layout(template="plotly_white", height=420, margin={"t": 50, "l": 50, "r": 20, "b": 50})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,10 @@ from ..irt.model import D_LOGISTIC, ItemParameters, Model
 from .base import Message
 
 ItemStatus = Literal["operational", "pretest", "retired"]
+
+
+# the ids a tablet sends for the options in the order it shows them (A = first shown)
+OPTION_IDS = "ABCDEFGHIJ"
 
 
 class Item(Message):
@@ -31,7 +36,11 @@ class Item(Message):
     content_area: str = ""
     stem: str | None = None
     options: list[str] | None = None
-    key: int | None = Field(default=None, ge=0, description="index of the correct option")
+    key: int | None = Field(default=None, ge=0, description="index of the correct option (never leaves the server)")
+    answer_value: float | None = Field(default=None, allow_inf_nan=False,
+                                       description="numeric-entry item: the correct value (never leaves the server)")
+    tolerance: float = Field(default=0.0, ge=0, allow_inf_nan=False,
+                             description="numeric-entry item: |entered - answer_value| <= tolerance scores 1")
     exposure_k: float = Field(default=1.0, gt=0, le=1, description="Sympson-Hetter parameter")
     # written by calibration
     se_a: float | None = Field(default=None, ge=0)
@@ -47,7 +56,20 @@ class Item(Message):
             raise ValueError(f"item {self.item_id}: d must be greater than c")
         if self.key is not None and (self.options is None or self.key >= len(self.options)):
             raise ValueError(f"item {self.item_id}: key must index one of the options")
+        if self.answer_value is not None and (self.options is not None or self.key is not None):
+            raise ValueError(f"item {self.item_id}: a numeric-entry item (answer_value) has no options or key")
+        if self.options is not None and len(self.options) > len(OPTION_IDS):
+            raise ValueError(f"item {self.item_id}: at most {len(OPTION_IDS)} options")
         return self
+
+    @property
+    def kind(self) -> Literal["choice", "numeric"] | None:
+        """How the tablet answers it: pick an option, enter a number; None: no scoring rule."""
+        if self.options is not None and self.key is not None:
+            return "choice"
+        if self.answer_value is not None:
+            return "numeric"
+        return None
 
 
 class CalibrationInfo(Message):
@@ -83,6 +105,12 @@ class ItemBank(Message):
             dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
             raise ValueError(f"duplicate item_id(s): {', '.join(dup)}")
         return self
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> ItemBank:
+        """A copy; the cached :attr:`engine` is not carried over (the copy's items may differ)."""
+        out = super().model_copy(update=update, deep=deep)
+        out.__dict__.pop("engine", None)
+        return out
 
     @cached_property
     def engine(self) -> Bank:

@@ -22,8 +22,11 @@ def generate_bank(
     content_areas: list[str] | None = None,
     with_content: bool = True,
     scale: float = D_LOGISTIC,
+    numeric_every: int = 5,
 ) -> ItemBank:
-    """``n_items`` operational items plus ``pretest`` pretest items, content areas cycled."""
+    """``n_items`` operational items plus ``pretest`` pretest items, content areas cycled. With
+    content, every ``numeric_every``-th item is numeric entry (the student types the answer),
+    the others multiple choice (0: none numeric)."""
     total = n_items + pretest
     params = generate_parameters(total, model, seed, scale)
     rng = np.random.default_rng(seed + 7919)
@@ -31,13 +34,16 @@ def generate_bank(
     items = []
     for j in range(total):
         stem, options, key = arithmetic_item(float(params.b[j]), rng) if with_content else (None, None, None)
+        answer_value = None
+        if options is not None and key is not None and numeric_every and j % numeric_every == numeric_every - 1:
+            answer_value, options, key = float(options[key]), None, None
         items.append(Item(
             item_id=f"{'p' if j >= n_items else 'i'}{j:05d}",
             a=round(float(params.a[j]), 4), b=round(float(params.b[j]), 4),
             c=round(float(params.c[j]), 4), d=round(float(params.d[j]), 4),
             status="pretest" if j >= n_items else "operational",
             content_area=areas[j % len(areas)],
-            stem=stem, options=options, key=key,
+            stem=stem, options=options, key=key, answer_value=answer_value,
         ))
     return ItemBank(bank_id=bank_id, version=version, model=model, scale=scale, items=items)
 

@@ -33,7 +33,9 @@ class HistoryRecord(Message):
     bank_version: int | None = None
     item_id: str | None = None
     seq: int | None = None
-    response: int | None = None
+    choice: str | None = None  # what the student sent: an option id as shown, or the value entered
+    option: int | None = None  # the bank's option (0-based) that choice meant, for distractor analysis
+    response: int | None = None  # the score the server gave the choice
     scored: bool | None = None
     answered_at: datetime | None = None
     response_time_ms: int | None = None

@@ -34,6 +34,9 @@ class StoppingPolicy(Message):
     max_items: int = Field(default=30, ge=1, le=500)
     theta_change: float | None = Field(default=None, gt=0)
     classification: ClassificationPolicy | None = None
+    time_limit_seconds: int | None = Field(
+        default=None, ge=10, le=86_400,
+        description="an answer arriving later is rejected and the session finishes with 'time_limit'")
 
     @model_validator(mode="after")
     def _order(self) -> StoppingPolicy:
@@ -43,8 +46,11 @@ class StoppingPolicy(Message):
 
 
 class TestPolicy(Message):
-    """Per-test choices. Defaults: EAP with a N(0, 1) prior, maximum information with
-    randomesque-5, stop at SE <= 0.3 or 30 items, at least 5 items."""
+    """Per-test choices. Defaults: EAP with a N(0, 1) prior; maximum information with
+    Sympson-Hetter exposure control (each item's exposure rate at most
+    ``max_exposure`` = 0.25, with the bank's ``exposure_k`` computed for this policy by
+    :func:`irtcat.domain.exposure.with_exposure_control`); stop at SE <= 0.3 or 30 items, at
+    least 5 items; items a student saw in earlier sessions of the test are not served again."""
 
     __test__ = False  # not a pytest class
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -54,12 +60,16 @@ class TestPolicy(Message):
     prior: PriorPolicy = PriorPolicy()
     quadrature_nodes: int = Field(default=61, ge=11, le=401)
     selection: SelectionRule = "max_info"
-    randomesque: int = Field(default=5, ge=1, le=100)
+    randomesque: int = Field(default=1, ge=1, le=100)
     strata: int = Field(default=4, ge=1, le=20)
-    sympson_hetter: bool = False
+    sympson_hetter: bool = True
+    max_exposure: float = Field(default=0.25, gt=0, le=1,
+                                description="the exposure rate the bank's Sympson-Hetter parameters keep items under")
     content_targets: dict[str, float] = Field(default_factory=dict)
     stopping: StoppingPolicy = StoppingPolicy()
     pretest_positions: list[int] = Field(default_factory=list)
+    exclude_seen_items: bool = Field(
+        default=True, description="never serve a student an item of their earlier sessions of this test")
 
     @model_validator(mode="after")
     def _check(self) -> TestPolicy:

@@ -9,7 +9,8 @@ computes the same result (item selection is seeded by session and position).
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import numpy as np
@@ -18,8 +19,9 @@ from pydantic import ConfigDict, Field
 from ..irt.cat import PRETEST, CatState, check_stop, record_answer, restore, select_next
 from .bank import ItemBank
 from .base import Message
-from .events import AnswerEvent, ServedItemView, SessionResult, SessionView
+from .events import AnswerEvent, OptionView, ServedItemView, SessionResult, SessionView
 from .policy import TestPolicy
+from .scoring import score_choice, shown_options
 
 
 class ServedItem(Message):
@@ -30,7 +32,9 @@ class ServedItem(Message):
     seq: int
     item_id: str
     pretest: bool = False
-    response: int | None = None
+    choice: str | int | float | None = None  # what the student sent
+    option: int | None = None  # the bank's option index that choice meant (multiple choice)
+    response: int | None = None  # the score of the choice: 0/1
     event_id: str | None = None
     answered_at: datetime | None = None
     response_time_ms: int | None = None
@@ -60,10 +64,19 @@ class SessionState(Message):
     se: float
     served: list[ServedItem] = Field(default_factory=list)
     blocked: list[str] = Field(default_factory=list)
+    # items served to this student in earlier sessions of the test (never served again)
+    excluded: list[str] = Field(default_factory=list)
+    # seeds the option order shown at each position; never leaves the server
+    secret: str = Field(default_factory=lambda: secrets.token_hex(16))
     stop_reason: str | None = None
     created_at: datetime
     updated_at: datetime
+    expires_at: datetime | None = None
     finished_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        """An active session past its time limit."""
+        return self.status == "active" and self.expires_at is not None and now >= self.expires_at
 
     @property
     def current(self) -> ServedItem | None:
@@ -80,24 +93,28 @@ class SessionState(Message):
     def scored_answered(self) -> int:
         return sum(1 for s in self.served if s.response is not None and not s.pretest)
 
-    def view(self, bank: ItemBank | None = None) -> SessionView:
-        """What the tablet reads: the next item with its content, or the final result."""
+    def view(self, bank: ItemBank | None = None, now: datetime | None = None) -> SessionView:
+        """What the tablet reads: the next item with its content (options in this session's
+        order, never a key), or the final result; for a timed session, the time left."""
         item = None
         cur = self.current
         if self.status == "active" and cur is not None:
             content = bank.item(cur.item_id) if bank is not None else None
-            item = ServedItemView(
-                item_id=cur.item_id, seq=cur.seq,
-                stem=content.stem if content else None,
-                options=content.options if content else None,
-                key=content.key if content else None,
-            )
+            options = None
+            if content is not None and content.kind == "choice":
+                options = [OptionView(id=oid, text=text) for oid, text in shown_options(self.secret, cur.seq, content)]
+            item = ServedItemView(item_id=cur.item_id, seq=cur.seq, kind=content.kind if content else None,
+                                  stem=content.stem if content else None, options=options)
+        remaining = None
+        if self.expires_at is not None and self.status == "active":
+            remaining = max(0.0, (self.expires_at - (now or datetime.now(UTC))).total_seconds())
         result = None
         if self.status == "finished" and self.finished_at is not None:
             result = SessionResult(theta=self.theta, se=self.se, items_answered=self.scored_answered,
                                    stop_reason=self.stop_reason or "", finished_at=self.finished_at)
         return SessionView(session_id=self.session_id, student_id=self.student_id, test_id=self.test_id,
-                           status=self.status, answered=self.answered, item=item, result=result)
+                           status=self.status, answered=self.answered, item=item, result=result,
+                           expires_at=self.expires_at, remaining_seconds=remaining)
 
 
 class Rejection(Exception):
@@ -125,8 +142,10 @@ def _engine_state(state: SessionState, bank: ItemBank) -> CatState:
         np.array([s.response for s in scored], dtype=np.int64),
         state.theta_start,
     )
-    for item_id in state.blocked:
-        cat.blocked[0, idx[item_id]] = True
+    for item_id in (*state.blocked, *state.excluded):
+        j = idx.get(item_id)
+        if j is not None:  # an item seen earlier may have left the bank since
+            cat.blocked[0, j] = True
     return cat
 
 
@@ -137,22 +156,31 @@ def new_session(
     bank: ItemBank,
     theta_start: float | None,
     now: datetime | None = None,
+    seen: list[str] | None = None,
 ) -> SessionState:
     """A new session serving its first item.
 
     ``theta_start`` (the student's last ability) only steers the first choice; the estimator
-    keeps the policy's prior so a student's history never biases this test's score.
+    keeps the policy's prior so a student's history never biases this test's score. ``seen``:
+    the items this student was served in earlier sessions of the test, excluded when the
+    policy says so. When no item is left to serve, the session starts finished with stop
+    reason ``bank_exhausted`` (a student who has seen the whole bank), never an error.
     """
     now = now or datetime.now(UTC)
     start = policy.prior.mean if theta_start is None else float(np.clip(theta_start, -4, 4))
+    limit = policy.stopping.time_limit_seconds
     state = SessionState(
         session_id=session_id, student_id=student_id, test_id=policy.test_id, bank_id=bank.bank_id,
         bank_version=bank.version, policy=policy, theta_start=start, theta=start,
         se=policy.prior.sd, created_at=now, updated_at=now,
+        excluded=list(seen or []) if policy.exclude_seen_items else [],
+        expires_at=now + timedelta(seconds=limit) if limit else None,
     )
+    if not bank.engine.operational.any():
+        raise Rejection("the bank has no operational item for this test")
     chosen = choose_next_item(state, bank)
     if chosen is None:
-        raise Rejection("the bank has no operational item for this test")
+        return finish(state, "bank_exhausted", now)
     return chosen
 
 
@@ -176,19 +204,26 @@ def check_answer(state: SessionState, event: AnswerEvent) -> None:
 
 
 def apply_answer(state: SessionState, event: AnswerEvent, bank: ItemBank) -> SessionState:
-    """UpdateTheta: record the answer and re-estimate theta (pretest answers are not scored)."""
+    """UpdateTheta: score the choice against the bank's key, record it and re-estimate theta
+    (pretest answers are scored and recorded, never used for theta)."""
     check_answer(state, event)
+    try:
+        scored = score_choice(bank.item(event.item_id), event.choice, state.secret, event.seq)
+    except ValueError as exc:  # InvalidChoice, or an item without a scoring rule
+        raise Rejection(str(exc)) from None
     engine = bank.engine
     idx = engine.index[event.item_id]
     theta, se = state.theta, state.se  # a pretest answer is recorded but never scored
     if engine.status[idx] != PRETEST:
         cat = _engine_state(state, bank)
         record_answer(cat, engine, state.policy.cat_config(), np.array([0]), np.array([idx]),
-                      np.array([event.response]))
+                      np.array([scored.score]))
         theta, se = float(cat.theta[0]), float(cat.se[0])
     new = state.model_copy(deep=True)
     cur = new.served[-1]
-    cur.response = event.response
+    cur.choice = event.choice
+    cur.option = scored.option
+    cur.response = scored.score
     cur.event_id = str(event.event_id)
     cur.answered_at = event.answered_at
     cur.response_time_ms = event.response_time_ms

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import ConfigDict, ValidationError
 
+from .access import Forbidden
 from .base import Message
 from .events import (
     MAX_EVENT_BYTES,
@@ -23,6 +26,7 @@ from .events import (
     SessionView,
     StartSessionRequest,
     TrajectoryPoint,
+    contract_problem,
 )
 from .history import HistoryRecord
 from .ports import (
@@ -34,12 +38,15 @@ from .ports import (
     SessionRepository,
     StudentProfile,
     StudentRepository,
+    seen_after,
 )
+from .scoring import score_choice
 from .session import (
     Duplicate,
     Rejection,
     SessionState,
     apply_answer,
+    check_answer,
     choose_next_item,
     end_condition,
     finish,
@@ -60,7 +67,9 @@ class Step(Message):
 
     record: dict[str, Any]
     attempt: int = 0
-    outcome: Literal["applied", "duplicate", "rejected"] | None = None
+    # expired: the answer came after the session's time limit; it is rejected, and CommitStep
+    # finishes the session with stop reason time_limit
+    outcome: Literal["applied", "duplicate", "rejected", "expired"] | None = None
     reason: str | None = None
     event: AnswerEvent | None = None
     session: SessionState | None = None
@@ -93,12 +102,24 @@ def decode_record(record: dict[str, Any]) -> tuple[str, AnswerEvent]:
         payload = json.loads(raw_bytes)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise Rejection("payload is not JSON") from None
+    except RecursionError:
+        raise Rejection("payload is nested too deeply") from None
+    problem = contract_problem(payload)
+    if problem:
+        raise Rejection(problem)
     try:
         return raw, AnswerEvent.model_validate(payload)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"]) or "event"
-        raise Rejection(f"invalid event: {loc}: {first['msg']}") from None
+        raise Rejection(f"invalid event: {event_error(exc)}") from None
+
+
+def event_error(exc: ValidationError) -> str:
+    """The first problem of an answer event, in words: the field and what is wrong with it."""
+    first = exc.errors()[0]
+    loc = [str(x) for x in first["loc"]]
+    if loc and loc[0] == "choice":
+        return "choice: must be an option id as shown (such as \"A\") or the number entered"
+    return f"{'.'.join(loc) or 'event'}: {first['msg']}"
 
 
 def update_theta(step: Step, sessions: SessionRepository, banks: BankStore) -> Step:
@@ -114,6 +135,17 @@ def update_theta(step: Step, sessions: SessionRepository, banks: BankStore) -> S
             raise Rejection("unknown session")
         out.session = state
         out.theta_before, out.se_before = state.theta, state.se
+        now = _now()
+        if state.expired(now) and state.student_id == event.student_id:
+            # the session ends here; the answer itself is refused (after check_answer, so that
+            # a duplicate of an answer applied in time is still just a duplicate)
+            with contextlib.suppress(Rejection):
+                check_answer(state, event)
+            out.session = finish(state, "time_limit", now)
+            out.expected_version = state.version
+            out.stop_reason = "time_limit"
+            out.outcome, out.reason = "expired", f"arrived after the session's time limit ({state.expires_at:%H:%M:%S} UTC)"
+            return out
         bank = banks.bank(state.bank_id, state.bank_version)
         out.session = apply_answer(state, event, bank)
         out.expected_version = state.version
@@ -157,15 +189,24 @@ def _require(step: Step) -> SessionState:
     return step.session
 
 
+def _committable(step: Step) -> SessionState:
+    """The session a commit writes: an applied answer's, or one its late answer finished."""
+    if step.session is None or step.outcome not in ("applied", "expired"):
+        raise ValueError("CommitStep needs an applied or expired step with a session")
+    return step.session
+
+
 def answer_record(step: Step) -> HistoryRecord:
     """The history record of one processed answer."""
     ev, s = step.event, step.session
+    applied = step.outcome == "applied"
     served = None
     if ev is not None and s is not None and ev.seq <= len(s.served):
         served = s.served[ev.seq - 1]
-    nxt = s.current if s is not None and step.outcome == "applied" else None
+    nxt = s.current if s is not None and applied else None
     return HistoryRecord(
-        record_type="answer", outcome=step.outcome or "rejected", reason=step.reason,
+        record_type="answer", outcome="duplicate" if step.outcome == "duplicate" else "applied" if applied else "rejected",
+        reason=step.reason,
         processed_at=_now(),
         event_id=str(ev.event_id) if ev else None,
         session_id=ev.session_id if ev else None,
@@ -173,13 +214,15 @@ def answer_record(step: Step) -> HistoryRecord:
         test_id=s.test_id if s else None, bank_id=s.bank_id if s else None,
         bank_version=s.bank_version if s else None,
         item_id=ev.item_id if ev else None, seq=ev.seq if ev else None,
-        response=ev.response if ev else None,
-        scored=(not served.pretest) if served is not None and step.outcome == "applied" else None,
+        choice=str(ev.choice) if ev else None,
+        option=served.option if served is not None and applied else None,
+        response=served.response if served is not None and applied else None,
+        scored=(not served.pretest) if served is not None and applied else None,
         answered_at=ev.answered_at if ev else None,
         response_time_ms=ev.response_time_ms if ev else None,
         theta_before=step.theta_before, se_before=step.se_before,
-        theta_after=s.theta if s and step.outcome == "applied" else None,
-        se_after=s.se if s and step.outcome == "applied" else None,
+        theta_after=s.theta if s and applied else None,
+        se_after=s.se if s and applied else None,
         next_item_id=nxt.item_id if nxt else None,
     )
 
@@ -205,22 +248,21 @@ def commit_step(
     very answer (a retried commit whose first write landed), only the history is re-sent;
     otherwise :class:`Conflict` sends the state machine back to UpdateTheta to re-read.
     """
-    state = _require(step)
+    state = _committable(step)
     assert step.expected_version is not None and step.event is not None
     new = state.model_copy(update={"version": step.expected_version + 1, "updated_at": _now()})
-    profile = None
-    if new.status == "finished":
-        profile = StudentProfile(student_id=new.student_id, theta=new.theta, se=new.se,
-                                 last_session_id=new.session_id, updated_at=_now())
     try:
-        sessions.commit(new, step.expected_version, profile)
+        sessions.commit(new, step.expected_version, finished_profile(new))
     except Conflict:
         stored = sessions.get(new.session_id)
         ev = step.event
-        landed = (
-            stored is not None and ev.seq <= len(stored.served)
-            and stored.served[ev.seq - 1].event_id == str(ev.event_id)
-        )
+        if step.outcome == "expired":
+            landed = stored is not None and stored.status == "finished" and stored.stop_reason == "time_limit"
+        else:
+            landed = (
+                stored is not None and ev.seq <= len(stored.served)
+                and stored.served[ev.seq - 1].event_id == str(ev.event_id)
+            )
         if not landed:
             raise
         new = stored  # type: ignore[assignment]
@@ -229,8 +271,19 @@ def commit_step(
     if new.status == "finished":
         records.append(session_record(new))
     history.put(records)
-    return {"outcome": "applied", "session_id": new.session_id, "seq": step.event.seq,
-            "status": new.status, "version": new.version}
+    return {"outcome": step.outcome, "session_id": new.session_id, "seq": step.event.seq,
+            "status": new.status, "version": new.version, "reason": step.reason}
+
+
+def finished_profile(state: SessionState) -> StudentProfile | None:
+    """The profile a finished session leaves: its ability, and the items it served added to
+    those the student had seen in the test (None while the session is active)."""
+    if state.status != "finished":
+        return None
+    served = [x.item_id for x in state.served]
+    return StudentProfile(student_id=state.student_id, theta=state.theta, se=state.se,
+                          last_session_id=state.session_id, updated_at=_now(),
+                          seen={state.test_id: seen_after(state.excluded, served)})
 
 
 def record_outcome(step: Step, history: HistorySink, quarantine: Quarantine) -> dict[str, Any]:
@@ -258,6 +311,51 @@ def _raw_text(record: dict[str, Any]) -> str:
     return json.dumps(record, default=str)
 
 
+class NotServing(Exception):
+    """An answer the session cannot take now: finished, past its time limit, or not for the
+    item being served (409 at the API, with the reason)."""
+
+
+class NotAnAnswer(Exception):
+    """A choice that cannot answer the item served: not one of its options, or not a number
+    for a numeric-entry item (400 at the API, with the reason; nothing about the key)."""
+
+
+def admit_answer(event: AnswerEvent, sessions: SessionRepository, banks: BankStore) -> bool:
+    """The API's check before an answer reaches the stream (one read of the session; the bank
+    version is cached per container): the session exists and belongs to the event's student,
+    is active and within its time limit, ``seq``/``item_id`` are the item it serves, and the
+    choice is one the item can take. Returns False for an answer already applied under this
+    very ``event_id`` (a retried submit: acknowledge, publish nothing). The pipeline checks
+    again.
+
+    Raises :class:`NotFound`, :class:`~irtcat.domain.access.Forbidden`, :class:`NotServing` or
+    :class:`NotAnAnswer`.
+    """
+    state = sessions.get(event.session_id)
+    if state is None:
+        raise NotFound(f"session {event.session_id} not found")
+    if state.student_id != event.student_id:
+        raise Forbidden("this session belongs to another student")
+    if event.seq <= len(state.served) and state.served[event.seq - 1].event_id == str(event.event_id):
+        return False
+    if state.expired(_now()):
+        raise NotServing(f"the session's time limit passed at {state.expires_at:%H:%M:%S} UTC; read the session "
+                         "for its result")
+    try:
+        check_answer(state, event)
+    except Duplicate as dup:
+        raise NotServing(f"already answered: {dup}") from None
+    except Rejection as rej:
+        raise NotServing(str(rej)) from None
+    try:
+        score_choice(banks.bank(state.bank_id, state.bank_version).item(event.item_id), event.choice,
+                     state.secret, event.seq)  # the score is not used here, only the validation
+    except ValueError as exc:
+        raise NotAnAnswer(str(exc)) from None
+    return True
+
+
 def start_session(
     request: StartSessionRequest,
     sessions: SessionRepository,
@@ -273,18 +371,36 @@ def start_session(
         session_id=str(uuid.uuid4()), student_id=request.student_id,
         policy=test.policy.model_copy(update={"test_id": test.test_id}), bank=bank,
         theta_start=profile.theta if profile else None, now=_now(),
+        seen=profile.seen_in(test.test_id) if profile else None,
     )
-    sessions.create(state)
+    sessions.create(state)  # finished at once (bank_exhausted) when the student has seen every item
     return state.view(bank)
 
 
-def get_session(session_id: str, sessions: SessionRepository, banks: BankStore) -> SessionView:
-    """GET /sessions/{id}: the item to answer next with its content, or the final result."""
+def get_session(session_id: str, sessions: SessionRepository, banks: BankStore,
+                history: HistorySink | None = None,
+                authorize: Callable[[str], None] | None = None) -> SessionView:
+    """GET /sessions/{id}: the item to answer next with its content, or the final result. A
+    session read after its time limit is finished here with stop reason ``time_limit`` (one
+    conditional write, and its history record when ``history`` is given). ``authorize`` is
+    called with the session's student before anything is written (it raises to refuse)."""
     state = sessions.get(session_id)
     if state is None:
         raise NotFound(f"session {session_id} not found")
+    if authorize is not None:
+        authorize(state.student_id)
+    now = _now()
+    if state.expired(now):
+        done = finish(state, "time_limit", now).model_copy(update={"version": state.version + 1})
+        try:
+            sessions.commit(done, state.version, finished_profile(done))
+            if history is not None:
+                history.put([session_record(done)])
+            state = done
+        except Conflict:  # an answer or another read moved it on: show what is stored now
+            state = sessions.get(session_id) or state
     bank = banks.bank(state.bank_id, state.bank_version) if state.status == "active" else None
-    return state.view(bank)
+    return state.view(bank, now)
 
 
 def list_sessions(test_id: str, sessions: SessionRepository, limit: int = 50) -> list[SessionSummary]:

@@ -43,6 +43,12 @@ class SimulationResult:
         err = self.theta - self.true_theta
         ops = bank.operational
         rates = self.exposure[ops]
+        n = self.theta.size
+        served = rates * n  # how many examinees saw each item
+        # overlap rate (Way 1998; Chen, Ang & Spray 2003): the expected share of one examinee's
+        # items that another random examinee also saw, sum_i c_i (c_i - 1) / (n (n - 1) L)
+        overlap = (float(np.sum(served * (served - 1)) / (n * (n - 1) * self.length.mean()))
+                   if n > 1 and self.length.mean() > 0 else 0.0)
         expected = self.length.mean() / max(int(ops.sum()), 1)
         deciles = np.quantile(self.true_theta, np.linspace(0, 1, 11))
         bins = np.clip(np.searchsorted(deciles, self.true_theta, side="right") - 1, 0, 9)
@@ -72,6 +78,7 @@ class SimulationResult:
             "conditional_rmse": cond,
             "max_exposure": float(rates.max()) if rates.size else 0.0,
             "never_used_share": float(np.mean(rates == 0)) if rates.size else 0.0,
+            "overlap_rate": overlap,
             "exposure_chi2": float(np.sum((rates - expected) ** 2) / expected) if expected else 0.0,
             "stop_reasons": dict(Counter(str(r) for r in self.stop_reason)),
             "seconds": self.seconds,

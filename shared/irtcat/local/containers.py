@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -233,6 +234,9 @@ def _pumped(stream: IO[str], spec: FunctionSpec) -> queue.Queue[str | None]:
     return replies
 
 
+RECENT_LOGS = 5000
+
+
 @dataclass
 class ContainerPool:
     """The containers of one function: warm ones are reused, busy ones make the pool scale out."""
@@ -245,6 +249,8 @@ class ContainerPool:
     _closed: bool = False
     _cond: threading.Condition = field(default_factory=threading.Condition)
     cold_starts: int = 0
+    # the newest invocations' log output, as CloudWatch Logs would hold it (for inspection)
+    recent_logs: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_LOGS))
 
     def warm(self, wait: bool = False) -> None:
         """Start one container unless one is up or starting: in the background, or (``wait``) in
@@ -305,6 +311,8 @@ class ContainerPool:
         with self._cond:
             self._idle.append(container)
             self._cond.notify()
+        if result.logs:
+            self.recent_logs.append(result.logs)
         return result
 
     def close(self) -> None:

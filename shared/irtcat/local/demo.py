@@ -31,6 +31,7 @@ from ..domain.generate import generate_bank
 from ..domain.history import HistoryRecord
 from ..domain.policy import TestPolicy
 from ..domain.ports import TestDefinition
+from ..domain.scoring import simulated_choice
 from ..domain.session import SessionState
 from ..irt.model import prob
 from .api import get_session_event, start_session_event
@@ -68,13 +69,36 @@ def load_demo_bank(rt: LocalRuntime, items: int = 500, pretest: int = 0, seed: i
     """Generate a bank (with displayable content), publish it and the demo test definition."""
     bank = generate_bank(items, "3PL", seed=seed, bank_id="demo-math", pretest=pretest,
                          content_areas=["number", "operations"])
-    store = S3BankStore(settings_of(rt))
-    store.publish(bank)
     if policy is None:
         positions = [3, 8, 13][: min(pretest, 3)] if pretest else []
         policy = TestPolicy(pretest_positions=positions)
+    if policy.sympson_hetter:
+        bank = exposure_controlled(bank, policy)
+    store = S3BankStore(settings_of(rt))
+    store.publish(bank)
     store.put_test(TestDefinition(test_id=TEST_ID, bank_id=bank.bank_id, policy=policy))
     return bank
+
+
+def exposure_controlled(bank: ItemBank, policy: TestPolicy) -> ItemBank:
+    """``bank`` with Sympson-Hetter parameters for ``policy``: computed once per bank and policy
+    and kept under ``.irtcat/cache/`` (the simulation takes seconds; the demo bank is the same
+    every run)."""
+    import hashlib
+
+    from ..domain.exposure import with_exposure_control
+
+    digest = hashlib.sha256((bank.model_dump_json() + policy.model_dump_json()).encode()).hexdigest()[:16]
+    cached = Path(".irtcat") / "cache" / f"exposure-{digest}.json"
+    if cached.exists():
+        try:
+            return ItemBank.model_validate_json(cached.read_text())
+        except ValueError:
+            pass  # an unreadable cache is recomputed
+    controlled, _ = with_exposure_control(bank, policy)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(controlled.model_dump_json())
+    return controlled
 
 
 class Tablet:
@@ -122,10 +146,15 @@ class Tablet:
                 item = view["item"]
                 params = self.bank.engine.params.subset([self.bank.engine.index[item["item_id"]]])
                 correct = self.rng.random() < float(prob(res.true_theta, params)[0])
+                # the simulated student recognises the right answer by its text (the tablet
+                # itself never learns which option is the key)
+                shown = [(o["id"], o["text"]) for o in item.get("options") or []]
+                choice = simulated_choice(self.bank.item(item["item_id"]), shown, correct,
+                                          np.random.default_rng(self.rng.randrange(2**32)))
                 event = {
-                    "schema_version": 1, "event_id": str(uuid.uuid4()), "session_id": res.session_id,
+                    "schema_version": 2, "event_id": str(uuid.uuid4()), "session_id": res.session_id,
                     "student_id": res.student_id, "item_id": item["item_id"], "seq": item["seq"],
-                    "response": int(correct), "answered_at": datetime.now(UTC).isoformat(),
+                    "choice": choice, "answered_at": datetime.now(UTC).isoformat(),
                     "response_time_ms": self.rng.randint(2000, 30000),
                 }
                 data = json.dumps(event).encode()
@@ -159,13 +188,19 @@ class Tablet:
 
     def _garbage(self, event: dict[str, Any]) -> bytes:
         """A record that can never be applied, of one of the kinds the pipeline must reject."""
-        kind = self.rng.choice(["json", "schema", "unknown_session", "wrong_student", "oversized"])
+        kind = self.rng.choice(["json", "schema", "old_contract", "bad_choice", "unknown_session", "wrong_student",
+                                "oversized"])
         nonce = str(uuid.uuid4())
         fresh = {**event, "event_id": nonce}
         if kind == "json":
             return b'{"event_id": "' + nonce.encode() + b'", "seq": '
         if kind == "schema":
-            return json.dumps({**fresh, "response": 7}).encode()
+            return json.dumps({**fresh, "seq": 0}).encode()
+        if kind == "old_contract":  # a tablet that scores itself (contract version 1)
+            old = {k: v for k, v in fresh.items() if k != "choice"}
+            return json.dumps({**old, "schema_version": 1, "response": 1}).encode()
+        if kind == "bad_choice":
+            return json.dumps({**fresh, "choice": "Z" if isinstance(fresh["choice"], str) else "A"}).encode()
         if kind == "unknown_session":
             return json.dumps({**fresh, "session_id": str(uuid.uuid4())}).encode()
         if kind == "wrong_student":

@@ -13,10 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..adapters.memory import MemoryBanks, MemorySessions, MemoryStudents
 from ..domain.bank import ItemBank
 from ..domain.generate import generate_bank
 from ..domain.ports import TestDefinition
+from ..domain.scoring import simulated_choice
 from ..domain.session import SessionState, new_session
 from ..domain.steps import Step, check_end_condition, select_next_item, update_theta
 from .api import get_session_event, http_event, id_token_claims, start_session_event
@@ -28,17 +31,18 @@ TEACHER_ID = "teacher-0001"
 EVENT_ID = "11111111-1111-4111-8111-111111111111"
 REQUEST_ID = "22222222-2222-4222-8222-222222222222"
 CLOCK = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
+SECRET = "5" * 32  # the sample session's option-order seed (a real one is random)
 
 
 def sample_bank() -> ItemBank:
     return generate_bank(60, "3PL", seed=3, bank_id="sample-math", pretest=2,
-                         content_areas=["number", "operations"])
+                         content_areas=["number", "operations"], numeric_every=0)
 
 
 def sample_session(bank: ItemBank) -> SessionState:
     test = sample_test()
     return new_session(SESSION_ID, STUDENT_ID, test.policy.model_copy(update={"test_id": TEST_ID}),
-                       bank, theta_start=None, now=CLOCK).model_copy(update={"version": 1})
+                       bank, theta_start=None, now=CLOCK).model_copy(update={"version": 1, "secret": SECRET})
 
 
 def sample_test() -> TestDefinition:
@@ -59,11 +63,14 @@ def kinesis_record(event: dict[str, Any], sequence: str = "496500000000000000000
     }
 
 
-def answer_event(session: SessionState) -> dict[str, Any]:
-    cur = session.current
-    assert cur is not None
-    return {"schema_version": 1, "event_id": EVENT_ID, "session_id": SESSION_ID, "student_id": STUDENT_ID,
-            "item_id": cur.item_id, "seq": cur.seq, "response": 1,
+def answer_event(session: SessionState, bank: ItemBank) -> dict[str, Any]:
+    """The answer the sample student sends: the right one, as the tablet shows it."""
+    view = session.view(bank, CLOCK).item
+    assert view is not None
+    shown = [(o.id, o.text) for o in view.options or []]
+    choice = simulated_choice(bank.item(view.item_id), shown, True, np.random.default_rng(0))
+    return {"schema_version": 2, "event_id": EVENT_ID, "session_id": SESSION_ID, "student_id": STUDENT_ID,
+            "item_id": view.item_id, "seq": view.seq, "choice": choice,
             "answered_at": "2026-01-05T09:00:20+00:00", "response_time_ms": 20000}
 
 
@@ -75,8 +82,8 @@ def make_samples() -> dict[str, Any]:
     banks.publish(bank)
     sessions = MemorySessions(students=MemoryStudents())
     sessions.create(session)
-    good = kinesis_record(answer_event(session))
-    bad = kinesis_record({"session_id": SESSION_ID, "response": "maybe"},
+    good = kinesis_record(answer_event(session, bank))
+    bad = kinesis_record({"schema_version": 2, "session_id": SESSION_ID, "choice": ["A", "B"]},
                          "49650000000000000000000000000000000000000000000000000002")
     updated = update_theta(Step(record=good), sessions, banks)
     checked = check_end_condition(updated.model_copy(deep=True), banks)
@@ -94,7 +101,7 @@ def make_samples() -> dict[str, Any]:
         "events/start_session.json": start_session_event(STUDENT_ID, TEST_ID, claims=student, **fixed),
         "events/get_session.json": get_session_event(SESSION_ID, claims=student, **fixed),
         "events/publish_answer.json": http_event(
-            "POST", f"/sessions/{SESSION_ID}/answers", answer_event(session),
+            "POST", f"/sessions/{SESSION_ID}/answers", answer_event(session, bank),
             path_parameters={"session_id": SESSION_ID}, route_key="POST /sessions/{session_id}/answers",
             claims=student, **fixed),
         "events/list_sessions.json": http_event(

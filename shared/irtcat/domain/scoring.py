@@ -1,0 +1,90 @@
+"""Scoring on the server: what a student chose, turned into a score by the bank's key.
+
+The tablet never sees a key. It shows a multiple-choice item's options in an order shuffled
+per session and position, labelled ``A``, ``B``, ... in the order shown, and sends the label
+of the option chosen; a numeric-entry item it shows with an input and sends the number
+entered. The shuffle is seeded by the session's secret (kept server-side), so neither the
+labels nor the order carry the key, and the same label means different options to two
+students. The server recovers the bank's option from the label and scores it: 1 for the key,
+0 otherwise; a numeric entry scores 1 within the item's tolerance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bank import OPTION_IDS, Item
+
+
+class InvalidChoice(ValueError):
+    """A choice that is not an answer to this item: not one of its options, or not a number."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A scored choice: the score (0/1), and for a multiple-choice item the bank's option index
+    (what a distractor analysis counts)."""
+
+    score: int
+    option: int | None
+
+
+def display_order(secret: str, seq: int, item: Item) -> list[int]:
+    """The bank indices of ``item``'s options in the order this session shows them at ``seq``."""
+    if item.options is None:
+        return []
+    digest = hashlib.sha256(f"{secret}:{seq}:{item.item_id}".encode()).digest()
+    order = np.random.default_rng(int.from_bytes(digest[:8], "big")).permutation(len(item.options))
+    return [int(k) for k in order]
+
+
+def shown_options(secret: str, seq: int, item: Item) -> list[tuple[str, str]]:
+    """``(id, text)`` of the options in the order shown: what the tablet receives."""
+    assert item.options is not None
+    return [(OPTION_IDS[pos], item.options[k]) for pos, k in enumerate(display_order(secret, seq, item))]
+
+
+def score_choice(item: Item, choice: str | float, secret: str, seq: int) -> Scored:
+    """Score what the student chose at ``seq`` against the bank's key (or answer value).
+
+    Raises :class:`InvalidChoice` with the reason when the choice cannot be an answer to the
+    item, and ``ValueError`` when the item has no scoring rule.
+    """
+    kind = item.kind
+    if kind == "choice":
+        assert item.options is not None and item.key is not None
+        labels = OPTION_IDS[: len(item.options)]
+        if not isinstance(choice, str) or len(choice) != 1 or choice not in labels:
+            raise InvalidChoice(f"choice {choice!r} is not one of the options {', '.join(labels)}")
+        option = display_order(secret, seq, item)[labels.index(choice)]
+        return Scored(int(option == item.key), option)
+    if kind == "numeric":
+        assert item.answer_value is not None
+        if isinstance(choice, bool) or not isinstance(choice, int | float) or not math.isfinite(choice):
+            raise InvalidChoice(f"choice {choice!r} is not a number (item {item.item_id} is numeric entry)")
+        return Scored(int(abs(float(choice) - item.answer_value) <= item.tolerance + 1e-12), None)
+    raise ValueError(f"item {item.item_id} has no scoring rule (options with a key, or an answer value)")
+
+
+def simulated_choice(item: Item, shown: list[tuple[str, str]] | None, correct: bool,
+                     rng: np.random.Generator) -> str | float:
+    """What a simulated student who answers ``correct``-ly sends, given the options as the
+    tablet shows them (``(id, text)``): the id of the key's text, or of a wrong one (a numeric
+    item: the value, or a miss). For simulations and tests only: it reads the bank's key, as a
+    student who knows the answer would recognise it by its text."""
+    if item.kind == "choice":
+        assert item.options is not None and item.key is not None and shown
+        right = item.options[item.key]
+        wrong = [oid for oid, text in shown if text != right]
+        if correct:
+            return next(oid for oid, text in shown if text == right)
+        return wrong[int(rng.integers(len(wrong)))]
+    if item.kind == "numeric":
+        assert item.answer_value is not None
+        miss = item.tolerance + int(rng.integers(1, 10))
+        return item.answer_value + (0 if correct else (miss if rng.random() < 0.5 else -miss))
+    raise ValueError(f"item {item.item_id} has no scoring rule")
