@@ -107,6 +107,11 @@ def _distractor_figure(rows: list[dict[str, Any]], by_exposure: list[str]) -> An
     if not items:
         return None
     f = go.Figure()
+    # an empty first trace lays out every (item, third) in order: a multi-category axis keeps
+    # the order in which its categories first appear
+    cells = sorted({(items.index(r["item_id"]), int(r["ability_third"])) for r in rows if r["item_id"] in items})
+    f.add_trace(go.Bar(x=[[items[i] for i, _ in cells], [f"third {t}" for _, t in cells]], y=[0] * len(cells),
+                       showlegend=False, hoverinfo="skip"))
     options = sorted({int(r["option"]) for r in rows if r["item_id"] in items})
     for option in options:
         picked = [r for r in rows if r["item_id"] in items and int(r["option"]) == option]
