@@ -164,7 +164,7 @@ def bench_handlers() -> dict[str, Any]:
     timings: dict[str, list[float]] = {"update_theta": [], "check_end_condition": [], "select_next_item": [],
                                       "commit_step": []}
     for k in range(40):
-        view = start_session(StartSessionRequest(student_id=f"s{k}", test_id="t"), sessions, MemoryStudents(), banks)
+        view, _ = start_session(StartSessionRequest(student_id=f"s{k}", test_id="t"), sessions, MemoryStudents(), banks)
         for _ in range(20):
             state = sessions.get(view.session_id)
             if state is None or state.status != "active" or state.current is None:
@@ -434,7 +434,7 @@ def bench_door(repeat: int = 200) -> dict[str, Any]:
     import uuid
     from datetime import UTC, datetime
 
-    from irtcat.adapters.aws import DynamoSessions, KinesisAnswers, S3BankStore
+    from irtcat.adapters.aws import DynamoSessions, DynamoStudents, KinesisAnswers, S3BankStore
     from irtcat.domain.events import AnswerEvent, StartSessionRequest
     from irtcat.domain.generate import generate_bank
     from irtcat.domain.ports import TestDefinition
@@ -451,10 +451,8 @@ def bench_door(repeat: int = 200) -> dict[str, Any]:
         banks.publish(bank)
         banks.put_test(TestDefinition(test_id="door", bank_id="door"))
         sessions = DynamoSessions(settings)
-        from irtcat.adapters.aws import DynamoStudents
-
-        view = start_session(StartSessionRequest(student_id="d1", test_id="door"), sessions, DynamoStudents(settings),
-                             banks)
+        view, _ = start_session(StartSessionRequest(student_id="d1", test_id="door"), sessions,
+                                DynamoStudents(settings), banks)
         item = view.item
         assert item is not None
         shown = [(o.id, o.text) for o in item.options or []]

@@ -1,4 +1,5 @@
-"""POST /sessions: start a session and return its first item."""
+"""POST /sessions: start a session and return its first item (201), or the student's active
+session of the test as it stands (200)."""
 
 import json
 from typing import Any
@@ -32,11 +33,12 @@ def post_session() -> Response[str]:
     try:
         with http_errors():
             who.require_student(request.student_id)
-            view = start_session(request, a.sessions, a.students, a.banks)
+            view, created = start_session(request, a.sessions, a.students, a.banks)
     except Rejection as exc:
         return Response(409, "application/json", json.dumps({"message": str(exc)}))
-    metrics.add_metric(name="SessionsStarted", unit=MetricUnit.Count, value=1)
-    return Response(201, "application/json", view.model_dump_json())
+    if created:
+        metrics.add_metric(name="SessionsStarted", unit=MetricUnit.Count, value=1)
+    return Response(201 if created else 200, "application/json", view.model_dump_json())
 
 
 @metrics.log_metrics

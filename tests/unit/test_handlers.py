@@ -30,10 +30,16 @@ def test_sample_events_are_what_the_code_produces(root):
 
 
 def test_start_session(moto_stack):
-    out = moto_stack.function_by_logical_id("StartSessionFunction").invoke(event("start_session"))
+    from irtcat.local.api import id_token_claims, start_session_event
+
+    fn = moto_stack.function_by_logical_id("StartSessionFunction")
+    out = fn.invoke(start_session_event("student-0002", "sample-math", claims=id_token_claims("student-0002")))
     assert out.error is None and out.payload["statusCode"] == 201
     body = json.loads(out.payload["body"])
     assert body["status"] == "active" and body["item"]["seq"] == 1 and body["item"]["stem"]
+    # the sample student's session (a fixture) is active: a start returns it as it stands
+    again = fn.invoke(event("start_session"))
+    assert again.payload["statusCode"] == 200 and json.loads(again.payload["body"])["session_id"] == SESSION_ID
 
 
 def test_start_session_bad_request_and_unknown_test(moto_stack):

@@ -45,7 +45,8 @@ class World:
         self.quarantine = MemoryQuarantine()
 
     def start(self, student="s1"):
-        return start_session(StartSessionRequest(student_id=student, test_id="t"), self.sessions, self.students, self.banks)
+        return start_session(StartSessionRequest(student_id=student, test_id="t"), self.sessions, self.students,
+                             self.banks)[0]
 
     def event(self, view_or_state, correct=1, **over):
         """An answer to the item being served: the choice that scores ``correct`` (what a

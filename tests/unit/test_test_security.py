@@ -213,3 +213,47 @@ def test_exposure_control_is_on_by_default_and_a_copied_bank_is_not_stale():
     held = simulate(controlled.engine, config, thetas, seed=6).summary(controlled.engine)
     assert free["max_exposure"] > 0.5 and held["max_exposure"] <= 0.27
     assert held["overlap_rate"] < free["overlap_rate"] and 0 < held["overlap_rate"] < 1
+
+
+def test_a_student_has_one_active_session_per_test():
+    """A second start returns the active session as it stands (a tablet that lost it picks it
+    up again); once it finished, or its time is up, a start opens a new one."""
+    from irtcat.domain.events import StartSessionRequest
+    from irtcat.domain.steps import start_session
+
+    w = World(TestPolicy(stopping=StoppingPolicy(max_items=3, min_items=1, se_threshold=None, time_limit_seconds=60)))
+    request = StartSessionRequest(student_id="one", test_id="t")
+    first, created = start_session(request, w.sessions, w.students, w.banks)
+    again, created_again = start_session(request, w.sessions, w.students, w.banks)
+    assert created and not created_again and again.session_id == first.session_id
+    assert len(w.sessions.items) == 1
+    other_test = start_session(StartSessionRequest(student_id="two", test_id="t"), w.sessions, w.students, w.banks)
+    assert other_test[1] and other_test[0].session_id != first.session_id
+    with _later(61):  # past its time limit: a start opens a new session
+        later, created_later = start_session(request, w.sessions, w.students, w.banks)
+    assert created_later and later.session_id != first.session_id
+    while w.sessions.get(later.session_id).status == "active":
+        w.process(w.event(later))
+    after, created_after = start_session(request, w.sessions, w.students, w.banks)
+    assert created_after and after.session_id not in (first.session_id, later.session_id)
+
+
+def test_racing_starts_of_one_student_open_one_session():
+    from irtcat.domain.events import StartSessionRequest
+    from irtcat.domain.steps import start_session
+
+    w = World()
+    request = StartSessionRequest(student_id="racer", test_id="t")
+    real_latest = w.sessions.latest_for
+    calls = {"n": 0}
+
+    def stale_first_read(student_id: str, test_id: str):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:  # this start read before the other one created its session
+            start_session(request, w.sessions, w.students, w.banks)
+            return None
+        return real_latest(student_id, test_id)
+
+    w.sessions.latest_for = stale_first_read  # type: ignore[method-assign]
+    view, created = start_session(request, w.sessions, w.students, w.banks)
+    assert not created and len(w.sessions.items) == 1 and view.session_id in w.sessions.items

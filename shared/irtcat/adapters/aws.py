@@ -97,6 +97,11 @@ def _session_key(session_id: str) -> dict[str, Any]:
 SEEN_PREFIX = "seen#"
 
 
+def _latest_key(student_id: str, test_id: str) -> dict[str, Any]:
+    """The pointer to a student's latest session of a test (one active session per test)."""
+    return {"pk": {"S": f"STUDENT#{student_id}"}, "sk": {"S": f"LATEST#{test_id}"}}
+
+
 def _student_key(student_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"STUDENT#{student_id}"}, "sk": {"S": "PROFILE"}}
 
@@ -134,10 +139,32 @@ class DynamoSessions:
             ExpressionAttributeValues={":t": {"S": f"TEST#{test_id}"}}, ScanIndexForward=False, Limit=limit))
         return [SessionState.model_validate_json(i["doc"]["S"]) for i in resp.get("Items", [])]
 
-    def create(self, state: SessionState) -> None:
-        with_retries(lambda: client("dynamodb").put_item(
-            TableName=self.table, Item=self._item(state),
-            ConditionExpression="attribute_not_exists(pk)"))
+    def latest_for(self, student_id: str, test_id: str) -> SessionState | None:
+        """The student's most recently started session of the test (its pointer item)."""
+        resp = with_retries(lambda: client("dynamodb").get_item(
+            TableName=self.table, Key=_latest_key(student_id, test_id), ConsistentRead=True))
+        item = resp.get("Item")
+        return self.get(item["session_id"]["S"]) if item else None
+
+    def create(self, state: SessionState, replaces: str | None = None) -> None:
+        """Put a new session and point the student's latest session of the test at it, in one
+        transaction; the pointer must still name ``replaces`` (or be absent): otherwise another
+        start won the race and :class:`Conflict` is raised."""
+        pointer: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": {**_latest_key(state.student_id, state.test_id), "session_id": {"S": state.session_id}},
+            "ConditionExpression": "attribute_not_exists(pk)" if replaces is None else "session_id = :old",
+        }
+        if replaces is not None:
+            pointer["ExpressionAttributeValues"] = {":old": {"S": replaces}}
+        put = {"TableName": self.table, "Item": self._item(state), "ConditionExpression": "attribute_not_exists(pk)"}
+        try:
+            with_retries(lambda: client("dynamodb").transact_write_items(
+                TransactItems=[{"Put": put}, {"Put": pointer}]))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") == "TransactionCanceledException":
+                raise Conflict(f"another session of {state.student_id} in {state.test_id} started meanwhile") from exc
+            raise
 
     def commit(self, state: SessionState, expected_version: int, profile: StudentProfile | None) -> None:
         put = {

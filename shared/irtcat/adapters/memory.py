@@ -16,6 +16,7 @@ class MemorySessions:
 
     items: dict[str, str] = field(default_factory=dict)
     students: MemoryStudents | None = None
+    latest: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def get(self, session_id: str) -> SessionState | None:
         doc = self.items.get(session_id)
@@ -26,10 +27,16 @@ class MemorySessions:
         mine = sorted((s for s in states if s.test_id == test_id), key=lambda s: s.created_at, reverse=True)
         return mine[:limit]
 
-    def create(self, state: SessionState) -> None:
-        if state.session_id in self.items:
-            raise Conflict(f"session {state.session_id} exists")
+    def latest_for(self, student_id: str, test_id: str) -> SessionState | None:
+        session_id = self.latest.get((student_id, test_id))
+        return self.get(session_id) if session_id else None
+
+    def create(self, state: SessionState, replaces: str | None = None) -> None:
+        key = (state.student_id, state.test_id)
+        if state.session_id in self.items or self.latest.get(key) != replaces:
+            raise Conflict(f"session {state.session_id} exists, or another start won")
         self.items[state.session_id] = state.model_dump_json()
+        self.latest[key] = state.session_id
 
     def commit(self, state: SessionState, expected_version: int, profile: StudentProfile | None) -> None:
         current = self.get(state.session_id)

@@ -361,20 +361,32 @@ def start_session(
     sessions: SessionRepository,
     students: StudentRepository,
     banks: BankStore,
-) -> SessionView:
+) -> tuple[SessionView, bool]:
     """POST /sessions: a new session on the test's current bank version, theta starting at the
-    student's last ability (or the prior), with its first item."""
+    student's last ability (or the prior), with its first item; and True. A student has at most
+    one active session per test: while one is active (and within its time limit) it is returned
+    as it stands, with False, so that a tablet that lost its session picks it up again."""
     test = banks.test(request.test_id)
-    bank = banks.bank(test.bank_id, banks.current_version(test.bank_id))
-    profile = students.get(request.student_id)
-    state = new_session(
-        session_id=str(uuid.uuid4()), student_id=request.student_id,
-        policy=test.policy.model_copy(update={"test_id": test.test_id}), bank=bank,
-        theta_start=profile.theta if profile else None, now=_now(),
-        seen=profile.seen_in(test.test_id) if profile else None,
-    )
-    sessions.create(state)  # finished at once (bank_exhausted) when the student has seen every item
-    return state.view(bank)
+    now = _now()
+    for _ in range(MAX_CONFLICT_ATTEMPTS):
+        latest = sessions.latest_for(request.student_id, test.test_id)
+        if latest is not None and latest.status == "active" and not latest.expired(now):
+            return latest.view(banks.bank(latest.bank_id, latest.bank_version), now), False
+        bank = banks.bank(test.bank_id, banks.current_version(test.bank_id))
+        profile = students.get(request.student_id)
+        state = new_session(
+            session_id=str(uuid.uuid4()), student_id=request.student_id,
+            policy=test.policy.model_copy(update={"test_id": test.test_id}), bank=bank,
+            theta_start=profile.theta if profile else None, now=now,
+            seen=profile.seen_in(test.test_id) if profile else None,
+        )
+        try:
+            # finished at once (bank_exhausted) when the student has seen every item
+            sessions.create(state, replaces=latest.session_id if latest else None)
+        except Conflict:
+            continue  # another start of the same student won: return that one
+        return state.view(bank, now), True
+    raise TooManyConflicts(f"{request.student_id} started {request.test_id} {MAX_CONFLICT_ATTEMPTS} times at once")
 
 
 def get_session(session_id: str, sessions: SessionRepository, banks: BankStore,

@@ -151,4 +151,6 @@ def seed_fixtures(root: str | Path, table: str, bank_bucket: str) -> None:
     store.put_test(test)
     ddb = boto3.client("dynamodb")
     ddb.delete_item(TableName=table, Key={"pk": {"S": f"SESSION#{session.session_id}"}, "sk": {"S": "STATE"}})
+    ddb.delete_item(TableName=table, Key={"pk": {"S": f"STUDENT#{session.student_id}"},
+                                          "sk": {"S": f"LATEST#{session.test_id}"}})
     DynamoSessions(settings).create(session)
