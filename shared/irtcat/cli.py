@@ -299,8 +299,10 @@ def _dlq(args: argparse.Namespace) -> int:
         parked = [p for p in parked if p.id == args.id]
         if not parked:
             raise CliError(f"nothing parked with id {args.id}")
-    sent = replay(parked, out["AnswerStreamName"], out["HistoryBucketName"], out["PipeDeadLetterQueueUrl"])
-    _emit(args, {"replayed": sent, "items": len(parked)}, f"replayed {sent} record(s) from {len(parked)} parked item(s)")
+    report = replay(parked, out["AnswerStreamName"], out["HistoryBucketName"], out["PipeDeadLetterQueueUrl"])
+    failed = "".join(f"\n  not replayed {key}: {why}" for key, why in report.failed.items())
+    _emit(args, {"replayed": report.sent, "items": len(report.replayed), "failed": report.failed},
+          f"replayed {report.sent} record(s) from {len(report.replayed)} parked item(s){failed}")
     return 0
 
 
