@@ -70,10 +70,11 @@ function render(view) {
 }
 
 function renderResult(result) {
-  const score = Math.round(500 + 100 * result.theta);
-  $("score").textContent = String(score);
+  // the score on the test's reporting scale, as the server computed it (policy.scale)
+  $("score").textContent = String(result.scale_score);
+  $("level").textContent = result.level ? `Level: ${result.level}` : "";
   $("score-detail").textContent =
-    `± ${Math.round(100 * result.se)} points · ${result.items_answered} questions · stopped by ${result.stop_reason}`;
+    `± ${result.scale_se} points · ${result.items_answered} questions · stopped by ${result.stop_reason}`;
   $("result").dataset.theta = String(result.theta);
   show("result");
 }

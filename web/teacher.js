@@ -37,7 +37,8 @@ async function load(test) {
   body.replaceChildren();
   for (const s of rows) {
     const tr = document.createElement("tr");
-    for (const text of [s.student_id, s.status, String(s.answered), `${s.theta.toFixed(2)} ± ${s.se.toFixed(2)}`]) {
+    for (const text of [s.student_id, s.status, String(s.answered), `${s.scale_score} ± ${s.scale_se}`,
+                        s.level || "", `${s.theta.toFixed(2)} ± ${s.se.toFixed(2)}`]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.appendChild(td);

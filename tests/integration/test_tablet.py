@@ -101,7 +101,9 @@ def test_a_student_completes_a_test_and_sees_the_dynamodb_result(stack: Any, bro
     mine = [s for s in sessions if s.student_id == "tablet-student-1"]
     assert len(mine) == 1 and mine[0].status == "finished"
     assert shown_theta == pytest.approx(mine[0].theta, abs=1e-9)
-    assert page.text_content("#score") == str(round(500 + 100 * mine[0].theta))
+    score, _ = mine[0].policy.scale.score(mine[0].theta, mine[0].se)
+    assert page.text_content("#score") == str(int(score)) and mine[0].policy.scale.decimals == 0
+    assert page.text_content("#level") == f"Level: {mine[0].policy.level(mine[0].theta)}"
 
 
 def test_a_submit_whose_acknowledgement_is_lost_is_retried_and_counted_once(stack: Any, browser: Any) -> None:

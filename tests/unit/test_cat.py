@@ -140,12 +140,35 @@ def test_theta_change_and_bank_exhausted_rules():
 def test_classification_stops_far_from_the_cut_sooner(method):
     bank = bank_of(300)
     cfg = CatConfig(se_threshold=None, max_items=30, min_items=3, randomesque=1,
-                    classification=Classification(cut=0.0, method=method))
+                    classification=Classification(cuts=(0.0,), method=method))
     res = simulate(bank, cfg, np.array([-2.5] * 20 + [0.05] * 20), seed=2)
     far, near = res.length[:20].mean(), res.length[20:].mean()
     assert far < near
     assert np.mean(res.stop_reason[:20] == "classification") > 0.9
     assert np.mean(res.theta[:20] < 0) > 0.95
+
+
+@pytest.mark.parametrize("method", ["ci", "sprt"])
+def test_classification_into_levels_decides_against_every_cut(method):
+    """Three cuts (four levels): a simulee far inside a level stops early, one near a cut goes
+    on; a level decided by the rule is the true one for nearly all of them."""
+    bank = bank_of(300)
+    cuts = (-1.0, 0.0, 1.0)
+    cfg = CatConfig(se_threshold=None, max_items=30, min_items=3, randomesque=1,
+                    classification=Classification(cuts=cuts, method=method))
+    truth = np.array([-2.5] * 15 + [0.5] * 15 + [0.02] * 15)
+    res = simulate(bank, cfg, truth, seed=4)
+    inside, near = res.length[:30].mean(), res.length[30:].mean()
+    assert inside < near
+    decided = res.stop_reason[:30] == "classification"
+    levels = np.searchsorted(cuts, res.theta[:30], side="right")
+    right = levels == np.searchsorted(cuts, truth[:30], side="right")
+    # a level one unit wide is rarely decided within 30 items from its middle; far inside the
+    # lowest level nearly always
+    assert decided[:15].mean() >= 0.8 and np.mean(right[decided]) >= 0.9
+    one = simulate(bank, CatConfig(se_threshold=None, max_items=30, min_items=3, randomesque=1,
+                                   classification=Classification(cuts=(0.0,), method=method)), truth, seed=4)
+    assert res.length.mean() >= one.length.mean()  # more cuts, more to decide
 
 
 def test_recovery_eap_max_info_3pl_500_items():

@@ -257,3 +257,46 @@ def test_racing_starts_of_one_student_open_one_session():
     w.sessions.latest_for = stale_first_read  # type: ignore[method-assign]
     view, created = start_session(request, w.sessions, w.students, w.banks)
     assert not created and len(w.sessions.items) == 1 and view.session_id in w.sessions.items
+
+
+def test_a_finished_session_reports_a_scale_score_and_a_level():
+    from irtcat.domain.policy import ProficiencyLevel, ReportingScale
+
+    policy = TestPolicy(scale=ReportingScale(intercept=500, slope=100, low=200, high=800),
+                        stopping=StoppingPolicy(max_items=4, min_items=1, se_threshold=None))
+    assert policy.scale.score(0.414, 0.3) == (541.0, 30.0) and policy.scale.score(9.0, 0.3)[0] == 800.0
+    assert [policy.level(t) for t in (-2.0, -1.0, 0.5, 1.2)] == ["below basic", "basic", "proficient", "advanced"]
+    w = World(policy)
+    view = w.start()
+    while w.sessions.get(view.session_id).status == "active":
+        w.process(w.event(view))
+    state = w.sessions.get(view.session_id)
+    result = state.view(w.bank).result
+    assert result is not None and (result.scale_score, result.scale_se) == policy.scale.score(state.theta, state.se)
+    assert result.level == policy.level(state.theta)
+    record = w.history.records[-1]
+    assert record.record_type == "session" and record.scale_score == result.scale_score and record.level == result.level
+    for bad, words in (({"low": 900}, "low bound"),):
+        with pytest.raises(ValueError, match=words):
+            ReportingScale(**bad)
+    with pytest.raises(ValueError, match="cuts must increase"):
+        TestPolicy(levels=[ProficiencyLevel(name="a"), ProficiencyLevel(name="b", cut=1.0),
+                           ProficiencyLevel(name="c", cut=0.5)])
+    with pytest.raises(ValueError, match="first level has no cut"):
+        TestPolicy(levels=[ProficiencyLevel(name="a", cut=0.0)])
+
+
+def test_the_classification_rule_takes_the_levels_cuts():
+    from irtcat.domain.policy import ClassificationPolicy
+
+    levels_policy = TestPolicy(stopping=StoppingPolicy(classification=ClassificationPolicy()))
+    assert levels_policy.cat_config().classification.cuts == (-1.0, 0.0, 1.0)  # type: ignore[union-attr]
+    assert TestPolicy(stopping=StoppingPolicy(classification=ClassificationPolicy(cut=0.5))).classification_cuts() == (0.5,)
+    assert TestPolicy(stopping=StoppingPolicy(classification=ClassificationPolicy(cuts=[-0.5, 0.7]))
+                      ).classification_cuts() == (-0.5, 0.7)
+    with pytest.raises(ValueError, match="not both"):
+        ClassificationPolicy(cut=0.0, cuts=[1.0])
+    with pytest.raises(ValueError, match="increasing"):
+        ClassificationPolicy(cuts=[1.0, 0.0])
+    with pytest.raises(ValueError, match="needs a cut"):
+        TestPolicy(levels=[], stopping=StoppingPolicy(classification=ClassificationPolicy()))

@@ -98,6 +98,11 @@ def _pngs(results: dict[str, list[dict[str, Any]]], traj: dict[str, list[dict[st
     return paths
 
 
+def _number(value: Any) -> str:
+    """A reported score as people read it ("-" where a record has none)."""
+    return "-" if value is None else f"{float(value):g}"
+
+
 def _distractor_figure(rows: list[dict[str, Any]], by_exposure: list[str]) -> Any:
     """The item view: for the most administered multiple-choice items, the share of each
     option by ability third (a good distractor draws the weak third, the key the strong)."""
@@ -167,7 +172,9 @@ def _dashboard(results: dict[str, list[dict[str, Any]]], traj: dict[str, list[di
         parts.append(f'<section id="{name}">' + fig.to_html(full_html=False, include_plotlyjs=(k == 0),
                                                           div_id=f"chart-{name}") + "</section>")
     table = "".join(
-        f"<tr><td>{html.escape(str(r['student_id']))}</td><td>{r['theta']:.2f}</td><td>{r['se']:.2f}</td>"
+        f"<tr><td>{html.escape(str(r['student_id']))}</td>"
+        f"<td>{_number(r.get('scale_score'))} ± {_number(r.get('scale_se'))}</td>"
+        f"<td>{html.escape(str(r.get('level') or ''))}</td><td>{r['theta']:.2f}</td><td>{r['se']:.2f}</td>"
         f"<td>{html.escape(str(r['test_id']))}</td><td>{html.escape(str(r['finished_at']))}</td></tr>"
         for r in latest)
     questions = "".join(f"<li><b>{n}</b>: {html.escape(description(n))} ({len(v)} rows)</li>"
@@ -182,6 +189,6 @@ table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid
 {sum(r['administrations'] for r in exp)} applied answers</p>
 {''.join(parts)}
 <h2>Students (latest ability)</h2>
-<table id="students"><tr><th>student</th><th>theta</th><th>SE</th><th>test</th><th>finished</th></tr>{table}</table>
+<table id="students"><tr><th>student</th><th>score ± SE</th><th>level</th><th>theta</th><th>SE</th><th>test</th><th>finished</th></tr>{table}</table>
 <h2>Questions answered</h2><ul>{questions}</ul>
 </body></html>"""

@@ -81,10 +81,14 @@ class ServedItemView(Message):
 
 
 class SessionResult(Message):
-    """A finished session's outcome."""
+    """A finished session's outcome: theta and its SE, and what people read, the score on the
+    test's reporting scale with its SE and the proficiency level reached."""
 
     theta: float
     se: float
+    scale_score: float
+    scale_se: float
+    level: str | None = None
     items_answered: int
     stop_reason: str
     finished_at: datetime
@@ -121,6 +125,9 @@ class SessionSummary(Message):
     answered: int
     theta: float
     se: float
+    scale_score: float
+    scale_se: float
+    level: str | None = None
     stop_reason: str | None = None
     created_at: datetime
     trajectory: list[TrajectoryPoint]

@@ -46,6 +46,9 @@ class HistoryRecord(Message):
     next_item_id: str | None = None
     items_answered: int | None = None
     stop_reason: str | None = None
+    scale_score: float | None = None  # a finished session's score on the test's reporting scale
+    scale_se: float | None = None
+    level: str | None = None  # the proficiency level reached
     raw_event: str | None = None
 
     def partition_date(self) -> str:

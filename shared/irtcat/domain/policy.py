@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -18,13 +19,60 @@ class PriorPolicy(Message):
 
 
 class ClassificationPolicy(Message):
+    """Stop when the student is classified: against ``cut`` (pass/fail), against ``cuts`` (a
+    level among several), or, with neither, against the cuts of the test's ``levels``."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    cut: float = Field(allow_inf_nan=False)
+    cut: float | None = Field(default=None, allow_inf_nan=False)
+    cuts: list[float] | None = None
     method: Literal["ci", "sprt"] = "ci"
     z: float = Field(default=1.96, gt=0)
     delta: float = Field(default=0.3, gt=0)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     beta: float = Field(default=0.05, gt=0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ClassificationPolicy:
+        if self.cut is not None and self.cuts is not None:
+            raise ValueError("classification: give cut or cuts, not both")
+        if self.cuts is not None and (not self.cuts or any(b <= a for a, b in pairwise(self.cuts))):
+            raise ValueError("classification: cuts must be a non-empty increasing list")
+        return self
+
+
+class ReportingScale(Message):
+    """The score people read: ``scale = intercept + slope * theta``, rounded to ``decimals`` and
+    kept within [``low``, ``high``]; its SE is ``slope * SE(theta)``, rounded the same way."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    intercept: float = Field(default=500.0, allow_inf_nan=False)
+    slope: float = Field(default=100.0, gt=0, allow_inf_nan=False)
+    decimals: int = Field(default=0, ge=0, le=3)
+    low: float = Field(default=200.0, allow_inf_nan=False)
+    high: float = Field(default=800.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ReportingScale:
+        if self.low >= self.high:
+            raise ValueError("the reporting scale's low bound must be below its high bound")
+        return self
+
+    def score(self, theta: float, se: float) -> tuple[float, float]:
+        """The scale score and its standard error."""
+        value = min(self.high, max(self.low, self.intercept + self.slope * theta))
+        return round(value, self.decimals), round(self.slope * se, self.decimals)
+
+
+class ProficiencyLevel(Message):
+    """A named level that starts at ``cut`` on the theta scale (the lowest level has no cut)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1, max_length=64)
+    cut: float | None = Field(default=None, allow_inf_nan=False)
+
+
+DEFAULT_LEVELS = (ProficiencyLevel(name="below basic"), ProficiencyLevel(name="basic", cut=-1.0),
+                  ProficiencyLevel(name="proficient", cut=0.0), ProficiencyLevel(name="advanced", cut=1.0))
 
 
 class StoppingPolicy(Message):
@@ -70,6 +118,8 @@ class TestPolicy(Message):
     pretest_positions: list[int] = Field(default_factory=list)
     exclude_seen_items: bool = Field(
         default=True, description="never serve a student an item of their earlier sessions of this test")
+    scale: ReportingScale = ReportingScale()
+    levels: list[ProficiencyLevel] = Field(default_factory=lambda: list(DEFAULT_LEVELS))
 
     @model_validator(mode="after")
     def _check(self) -> TestPolicy:
@@ -79,7 +129,34 @@ class TestPolicy(Message):
             raise ValueError("content targets must be non-negative")
         if self.content_targets and sum(self.content_targets.values()) <= 0:
             raise ValueError("content targets must have a positive sum")
+        if self.stopping.classification is not None and not self.classification_cuts():
+            raise ValueError("classification needs a cut, cuts, or levels with cuts")
+        if self.levels:
+            if self.levels[0].cut is not None or any(lv.cut is None for lv in self.levels[1:]):
+                raise ValueError("levels: the first level has no cut, every other one has one")
+            cuts = [float(lv.cut) for lv in self.levels[1:] if lv.cut is not None]
+            if any(b <= a for a, b in pairwise(cuts)):
+                raise ValueError("levels: the cuts must increase")
         return self
+
+    def classification_cuts(self) -> tuple[float, ...]:
+        """The cuts the classification rule decides against (see :class:`ClassificationPolicy`)."""
+        cls = self.stopping.classification
+        if cls is None:
+            return ()
+        if cls.cut is not None:
+            return (cls.cut,)
+        if cls.cuts is not None:
+            return tuple(cls.cuts)
+        return tuple(float(lv.cut) for lv in self.levels if lv.cut is not None)
+
+    def level(self, theta: float) -> str | None:
+        """The name of the proficiency level ``theta`` reaches (None when no levels are set)."""
+        name = None
+        for lv in self.levels:
+            if lv.cut is None or theta >= lv.cut:
+                name = lv.name
+        return name
 
     def cat_config(self) -> CatConfig:
         """The engine's configuration for this policy."""
@@ -98,6 +175,7 @@ class TestPolicy(Message):
             min_items=s.min_items,
             max_items=s.max_items,
             theta_change=s.theta_change,
-            classification=Classification(**cls.model_dump()) if cls else None,
+            classification=Classification(cuts=self.classification_cuts(), method=cls.method, z=cls.z,
+                                          delta=cls.delta, alpha=cls.alpha, beta=cls.beta) if cls else None,
             pretest_positions=tuple(self.pretest_positions),
         )

@@ -110,7 +110,9 @@ class SessionState(Message):
             remaining = max(0.0, (self.expires_at - (now or datetime.now(UTC))).total_seconds())
         result = None
         if self.status == "finished" and self.finished_at is not None:
-            result = SessionResult(theta=self.theta, se=self.se, items_answered=self.scored_answered,
+            scale_score, scale_se = self.policy.scale.score(self.theta, self.se)
+            result = SessionResult(theta=self.theta, se=self.se, scale_score=scale_score, scale_se=scale_se,
+                                   level=self.policy.level(self.theta), items_answered=self.scored_answered,
                                    stop_reason=self.stop_reason or "", finished_at=self.finished_at)
         return SessionView(session_id=self.session_id, student_id=self.student_id, test_id=self.test_id,
                            status=self.status, answered=self.answered, item=item, result=result,

@@ -228,13 +228,15 @@ def answer_record(step: Step) -> HistoryRecord:
 
 
 def session_record(state: SessionState) -> HistoryRecord:
-    """The history record of a finished session."""
+    """The history record of a finished session, with its reported score and level."""
+    scale_score, scale_se = state.policy.scale.score(state.theta, state.se)
     return HistoryRecord(
         record_type="session", outcome="finished", processed_at=_now(),
         session_id=state.session_id, student_id=state.student_id, test_id=state.test_id,
         bank_id=state.bank_id, bank_version=state.bank_version,
         theta_after=state.theta, se_after=state.se, items_answered=state.scored_answered,
-        stop_reason=state.stop_reason,
+        stop_reason=state.stop_reason, scale_score=scale_score, scale_se=scale_se,
+        level=state.policy.level(state.theta),
     )
 
 
@@ -421,7 +423,10 @@ def list_sessions(test_id: str, sessions: SessionRepository, limit: int = 50) ->
     return [
         SessionSummary(
             session_id=s.session_id, student_id=s.student_id, test_id=s.test_id, status=s.status,
-            answered=s.answered, theta=s.theta, se=s.se, stop_reason=s.stop_reason, created_at=s.created_at,
+            answered=s.answered, theta=s.theta, se=s.se,
+            **dict(zip(("scale_score", "scale_se"), s.policy.scale.score(s.theta, s.se), strict=True)),
+            level=s.policy.level(s.theta) if s.status == "finished" else None,
+            stop_reason=s.stop_reason, created_at=s.created_at,
             trajectory=[TrajectoryPoint(seq=x.seq, theta=x.theta, se=x.se) for x in s.served
                         if x.response is not None and not x.pretest and x.theta is not None and x.se is not None],
         )

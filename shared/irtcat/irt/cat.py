@@ -47,14 +47,16 @@ NOT_STOPPED = ""
 
 @dataclass(frozen=True)
 class Classification:
-    """Stop once the examinee is classified against ``cut``.
+    """Stop once the examinee is classified against every cut in ``cuts`` (one cut: pass/fail;
+    several: a proficiency level).
 
-    ``ci``: theta_hat +- z SE excludes the cut (Kingsbury & Weiss 1983).
-    ``sprt``: Wald's SPRT on L(cut + delta) / L(cut - delta) with error rates alpha and beta
-    (Reckase 1983; Eggen 1999).
+    ``ci``: theta_hat +- z SE excludes every cut (Kingsbury & Weiss 1983; with several cuts the
+    interval then lies inside one level).
+    ``sprt``: Wald's SPRT on L(cut + delta) / L(cut - delta) with error rates alpha and beta,
+    decided for every cut (Reckase 1983; Eggen 1999; Eggen & Straetmans 2000 for several cuts).
     """
 
-    cut: float
+    cuts: tuple[float, ...]
     method: Literal["ci", "sprt"] = "ci"
     z: float = 1.96
     delta: float = 0.3
@@ -289,20 +291,23 @@ def eligible_operational(state: CatState, bank: Bank, rows: np.ndarray) -> np.nd
 
 
 def _classified(state: CatState, bank: Bank, rows: np.ndarray, rule: Classification) -> np.ndarray:
+    out: np.ndarray = np.ones(rows.size, dtype=bool)
     if rule.method == "ci":
         half = rule.z * state.se[rows]
         th = state.theta[rows]
-        out: np.ndarray = (th - half > rule.cut) | (th + half < rule.cut)
+        for cut in rule.cuts:
+            out &= (th - half > cut) | (th + half < cut)
         return out
     x = state.scored_resp[rows]
-    ll = pattern_log_likelihood(
-        np.nan_to_num(x), ~np.isnan(x), _pattern_items(state, bank, rows),
-        np.array([rule.cut - rule.delta, rule.cut + rule.delta]),
-    )
-    lr = ll[:, 1] - ll[:, 0]
     upper = np.log((1 - rule.beta) / rule.alpha)
     lower = np.log(rule.beta / (1 - rule.alpha))
-    out = (lr >= upper) | (lr <= lower)
+    for cut in rule.cuts:
+        ll = pattern_log_likelihood(
+            np.nan_to_num(x), ~np.isnan(x), _pattern_items(state, bank, rows),
+            np.array([cut - rule.delta, cut + rule.delta]),
+        )
+        lr = ll[:, 1] - ll[:, 0]
+        out &= (lr >= upper) | (lr <= lower)
     return out
 
 
