@@ -141,6 +141,22 @@ def make_target() -> Target:
     return AwsTarget(stack) if stack else LocalTarget()
 
 
+def stream_records(stream: str) -> list[bytes]:
+    """Every record on ``stream``, shard by shard, each shard read from its start."""
+    kinesis = boto3.client("kinesis", region_name="us-east-1")
+    out: list[bytes] = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while True:
+            page = kinesis.get_records(ShardIterator=iterator, Limit=1000)
+            out += [r["Data"] for r in page["Records"]]
+            if not page["Records"]:
+                break
+            iterator = page["NextShardIterator"]
+    return out
+
+
 def encode(event: dict[str, Any]) -> bytes:
     return json.dumps(event).encode()
 

@@ -22,7 +22,7 @@ from irtcat.domain.ports import TestDefinition
 from irtcat.domain.scoring import simulated_choice
 from irtcat.local.api import get_session_event, id_token_claims, start_session_event
 
-from .targets import Target, encode, make_target
+from .targets import Target, encode, make_target, stream_records
 
 pytestmark = pytest.mark.integration
 TEST_ID = "it-math"
@@ -405,16 +405,7 @@ def test_the_emulators_stream_keeps_every_record_of_concurrent_producers(target:
 
     threads = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
     run_interleaved(threads)
-    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
-    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
-                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    seen: list[bytes] = []
-    while True:
-        page = kinesis.get_records(ShardIterator=iterator, Limit=1000)
-        seen += [r["Data"] for r in page["Records"]]
-        if not page["Records"]:
-            break
-        iterator = page["NextShardIterator"]
+    seen = stream_records(stream)
     kinesis.delete_stream(StreamName=stream)
     expected = {f"{p}:{k}".encode() for p in range(producers) for k in range(per_producer)}
     assert len(seen) == len(expected), f"{len(expected) - len(seen)} records lost"

@@ -18,6 +18,8 @@ from irtcat.local.api import get_session_event, http_event, id_token_claims, sta
 from irtcat.local.demo import TEST_ID, run_demo
 from irtcat.local.runtime import LocalRuntime
 
+from .targets import stream_records
+
 pytestmark = pytest.mark.integration
 
 # a field that would carry a key, in JSON or in a log line
@@ -47,22 +49,6 @@ def _without_libraries(text: str) -> str:
     return re.sub(r"<script[^>]*>(?:(?!</script>).){100000,}?</script>", "", text, flags=re.S)
 
 
-def _stream_records(rt: LocalRuntime) -> list[bytes]:
-    kinesis = boto3.client("kinesis", region_name="us-east-1")
-    stream = rt.stack.outputs()["AnswerStreamName"]
-    out: list[bytes] = []
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while True:
-            page = kinesis.get_records(ShardIterator=it, Limit=1000)
-            out += [r["Data"] for r in page["Records"]]
-            if not page["Records"]:
-                break
-            it = page["NextShardIterator"]
-    return out
-
-
 def test_no_key_leaves_the_server_in_a_whole_demo(demo: tuple[LocalRuntime, dict[str, Any], Path]) -> None:
     rt, summary, report = demo
     assert summary["answers_lost"] == 0 and summary["rejected"] == summary["garbage_sent"] > 0
@@ -87,7 +73,7 @@ def test_no_key_leaves_the_server_in_a_whole_demo(demo: tuple[LocalRuntime, dict
         route_key="POST /sessions/{session_id}/answers", claims=id_token_claims(student)))
     assert status == 201
     places["api"] = [started, read, listed, posted]
-    places["stream"] = [r.decode("utf-8", "replace") for r in _stream_records(rt)]
+    places["stream"] = [r.decode("utf-8", "replace") for r in stream_records(outputs["AnswerStreamName"])]
     ddb = boto3.client("dynamodb", region_name="us-east-1")
     places["dynamodb"] = [json.dumps(item) for page in ddb.get_paginator("scan").paginate(
         TableName=outputs["StateTableName"]) for item in page["Items"]]
