@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from irtcat.adapters.http import caller, http_errors
 from irtcat.adapters.runtime import adapters, powertools
 from irtcat.adapters.runtime import tracer as tracer_for
+from irtcat.domain.base import first_error
 from irtcat.domain.events import StartSessionRequest
 from irtcat.domain.session import Rejection
 from irtcat.domain.steps import start_session
@@ -27,8 +28,8 @@ def post_session() -> Response[str]:
     who = caller(app)
     try:
         request = StartSessionRequest.model_validate(app.current_event.json_body or {})
-    except (ValidationError, ValueError) as exc:
-        raise BadRequestError(f"invalid request: {str(exc).splitlines()[-1].strip()}") from None
+    except (ValidationError, ValueError, RecursionError) as exc:
+        raise BadRequestError(f"invalid request: {first_error(exc)}") from None
     a = adapters()
     try:
         with http_errors():

@@ -48,6 +48,12 @@ def test_start_session_bad_request_and_unknown_test(moto_stack):
     bad["body"] = json.dumps({"student_id": "s 1"})
     out = fn.invoke(bad)
     assert out.payload["statusCode"] == 400 and "invalid request" in out.payload["body"]
+    # the reason names the field in words, not pydantic's documentation URL
+    assert "student_id" in out.payload["body"] and "pydantic.dev" not in out.payload["body"]
+    deep = event("start_session")
+    deep["body"] = "[" * 100_000 + "]" * 100_000
+    nested = fn.invoke(deep)
+    assert nested.error is None and nested.payload["statusCode"] == 400
     unknown = event("start_session")
     unknown["body"] = json.dumps({"student_id": "student-0001", "test_id": "nope"})
     assert fn.invoke(unknown).payload["statusCode"] == 404
@@ -175,6 +181,13 @@ def test_publish_answer_rejects_bad_bodies(moto_stack, change, expected):
     assert out.payload["statusCode"] == 400 and expected in out.payload["body"]
 
 
+def test_publish_answer_refuses_a_deeply_nested_body_with_a_400(moto_stack):
+    ev = event("publish_answer")
+    ev["body"] = '{"a": ' * 50_000 + "1" + "}" * 50_000
+    out = moto_stack.function_by_logical_id("PublishAnswerFunction").invoke(ev)
+    assert out.error is None and out.payload["statusCode"] == 400 and "not JSON" in out.payload["body"]
+
+
 def test_list_sessions_for_the_teacher_view(moto_stack):
     out = moto_stack.function_by_logical_id("ListSessionsFunction").invoke(event("list_sessions"))
     assert out.error is None and out.payload["statusCode"] == 200
@@ -184,6 +197,26 @@ def test_list_sessions_for_the_teacher_view(moto_stack):
     bad["rawQueryString"] = "limit=0"
     bad["queryStringParameters"] = {"limit": "0"}
     assert moto_stack.function_by_logical_id("ListSessionsFunction").invoke(bad).payload["statusCode"] == 400
+
+
+def test_the_local_api_passes_query_strings_as_api_gateway_does(moto_stack):
+    """The local HTTP API builds its events with http_event: the query string reaches the
+    handler as queryStringParameters (decoded, repeated names joined by commas) and is
+    validated there; before, a limit of -1 listed everything."""
+    from irtcat.local.api import http_event, id_token_claims
+
+    def listing(query: str) -> dict:  # type: ignore[type-arg]
+        ev = http_event("GET", "/tests/sample-math/sessions", path_parameters={"test_id": "sample-math"},
+                        route_key="GET /tests/{test_id}/sessions", query=query,
+                        claims=id_token_claims("t1", ("teachers",)))
+        return moto_stack.function_by_logical_id("ListSessionsFunction").invoke(ev).payload
+
+    assert http_event("GET", "/x", query="a=1&a=2&b=%20c")["queryStringParameters"] == {"a": "1,2", "b": " c"}
+    assert "queryStringParameters" not in http_event("GET", "/x")
+    for bad in ("limit=-1", "limit=abc", "limit=201"):
+        out = listing(bad)
+        assert out["statusCode"] == 400 and "limit must be a whole number" in out["body"], bad
+    assert listing("limit=1")["statusCode"] == 200
 
 
 def _as(ev: dict, claims: dict | None) -> dict:  # type: ignore[type-arg]

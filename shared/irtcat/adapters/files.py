@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..domain.base import first_error
 from ..domain.policy import TestPolicy
 
 
@@ -20,7 +21,7 @@ def load_policy(path: str | Path | None) -> TestPolicy:
     except OSError as exc:
         raise ValueError(f"cannot read policy {path}: {exc.strerror}") from exc
     except ValueError as exc:
-        raise ValueError(f"invalid policy {path}: {str(exc).splitlines()[-1].strip()}") from exc
+        raise ValueError(f"invalid policy {path}: {first_error(exc)}") from exc
 
 
 def load_thetas(path: str | Path) -> np.ndarray:

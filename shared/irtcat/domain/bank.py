@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -13,7 +12,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from ..irt.cat import STATUS_CODES, Bank
 from ..irt.model import D_LOGISTIC, ItemParameters, Model
-from .base import Message
+from .base import Message, first_error
 
 ItemStatus = Literal["operational", "pretest", "retired"]
 
@@ -142,20 +141,8 @@ class ItemBank(Message):
         try:
             return cls.model_validate_json(text)
         except ValueError as exc:
-            raise ValueError(f"invalid bank {path}: {_first_error(exc)}") from exc
+            raise ValueError(f"invalid bank {path}: {first_error(exc)}") from exc
 
     def dump(self, path: str | Path) -> None:
         """Write the bank as JSON."""
         Path(path).write_text(self.model_dump_json(indent=1, exclude_none=True), encoding="utf-8")
-
-
-def _first_error(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        try:
-            first = errors()[0]
-            loc = ".".join(str(x) for x in first.get("loc", ()))
-            return f"{loc}: {first.get('msg')}" if loc else str(first.get("msg"))
-        except (IndexError, TypeError, json.JSONDecodeError):
-            pass
-    return str(exc).splitlines()[0]

@@ -1,4 +1,6 @@
-"""The base of every domain message."""
+"""The base of every domain message, and how a validation error reads."""
+
+import json
 
 from pydantic import BaseModel, ConfigDict
 
@@ -11,3 +13,17 @@ class Message(BaseModel):
     """
 
     model_config = ConfigDict(defer_build=True)
+
+
+def first_error(exc: Exception) -> str:
+    """The first problem of a validation error in words, ``field.path: what is wrong`` (not
+    pydantic's whole report, whose last line is a documentation URL)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            loc = ".".join(str(x) for x in first.get("loc", ()))
+            return f"{loc}: {first.get('msg')}" if loc else str(first.get("msg"))
+        except (IndexError, TypeError, json.JSONDecodeError):
+            pass
+    return str(exc).splitlines()[0]

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, ValidationError
 
 from .access import Forbidden
-from .base import Message
+from .base import Message, first_error
 from .events import (
     MAX_EVENT_BYTES,
     AnswerEvent,
@@ -115,11 +115,10 @@ def decode_record(record: dict[str, Any]) -> tuple[str, AnswerEvent]:
 
 def event_error(exc: ValidationError) -> str:
     """The first problem of an answer event, in words: the field and what is wrong with it."""
-    first = exc.errors()[0]
-    loc = [str(x) for x in first["loc"]]
-    if loc and loc[0] == "choice":
+    errors = exc.errors()
+    if errors and errors[0]["loc"][:1] == ("choice",):
         return "choice: must be an option id as shown (such as \"A\") or the number entered"
-    return f"{'.'.join(loc) or 'event'}: {first['msg']}"
+    return first_error(exc)
 
 
 def update_theta(step: Step, sessions: SessionRepository, banks: BankStore) -> Step:

@@ -19,6 +19,7 @@ def http_event(method: str, path: str, body: Any = None, path_parameters: dict[s
     """An HTTP API v2 proxy event as API Gateway would deliver it; ``claims`` are the verified
     JWT claims its authorizer passes on (``requestContext.authorizer.jwt``)."""
     authorizer = {"authorizer": {"jwt": {"claims": claims, "scopes": None}}} if claims is not None else {}
+    parameters = _query_parameters(query)
     return {
         "version": "2.0",
         "routeKey": route_key or f"{method} {path}",
@@ -26,6 +27,7 @@ def http_event(method: str, path: str, body: Any = None, path_parameters: dict[s
         "rawQueryString": query,
         "headers": {"content-type": "application/json", **(headers or {})},
         "pathParameters": path_parameters or {},
+        **({"queryStringParameters": parameters} if parameters else {}),
         "requestContext": {
             "accountId": "123456789012", "apiId": "local", "domainName": "localhost",
             "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
@@ -37,6 +39,17 @@ def http_event(method: str, path: str, body: Any = None, path_parameters: dict[s
         "body": None if body is None else (body if isinstance(body, str) else json.dumps(body)),
         "isBase64Encoded": False,
     }
+
+
+def _query_parameters(query: str) -> dict[str, str]:
+    """``queryStringParameters`` as API Gateway's payload 2.0 gives them: decoded, a repeated
+    name's values joined by commas; absent (empty) when there is no query string."""
+    from urllib.parse import parse_qsl
+
+    out: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        out[name] = f"{out[name]},{value}" if name in out else value
+    return out
 
 
 def id_token_claims(user_id: str, groups: tuple[str, ...] = ()) -> dict[str, str]:
