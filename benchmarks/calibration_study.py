@@ -56,8 +56,9 @@ MIN_SCORED = 300
 
 def data_set(design: Design, seed: int) -> tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Generating parameters and long-format responses of one replication."""
-    from irtcat.irt.cat import Bank, CatConfig
+    from irtcat.irt.config import CatConfig
     from irtcat.irt.simulation import simulate
+    from irtcat.irt.state import Bank
 
     params = generate_parameters(design.items, design.model, seed=seed, slopes=design.slopes,
                                  guessing=design.guessing)

@@ -46,9 +46,12 @@ def machine() -> str:
 
 
 def bench_eap_update() -> dict[str, Any]:
-    from irtcat.irt.cat import Bank, CatConfig, CatState, record_answer, select_next
+    from irtcat.irt.cat import record_answer
+    from irtcat.irt.config import CatConfig
     from irtcat.irt.datagen import generate_parameters
     from irtcat.irt.estimation import eap_point
+    from irtcat.irt.selection import select_next
+    from irtcat.irt.state import Bank, CatState
 
     bank = Bank(generate_parameters(500, "3PL", seed=1))
     cfg = CatConfig(randomesque=1, se_threshold=None, max_items=40)
@@ -76,8 +79,10 @@ def bench_eap_update() -> dict[str, Any]:
 
 
 def bench_max_info() -> dict[str, Any]:
-    from irtcat.irt.cat import Bank, CatConfig, CatState, select_next
+    from irtcat.irt.config import CatConfig
     from irtcat.irt.datagen import generate_parameters
+    from irtcat.irt.selection import select_next
+    from irtcat.irt.state import Bank, CatState
 
     bank = Bank(generate_parameters(10_000, "3PL", seed=2))
     cfg = CatConfig(randomesque=1)
@@ -90,9 +95,10 @@ def bench_max_info() -> dict[str, Any]:
 
 
 def bench_simulate() -> dict[str, Any]:
-    from irtcat.irt.cat import Bank, CatConfig
+    from irtcat.irt.config import CatConfig
     from irtcat.irt.datagen import generate_parameters
     from irtcat.irt.simulation import simulate
+    from irtcat.irt.state import Bank
 
     bank = Bank(generate_parameters(500, "3PL", seed=11))
     thetas = np.random.default_rng(12).normal(size=1000)
@@ -234,7 +240,7 @@ def _imports_scipy(name: str) -> bool:
 
 def bench_pipeline(students: int, prefix: str = "pipeline", parallelization: int = 1) -> dict[str, Any]:
     """The demo through the local pipeline: answers/s with ``students`` closed-loop tablets."""
-    from irtcat.local.demo import run_demo
+    from irtcat.demo.run import run_demo
 
     s = run_demo(students=students, report_dir=ROOT / ".irtcat" / "bench-report", shards=2, batch_size=10,
                  parallelization=parallelization)
@@ -255,9 +261,9 @@ def bench_pipeline(students: int, prefix: str = "pipeline", parallelization: int
 
 
 def bench_soak(sessions: int = 200) -> dict[str, Any]:
-    """The reliability soak (``irtcat.local.demo.run_soak``): must hold 0 lost, 0 double-applied,
+    """The reliability soak (``irtcat.demo.run.run_soak``): must hold 0 lost, 0 double-applied,
     rejected == garbage; reports publish -> next-item latency."""
-    from irtcat.local.demo import run_soak
+    from irtcat.demo.run import run_soak
 
     s = run_soak(sessions, report_dir=ROOT / ".irtcat" / "soak-report")
     keys = ("sessions", "sessions_finished", "answers_unique", "answers_published", "answers_lost",
@@ -281,9 +287,10 @@ def calibration_complete_data(model: str, n_items: int, n_persons: int, seed: in
 def calibration_cat_data(selection: str) -> tuple[Any, np.ndarray, tuple[np.ndarray, ...]]:
     """The CAT data set of the calibration benchmarks: a 300-item 2PL bank, 20,000 examinees, 30
     items each under ``selection`` ("max_info": the default policy, or "a_stratified")."""
-    from irtcat.irt.cat import Bank, CatConfig
+    from irtcat.irt.config import CatConfig
     from irtcat.irt.datagen import generate_parameters
     from irtcat.irt.simulation import simulate
+    from irtcat.irt.state import Bank
 
     params = generate_parameters(300, "2PL", seed=7)
     thetas = np.random.default_rng(8).normal(size=20000)
@@ -435,13 +442,13 @@ def bench_door(repeat: int = 200) -> dict[str, Any]:
     from datetime import UTC, datetime
 
     from irtcat.adapters.aws import DynamoSessions, DynamoStudents, KinesisAnswers, S3BankStore
+    from irtcat.demo.run import settings_of
     from irtcat.domain.events import AnswerEvent, StartSessionRequest
     from irtcat.domain.generate import generate_bank
     from irtcat.domain.ports import TestDefinition
     from irtcat.domain.scoring import simulated_choice
     from irtcat.domain.steps import admit_answer, start_session
-    from irtcat.local.demo import settings_of
-    from irtcat.local.runtime import LocalRuntime
+    from irtcat.emulator.runtime import LocalRuntime
 
     rt = LocalRuntime.up()
     try:

@@ -26,7 +26,7 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    from irtcat.adapters.runtime import reset
+    from irtcat.adapters.wiring import reset
 
     reset()
     yield
@@ -36,15 +36,15 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture()
 def moto_stack(fake_aws: None, root: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Every resource of template.yaml in in-process moto, with the events/ fixtures loaded."""
-    from irtcat.local.functions import shared_environment
-    from irtcat.local.samples import seed_fixtures
-    from irtcat.local.stack import deploy
+    from irtcat.demo.samples import seed_fixtures
+    from irtcat.emulator.inprocess import shared_environment
+    from irtcat.emulator.stack import deploy
     from moto import mock_aws
 
     saved = dict(os.environ)
     with mock_aws():
         stack = deploy(root)
-        shared_environment(list(stack.functions.values()))
+        shared_environment(list(stack.runners.values()))  # type: ignore[arg-type]
         env = next(iter(stack.functions.values())).environment
         seed_fixtures(root, env["TABLE_NAME"], env["BANK_BUCKET"])
         yield stack

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from irtcat.adapters.runtime import calibration_stores, powertools
+from irtcat.adapters.wiring import calibration_stores, powertools
 from irtcat.domain import calibration_job as job_steps
 from irtcat.domain.calibration_job import CalibrationJob, CalibrationRequest, ShardTask
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from irtcat.adapters.runtime import powertools
+from irtcat.adapters.wiring import powertools
 from irtcat.domain.steps import Step, finish_session
 
 logger, metrics = powertools("finish_session")

@@ -7,8 +7,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConf
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from irtcat.adapters.http import caller, http_errors
-from irtcat.adapters.runtime import adapters, powertools
-from irtcat.adapters.runtime import tracer as tracer_for
+from irtcat.adapters.wiring import adapters, powertools
+from irtcat.adapters.wiring import tracer as tracer_for
 from irtcat.domain.steps import get_session
 
 logger, metrics = powertools("get_session")

@@ -9,8 +9,8 @@ from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from irtcat.adapters.http import caller, http_errors
-from irtcat.adapters.runtime import adapters, powertools
-from irtcat.adapters.runtime import tracer as tracer_for
+from irtcat.adapters.wiring import adapters, powertools
+from irtcat.adapters.wiring import tracer as tracer_for
 from irtcat.domain.steps import list_sessions
 
 logger, metrics = powertools("list_sessions")

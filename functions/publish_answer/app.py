@@ -16,8 +16,8 @@ from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from irtcat.adapters.http import caller, http_errors
-from irtcat.adapters.runtime import adapters, answer_stream, powertools
-from irtcat.adapters.runtime import tracer as tracer_for
+from irtcat.adapters.wiring import adapters, answer_stream, powertools
+from irtcat.adapters.wiring import tracer as tracer_for
 from irtcat.domain.events import AnswerEvent, contract_problem
 from irtcat.domain.steps import admit_answer, event_error
 from pydantic import ValidationError

@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from irtcat.adapters.runtime import adapters, powertools
+from irtcat.adapters.wiring import adapters, powertools
 from irtcat.domain.steps import Step, record_outcome
 
 logger, metrics = powertools("record_outcome")

@@ -101,7 +101,7 @@ class LocalTarget(Target):
     local = True
 
     def __init__(self) -> None:
-        from irtcat.local.runtime import LocalRuntime
+        from irtcat.emulator.runtime import LocalRuntime
 
         self.rt = LocalRuntime.up(parameters={"StreamShardCount": "2", "PipeBatchSize": "10"})
         self.outputs = {k: str(v) for k, v in self.rt.stack.outputs().items()}

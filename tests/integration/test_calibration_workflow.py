@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 from irtcat.adapters.aws import S3BankStore, S3Objects
+from irtcat.cli.local_calibration import format_summary, run_calibration
 from irtcat.domain.calibration_job import CalibrationRequest
 from irtcat.domain.generate import generate_bank, provisional_bank, simulated_history
-from irtcat.local.calibration import format_summary, run_calibration
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Any]:
-    from irtcat.local.demo import settings_of
-    from irtcat.local.runtime import LocalRuntime
+    from irtcat.demo.run import settings_of
+    from irtcat.emulator.runtime import LocalRuntime
 
     with LocalRuntime.up() as rt:
         settings = settings_of(rt)

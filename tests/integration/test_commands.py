@@ -13,7 +13,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-IRTCAT = [sys.executable, "-m", "irtcat.cli"]
+IRTCAT = [sys.executable, "-m", "irtcat.cli.main"]
 
 
 def test_local_up_invoke_down(tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ def test_a_small_soak_loses_nothing_and_rejects_exactly_the_garbage(tmp_path: Pa
     """The soak of benchmarks/ in small: resends, reordering, garbage and injected throttling of
     DynamoDB, Firehose and Lambda at once (the benchmark runs 200 sessions with 1% garbage;
     here 5%, so that 8 sessions send some)."""
-    from irtcat.local.demo import run_soak
+    from irtcat.demo.run import run_soak
 
     s = run_soak(8, faults={"dynamodb": 0.03, "firehose": 0.03, "lambda": 0.003}, report_dir=tmp_path, seed=5,
                  garbage_rate=0.05)

@@ -20,7 +20,7 @@ from irtcat.domain.generate import generate_bank
 from irtcat.domain.policy import StoppingPolicy, TestPolicy
 from irtcat.domain.ports import TestDefinition
 from irtcat.domain.scoring import simulated_choice
-from irtcat.local.api import get_session_event, id_token_claims, start_session_event
+from irtcat.emulator.api import get_session_event, id_token_claims, start_session_event
 
 from .targets import Target, encode, make_target, stream_records
 
@@ -249,7 +249,7 @@ def test_throttled_dynamodb_and_firehose_lose_nothing(target: Target) -> None:
 def test_racing_executions_on_one_session_never_lose_an_update(target: Target) -> None:
     local_only(target)
     rt = target.rt  # type: ignore[attr-defined]
-    from irtcat.local.pipe import pipe_record
+    from irtcat.emulator.pipe import pipe_record
 
     s = Student(target)
     a = s.event(1)
@@ -499,8 +499,10 @@ def test_the_stack_warms_every_session_function_and_leaves_calibration_cold(targ
     local_only(target)
     rt = target.rt  # type: ignore[attr-defined]
     assert 0 < rt.wait_warm(timeout=60) < 120
-    for fn in rt.stack.functions.values():
-        assert fn.containers is not None
-        if fn.logical_id.startswith("Calibration"):
+    from irtcat.emulator.containers import ContainerPool
+
+    for pool in rt.stack.runners.values():
+        assert isinstance(pool, ContainerPool)
+        if pool.spec.logical_id.startswith("Calibration"):
             continue  # cold unless a test of this worker already ran a calibration
-        assert fn.containers.cold_starts >= 1, f"{fn.logical_id} has no started container"
+        assert pool.cold_starts >= 1, f"{pool.spec.logical_id} has no started container"

@@ -32,8 +32,8 @@ def chromium() -> str | None:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Any]:
-    from irtcat.local.demo import load_demo_bank
-    from irtcat.local.runtime import LocalRuntime
+    from irtcat.demo.run import load_demo_bank
+    from irtcat.emulator.runtime import LocalRuntime
 
     rt = LocalRuntime.up()
     rt.start_api(port=0)
@@ -95,7 +95,7 @@ def test_a_student_completes_a_test_and_sees_the_dynamodb_result(stack: Any, bro
     page.screenshot(path=str(ARTIFACTS / "tablet-result.png"))
     assert answered == 6 and not errors, errors
     shown_theta = float(page.get_attribute("#result", "data-theta") or "nan")
-    table = stack.function("GetSessionFunction").environment["TABLE_NAME"]
+    table = stack.function("GetSessionFunction").spec.environment["TABLE_NAME"]
     items = boto3.client("dynamodb").scan(TableName=table)["Items"]
     sessions = [SessionState.model_validate_json(i["doc"]["S"]) for i in items if i["pk"]["S"].startswith("SESSION#")]
     mine = [s for s in sessions if s.student_id == "tablet-student-1"]
@@ -122,9 +122,9 @@ def test_a_submit_whose_acknowledgement_is_lost_is_retried_and_counted_once(stac
     answered = take_test(page, stack.api_url + "/", "tablet-student-2")
     assert lost["count"] == 1 and answered == 6
     stack.wait_idle(timeout=30)
-    from irtcat.local.export import read_history
+    from irtcat.demo.export import read_history
 
-    bucket = stack.function("GetSessionFunction").environment["HISTORY_BUCKET"]
+    bucket = stack.function("GetSessionFunction").spec.environment["HISTORY_BUCKET"]
     records = [r for r in read_history(bucket) if r.student_id == "tablet-student-2" and r.record_type == "answer"]
     applied = [r for r in records if r.outcome == "applied"]
     assert sorted(r.seq for r in applied) == [1, 2, 3, 4, 5, 6]
@@ -134,8 +134,8 @@ def test_a_submit_whose_acknowledgement_is_lost_is_retried_and_counted_once(stac
 
 def test_a_timed_test_shows_the_time_left_and_ends_when_it_runs_out(stack: Any, browser: Any) -> None:
     from irtcat.adapters.aws import S3BankStore
+    from irtcat.demo.run import settings_of
     from irtcat.domain.ports import TestDefinition
-    from irtcat.local.demo import settings_of
 
     S3BankStore(settings_of(stack)).put_test(TestDefinition(
         test_id="demo-timed", bank_id="demo-math",

@@ -14,9 +14,10 @@ from typing import Any
 
 import boto3
 import pytest
-from irtcat.local.api import get_session_event, http_event, id_token_claims, start_session_event
-from irtcat.local.demo import TEST_ID, run_demo
-from irtcat.local.runtime import LocalRuntime
+from irtcat.demo.run import TEST_ID, run_demo
+from irtcat.emulator.api import get_session_event, http_event, id_token_claims, start_session_event
+from irtcat.emulator.containers import ContainerPool
+from irtcat.emulator.runtime import LocalRuntime
 
 from .targets import stream_records
 
@@ -84,8 +85,8 @@ def test_no_key_leaves_the_server_in_a_whole_demo(demo: tuple[LocalRuntime, dict
     places["history"] = [v for k, v in objects.items() if k.startswith("history/")]
     places["quarantine"] = [v for k, v in objects.items() if k.startswith("quarantine/")]
     places["report"] = [_without_libraries(p.read_text(errors="replace")) for p in report.rglob("*") if p.is_file()]
-    places["logs"] = [log for fn in rt.stack.functions.values() if fn.containers is not None
-                      for log in fn.containers.recent_logs]
+    places["logs"] = [log for pool in rt.stack.runners.values() if isinstance(pool, ContainerPool)
+                      for log in pool.recent_logs]
     for where in ("api", "stream", "dynamodb", "history", "quarantine", "logs"):
         assert places[where], f"nothing found to scan in {where}"
     leaks = [(where, KEY_FIELD.search(text).group(0), text[:200]) for where, texts in places.items()  # type: ignore[union-attr]

@@ -12,7 +12,7 @@ import pytest
 from irtcat.analytics.duck import connect, run
 from irtcat.analytics.queries import NAMES, glue_columns, query
 from irtcat.analytics.report import build_report
-from irtcat.local.template import load_template
+from irtcat.emulator.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,10 +14,11 @@ from irtcat.irt.calibration import (
     promote,
     starting_values,
 )
-from irtcat.irt.cat import PRETEST, Bank, CatConfig
+from irtcat.irt.config import CatConfig
 from irtcat.irt.datagen import generate_parameters, generate_responses
 from irtcat.irt.model import ItemParameters
 from irtcat.irt.simulation import simulate
+from irtcat.irt.state import PRETEST, Bank
 
 
 def rmse(x: np.ndarray, y: np.ndarray) -> float:

@@ -20,9 +20,10 @@ from irtcat.irt.calibration import (
     log_prior,
     quadrature,
 )
-from irtcat.irt.cat import PRETEST, Bank, CatConfig
+from irtcat.irt.config import CatConfig
 from irtcat.irt.datagen import generate_parameters, generate_responses
 from irtcat.irt.simulation import simulate
+from irtcat.irt.state import PRETEST, Bank
 
 K = {"1PL": 1, "2PL": 2, "3PL": 3}
 

@@ -2,20 +2,15 @@
 
 import numpy as np
 import pytest
-from irtcat.irt.cat import (
-    PRETEST,
-    Bank,
-    CatConfig,
-    CatState,
-    Classification,
-    check_stop,
-    record_answer,
-    select_next,
-)
+from irtcat.irt.cat import record_answer
+from irtcat.irt.config import CatConfig, Classification
+from irtcat.irt.criteria import b_blocked_strata, kl_information, pick
 from irtcat.irt.datagen import generate_parameters
 from irtcat.irt.model import ItemParameters, information
-from irtcat.irt.selection import b_blocked_strata, kl_information, pick
+from irtcat.irt.selection import select_next
 from irtcat.irt.simulation import simulate, sympson_hetter_parameters
+from irtcat.irt.state import PRETEST, Bank, CatState
+from irtcat.irt.stopping import check_stop
 
 ROW = np.array([0])
 
@@ -246,7 +241,7 @@ def test_config_validation():
 
 @pytest.mark.parametrize("k", [1, 5])
 def test_pruned_max_information_equals_the_full_scan(k):
-    from irtcat.irt.selection import PeakIndex, peak_information, top_information
+    from irtcat.irt.criteria import PeakIndex, peak_information, top_information
 
     params = generate_parameters(3000, "3PL", seed=61)
     p32 = params.astype(np.float32)
@@ -275,3 +270,48 @@ def test_single_examinee_large_bank_uses_the_same_choice_as_the_full_scan():
                              information(np.array([[0.9]]), bank.params32)[0], -np.inf)[None, :],
                     randomesque, np.random.default_rng(7))[0]
         assert pruned == full
+
+
+def test_a_new_selection_rule_joins_the_registry_without_touching_the_others() -> None:
+    from irtcat.domain.policy import TestPolicy
+    from irtcat.irt.selection import SELECTION_RULES, selection_rule
+
+    @selection_rule("lowest_b")
+    def lowest_b(state, bank, config, rows, eligible, rng):  # type: ignore[no-untyped-def]
+        return np.broadcast_to(-bank.params.b, (rows.size, len(bank))).astype(np.float64), eligible
+
+    try:
+        bank = bank_of(50)
+        config = CatConfig(selection="lowest_b", randomesque=1)
+        state = CatState.start(1, bank, config)
+        first = select_next(state, bank, config, ROW, np.random.default_rng(0))
+        assert first[0] == int(np.argmin(bank.params.b))
+        assert TestPolicy(selection="lowest_b").selection == "lowest_b"
+        with pytest.raises(ValueError, match="registered twice"):
+            selection_rule("lowest_b")(lowest_b)
+    finally:
+        del SELECTION_RULES["lowest_b"]
+    with pytest.raises(ValueError, match="unknown selection rule 'lowest_b'"):
+        TestPolicy(selection="lowest_b")
+
+
+def test_a_new_stopping_rule_joins_after_the_others_and_respects_min_items() -> None:
+    from irtcat.irt.stopping import STOPPING_RULES, stopping_rule
+
+    @stopping_rule("three_answers")
+    def three(state, bank, config, rows):  # type: ignore[no-untyped-def]
+        return state.n_scored[rows] >= 3
+
+    try:
+        assert list(STOPPING_RULES)[-1] == "three_answers"
+        bank = bank_of(50)
+        config = CatConfig(se_threshold=None, min_items=4, max_items=10)
+        state = CatState.start(1, bank, config)
+        reasons = []
+        for _ in range(5):
+            item = select_next(state, bank, config, ROW, np.random.default_rng(1))
+            record_answer(state, bank, config, ROW, item, np.array([1]))
+            reasons.append(check_stop(state, bank, config, ROW)[0])
+        assert reasons == ["", "", "", "three_answers", "three_answers"]  # held back until 4 items
+    finally:
+        del STOPPING_RULES["three_answers"]

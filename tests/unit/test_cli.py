@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from irtcat.cli import main
+from irtcat.cli.main import main
 from irtcat.domain.bank import ItemBank
 
 
@@ -193,7 +193,7 @@ def test_calibrate_reads_parquet(tmp_path, capsys):
 
 
 def test_local_calibrate_rejects_bad_options_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from irtcat.cli import main
+    from irtcat.cli.main import main
 
     assert main(["local", "calibrate", "--shards", "0", "--data-dir", "/nonexistent-irtcat"]) == 2
     err = capsys.readouterr().err
@@ -203,8 +203,8 @@ def test_local_calibrate_rejects_bad_options_in_one_line(capsys: pytest.CaptureF
 
 
 def test_local_up_overrides_the_templates_pipe_parameters() -> None:
-    from irtcat.cli import build_parser
-    from irtcat.local.commands import _overrides
+    from irtcat.cli.local import _overrides
+    from irtcat.cli.main import build_parser
 
     args = build_parser().parse_args(["local", "up", "--shards", "2", "--batch-size", "5", "--parallelization", "3"])
     assert _overrides(args) == {"StreamShardCount": "2", "PipeBatchSize": "5", "PipeParallelization": "3"}

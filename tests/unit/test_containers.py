@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from irtcat.local import zygote as zygote_module
-from irtcat.local.containers import ContainerPool, FunctionSpec
-from irtcat.local.zygote import Zygote, ZygoteDied, fork_enabled, zygote
+from irtcat.emulator import zygote as zygote_module
+from irtcat.emulator.containers import ContainerPool
+from irtcat.emulator.function import FunctionSpec
+from irtcat.emulator.zygote import Zygote, ZygoteDied, fork_enabled, zygote
 
 HANDLER = textwrap.dedent("""
     import os, sys, time

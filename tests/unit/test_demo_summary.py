@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from irtcat.local.demo import sustained_rate
+from irtcat.demo.run import sustained_rate
 
 
 def test_sustained_rate_leaves_out_the_ramp_up_and_the_tail() -> None:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from irtcat.local import server
+from irtcat.emulator import server
 
 ITEM = {"pk": {"S": "SESSION#1"}, "version": {"N": "3"}, "doc": {"S": '{"theta": 0.1}'},
         "nested": {"M": {"a": {"L": [{"S": "x"}, {"NULL": True}, {"BOOL": False}, {"NS": ["1", "2.5"]}]}}},

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from irtcat.demo.samples import SESSION_ID, make_samples, render
 from irtcat.domain.session import SessionState
-from irtcat.local.samples import SESSION_ID, make_samples, render
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -18,7 +18,7 @@ def event(name: str):  # type: ignore[no-untyped-def]
 
 
 def session_doc(stack) -> SessionState:  # type: ignore[no-untyped-def]
-    env = stack.function_by_logical_id("UpdateThetaFunction").environment
+    env = stack.function_by_logical_id("UpdateThetaFunction").spec.environment
     item = boto3.client("dynamodb").get_item(
         TableName=env["TABLE_NAME"], Key={"pk": {"S": f"SESSION#{SESSION_ID}"}, "sk": {"S": "STATE"}})["Item"]
     return SessionState.model_validate_json(item["doc"]["S"])
@@ -26,11 +26,11 @@ def session_doc(stack) -> SessionState:  # type: ignore[no-untyped-def]
 
 def test_sample_events_are_what_the_code_produces(root):
     for rel, payload in make_samples().items():
-        assert (root / rel).read_text() == render(payload), f"{rel} is stale: run irtcat.local.samples.write_samples"
+        assert (root / rel).read_text() == render(payload), f"{rel} is stale: run irtcat.demo.samples.write_samples"
 
 
 def test_start_session(moto_stack):
-    from irtcat.local.api import id_token_claims, start_session_event
+    from irtcat.emulator.api import id_token_claims, start_session_event
 
     fn = moto_stack.function_by_logical_id("StartSessionFunction")
     out = fn.invoke(start_session_event("student-0002", "sample-math", claims=id_token_claims("student-0002")))
@@ -112,7 +112,7 @@ def test_commit_step_conflict_is_a_named_error(moto_stack):
 def test_record_outcome_quarantines_rejected_events(moto_stack):
     out = moto_stack.function_by_logical_id("RecordOutcomeFunction").invoke(event("record_outcome"))
     assert out.error is None and out.payload["outcome"] == "rejected"
-    env = moto_stack.function_by_logical_id("RecordOutcomeFunction").environment
+    env = moto_stack.function_by_logical_id("RecordOutcomeFunction").spec.environment
     body = boto3.client("s3").get_object(Bucket=env["HISTORY_BUCKET"], Key=out.payload["quarantine_key"])["Body"]
     parked = json.loads(body.read())
     assert "invalid event" in parked["reason"] and '["A", "B"]' in parked["raw"]
@@ -129,7 +129,7 @@ def test_state_handlers_reject_malformed_input_with_an_error(moto_stack, name):
 
 
 def test_dlq_list_and_replay_commands(moto_stack, capsys, tmp_path):
-    from irtcat.cli import main
+    from irtcat.cli.main import main
 
     moto_stack.function_by_logical_id("RecordOutcomeFunction").invoke(event("record_outcome"))
     out = moto_stack.outputs()
@@ -151,7 +151,7 @@ def test_dlq_list_and_replay_commands(moto_stack, capsys, tmp_path):
 
 
 def test_dlq_without_a_stack_is_a_clear_error(tmp_path, capsys):
-    from irtcat.cli import main
+    from irtcat.cli.main import main
 
     assert main(["dlq", "list", "--data-dir", str(tmp_path)]) == 2
     assert "no stack found" in capsys.readouterr().err
@@ -203,7 +203,7 @@ def test_the_local_api_passes_query_strings_as_api_gateway_does(moto_stack):
     """The local HTTP API builds its events with http_event: the query string reaches the
     handler as queryStringParameters (decoded, repeated names joined by commas) and is
     validated there; before, a limit of -1 listed everything."""
-    from irtcat.local.api import http_event, id_token_claims
+    from irtcat.emulator.api import http_event, id_token_claims
 
     def listing(query: str) -> dict:  # type: ignore[type-arg]
         ev = http_event("GET", "/tests/sample-math/sessions", path_parameters={"test_id": "sample-math"},
@@ -238,7 +238,7 @@ def test_every_api_handler_refuses_a_request_without_an_identity(moto_stack, fun
 
 
 def test_api_handlers_hold_students_to_their_own_sessions(moto_stack):
-    from irtcat.local.api import id_token_claims
+    from irtcat.emulator.api import id_token_claims
 
     other = id_token_claims("student-0002")
     fn = moto_stack.function_by_logical_id

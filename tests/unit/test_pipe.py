@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
-from irtcat.local.pipe import PipePoller, PipeSettings
+from irtcat.emulator.pipe import PipePoller, PipeSettings
 
 KEYS = [f"session-{k}" for k in range(8)]
 

@@ -244,7 +244,10 @@ def test_step_selection_is_reproducible():
 def test_session_steps_follow_the_same_path_as_the_simulator():
     """The per-answer path (state rebuilt from the stored session at every step) chooses the
     same items and reaches the same thetas as the simulator's incremental engine."""
-    from irtcat.irt.cat import CatState, check_stop, record_answer, select_next
+    from irtcat.irt.cat import record_answer
+    from irtcat.irt.selection import select_next
+    from irtcat.irt.state import CatState
+    from irtcat.irt.stopping import check_stop
 
     policy = TestPolicy(randomesque=1, stopping=StoppingPolicy(max_items=15, se_threshold=None))
     w = World(policy)

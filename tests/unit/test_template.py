@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from irtcat.local.template import expand_sam, load_template, parameter_defaults
+from irtcat.emulator.template import expand_sam, load_template, parameter_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

@@ -10,8 +10,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ConfigDict, Field, model_validator
 
-from ..irt.cat import STATUS_CODES, Bank
 from ..irt.model import D_LOGISTIC, ItemParameters, Model
+from ..irt.state import STATUS_CODES, Bank
 from .base import Message, first_error
 
 ItemStatus = Literal["operational", "pretest", "retired"]

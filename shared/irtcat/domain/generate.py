@@ -61,7 +61,7 @@ def simulated_history(bank: ItemBank, persons: int, max_items: int = 15,
     """The answer history of ``persons`` simulated CAT sessions on ``bank`` (its parameters are
     the truth), as Firehose would land it: NDJSON objects under ``history/dt=YYYY-MM-DD/``,
     sessions spread over ``days`` days. For calibration tests and benchmarks."""
-    from ..irt.cat import CatConfig
+    from ..irt.config import CatConfig
     from ..irt.simulation import simulate
     from .history import HistoryRecord
 

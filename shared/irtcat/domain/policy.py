@@ -7,8 +7,9 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from ..irt.cat import CatConfig, Classification, SelectionRule
+from ..irt.config import CatConfig, Classification
 from ..irt.estimation import Estimator, NormalPrior, Quadrature
+from ..irt.selection import rule_named
 from .base import Message
 
 
@@ -107,7 +108,7 @@ class TestPolicy(Message):
     estimator: Estimator = "EAP"
     prior: PriorPolicy = PriorPolicy()
     quadrature_nodes: int = Field(default=61, ge=11, le=401)
-    selection: SelectionRule = "max_info"
+    selection: str = Field(default="max_info", description="a registered selection rule (irt.selection)")
     randomesque: int = Field(default=1, ge=1, le=100)
     strata: int = Field(default=4, ge=1, le=20)
     sympson_hetter: bool = True
@@ -123,6 +124,7 @@ class TestPolicy(Message):
 
     @model_validator(mode="after")
     def _check(self) -> TestPolicy:
+        rule_named(self.selection)
         if any(p < 1 for p in self.pretest_positions):
             raise ValueError("pretest positions are 1-based")
         if any(v < 0 for v in self.content_targets.values()):

@@ -16,7 +16,10 @@ from typing import Literal
 import numpy as np
 from pydantic import ConfigDict, Field
 
-from ..irt.cat import PRETEST, CatState, check_stop, record_answer, restore, select_next
+from ..irt.cat import record_answer, restore
+from ..irt.selection import select_next
+from ..irt.state import PRETEST, CatState
+from ..irt.stopping import check_stop
 from .bank import ItemBank
 from .base import Message
 from .events import AnswerEvent, OptionView, ServedItemView, SessionResult, SessionView

@@ -1,195 +1,182 @@
-"""Item selection criteria, vectorised over examinees (rows) and bank items (columns).
+"""Item selection rules: which eligible item an adaptive test serves next.
 
-* Maximum Fisher information (Lord 1980): argmax_i I_i(theta_hat).
-* Global Kullback-Leibler information (Chang & Ying 1996):
-  KL_i(theta_hat) = integral over [theta_hat - delta_n, theta_hat + delta_n] of
-  P_i(t0) log(P_i(t0)/P_i(t)) + Q_i(t0) log(Q_i(t0)/Q_i(t)) dt, t0 = theta_hat,
-  delta_n = z / sqrt(n) with n the number of items answered (at least 1), z = 3.
-* a-stratified with b-blocking (Chang, Qian & Ying 2001): operational items are sorted by b,
-  cut into blocks of K, and within each block the j-th smallest a goes to stratum j; stage
-  s = floor(n K / max_items) draws from stratum s the item with b closest to theta_hat.
-* Randomesque-k (Kingsbury & Zara 1989): a uniform pick among the k best by the criterion.
+A rule scores every item for each row of examinees (higher is better; the criteria's maths is in
+:mod:`.criteria`) and may narrow the eligible set (a-stratification serves from one stratum).
+Rules register by name with :func:`selection_rule`; a test's policy names one. A new rule is one
+decorated function; no other rule changes.
 
-Every function returns a criterion matrix where ineligible items hold -inf.
+* ``max_info``: maximum Fisher information at theta_hat (Lord 1980).
+* ``kl``: global Kullback-Leibler information (Chang & Ying 1996).
+* ``a_stratified``: a-stratification with b-blocking (Chang, Qian & Ying 2001).
+* ``random``: uniform among eligible items (a baseline for exposure studies).
+
+:func:`select_next` wraps the rule with what every test gets: pretest positions, content
+balancing (Kingsbury & Zara 1989), randomesque-k and the Sympson-Hetter lottery (Sympson &
+Hetter 1985).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from .model import FloatArray, ItemParameters, information, prob
+from .config import CatConfig
+from .criteria import (
+    kl_information,
+    max_information,
+    pick,
+    pick_from_top,
+    stratified_closeness,
+    top_information,
+)
+from .model import FloatArray
+from .state import Bank, CatState, eligible_operational
 
-KL_Z = 3.0
-_KL_POINTS = np.linspace(-1.0, 1.0, 9)
+# (state, bank, config, rows, eligible, rng) -> (criterion per row and item, eligible)
+Rule = Callable[[CatState, Bank, CatConfig, np.ndarray, np.ndarray, np.random.Generator],
+                tuple[FloatArray, np.ndarray]]
 
-
-def max_information(theta: FloatArray, items: ItemParameters) -> FloatArray:
-    """Fisher information of every item at each examinee's theta: ``(n, items)``."""
-    return information(theta[:, None], items)
-
-
-def kl_information(theta: FloatArray, n_answered: np.ndarray, items: ItemParameters) -> FloatArray:
-    """Chang & Ying's global KL index (trapezoid rule on 9 points), shape ``(n, items)``."""
-    delta = KL_Z / np.sqrt(np.maximum(n_answered, 1))
-    p0 = prob(theta[:, None], items)[..., None]  # (n, i, 1)
-    grid = theta[:, None] + delta[:, None] * _KL_POINTS[None, :]  # (n, g)
-    p = prob(grid[:, None, :], _column(items))  # (n, i, g)
-    kl = p0 * np.log(p0 / p) + (1 - p0) * np.log((1 - p0) / (1 - p))
-    out: FloatArray = np.trapezoid(kl, dx=1.0, axis=-1) * (2.0 * delta[:, None] / (_KL_POINTS.size - 1))
-    return out
+SELECTION_RULES: dict[str, Rule] = {}
 
 
-def _column(items: ItemParameters) -> ItemParameters:
-    return ItemParameters(items.a[:, None], items.b[:, None], items.c[:, None], items.d[:, None], items.scale)
+def selection_rule(name: str) -> Callable[[Rule], Rule]:
+    """Register a selection rule under ``name``."""
+
+    def register(rule: Rule) -> Rule:
+        if name in SELECTION_RULES:
+            raise ValueError(f"selection rule {name!r} is registered twice")
+        SELECTION_RULES[name] = rule
+        return rule
+
+    return register
 
 
-def b_blocked_strata(a: FloatArray, b: FloatArray, eligible: np.ndarray, n_strata: int) -> np.ndarray:
-    """Stratum (0 = lowest a) of each eligible item by a-stratification with b-blocking; -1 else."""
-    strata = np.full(a.shape[0], -1, dtype=np.int64)
-    idx = np.flatnonzero(eligible)
-    if idx.size == 0:
-        return strata
-    k = max(1, min(n_strata, idx.size))
-    by_b = idx[np.argsort(b[idx], kind="stable")]
-    for start in range(0, by_b.size, k):
-        block = by_b[start:start + k]
-        by_a = block[np.argsort(a[block], kind="stable")]
-        strata[by_a] = np.arange(by_a.size)
-    return strata
+def rule_named(name: str) -> Rule:
+    """The registered rule ``name``, or a ValueError that lists the known ones."""
+    try:
+        return SELECTION_RULES[name]
+    except KeyError:
+        known = ", ".join(sorted(SELECTION_RULES))
+        raise ValueError(f"unknown selection rule {name!r} (known: {known})") from None
 
 
-def stratified_closeness(theta: FloatArray, b: FloatArray) -> FloatArray:
-    """-|b - theta|: the a-stratified criterion inside the current stratum."""
-    out: FloatArray = -np.abs(b[None, :] - theta[:, None])
-    return out
+@selection_rule("max_info")
+def _max_info(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, eligible: np.ndarray,
+              rng: np.random.Generator) -> tuple[FloatArray, np.ndarray]:
+    return max_information(state.theta[rows], bank.params32), eligible
 
 
-def peak_information(items: ItemParameters) -> FloatArray:
-    """Each item's maximum Fisher information over theta (3PL and below, d = 1).
-
-    I_max = (D a)^2 / (8 (1 - c)^2) * (1 - 20 c - 8 c^2 + (1 + 8 c)^(3/2))  (Lord 1980, eq. 10-6).
-    """
-    da = items.scale * items.a.astype(np.float64)
-    c = items.c.astype(np.float64)
-    out: FloatArray = da * da / (8 * (1 - c) ** 2) * (1 - 20 * c - 8 * c * c + (1 + 8 * c) ** 1.5)
-    return out
+@selection_rule("kl")
+def _kl(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, eligible: np.ndarray,
+        rng: np.random.Generator) -> tuple[FloatArray, np.ndarray]:
+    return kl_information(state.theta[rows], state.n_scored[rows], bank.params32), eligible
 
 
-@dataclass(frozen=True)
-class PeakIndex:
-    """A bank's items in decreasing order of peak information, with the constants that the
-    information formula needs precomputed (float32), so a chunk is a slice, not a gather."""
-
-    order: np.ndarray
-    peaks: FloatArray
-    da: np.ndarray
-    b: np.ndarray
-    c: np.ndarray
-    span: np.ndarray
-    k2: np.ndarray
-
-    @classmethod
-    def build(cls, items: ItemParameters) -> PeakIndex:
-        peaks = peak_information(items)
-        order = np.argsort(-peaks, kind="stable")
-        da = (items.scale * items.a[order]).astype(np.float32)
-        span = (items.d[order] - items.c[order]).astype(np.float32)
-        return cls(order, peaks[order], da, items.b[order].astype(np.float32),
-                   items.c[order].astype(np.float32), span, (da * span) ** 2)
-
-    def information(self, theta: float, lo: int, hi: int) -> np.ndarray:
-        """Fisher information of items ``lo:hi`` (in peak order) at theta, float32."""
-        z = self.da[lo:hi] * np.float32(-theta) + self.da[lo:hi] * self.b[lo:hi]  # -D a (theta - b)
-        np.clip(z, -40.0, 40.0, out=z)
-        np.exp(z, out=z)
-        z += 1
-        np.reciprocal(z, out=z)  # s
-        p = self.span[lo:hi] * z
-        p += self.c[lo:hi]
-        z *= 1 - z
-        z *= z
-        z *= self.k2[lo:hi]
-        p *= 1 - p
-        np.maximum(p, np.float32(1e-9), out=p)
-        z /= p
-        out: np.ndarray = z
-        return out
+@selection_rule("a_stratified")
+def _a_stratified(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, eligible: np.ndarray,
+                  rng: np.random.Generator) -> tuple[FloatArray, np.ndarray]:
+    strata = bank.strata(config.strata)
+    stage = np.minimum(state.n_scored[rows] * config.strata // config.max_items, config.strata - 1)
+    in_stage = (strata[None, :] == stage[:, None]) & eligible
+    # when the stage's stratum has run dry, fall back to any eligible item
+    in_stage |= ~in_stage.any(axis=1, keepdims=True) & eligible
+    return stratified_closeness(state.theta[rows], bank.params.b), in_stage
 
 
-def top_information(
-    theta: float,
-    index: PeakIndex,
-    eligible: Callable[[np.ndarray], np.ndarray],
-    k: int,
-    chunk: int = 512,
+@selection_rule("random")
+def _random(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, eligible: np.ndarray,
+            rng: np.random.Generator) -> tuple[FloatArray, np.ndarray]:
+    return rng.random((rows.size, len(bank))), eligible
+
+
+def _content_filter(
+    state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, eligible: np.ndarray
 ) -> np.ndarray:
-    """The ``k`` most informative eligible items at ``theta``, best first (-1 padded).
+    """Kingsbury & Zara (1989): restrict to the area furthest below its target share."""
+    names = bank.area_names
+    target = np.array([config.content_targets.get(a, 0.0) for a in names])
+    target = target / target.sum()
+    counts = state.area_counts[rows]
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    deficit = target[None, :] - share
+    area_open = np.stack([(eligible & (bank.area == k)).any(axis=1) for k in range(len(names))], axis=1)
+    deficit = np.where(area_open & (target[None, :] > 0), deficit, -np.inf)
+    best = deficit.argmax(axis=1)
+    keep = np.isfinite(deficit.max(axis=1))
+    restricted = eligible & (bank.area[None, :] == best[:, None])
+    return np.where(keep[:, None], restricted, eligible)
 
-    Exact, without scoring the whole bank: items are visited in decreasing order of their peak
-    information and the scan stops once the k-th best information found beats every remaining
-    peak. ``eligible(idx)`` says which of the bank items ``idx`` may be chosen. The
-    one-examinee path for large banks.
-    """
-    n = index.order.size
-    best_idx = np.empty(0, dtype=np.int64)
-    best_val = np.empty(0, dtype=np.float32)
-    for lo in range(0, n, chunk):
-        hi = min(n, lo + chunk)
-        val = index.information(theta, lo, hi)
-        val[~eligible(index.order[lo:hi])] = -np.inf
-        if k == 1:
-            j = int(val.argmax())
-            if best_val.size == 0 or val[j] > best_val[0]:
-                best_idx, best_val = np.array([lo + j]), val[j:j + 1]
-        else:
-            best_idx = np.concatenate([best_idx, np.arange(lo, hi)])
-            best_val = np.concatenate([best_val, val])
-            keep = np.argpartition(-best_val, k - 1)[:k]
-            best_idx, best_val = best_idx[keep], best_val[keep]
-        if hi >= n:
-            break
-        kth = float(best_val.min()) if best_val.size >= k else -np.inf
-        if kth > index.peaks[hi] * (1 + 1e-5):  # nothing further down can enter the top k
-            break
-    ranked = np.argsort(-best_val, kind="stable")
-    valid = np.isfinite(best_val[ranked])
-    chosen = index.order[best_idx[ranked][valid]][:k]
-    out = np.full(k, -1, dtype=np.int64)
-    out[: chosen.size] = chosen
+
+def _criterion(
+    state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, eligible: np.ndarray,
+    rng: np.random.Generator,
+) -> FloatArray:
+    crit, eligible = rule_named(config.selection)(state, bank, config, rows, eligible, rng)
+    out: FloatArray = np.where(eligible, crit, np.float32(-np.inf))
     return out
 
 
-def pick_from_top(top: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Per row, a uniform choice among the valid (>= 0) entries of ``top`` (-1 if none)."""
-    ok = top >= 0
-    if top.shape[1] == 1:
-        return top[:, 0]
-    noise = np.where(ok, rng.random(top.shape), -1.0)
-    choice = top[np.arange(top.shape[0]), noise.argmax(axis=1)]
-    return np.where(ok.any(axis=1), choice, -1)
+def select_next(
+    state: CatState,
+    bank: Bank,
+    config: CatConfig,
+    rows: np.ndarray,
+    rng: np.random.Generator,
+    selected_counter: np.ndarray | None = None,
+) -> np.ndarray:
+    """Index of the next item per row (-1 when nothing is left).
 
-
-def pick(criterion: FloatArray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Per row, a uniform choice among the ``k`` best finite entries (argmax when k == 1).
-
-    Rows with no finite entry return -1.
+    At a configured pretest position a random unseen pretest item is served (never scored);
+    otherwise the selection rule picks among eligible operational items, after content
+    balancing, with randomesque-k, and with the Sympson-Hetter lottery when enabled (an item
+    that loses the lottery is blocked for the rest of that test; Sympson & Hetter 1985).
+    ``selected_counter`` (per item) counts how often each item won selection before the
+    lottery, which is what the exposure-parameter simulation needs.
     """
-    n, m = criterion.shape
-    finite = np.isfinite(criterion)
-    has_any = finite.any(axis=1)
-    if k <= 1 or m == 1:
-        choice = criterion.argmax(axis=1)
-    else:
-        # k passes of argmax beat argpartition for the small k that randomesque uses
-        work = criterion.copy()
-        rows = np.arange(n)
-        top = np.empty((n, min(k, m)), dtype=np.int64)
-        for j in range(top.shape[1]):
-            top[:, j] = work.argmax(axis=1)
-            work[rows, top[:, j]] = -np.inf
-        top = np.where(np.take_along_axis(finite, top, axis=1), top, -1)
-        choice = pick_from_top(top, rng)
-    return np.where(has_any, choice, -1)
+    choice = np.full(rows.size, -1, dtype=np.int64)
+    position = state.n_served[rows] + 1
+    if config.pretest_positions and bank.pretest.any():
+        wants = np.isin(position, config.pretest_positions)
+        if wants.any():
+            pre = bank.pretest[None, :] & ~state.administered[rows[wants]]
+            crit = np.where(pre, rng.random(pre.shape), -np.inf)
+            choice[wants] = pick(crit, 1, rng)
+    todo = np.flatnonzero(choice < 0)
+    peak_index = bank.peak_index
+    pruned = (config.selection == "max_info" and rows.size == 1 and peak_index is not None
+              and not config.content_targets)
+    for _ in range(len(bank)):
+        if todo.size == 0:
+            break
+        sub = rows[todo]
+        if pruned and peak_index is not None:
+            # one examinee on a large bank: exact top-k without scoring (or masking) every item
+            r = int(sub[0])
+            admin, blocked, ops = state.administered[r], state.blocked[r], bank.operational
+
+            def ok(idx: np.ndarray, ops: np.ndarray = ops, admin: np.ndarray = admin,
+                   blocked: np.ndarray = blocked) -> np.ndarray:
+                out: np.ndarray = ops[idx] & ~admin[idx] & ~blocked[idx]
+                return out
+
+            top = top_information(float(state.theta[r]), peak_index, ok, config.randomesque)
+            cand = pick_from_top(top[None, :], rng)
+        else:
+            eligible = eligible_operational(state, bank, sub)
+            if config.content_targets:
+                eligible = _content_filter(state, bank, config, sub, eligible)
+            crit = _criterion(state, bank, config, sub, eligible, rng)
+            cand = pick(crit, config.randomesque, rng)
+        found = cand >= 0
+        if selected_counter is not None:
+            np.add.at(selected_counter, cand[found], 1)
+        if not config.sympson_hetter:
+            choice[todo] = cand
+            break
+        accept = ~found | (rng.random(todo.size) <= bank.exposure_k[np.maximum(cand, 0)])
+        choice[todo[accept]] = cand[accept]
+        lost = ~accept
+        state.blocked[sub[lost], cand[lost]] = True
+        todo = todo[lost]
+    return choice

@@ -13,8 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from .cat import Bank, CatConfig, CatState, check_stop, record_answer, select_next
+from .cat import record_answer
+from .config import CatConfig
 from .model import FloatArray, prob
+from .selection import select_next
+from .state import Bank, CatState
+from .stopping import check_stop
 
 
 @dataclass

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from ..adapters.aws import CognitoAccounts
 
 from .auth import JwtAuthorizer
-from .containers import ContainerPool, FunctionSpec
-from .functions import InvokeResult, LocalFunction, shared_environment
+from .containers import ContainerPool
+from .function import FunctionSpec, InvokeResult, Runner, common_environment
 from .pipe import PipePoller, PipeSettings
 from .server import EmulatorServer
 from .stack import LocalStack, deploy
@@ -34,24 +34,24 @@ def project_root() -> Path:
     return Path.cwd()
 
 
-def _close_containers(functions: dict[str, LocalFunction]) -> None:
-    for fn in functions.values():
-        if fn.containers is not None:
-            fn.containers.close()
+def _close_runners(runners: dict[str, Runner]) -> None:
+    for runner in runners.values():
+        runner.close()
 
 
 # a session's first calls: a tablet starts a session, then reads it
 _FIRST_CALLED = ("StartSessionFunction", "GetSessionFunction")
 
 
-def _warm_order(fn: LocalFunction) -> tuple[int, str]:
-    if fn.logical_id in _FIRST_CALLED:
-        return (0, str(_FIRST_CALLED.index(fn.logical_id)))
-    return (1, fn.logical_id)
+def _warm_order(pool: ContainerPool) -> tuple[int, str]:
+    logical_id = pool.spec.logical_id
+    if logical_id in _FIRST_CALLED:
+        return (0, str(_FIRST_CALLED.index(logical_id)))
+    return (1, logical_id)
 
 
-def _is_calibration(fn: LocalFunction) -> bool:
-    return fn.logical_id.startswith("Calibration")
+def _is_calibration(spec: FunctionSpec) -> bool:
+    return spec.logical_id.startswith("Calibration")
 
 
 def warm_up(pools: list[ContainerPool]) -> threading.Event:
@@ -92,22 +92,23 @@ class LocalRuntime:
         started = time.perf_counter()
         os.environ["AWS_DEFAULT_REGION"] = REGION
         prestart_zygote()  # its imports overlap the emulator's start
-        functions: dict[str, LocalFunction] = {}
-        server = EmulatorServer(functions, port=port)
+        runners: dict[str, Runner] = {}
+        server = EmulatorServer(runners, port=port)
         server.start()
         try:
             stack = deploy(root or project_root(), stack_name=stack_name, parameters=parameters)
-            functions.update(stack.functions)
-            shared_environment(list(functions.values()))
-            for fn in functions.values():
-                fn.containers = ContainerPool(FunctionSpec.of(fn))
+            # what every function sets alike is this process's too (the demo's and the tests' clients)
+            os.environ.update(common_environment(list(stack.functions.values())) or {})
+            pools = {name: ContainerPool(spec) for name, spec in stack.functions.items()}
+            stack.runners.update(pools)
+            runners.update(pools)
             # one warm container per function, started in the background one after another (so
             # they do not starve the rest of the start-up of the machine's cores), a session's
             # first calls first; a function invoked before its turn starts its own (see
             # containers.py). The calibration functions start when a calibration first runs:
             # warming them would only take the cores from the first sessions.
-            warm = warm_up([pool for fn in sorted(functions.values(), key=_warm_order)
-                            if (pool := fn.containers) and not _is_calibration(fn)])
+            warm = warm_up(sorted((pool for pool in pools.values() if not _is_calibration(pool.spec)),
+                                  key=_warm_order))
             pipes = stack.resources_of("AWS::Pipes::Pipe")
             if len(pipes) != 1:
                 raise ValueError("the template must declare exactly one AWS::Pipes::Pipe")
@@ -124,7 +125,7 @@ class LocalRuntime:
             pipe = PipePoller(settings)
             pipe.start()
         except BaseException:
-            _close_containers(functions)
+            _close_runners(runners)
             server.stop()
             raise
         del pipe_id
@@ -169,7 +170,7 @@ class LocalRuntime:
 
     def down(self) -> None:
         self.pipe.stop()
-        _close_containers(self.stack.functions)
+        _close_runners(self.stack.runners)
         if self.api is not None:
             self.api.close()
             self.api.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
@@ -179,7 +180,7 @@ class LocalRuntime:
     def endpoint(self) -> str:
         return self.server.endpoint
 
-    def function(self, logical_id: str) -> LocalFunction:
+    def function(self, logical_id: str) -> Runner:
         return self.stack.function_by_logical_id(logical_id)
 
     def accounts(self) -> CognitoAccounts:

@@ -29,10 +29,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
-from .functions import InvokeResult, LocalFunction
+from .function import FunctionSpec, InvokeResult
 from .zygote import ZygoteDied, fork_enabled, zygote
 
 DEFAULT_MAX_CONTAINERS = 3
@@ -44,63 +43,6 @@ def max_containers() -> int:
     """Containers per function (``IRTCAT_LOCAL_CONTAINERS``, default 3)."""
     raw = os.environ.get("IRTCAT_LOCAL_CONTAINERS", "")
     return max(1, int(raw)) if raw.strip() else DEFAULT_MAX_CONTAINERS
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    """What a container needs to load a function: picklable, no live objects."""
-
-    logical_id: str
-    name: str
-    code_dir: str
-    handler: str
-    environment: dict[str, str]
-    timeout_s: float
-    memory_mb: int
-
-    @classmethod
-    def of(cls, fn: LocalFunction) -> FunctionSpec:
-        return cls(fn.logical_id, fn.name, str(fn.code_dir), fn.handler, dict(fn.environment),
-                   fn.timeout_s, fn.memory_mb)
-
-    def function(self) -> LocalFunction:
-        return LocalFunction(logical_id=self.logical_id, name=self.name, code_dir=Path(self.code_dir),
-                             handler=self.handler, environment=dict(self.environment),
-                             timeout_s=self.timeout_s, memory_mb=self.memory_mb)
-
-
-def serve(spec: FunctionSpec, requests: IO[str], replies: IO[str]) -> None:
-    """A container's main loop: load the handler once, then one event at a time.
-
-    The protocol is one JSON document per line (events in, results out); the handler's own
-    output (prints, Powertools' log lines) is captured per invocation and sent back as its logs.
-    """
-    os.dup2(2, 1)  # anything written to fd 1 goes to stderr, never into the caller's stdout
-    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
-    fn = spec.function()
-    # the whole process is this function's: its environment is the process environment
-    os.environ.update(fn.lambda_environment())
-    fn.isolated = False
-    try:
-        fn.load()
-    except BaseException as exc:
-        _reply(replies, ["init_error", f"{type(exc).__name__}: {exc}"])
-        return
-    _reply(replies, ["ready", None])
-    for line in requests:
-        result = fn.invoke(json.loads(line))
-        _reply(replies, [result.payload, result.error, result.logs, result.duration_ms])
-
-
-def _reply(replies: IO[str], message: list[Any]) -> None:
-    replies.write(json.dumps(message) + "\n")
-    replies.flush()
-
-
-def _serve_stdio(spec: FunctionSpec) -> None:
-    """A container started as a fresh interpreter: the protocol is its stdin and stdout."""
-    replies = os.fdopen(os.dup(1), "w", buffering=1)
-    serve(spec, sys.stdin, replies)
 
 
 class ContainerDied(RuntimeError):
@@ -145,7 +87,7 @@ class Container:
         # a fresh interpreter, not a fork of this process: the emulator's threads make that
         # unsafe, and multiprocessing's spawn would re-import the caller's __main__
         proc = subprocess.Popen(
-            [sys.executable, "-m", "irtcat.local.containers", json.dumps(asdict(spec))],
+            [sys.executable, "-m", "irtcat.emulator.inprocess", json.dumps(asdict(spec))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         assert proc.stdin is not None and proc.stdout is not None
         return cls(proc.pid, proc.stdin, _pumped(proc.stdout, spec), process=proc)
@@ -328,7 +270,3 @@ class ContainerPool:
 def _error_result(error_type: str, message: str, started: float) -> InvokeResult:
     return InvokeResult({"errorMessage": message, "errorType": error_type}, "Unhandled", "",
                         (time.perf_counter() - started) * 1000)
-
-
-if __name__ == "__main__":
-    _serve_stdio(FunctionSpec(**json.loads(sys.argv[1])))

@@ -26,7 +26,7 @@ def _emit(args: argparse.Namespace, summary: dict[str, Any], human: str) -> None
 
 
 def _bank_generate(args: argparse.Namespace) -> int:
-    from .domain.generate import generate_bank
+    from ..domain.generate import generate_bank
 
     if args.items < 1 or args.pretest < 0:
         raise CliError("--items must be >= 1 and --pretest >= 0")
@@ -37,7 +37,7 @@ def _bank_generate(args: argparse.Namespace) -> int:
     )
     controlled = ""
     if not args.no_exposure_control:
-        from .domain.exposure import with_exposure_control
+        from ..domain.exposure import with_exposure_control
 
         bank, _ = with_exposure_control(bank, seed=args.seed)
         controlled = f"; Sympson-Hetter parameters for the default policy on {sum(it.exposure_k < 1 for it in bank.items)} items"
@@ -48,9 +48,9 @@ def _bank_generate(args: argparse.Namespace) -> int:
 
 
 def _responses_generate(args: argparse.Namespace) -> int:
-    from .adapters.files import load_thetas, write_responses_csv
-    from .domain.bank import ItemBank
-    from .irt.datagen import generate_responses
+    from ..adapters.files import load_thetas, write_responses_csv
+    from ..domain.bank import ItemBank
+    from ..irt.datagen import generate_responses
 
     bank = ItemBank.load(args.bank)
     if args.thetas:
@@ -83,9 +83,9 @@ def _progress(total: int, label: str) -> tuple[Callable[[int], None], Callable[[
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .adapters.files import load_policy, load_thetas
-    from .domain.bank import ItemBank
-    from .irt.simulation import simulate
+    from ..adapters.files import load_policy, load_thetas
+    from ..domain.bank import ItemBank
+    from ..irt.simulation import simulate
 
     bank = ItemBank.load(args.bank)
     policy = load_policy(args.policy)
@@ -105,7 +105,7 @@ def _simulate(args: argparse.Namespace) -> int:
         close()
     summary = result.summary(engine)
     if args.plots:
-        from .adapters.plots import simulation_plots
+        from ..adapters.plots import simulation_plots
 
         summary["plots"] = [str(p) for p in simulation_plots(result, summary, args.plots)]
     human = (
@@ -120,9 +120,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _exposure(args: argparse.Namespace) -> int:
-    from .adapters.files import load_policy
-    from .domain.bank import ItemBank
-    from .domain.exposure import with_exposure_control
+    from ..adapters.files import load_policy
+    from ..domain.bank import ItemBank
+    from ..domain.exposure import with_exposure_control
 
     bank = ItemBank.load(args.bank)
     policy = load_policy(args.policy)
@@ -138,10 +138,10 @@ def _exposure(args: argparse.Namespace) -> int:
 
 
 def _bank_publish(args: argparse.Namespace) -> int:
-    from .adapters.aws import S3BankStore, Settings
-    from .adapters.files import load_policy
-    from .domain.bank import ItemBank
-    from .domain.ports import TestDefinition
+    from ..adapters.aws import S3BankStore, Settings
+    from ..adapters.files import load_policy
+    from ..domain.bank import ItemBank
+    from ..domain.ports import TestDefinition
 
     bank = ItemBank.load(args.bank)
     store = S3BankStore(Settings(table_name="-", bank_bucket=args.bucket, history_stream="-", history_bucket="-"))
@@ -161,9 +161,9 @@ def _bank_publish(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     import warnings
 
-    from .adapters.calibration_io import calibrated_bank, read_long_responses, to_response_data
-    from .domain.bank import ItemBank
-    from .irt.calibration import CalibrationWarning, calibrate
+    from ..adapters.calibration_io import calibrated_bank, read_long_responses, to_response_data
+    from ..domain.bank import ItemBank
+    from ..irt.calibration import CalibrationWarning, calibrate
 
     students, item_col, response = read_long_responses(args.responses)
     base = ItemBank.load(args.bank) if args.bank else None
@@ -175,7 +175,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     pretest = np.zeros(len(item_ids), dtype=bool)
     initial = None
     if base is not None:
-        from .irt.calibration import ItemEstimates
+        from ..irt.calibration import ItemEstimates
 
         pretest = np.array([it.status == "pretest" for it in base.items])
         if args.fixed == "operational":
@@ -222,7 +222,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 def _priors_option(value: str, model: str) -> Any:
     """``--priors``: default, none, or a JSON file of prior settings (a clear error otherwise)."""
-    from .irt.calibration import Priors, priors_from
+    from ..irt.calibration import Priors, priors_from
 
     if value in ("default", "none"):
         return priors_from(value, model)  # type: ignore[arg-type]
@@ -242,7 +242,7 @@ def _priors_option(value: str, model: str) -> Any:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .analytics.report import build_report
+    from ..analytics.report import build_report
 
     summary = build_report(args.history, args.out)
     _emit(args, summary, f"answered {len(summary['queries'])} questions over {summary['history_records']} "
@@ -281,7 +281,7 @@ def _stack_outputs(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _dlq(args: argparse.Namespace) -> int:
-    from .adapters.replay import list_dlq, list_quarantine, replay
+    from ..adapters.replay import list_dlq, list_quarantine, replay
 
     out = _stack_outputs(args)
     parked = []
@@ -307,7 +307,7 @@ def _dlq(args: argparse.Namespace) -> int:
 
 
 def _local(args: argparse.Namespace) -> int:
-    from .local import commands
+    from . import local as commands
 
     handler: Handler = getattr(commands, args.local_command.replace("-", "_"))
     return handler(args)
@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(fn=_report)
 
     try:
-        from .local.commands import add_local_parser
+        from .local import add_local_parser
     except ImportError:  # the local runtime's extras are not installed
         pass
     else:

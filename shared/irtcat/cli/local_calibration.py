@@ -13,7 +13,7 @@ import boto3
 from ..adapters.aws import S3BankStore, S3Objects
 from ..domain.calibration_job import CalibrationRequest, report_key
 from ..domain.ports import NotFound
-from .template import REGION
+from ..emulator.template import REGION
 
 
 def run_calibration(outputs: dict[str, Any], bank_bucket: str, request: CalibrationRequest,

@@ -1,7 +1,7 @@
 """moto in server mode on 127.0.0.1, with the Lambda Invoke API served in front of it.
 
 moto's own Lambda needs Docker; here ``POST /2015-03-31/functions/{name}/invocations`` calls
-the real handler in-process (see :mod:`.functions`) and answers as Lambda does, so the state
+the real handler in-process (see :mod:`.inprocess` and :mod:`.containers`) and answers as Lambda does, so the state
 machine's Retry and Catch see what they would see on AWS. Everything else goes to moto.
 """
 
@@ -28,7 +28,7 @@ from urllib.parse import unquote
 from waitress.server import create_server
 from werkzeug.wrappers import Request, Response
 
-from .functions import LocalFunction
+from .function import Runner
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 
@@ -127,7 +127,7 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", 
 class LocalGateway:
     """WSGI app: Lambda Invoke for registered functions, faults if switched on, moto otherwise."""
 
-    def __init__(self, moto_app: WSGIApp, functions: dict[str, LocalFunction]) -> None:
+    def __init__(self, moto_app: WSGIApp, functions: dict[str, Runner]) -> None:
         self.moto_app = moto_app
         self.functions = functions
         self.faults = FaultInjector()
@@ -195,7 +195,7 @@ class LocalGateway:
         start_response(f"{reply.status} {reply.reason}", out)
         return [body]
 
-    def lookup(self, name: str) -> LocalFunction | None:
+    def lookup(self, name: str) -> Runner | None:
         """A function by name, ARN or partial ARN (qualifiers ignored)."""
         short = name.rsplit(":function:", 1)[-1].split(":", 1)[0]
         return self.functions.get(short)
@@ -225,7 +225,7 @@ class LocalGateway:
         raw = request.get_data()
         event = json.loads(raw) if raw else {}
         result = fn.invoke(event)
-        self.count(fn.name)
+        self.count(fn.spec.name)
         headers = {"X-Amz-Executed-Version": "$LATEST"}
         if result.error:
             headers["X-Amz-Function-Error"] = result.error
@@ -334,18 +334,18 @@ class InProcessLambdaClient:
             raise ClientError({"Error": {"Code": "TooManyRequestsException",
                                          "Message": "Rate exceeded (injected)"}}, "Invoke")
         raw = Payload.encode() if isinstance(Payload, str) else Payload
-        self.gateway.count(fn.name)
-        if self.gateway.faults.function_fails(fn.logical_id):
+        self.gateway.count(fn.spec.name)
+        if self.gateway.faults.function_fails(fn.spec.logical_id):
             payload: Any = {"errorMessage": "injected failure", "errorType": "InjectedFault"}
             error: str | None = "Unhandled"
         else:
-            delay = self.gateway.faults.delays.get(fn.logical_id, 0.0)
+            delay = self.gateway.faults.delays.get(fn.spec.logical_id, 0.0)
             if delay:
                 time.sleep(delay)
             result = fn.invoke(json.loads(raw or b"{}"))
             payload, error = result.payload, result.error
             if error:
-                self.gateway.count_error(fn.logical_id, str(payload.get("errorType", error)))
+                self.gateway.count_error(fn.spec.logical_id, str(payload.get("errorType", error)))
         response: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST",
                                     "Payload": io.BytesIO(json.dumps(payload).encode())}
         if error:
@@ -566,7 +566,7 @@ class ServiceProcess:
     def __init__(self, services: tuple[str, ...]) -> None:
         """Launch it (it starts while this process gets ready; :meth:`wait` for its endpoint)."""
         self.services = services
-        self.process = subprocess.Popen([sys.executable, "-m", "irtcat.local.server", *services],
+        self.process = subprocess.Popen([sys.executable, "-m", "irtcat.emulator.server", *services],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self._ready: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read_port, daemon=True).start()
@@ -614,7 +614,7 @@ class EmulatorServer:
     """The emulator on 127.0.0.1:port (0 = any free port), in a background thread; the services in
     ``service_processes`` are served by a second process (this one forwards what reaches it)."""
 
-    def __init__(self, functions: dict[str, LocalFunction], port: int = 0, host: str = "127.0.0.1",
+    def __init__(self, functions: dict[str, Runner], port: int = 0, host: str = "127.0.0.1",
                  threads: int = 48, service_processes: tuple[str, ...] = SERVICE_PROCESS_SERVICES,
                  state_machines: bool = True) -> None:
         # launched first: it imports moto while this process does
@@ -653,7 +653,7 @@ class EmulatorServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        from ..adapters.runtime import reset
+        from ..adapters.wiring import reset
 
         self._saved_env = {k: os.environ.get(k) for k in
                            ("MOTO_PORT", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
@@ -680,7 +680,7 @@ class EmulatorServer:
                                timeout=30).read()
 
     def stop(self) -> None:
-        from ..adapters.runtime import reset
+        from ..adapters.wiring import reset
 
         self.server.close()
         # waitress's worker threads are not daemons: stop them, or they keep the process alive

@@ -44,8 +44,8 @@ PRELOAD = (
     "aws_lambda_powertools.event_handler",
     "irtcat.domain.steps",
     "irtcat.adapters.aws",
-    "irtcat.adapters.runtime",
-    "irtcat.local.containers",
+    "irtcat.adapters.wiring",
+    "irtcat.emulator.inprocess",
 )
 # no BLAS worker threads: fork copies only the forking thread, so the zygote must have no
 # others (and a handler's matrices are small)
@@ -77,7 +77,7 @@ class Zygote:
         control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = {**os.environ, **_SINGLE_THREADED}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "irtcat.local.zygote", str(theirs.fileno())],
+            [sys.executable, "-m", "irtcat.emulator.zygote", str(theirs.fileno())],
             pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL)
         theirs.close()
         self.control = control
@@ -162,7 +162,8 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes:
 
 
 def _serve_forever(control: socket.socket) -> None:
-    from .containers import FunctionSpec, serve
+    from .function import FunctionSpec
+    from .inprocess import serve
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the containers
     while True:

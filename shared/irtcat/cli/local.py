@@ -13,10 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..demo import DEFAULT_TABLETS
+
 DEFAULT_DATA_DIR = Path(".irtcat")
-# the demo's closed-loop tablets: enough to keep the local pipeline busy (fewer tablets measure
-# their own waiting for the next item more than the pipeline)
-DEFAULT_TABLETS = 30
 
 
 def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> None:
@@ -86,8 +85,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def up(args: argparse.Namespace) -> int:
-    from .demo import load_demo_bank
-    from .runtime import LocalRuntime
+    from ..demo.run import load_demo_bank
+    from ..emulator.runtime import LocalRuntime
 
     data_dir: Path = args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +100,7 @@ def up(args: argparse.Namespace) -> int:
         load_demo_bank(rt)
     accounts: dict[str, Any] = {}
     if args.accounts > 0:
-        from .demo import demo_password
+        from ..demo.run import demo_password
 
         password = demo_password()
         users = [f"student-{k:04d}" for k in range(1, args.accounts + 1)]
@@ -157,7 +156,7 @@ def _use_running_stack(state_file: Path) -> dict[str, Any] | None:
     """The stack of ``irtcat local up`` if it is up (boto3 is then pointed at it), else None."""
     if not (state_file.exists() and _alive(json.loads(state_file.read_text()).get("pid", 0))):
         return None
-    from .server import use_endpoint
+    from ..emulator.server import use_endpoint
 
     info: dict[str, Any] = json.loads(state_file.read_text())
     use_endpoint(info["endpoint"])
@@ -188,10 +187,10 @@ def down(args: argparse.Namespace) -> int:
 
 
 def invoke(args: argparse.Namespace) -> int:
-    from .functions import log_to_stderr, shared_environment
-    from .runtime import project_root
-    from .samples import seed_fixtures
-    from .stack import plan
+    from ..demo.samples import seed_fixtures
+    from ..emulator.inprocess import InProcessFunction, log_to_stderr, shared_environment
+    from ..emulator.runtime import project_root
+    from ..emulator.stack import plan
 
     event: Any = {}
     if args.event:
@@ -209,14 +208,14 @@ def invoke(args: argparse.Namespace) -> int:
         stack = plan(project_root(), parameters=parameters)
         print(f"[irtcat] against the local stack at {info['endpoint']}", file=sys.stderr)
     else:
-        from .server import EmulatorServer
-        from .stack import deploy
+        from ..emulator.server import EmulatorServer
+        from ..emulator.stack import deploy
 
         os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
         server = EmulatorServer({}, port=0)
         server.start()
         stack = deploy(project_root())
-        server.gateway.functions.update(stack.functions)
+        server.gateway.functions.update(stack.runners)
         env = next(iter(stack.functions.values())).environment
         seed_fixtures(project_root(), env["TABLE_NAME"], env["BANK_BUCKET"])
         print("[irtcat] no local stack is up: using an in-process emulator with the events/ fixtures",
@@ -224,17 +223,18 @@ def invoke(args: argparse.Namespace) -> int:
     try:
         name = args.function
         candidates = [f for f in stack.functions.values()
-                      if name in (f.logical_id, f.name, f.code_dir.name)]
+                      if name in (f.logical_id, f.name, Path(f.code_dir).name)]
         if not candidates:
             known = ", ".join(sorted(f.logical_id for f in stack.functions.values()))
             print(f"irtcat: error: no function {name!r} in template.yaml (known: {known})", file=sys.stderr)
             return 2
-        fn = candidates[0]
-        shared_environment(list(stack.functions.values()))
-        result = fn.invoke(event)
+        spec = candidates[0]
+        in_process = [InProcessFunction(f) for f in stack.functions.values()]
+        shared_environment(in_process)
+        result = next(f for f in in_process if f.spec is spec).invoke(event)
         log_to_stderr(result)
         print(json.dumps(result.payload, indent=2))
-        print(f"[irtcat] {fn.logical_id}: {result.duration_ms:.1f} ms"
+        print(f"[irtcat] {spec.logical_id}: {result.duration_ms:.1f} ms"
               + (f", function error ({result.error})" if result.error else ""), file=sys.stderr)
         return 1 if result.error else 0
     finally:
@@ -243,7 +243,7 @@ def invoke(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from ..demo.run import run_demo
 
     if args.students < 1:
         print("irtcat: error: --students must be >= 1", file=sys.stderr)
@@ -318,7 +318,7 @@ def calibrate(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ..domain.calibration_job import CalibrationRequest
-    from .calibration import format_summary, run_calibration
+    from .local_calibration import format_summary, run_calibration
 
     try:
         request = CalibrationRequest(bank_id=args.bank_id, shards=args.shards, promote_n=args.promote_n,
@@ -335,8 +335,8 @@ def calibrate(args: argparse.Namespace) -> int:
         print(f"[irtcat] calibrating {args.bank_id} on the local stack at {info['endpoint']}", file=sys.stderr)
         summary = run_calibration(outputs, str(outputs["BankBucketName"]), request)
     else:
-        from .demo import run_demo
-        from .runtime import LocalRuntime
+        from ..demo.run import run_demo
+        from ..emulator.runtime import LocalRuntime
 
         if args.students < 1:
             print("irtcat: error: --students must be >= 1", file=sys.stderr)

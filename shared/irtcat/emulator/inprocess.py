@@ -1,5 +1,7 @@
-"""Lambda functions run in-process, as the template declares them (CodeUri, Handler,
-environment, timeout), with Lambda's error contract."""
+"""Running a function's handler in this process: load its module once (a warm container), run
+one event at a time with Lambda's error contract and the function's environment, and capture what
+the handler prints as the invocation's logs. A container process runs its function this way too
+(:func:`serve`, its main loop)."""
 
 from __future__ import annotations
 
@@ -12,17 +14,13 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import IO, Any
 
-from .template import ACCOUNT, REGION
-
-if TYPE_CHECKING:
-    from .containers import ContainerPool
+from .function import FunctionSpec, InvokeResult, LambdaContext, common_environment
 
 _ENV_LOCK = threading.RLock()
 
@@ -60,17 +58,15 @@ def _stdout() -> _ThreadLocalStdout:
     return sys.stdout
 
 
-def shared_environment(functions: list[LocalFunction]) -> bool:
+def shared_environment(functions: list[InProcessFunction]) -> bool:
     """Apply the variables every function agrees on to the process, once.
 
     Returns False when two functions disagree on a variable: their invocations then swap the
     environment under a lock, one at a time.
     """
-    merged: dict[str, str] = {}
-    for fn in functions:
-        for key, value in fn.environment.items():
-            if merged.setdefault(key, value) != value:
-                return False
+    merged = common_environment([fn.spec for fn in functions])
+    if merged is None:
+        return False
     os.environ.update(merged)
     for fn in functions:
         fn.isolated = False
@@ -78,70 +74,21 @@ def shared_environment(functions: list[LocalFunction]) -> bool:
 
 
 @dataclass
-class LambdaContext:
-    """The subset of Lambda's context object that handlers and Powertools use."""
+class InProcessFunction:
+    """A function run in this process (``irtcat local invoke``, the unit tests, and inside each
+    container process)."""
 
-    function_name: str
-    memory_limit_in_mb: int
-    timeout_s: float
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-    _deadline: float = 0.0
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-@dataclass
-class InvokeResult:
-    """What Lambda's Invoke API returns: a payload, and the function error type if any."""
-
-    payload: Any
-    error: str | None
-    logs: str
-    duration_ms: float
-
-
-@dataclass
-class LocalFunction:
-    """One function of the template, loaded from its CodeUri."""
-
-    logical_id: str
-    name: str
-    code_dir: Path
-    handler: str
-    environment: dict[str, str]
-    timeout_s: float = 3.0
-    memory_mb: int = 128
+    spec: FunctionSpec
     isolated: bool = True  # swap the environment per invocation (see shared_environment)
     _callable: Callable[[Any, Any], Any] | None = None
-    # One warm container per function: like Lambda, a container serves one event at a time
-    # (handlers may keep per-request state in module globals, as Powertools' resolvers do).
-    _container: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    # When set (by the local runtime), invocations run in container processes (see containers.py).
-    containers: ContainerPool | None = field(default=None, repr=False)
-
-    def lambda_environment(self) -> dict[str, str]:
-        """The function's variables plus the ones Lambda's runtime sets."""
-        return {
-            **self.environment,
-            "AWS_LAMBDA_FUNCTION_NAME": self.name, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
-            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
-            "POWERTOOLS_SERVICE_NAME": self.logical_id,
-        }
+    # like a Lambda container, a function serves one event at a time (handlers may keep
+    # per-request state in module globals, as Powertools' resolvers do)
+    _busy: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @contextlib.contextmanager
     def _env(self) -> Iterator[None]:
         saved = dict(os.environ)
-        os.environ.update(self.lambda_environment())
+        os.environ.update(self.spec.lambda_environment())
         try:
             yield
         finally:
@@ -151,33 +98,33 @@ class LocalFunction:
     def load(self) -> Callable[[Any, Any], Any]:
         """Import the handler module (once, like a warm container)."""
         if self._callable is None:
-            module_name, _, attr = self.handler.rpartition(".")
-            path = self.code_dir / f"{module_name.replace('.', '/')}.py"
+            spec = self.spec
+            module_name, _, attr = spec.handler.rpartition(".")
+            path = Path(spec.code_dir) / f"{module_name.replace('.', '/')}.py"
             if not path.is_file():
-                raise FileNotFoundError(f"{self.logical_id}: handler module {path} not found")
-            spec = importlib.util.spec_from_file_location(f"irtcat_fn_{self.logical_id}", path)
-            assert spec and spec.loader
-            module: ModuleType = importlib.util.module_from_spec(spec)
+                raise FileNotFoundError(f"{spec.logical_id}: handler module {path} not found")
+            module_spec = importlib.util.spec_from_file_location(f"irtcat_fn_{spec.logical_id}", path)
+            assert module_spec and module_spec.loader
+            module: ModuleType = importlib.util.module_from_spec(module_spec)
             out = _stdout()
             with _ENV_LOCK, self._env(), out.capture():
-                spec.loader.exec_module(module)
+                module_spec.loader.exec_module(module)
             fn = getattr(module, attr, None)
             if not callable(fn):
-                raise AttributeError(f"{self.logical_id}: {self.handler} is not a callable")
+                raise AttributeError(f"{spec.logical_id}: {spec.handler} is not a callable")
             self._callable = fn
         return self._callable
 
     def invoke(self, event: Any) -> InvokeResult:
         """Run the handler; an exception becomes Lambda's ``Unhandled`` error payload."""
-        if self.containers is not None:
-            return self.containers.invoke(event)
         fn = self.load()
-        ctx = LambdaContext(self.name, self.memory_limit(), self.timeout_s,
-                            _deadline=time.monotonic() + self.timeout_s)
+        timeout_s = self.spec.timeout_s
+        ctx = LambdaContext(self.spec.name, self.spec.memory_mb, timeout_s,
+                            _deadline=time.monotonic() + timeout_s)
         env = self._env() if self.isolated else contextlib.nullcontext()
         lock = _ENV_LOCK if self.isolated else contextlib.nullcontext()
         error: str | None = None
-        with self._container, lock, env, _stdout().capture() as buf:
+        with self._busy, lock, env, _stdout().capture() as buf:
             started = time.perf_counter()
             try:
                 payload = fn(json.loads(json.dumps(event)), ctx)
@@ -190,14 +137,14 @@ class LocalFunction:
                     "stackTrace": traceback.format_exception(exc)[-5:],
                 }
         duration = (time.perf_counter() - started) * 1000
-        if error is None and duration > self.timeout_s * 1000:
+        if error is None and duration > timeout_s * 1000:
             error = "Unhandled"
-            payload = {"errorMessage": f"Task timed out after {self.timeout_s:.2f} seconds",
+            payload = {"errorMessage": f"Task timed out after {timeout_s:.2f} seconds",
                        "errorType": "TimeoutError"}
         return InvokeResult(payload, error, buf.getvalue(), duration)
 
-    def memory_limit(self) -> int:
-        return self.memory_mb
+    def close(self) -> None:
+        """Nothing to release: the handler's module stays imported, as in a warm container."""
 
 
 def log_to_stderr(result: InvokeResult) -> None:
@@ -206,3 +153,40 @@ def log_to_stderr(result: InvokeResult) -> None:
         sys.stderr.write(result.logs)
         if not result.logs.endswith("\n"):
             sys.stderr.write("\n")
+
+
+def serve(spec: FunctionSpec, requests: IO[str], replies: IO[str]) -> None:
+    """A container process's main loop: load the handler once, then one event at a time.
+
+    The protocol is one JSON document per line (events in, results out); the handler's own
+    output (prints, Powertools' log lines) is captured per invocation and sent back as its logs.
+    """
+    os.dup2(2, 1)  # anything written to fd 1 goes to stderr, never into the caller's stdout
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    # the whole process is this function's: its environment is the process environment
+    os.environ.update(spec.lambda_environment())
+    fn = InProcessFunction(spec, isolated=False)
+    try:
+        fn.load()
+    except BaseException as exc:
+        _reply(replies, ["init_error", f"{type(exc).__name__}: {exc}"])
+        return
+    _reply(replies, ["ready", None])
+    for line in requests:
+        result = fn.invoke(json.loads(line))
+        _reply(replies, [result.payload, result.error, result.logs, result.duration_ms])
+
+
+def _reply(replies: IO[str], message: list[Any]) -> None:
+    replies.write(json.dumps(message) + "\n")
+    replies.flush()
+
+
+def _serve_stdio(spec: FunctionSpec) -> None:
+    """A container started as a fresh interpreter: the protocol is its stdin and stdout."""
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    serve(spec, sys.stdin, replies)
+
+
+if __name__ == "__main__":
+    _serve_stdio(FunctionSpec(**json.loads(sys.argv[1])))

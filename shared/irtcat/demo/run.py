@@ -33,12 +33,12 @@ from ..domain.policy import TestPolicy
 from ..domain.ports import TestDefinition
 from ..domain.scoring import simulated_choice
 from ..domain.session import SessionState
+from ..emulator.api import get_session_event, start_session_event
+from ..emulator.runtime import LocalRuntime
+from ..emulator.template import REGION
 from ..irt.model import prob
-from .api import get_session_event, start_session_event
-from .commands import DEFAULT_TABLETS
+from . import DEFAULT_TABLETS
 from .export import export_history
-from .runtime import LocalRuntime
-from .template import REGION
 
 TEST_ID = "demo-math"
 
@@ -60,7 +60,7 @@ class TabletResult:
 
 
 def settings_of(rt: LocalRuntime) -> Settings:
-    env = rt.function("UpdateThetaFunction").environment
+    env = rt.function("UpdateThetaFunction").spec.environment
     return Settings(env["TABLE_NAME"], env["BANK_BUCKET"], env["HISTORY_STREAM"], env["HISTORY_BUCKET"])
 
 

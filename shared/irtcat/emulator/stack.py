@@ -17,7 +17,8 @@ from typing import Any
 
 import boto3
 
-from .functions import LocalFunction
+from .function import FunctionSpec, Runner
+from .inprocess import InProcessFunction
 from .template import ACCOUNT, REGION, Resolver, expand_sam, load_template, parameter_defaults
 
 NOT_EMULATED = {
@@ -41,7 +42,9 @@ class LocalStack:
     root: Path
     template: dict[str, Any]
     resolver: Resolver
-    functions: dict[str, LocalFunction] = field(default_factory=dict)
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)  # by physical name
+    # how each function runs, by physical name: in this process unless the runtime says otherwise
+    runners: dict[str, Runner] = field(default_factory=dict)
     created: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
@@ -63,10 +66,11 @@ class LocalStack:
                 continue
         return out
 
-    def function_by_logical_id(self, logical_id: str) -> LocalFunction:
-        for fn in self.functions.values():
-            if fn.logical_id == logical_id:
-                return fn
+    def function_by_logical_id(self, logical_id: str) -> Runner:
+        """The runner of a function, by its logical id."""
+        for name, spec in self.functions.items():
+            if spec.logical_id == logical_id:
+                return self.runners[name]
         raise KeyError(logical_id)
 
 
@@ -274,10 +278,12 @@ def _function(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None
     code_dir = stack.root / code["S3Key"]
     env = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
     name = stack.name(logical_id)
-    stack.functions[name] = LocalFunction(
-        logical_id=logical_id, name=name, code_dir=code_dir, handler=props["Handler"],
+    spec = FunctionSpec(
+        logical_id=logical_id, name=name, code_dir=str(code_dir), handler=props["Handler"],
         environment=env, timeout_s=float(props.get("Timeout", 3)), memory_mb=int(props.get("MemorySize", 128)),
     )
+    stack.functions[name] = spec
+    stack.runners[name] = InProcessFunction(spec)
 
 
 def _glue_database(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 
 from ..domain.history import HistoryRecord
-from .template import REGION
+from ..emulator.template import REGION
 
 
 def read_history(bucket: str, prefix: str = "history/") -> list[HistoryRecord]:

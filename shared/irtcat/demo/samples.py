@@ -22,7 +22,7 @@ from ..domain.ports import TestDefinition
 from ..domain.scoring import simulated_choice
 from ..domain.session import SessionState, new_session
 from ..domain.steps import Step, check_end_condition, select_next_item, update_theta
-from .api import get_session_event, http_event, id_token_claims, start_session_event
+from ..emulator.api import get_session_event, http_event, id_token_claims, start_session_event
 
 SESSION_ID = "00000000-0000-4000-8000-000000000001"
 STUDENT_ID = "student-0001"

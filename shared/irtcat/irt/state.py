@@ -1,0 +1,126 @@
+"""The state of adaptive tests in progress: a bank as arrays (with its caches) and one row per
+examinee. Every rule of :mod:`.cat`, :mod:`.selection` and :mod:`.stopping` works on these, for
+one examinee (the live per-answer path) or thousands at once (the simulator)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import CatConfig
+from .criteria import PeakIndex, b_blocked_strata
+from .estimation import Quadrature
+from .model import FloatArray, ItemParameters, log_likelihood_table
+
+OPERATIONAL, PRETEST, RETIRED = 0, 1, 2
+STATUS_CODES = {"operational": OPERATIONAL, "pretest": PRETEST, "retired": RETIRED}
+
+
+class Bank:
+    """A bank's parameters and metadata as arrays, with per-quadrature caches.
+
+    Build one per bank version and keep it for the life of the process (the Lambda container).
+    """
+
+    def __init__(
+        self,
+        params: ItemParameters,
+        status: np.ndarray | None = None,
+        content: list[str] | None = None,
+        exposure_k: FloatArray | None = None,
+        item_ids: list[str] | None = None,
+    ) -> None:
+        n = len(params)
+        self.params = params
+        self.status = np.zeros(n, dtype=np.int8) if status is None else np.asarray(status, np.int8)
+        areas = content if content is not None else [""] * n
+        self.area_names = sorted(set(areas))
+        self.area = np.array([self.area_names.index(x) for x in areas], dtype=np.int64)
+        self.exposure_k = np.ones(n) if exposure_k is None else np.asarray(exposure_k, np.float64)
+        self.item_ids = item_ids if item_ids is not None else [f"i{j:05d}" for j in range(n)]
+        self.index = {item_id: j for j, item_id in enumerate(self.item_ids)}
+        if len(self.index) != n:
+            raise ValueError("item ids must be unique")
+        if not (self.status.shape == self.area.shape == self.exposure_k.shape == (n,)):
+            raise ValueError("status, content and exposure arrays must have one entry per item")
+        self.operational = self.status == OPERATIONAL
+        self.pretest = self.status == PRETEST
+        # float32 copy for ranking items: twice as fast, and ranks don't need float64
+        self.params32 = params.astype(np.float32)
+        # items by decreasing peak information, for the exact pruned max-info scan (d = 1 only)
+        self.prunable = bool(np.all(params.d == 1.0))
+        self.peak_index = PeakIndex.build(params) if self.prunable and n > 1000 else None
+        self._tables: dict[Quadrature, FloatArray] = {}
+        self._strata: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def loglik_table(self, quadrature: Quadrature) -> FloatArray:
+        """Cached ``log P(x | node)`` table, shape (items, 2, nodes)."""
+        table = self._tables.get(quadrature)
+        if table is None:
+            table = self._tables[quadrature] = log_likelihood_table(self.params, quadrature.nodes)
+        return table
+
+    def strata(self, n_strata: int) -> np.ndarray:
+        """Cached a-stratified/b-blocked stratum per item (-1 for non-operational items)."""
+        s = self._strata.get(n_strata)
+        if s is None:
+            s = self._strata[n_strata] = b_blocked_strata(
+                self.params.a, self.params.b, self.operational, n_strata
+            )
+        return s
+
+
+@dataclass
+class CatState:
+    """Rows of examinees in the middle of an adaptive test."""
+
+    theta: FloatArray
+    se: FloatArray
+    theta_before: FloatArray
+    log_post: FloatArray  # (n, nodes): log prior + log likelihood of the scored answers
+    administered: np.ndarray  # (n, items) bool: every item served, pretest included
+    blocked: np.ndarray  # (n, items) bool: lost a Sympson-Hetter lottery in this test
+    scored_items: np.ndarray  # (n, max_items) int, -1 padded
+    scored_resp: FloatArray  # (n, max_items) float, NaN padded
+    n_scored: np.ndarray
+    n_served: np.ndarray
+    area_counts: np.ndarray  # (n, areas) scored items per content area
+
+    @classmethod
+    def start(
+        cls, n: int, bank: Bank, config: CatConfig, theta0: FloatArray | None = None
+    ) -> CatState:
+        """Fresh state: theta from ``theta0`` (e.g. the student's last ability) or the prior."""
+        prior = config.prior
+        log_prior = config.quadrature.log_prior(prior)
+        theta = np.full(n, prior.mean) if theta0 is None else np.asarray(theta0, np.float64).copy()
+        return cls(
+            theta=theta,
+            se=np.full(n, prior.sd),
+            theta_before=theta.copy(),
+            log_post=np.tile(log_prior, (n, 1)),
+            administered=np.zeros((n, len(bank)), dtype=bool),
+            blocked=np.zeros((n, len(bank)), dtype=bool),
+            scored_items=np.full((n, config.max_items), -1, dtype=np.int64),
+            scored_resp=np.full((n, config.max_items), np.nan),
+            n_scored=np.zeros(n, dtype=np.int64),
+            n_served=np.zeros(n, dtype=np.int64),
+            area_counts=np.zeros((n, len(bank.area_names)), dtype=np.int64),
+        )
+
+
+def pattern_items(state: CatState, bank: Bank, rows: np.ndarray) -> ItemParameters:
+    """The parameters of each row's scored items, in answer order (padding: item 0)."""
+    idx = np.maximum(state.scored_items[rows], 0)
+    p = bank.params
+    return ItemParameters(p.a[idx], p.b[idx], p.c[idx], p.d[idx], p.scale)
+
+
+def eligible_operational(state: CatState, bank: Bank, rows: np.ndarray) -> np.ndarray:
+    """Operational items not yet served and not blocked, per row: (rows, items) bool."""
+    out: np.ndarray = bank.operational[None, :] & ~state.administered[rows] & ~state.blocked[rows]
+    return out

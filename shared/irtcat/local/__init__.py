@@ -1,1 +1,0 @@
-"""The embedded local runtime: the real template, state machine and handlers on moto, no Docker."""
