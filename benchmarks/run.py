@@ -147,9 +147,9 @@ def bench_handlers() -> dict[str, Any]:
     from datetime import UTC, datetime
 
     from irtcat.adapters.memory import MemoryBanks, MemoryHistory, MemorySessions, MemoryStudents
-    from irtcat.domain.events import StartSessionRequest
+    from irtcat.domain.api import StartSessionRequest
     from irtcat.domain.generate import generate_bank
-    from irtcat.domain.ports import TestDefinition
+    from irtcat.domain.policy import TestDefinition
     from irtcat.domain.scoring import simulated_choice
     from irtcat.domain.steps import (
         Step,
@@ -274,7 +274,9 @@ def bench_soak(sessions: int = 200) -> dict[str, Any]:
     return {f"soak_{k}": s[k] for k in keys}
 
 
-def calibration_complete_data(model: str, n_items: int, n_persons: int, seed: int) -> tuple[Any, tuple[np.ndarray, ...]]:
+def calibration_complete_data(
+    model: str, n_items: int, n_persons: int, seed: int
+) -> tuple[Any, tuple[np.ndarray, ...]]:
     """A complete data set of the calibration benchmarks: parameters (``seed``), N(0, 1) abilities
     (``seed + 1``) and long-format responses (``seed + 2``)."""
     from irtcat.irt.datagen import generate_parameters, generate_responses
@@ -443,9 +445,10 @@ def bench_door(repeat: int = 200) -> dict[str, Any]:
 
     from irtcat.adapters.aws import DynamoSessions, DynamoStudents, KinesisAnswers, S3BankStore
     from irtcat.demo.run import settings_of
-    from irtcat.domain.events import AnswerEvent, StartSessionRequest
+    from irtcat.domain.api import StartSessionRequest
+    from irtcat.domain.events import AnswerEvent
     from irtcat.domain.generate import generate_bank
-    from irtcat.domain.ports import TestDefinition
+    from irtcat.domain.policy import TestDefinition
     from irtcat.domain.scoring import simulated_choice
     from irtcat.domain.steps import admit_answer, start_session
     from irtcat.emulator.runtime import LocalRuntime

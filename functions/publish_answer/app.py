@@ -3,9 +3,9 @@ Kinesis stream (202).
 
 For clients that cannot hold AWS credentials: a signed-in student may answer as themselves only,
 in a session of their own that is active, within its time limit and serving that ``seq`` and
-item, with a choice the item can take (one read; 400/403/404/409 with the reason otherwise). The pipeline checks again. The tablet
-chooses the ``event_id`` and reuses it when it retries a failed submit, so a retry is
-acknowledged (here, or downstream as a duplicate) and counted once.
+item, with a choice the item can take (one read; 400/403/404/409 with the reason otherwise).
+The pipeline checks again. The tablet chooses the ``event_id`` and reuses it when it retries a
+failed submit, so a retry is acknowledged (here, or downstream as a duplicate) and counted once.
 """
 
 import json

@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from irtcat.adapters.http import caller, http_errors
 from irtcat.adapters.wiring import adapters, powertools
 from irtcat.adapters.wiring import tracer as tracer_for
+from irtcat.domain.api import StartSessionRequest
 from irtcat.domain.base import first_error
-from irtcat.domain.events import StartSessionRequest
 from irtcat.domain.session import Rejection
 from irtcat.domain.steps import start_session
 from pydantic import ValidationError

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import boto3
 from irtcat.domain.bank import ItemBank
 from irtcat.domain.history import HistoryRecord
-from irtcat.domain.ports import TestDefinition
+from irtcat.domain.policy import TestDefinition
 from irtcat.domain.session import SessionState
 
 T = TypeVar("T")

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 from irtcat.domain.bank import ItemBank
 from irtcat.domain.generate import generate_bank
-from irtcat.domain.policy import StoppingPolicy, TestPolicy
-from irtcat.domain.ports import TestDefinition
+from irtcat.domain.policy import StoppingPolicy, TestDefinition, TestPolicy
 from irtcat.domain.scoring import simulated_choice
 from irtcat.emulator.api import get_session_event, id_token_claims, start_session_event
 

@@ -135,7 +135,7 @@ def test_a_submit_whose_acknowledgement_is_lost_is_retried_and_counted_once(stac
 def test_a_timed_test_shows_the_time_left_and_ends_when_it_runs_out(stack: Any, browser: Any) -> None:
     from irtcat.adapters.aws import S3BankStore
     from irtcat.demo.run import settings_of
-    from irtcat.domain.ports import TestDefinition
+    from irtcat.domain.policy import TestDefinition
 
     S3BankStore(settings_of(stack)).put_test(TestDefinition(
         test_id="demo-timed", bank_id="demo-math",

@@ -80,7 +80,8 @@ def test_no_key_leaves_the_server_in_a_whole_demo(demo: tuple[LocalRuntime, dict
         TableName=outputs["StateTableName"]) for item in page["Items"]]
     s3 = boto3.client("s3", region_name="us-east-1")
     bucket = outputs["HistoryBucketName"]
-    keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in p.get("Contents", [])]
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    keys = [o["Key"] for p in pages for o in p.get("Contents", [])]
     objects = {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode("utf-8", "replace") for k in keys}
     places["history"] = [v for k, v in objects.items() if k.startswith("history/")]
     places["quarantine"] = [v for k, v in objects.items() if k.startswith("quarantine/")]

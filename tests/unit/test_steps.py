@@ -14,10 +14,11 @@ from irtcat.adapters.memory import (
     MemorySessions,
     MemoryStudents,
 )
-from irtcat.domain.events import MAX_EVENT_BYTES, StartSessionRequest
+from irtcat.domain.api import StartSessionRequest
+from irtcat.domain.events import MAX_EVENT_BYTES
 from irtcat.domain.generate import generate_bank
-from irtcat.domain.policy import StoppingPolicy, TestPolicy
-from irtcat.domain.ports import Conflict, TestDefinition
+from irtcat.domain.policy import StoppingPolicy, TestDefinition, TestPolicy
+from irtcat.domain.ports import Conflict
 from irtcat.domain.scoring import simulated_choice
 from irtcat.domain.steps import (
     Step,
@@ -220,7 +221,8 @@ def test_too_many_conflicts_fails_loudly():
 
 
 def test_pretest_answers_are_recorded_but_not_scored():
-    w = World(TestPolicy(pretest_positions=[2], stopping=StoppingPolicy(max_items=4, min_items=2, se_threshold=None)), pretest=5)
+    stopping = StoppingPolicy(max_items=4, min_items=2, se_threshold=None)
+    w = World(TestPolicy(pretest_positions=[2], stopping=stopping), pretest=5)
     view = w.start()
     w.process(w.event(view))
     state = w.sessions.get(view.session_id)

@@ -212,10 +212,12 @@ def test_calibration_runs_on_a_schedule_as_a_distributed_map_with_scipy_of_its_o
     estep = json.loads((ROOT / "statemachines/calibration.asl.json").read_text())["States"]["EStep"]
     assert estep["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert estep["ItemReader"]["Resource"].endswith("s3:listObjectsV2")
-    handlers = {v["Properties"]["Handler"] for v in sam["Resources"].values()
-                if v["Type"] == "AWS::Serverless::Function" and v["Properties"]["CodeUri"] == "functions/calibration/"}
-    assert handlers == {"app.prepare", "app.e_step", "app.m_step", "app.finalize", "app.publish"}
-    assert "scipy" in (ROOT / "functions/calibration/requirements.txt").read_text()
+    code = {v["Properties"]["CodeUri"]: v["Properties"]["Handler"] for k, v in sam["Resources"].items()
+            if v["Type"] == "AWS::Serverless::Function" and k.startswith("Calibration")}
+    steps = ("prepare", "e_step", "m_step", "finalize", "publish")
+    assert code == {f"functions/calibration_{step}/": "app.handler" for step in steps}
+    for step in steps:
+        assert "scipy" in (ROOT / f"functions/calibration_{step}/requirements.txt").read_text()
 
 
 def test_layer_keeps_scipy_and_boto3_off_the_per_answer_path():

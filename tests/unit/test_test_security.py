@@ -14,9 +14,10 @@ from irtcat.domain.access import Forbidden
 from irtcat.domain.bank import Item
 from irtcat.domain.events import AnswerEvent
 from irtcat.domain.policy import StoppingPolicy, TestPolicy
-from irtcat.domain.ports import SEEN_ITEMS_PER_TEST, NotFound, seen_after
+from irtcat.domain.ports import NotFound
 from irtcat.domain.scoring import InvalidChoice, display_order, score_choice, shown_options
 from irtcat.domain.steps import NotAnAnswer, NotServing, admit_answer, get_session
+from irtcat.domain.student import SEEN_ITEMS_PER_TEST, seen_after
 
 from .test_steps import World
 
@@ -203,8 +204,8 @@ def test_exposure_control_is_on_by_default_and_a_copied_bank_is_not_stale():
     assert policy.sympson_hetter and policy.max_exposure == 0.25
     bank = generate_bank(200, "2PL", seed=9, with_content=False)
     assert bank.engine.exposure_k.min() == 1.0  # built (and cached) before the copy
-    controlled, rounds = with_exposure_control(bank, TestPolicy(stopping=StoppingPolicy(max_items=10, se_threshold=None)),
-                                               examinees=1500, rounds=10)
+    policy = TestPolicy(stopping=StoppingPolicy(max_items=10, se_threshold=None))
+    controlled, rounds = with_exposure_control(bank, policy, examinees=1500, rounds=10)
     assert controlled.engine.exposure_k.min() < 1.0  # the copy's engine sees its own parameters
     assert rounds[0] > 0.5 and min(rounds) < 0.26
     thetas = np.random.default_rng(5).normal(size=1500)
@@ -218,7 +219,7 @@ def test_exposure_control_is_on_by_default_and_a_copied_bank_is_not_stale():
 def test_a_student_has_one_active_session_per_test():
     """A second start returns the active session as it stands (a tablet that lost it picks it
     up again); once it finished, or its time is up, a start opens a new one."""
-    from irtcat.domain.events import StartSessionRequest
+    from irtcat.domain.api import StartSessionRequest
     from irtcat.domain.steps import start_session
 
     w = World(TestPolicy(stopping=StoppingPolicy(max_items=3, min_items=1, se_threshold=None, time_limit_seconds=60)))
@@ -239,7 +240,7 @@ def test_a_student_has_one_active_session_per_test():
 
 
 def test_racing_starts_of_one_student_open_one_session():
-    from irtcat.domain.events import StartSessionRequest
+    from irtcat.domain.api import StartSessionRequest
     from irtcat.domain.steps import start_session
 
     w = World()
@@ -291,7 +292,8 @@ def test_the_classification_rule_takes_the_levels_cuts():
 
     levels_policy = TestPolicy(stopping=StoppingPolicy(classification=ClassificationPolicy()))
     assert levels_policy.cat_config().classification.cuts == (-1.0, 0.0, 1.0)  # type: ignore[union-attr]
-    assert TestPolicy(stopping=StoppingPolicy(classification=ClassificationPolicy(cut=0.5))).classification_cuts() == (0.5,)
+    one_cut = StoppingPolicy(classification=ClassificationPolicy(cut=0.5))
+    assert TestPolicy(stopping=one_cut).classification_cuts() == (0.5,)
     assert TestPolicy(stopping=StoppingPolicy(classification=ClassificationPolicy(cuts=[-0.5, 0.7]))
                       ).classification_cuts() == (-0.5, 0.7)
     with pytest.raises(ValueError, match="not both"):

@@ -22,8 +22,10 @@ from botocore.exceptions import ClientError
 from ..domain.bank import ItemBank
 from ..domain.events import AnswerEvent
 from ..domain.history import HistoryRecord
-from ..domain.ports import Conflict, NotFound, StudentProfile, TestDefinition
+from ..domain.policy import TestDefinition
+from ..domain.ports import Conflict, NotFound
 from ..domain.session import SessionState
+from ..domain.student import StudentProfile
 
 T = TypeVar("T")
 _RETRYABLE = {

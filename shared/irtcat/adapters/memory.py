@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 from ..domain.bank import ItemBank
 from ..domain.history import HistoryRecord
-from ..domain.ports import Conflict, NotFound, StudentProfile, TestDefinition
+from ..domain.policy import TestDefinition
+from ..domain.ports import Conflict, NotFound
 from ..domain.session import SessionState
+from ..domain.student import StudentProfile
 
 
 @dataclass

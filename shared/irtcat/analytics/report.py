@@ -189,6 +189,7 @@ table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid
 {sum(r['administrations'] for r in exp)} applied answers</p>
 {''.join(parts)}
 <h2>Students (latest ability)</h2>
-<table id="students"><tr><th>student</th><th>score ± SE</th><th>level</th><th>theta</th><th>SE</th><th>test</th><th>finished</th></tr>{table}</table>
+<table id="students"><tr><th>student</th><th>score ± SE</th><th>level</th><th>theta</th><th>SE</th><th>test</th>
+<th>finished</th></tr>{table}</table>
 <h2>Questions answered</h2><ul>{questions}</ul>
 </body></html>"""

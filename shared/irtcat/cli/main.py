@@ -40,7 +40,8 @@ def _bank_generate(args: argparse.Namespace) -> int:
         from ..domain.exposure import with_exposure_control
 
         bank, _ = with_exposure_control(bank, seed=args.seed)
-        controlled = f"; Sympson-Hetter parameters for the default policy on {sum(it.exposure_k < 1 for it in bank.items)} items"
+        limited = sum(it.exposure_k < 1 for it in bank.items)
+        controlled = f"; Sympson-Hetter parameters for the default policy on {limited} items"
     bank.dump(args.out)
     _emit(args, {"bank": str(args.out), "items": len(bank.items), "model": bank.model},
           f"wrote {len(bank.items)} items ({bank.model}) to {args.out}{controlled}")
@@ -141,7 +142,7 @@ def _bank_publish(args: argparse.Namespace) -> int:
     from ..adapters.aws import S3BankStore, Settings
     from ..adapters.files import load_policy
     from ..domain.bank import ItemBank
-    from ..domain.ports import TestDefinition
+    from ..domain.policy import TestDefinition
 
     bank = ItemBank.load(args.bank)
     store = S3BankStore(Settings(table_name="-", bank_bucket=args.bucket, history_stream="-", history_bucket="-"))

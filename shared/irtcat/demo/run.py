@@ -29,8 +29,7 @@ from ..adapters.aws import S3BankStore, Settings
 from ..domain.bank import ItemBank
 from ..domain.generate import generate_bank
 from ..domain.history import HistoryRecord
-from ..domain.policy import TestPolicy
-from ..domain.ports import TestDefinition
+from ..domain.policy import TestDefinition, TestPolicy
 from ..domain.scoring import simulated_choice
 from ..domain.session import SessionState
 from ..emulator.api import get_session_event, start_session_event

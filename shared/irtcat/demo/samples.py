@@ -18,7 +18,7 @@ import numpy as np
 from ..adapters.memory import MemoryBanks, MemorySessions, MemoryStudents
 from ..domain.bank import ItemBank
 from ..domain.generate import generate_bank
-from ..domain.ports import TestDefinition
+from ..domain.policy import TestDefinition
 from ..domain.scoring import simulated_choice
 from ..domain.session import SessionState, new_session
 from ..domain.steps import Step, check_end_condition, select_next_item, update_theta
@@ -49,7 +49,10 @@ def sample_test() -> TestDefinition:
     return TestDefinition(test_id=TEST_ID, bank_id="sample-math")
 
 
-def kinesis_record(event: dict[str, Any], sequence: str = "49650000000000000000000000000000000000000000000000000001") -> dict[str, Any]:
+SAMPLE_SEQUENCE = "49650000000000000000000000000000000000000000000000000001"
+
+
+def kinesis_record(event: dict[str, Any], sequence: str = SAMPLE_SEQUENCE) -> dict[str, Any]:
     """A Kinesis record as an EventBridge Pipe hands it to its target."""
     return {
         "eventSource": "aws:kinesis", "eventVersion": "1.0",

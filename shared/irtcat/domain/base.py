@@ -4,6 +4,9 @@ import json
 
 from pydantic import BaseModel, ConfigDict
 
+# the ids of students, tests, sessions and items
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
 
 class Message(BaseModel):
     """A pydantic model whose validator is built on first use, not at import.

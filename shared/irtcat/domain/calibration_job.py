@@ -70,7 +70,8 @@ class CalibrationRequest(Message):
     since: datetime | None = Field(default=None, description="default: the bank's last calibration")
     model: CalibModel | None = Field(default=None, description="default: the bank's model")
     method: Literal["mem", "oem"] = "mem"
-    shards: int | None = Field(default=None, ge=1, le=1000, description=f"default: one per {RESPONSES_PER_SHARD:,} responses")
+    shards: int | None = Field(default=None, ge=1, le=1000,
+                               description=f"default: one per {RESPONSES_PER_SHARD:,} responses")
     max_iter: int = Field(default=200, ge=1, le=2000)
     tol: float = Field(default=1e-4, gt=0)
     min_responses: int = Field(default=30, ge=1, description="an item with fewer is left out")
@@ -382,7 +383,8 @@ def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> Ca
         failures.append(f"{job.n_responses} responses < the minimum {r.min_run_responses}")
     summary = {**result.summary(), "run_id": job.run_id, "bank_id": r.bank_id, "base_version": job.base_version,
                "candidate_version": version, "sessions": job.n_sessions, "shards": job.n_shards,
-               "since": r.since.isoformat() if r.since else None, "through": job.through.isoformat() if job.through else None,
+               "since": r.since.isoformat() if r.since else None,
+               "through": job.through.isoformat() if job.through else None,
                "gates_passed": not failures, "gate_failures": failures, "promoted": report["promoted"],
                "left_out": {item_ids[j]: why for j, why in result.left_out.items()}}
     pretest_ids = {it.item_id for it in base.items if it.status == "pretest"}

@@ -1,16 +1,14 @@
-"""Messages: the tablet's answer event and the session API's requests and replies."""
+"""The event the tablets publish: an answer, in the contract's current version (2)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
-from .base import Message
+from .base import ID_PATTERN, Message
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 MAX_EVENT_BYTES = 4096
 ANSWER_SCHEMA_VERSION = 2
 # what a student chose: an option's id as shown ("A", "B", ...), or the number entered
@@ -49,85 +47,6 @@ def contract_problem(payload: object) -> str | None:
                 f"send schema_version {ANSWER_SCHEMA_VERSION} with 'choice', the option id or value the student "
                 "entered; the server scores it")
     if version is not None and version != ANSWER_SCHEMA_VERSION:
-        return f"unknown answer contract version {version!r}: this server accepts schema_version {ANSWER_SCHEMA_VERSION}"
+        return (f"unknown answer contract version {version!r}: "
+                f"this server accepts schema_version {ANSWER_SCHEMA_VERSION}")
     return None
-
-
-class StartSessionRequest(Message):
-    """Body of ``POST /sessions``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    student_id: str = Field(pattern=ID_PATTERN)
-    test_id: str = Field(pattern=ID_PATTERN)
-
-
-class OptionView(Message):
-    """One option as the tablet shows it: the id to send back as ``choice``, and its text."""
-
-    id: str
-    text: str
-
-
-class ServedItemView(Message):
-    """What the tablet shows: the item to answer at position ``seq``, never its key.
-    ``kind``: ``choice`` (send an option's id) or ``numeric`` (send the number entered)."""
-
-    item_id: str
-    seq: int
-    kind: Literal["choice", "numeric"] | None = None
-    stem: str | None = None
-    options: list[OptionView] | None = None
-
-
-class SessionResult(Message):
-    """A finished session's outcome: theta and its SE, and what people read, the score on the
-    test's reporting scale with its SE and the proficiency level reached."""
-
-    theta: float
-    se: float
-    scale_score: float
-    scale_se: float
-    level: str | None = None
-    items_answered: int
-    stop_reason: str
-    finished_at: datetime
-
-
-class SessionView(Message):
-    """Reply of ``POST /sessions`` and ``GET /sessions/{id}``. A timed session carries when it
-    expires and the seconds left at the time of the reply."""
-
-    session_id: str
-    student_id: str
-    test_id: str
-    status: Literal["active", "finished"]
-    answered: int
-    item: ServedItemView | None = None
-    result: SessionResult | None = None
-    expires_at: datetime | None = None
-    remaining_seconds: float | None = None
-
-
-class TrajectoryPoint(Message):
-    seq: int
-    theta: float
-    se: float
-
-
-class SessionSummary(Message):
-    """A session as a teacher sees it: status, ability so far and its trajectory."""
-
-    session_id: str
-    student_id: str
-    test_id: str
-    status: Literal["active", "finished"]
-    answered: int
-    theta: float
-    se: float
-    scale_score: float
-    scale_se: float
-    level: str | None = None
-    stop_reason: str | None = None
-    created_at: datetime
-    trajectory: list[TrajectoryPoint]

@@ -181,3 +181,14 @@ class TestPolicy(Message):
                                           delta=cls.delta, alpha=cls.alpha, beta=cls.beta) if cls else None,
             pretest_positions=tuple(self.pretest_positions),
         )
+
+
+class TestDefinition(Message):
+    """A test: which bank it draws from and its policy (stored beside the banks)."""
+
+    __test__ = False
+    model_config = ConfigDict(extra="forbid")
+
+    test_id: str
+    bank_id: str
+    policy: TestPolicy = Field(default_factory=TestPolicy)

@@ -20,9 +20,10 @@ from ..irt.cat import record_answer, restore
 from ..irt.selection import select_next
 from ..irt.state import PRETEST, CatState
 from ..irt.stopping import check_stop
+from .api import OptionView, ServedItemView, SessionResult, SessionView
 from .bank import ItemBank
 from .base import Message
-from .events import AnswerEvent, OptionView, ServedItemView, SessionResult, SessionView
+from .events import AnswerEvent
 from .policy import TestPolicy
 from .scoring import score_choice, shown_options
 

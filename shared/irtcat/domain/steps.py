@@ -18,16 +18,9 @@ from typing import Any, Literal
 from pydantic import ConfigDict, ValidationError
 
 from .access import Forbidden
+from .api import SessionSummary, SessionView, StartSessionRequest, TrajectoryPoint
 from .base import Message, first_error
-from .events import (
-    MAX_EVENT_BYTES,
-    AnswerEvent,
-    SessionSummary,
-    SessionView,
-    StartSessionRequest,
-    TrajectoryPoint,
-    contract_problem,
-)
+from .events import MAX_EVENT_BYTES, AnswerEvent, contract_problem
 from .history import HistoryRecord
 from .ports import (
     BankStore,
@@ -36,9 +29,7 @@ from .ports import (
     NotFound,
     Quarantine,
     SessionRepository,
-    StudentProfile,
     StudentRepository,
-    seen_after,
 )
 from .scoring import score_choice
 from .session import (
@@ -52,6 +43,7 @@ from .session import (
     finish,
     new_session,
 )
+from .student import StudentProfile, seen_after
 
 MAX_CONFLICT_ATTEMPTS = 5
 
@@ -143,7 +135,8 @@ def update_theta(step: Step, sessions: SessionRepository, banks: BankStore) -> S
             out.session = finish(state, "time_limit", now)
             out.expected_version = state.version
             out.stop_reason = "time_limit"
-            out.outcome, out.reason = "expired", f"arrived after the session's time limit ({state.expires_at:%H:%M:%S} UTC)"
+            out.outcome = "expired"
+            out.reason = f"arrived after the session's time limit ({state.expires_at:%H:%M:%S} UTC)"
             return out
         bank = banks.bank(state.bank_id, state.bank_version)
         out.session = apply_answer(state, event, bank)
@@ -204,7 +197,8 @@ def answer_record(step: Step) -> HistoryRecord:
         served = s.served[ev.seq - 1]
     nxt = s.current if s is not None and applied else None
     return HistoryRecord(
-        record_type="answer", outcome="duplicate" if step.outcome == "duplicate" else "applied" if applied else "rejected",
+        record_type="answer",
+        outcome="duplicate" if step.outcome == "duplicate" else "applied" if applied else "rejected",
         reason=step.reason,
         processed_at=_now(),
         event_id=str(ev.event_id) if ev else None,

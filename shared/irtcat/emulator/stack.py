@@ -341,10 +341,7 @@ def _user_pool_group(stack: LocalStack, logical_id: str, props: dict[str, Any]) 
 def _state_machine(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:
     sfn = _client("stepfunctions")
     loc = props.get("DefinitionS3Location")
-    if loc:
-        definition = (stack.root / loc["Key"]).read_text(encoding="utf-8")
-    else:
-        definition = props["DefinitionString"]
+    definition = (stack.root / loc["Key"]).read_text(encoding="utf-8") if loc else props["DefinitionString"]
     for key, value in props.get("DefinitionSubstitutions", {}).items():
         definition = definition.replace("${" + key + "}", str(value))
     unresolved = re.findall(r"\$\{[A-Za-z0-9]+\}", definition)

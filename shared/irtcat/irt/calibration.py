@@ -1104,7 +1104,9 @@ def _clip_estimates(est: ItemEstimates, model: CalibModel, free: np.ndarray, bas
     return out
 
 
-def _update_latent(mass: FloatArray, nodes: FloatArray, latent: Latent, anchored: bool) -> tuple[FloatArray, float, float]:
+def _update_latent(
+    mass: FloatArray, nodes: FloatArray, latent: Latent, anchored: bool
+) -> tuple[FloatArray, float, float]:
     """New log prior weights from the posterior mass at each node (summed over persons)."""
     mass = mass / mass.sum()
     mean = float(mass @ nodes)
