@@ -584,6 +584,92 @@ def bench_calibration_job(records: int = 1_000_000) -> dict[str, Any]:
     return dict(json.loads(run.stdout.strip().splitlines()[-1]))
 
 
+def bench_container_start(n: int = 15) -> dict[str, Any]:
+    """A Lambda container's cold start (process start to handler loaded and ready), UpdateTheta:
+    forked from the zygote (irtcat.emulator.zygote) vs started by the standard library's
+    forkserver with the same modules preloaded; and each server's own start."""
+    import multiprocessing
+    import socket
+    from dataclasses import asdict
+
+    from irtcat.emulator.containers import Container
+    from irtcat.emulator.inprocess import serve_socket
+    from irtcat.emulator.stack import plan
+    from irtcat.emulator.zygote import _SINGLE_THREADED, PRELOAD, zygote
+
+    spec = next(s for s in plan(ROOT).functions.values() if s.logical_id == "UpdateThetaFunction")
+    os.environ.setdefault("IRTCAT_LOCAL_FORK", "1")
+    started = time.perf_counter()
+    zygote()
+    zygote_start = time.perf_counter() - started
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(PRELOAD))
+    env = {**os.environ, **_SINGLE_THREADED}
+
+    def forkserver_container() -> tuple[Any, socket.socket]:
+        ours, theirs = socket.socketpair()
+        process = ctx.Process(target=serve_socket, args=(asdict(spec), theirs, env), daemon=True)
+        process.start()
+        theirs.close()
+        ours.makefile("r", encoding="utf-8").readline()  # "ready"
+        return process, ours
+
+    started = time.perf_counter()
+    first, sock = forkserver_container()  # includes the fork server's own start and preload
+    forkserver_first = time.perf_counter() - started
+    first.kill()
+    sock.close()
+    zygote_ms, forkserver_ms = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        container = Container.start(spec)
+        zygote_ms.append((time.perf_counter() - t0) * 1000)
+        container.kill()
+        t0 = time.perf_counter()
+        process, sock = forkserver_container()
+        forkserver_ms.append((time.perf_counter() - t0) * 1000)
+        process.kill()
+        process.join()
+        sock.close()
+    return {
+        "container_start_zygote_ms": statistics.median(zygote_ms),
+        "container_start_forkserver_ms": statistics.median(forkserver_ms),
+        "container_start_forkserver_over_zygote": statistics.median(forkserver_ms) / statistics.median(zygote_ms),
+        "container_start_zygote_server_s": zygote_start,
+        "container_start_forkserver_first_s": forkserver_first,
+    }
+
+
+def bench_moto_patches(students: int, rounds: int = 2) -> dict[str, Any]:
+    """What each speed patch of moto buys (irtcat.emulator.moto_patches): the demo's pipeline
+    with all patches on, and with each speed patch off, alternated over ``rounds``; the figures
+    are medians. Each run is a process of its own (a patch cannot be taken back)."""
+    from irtcat.emulator.moto_patches import PATCHES
+
+    speed = sorted(name for name, patch in PATCHES.items() if patch.kind == "speed")
+    runs: dict[str, list[dict[str, float]]] = {}
+    code = ("import json, sys; from irtcat.demo.run import run_demo; "
+            f"s = run_demo(students={students}, report_dir=sys.argv[1], shards=2, batch_size=10); "
+            "print(json.dumps({k: s[k] for k in ('answers_per_second', 'latency_p50_ms', 'latency_p99_ms', "
+            "'answers_lost')}))")
+    for _ in range(rounds):
+        for off in ["", *speed]:
+            env = {**os.environ, "IRTCAT_MOTO_PATCHES_OFF": off}
+            run = subprocess.run([sys.executable, "-c", code, str(ROOT / ".irtcat" / "bench-report")], env=env,
+                                 capture_output=True, text=True, cwd=ROOT, check=True)
+            runs.setdefault(off or "all_on", []).append(json.loads(run.stdout.strip().splitlines()[-1]))
+    out: dict[str, Any] = {"moto_patches_students": students, "moto_patches_rounds": rounds}
+    base = statistics.median(r["answers_per_second"] for r in runs["all_on"])
+    for name, results in runs.items():
+        rate = statistics.median(r["answers_per_second"] for r in results)
+        out[f"moto_patches_{name}_answers_per_second"] = rate
+        out[f"moto_patches_{name}_latency_p50_ms"] = statistics.median(r["latency_p50_ms"] for r in results)
+        out[f"moto_patches_{name}_lost"] = sum(r["answers_lost"] for r in results)
+        if name != "all_on":
+            out[f"moto_patches_{name}_off_throughput_ratio"] = rate / base
+    return out
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "eap": lambda a: bench_eap_update(),
     "maxinfo": lambda a: bench_max_info(),
@@ -604,6 +690,8 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "calibration_coverage": lambda a: bench_calibration_coverage(),
     "report": lambda a: bench_report(),
     "soak": lambda a: bench_soak(a.soak_sessions),
+    "moto_patches": lambda a: bench_moto_patches(a.students),
+    "container_start": lambda a: bench_container_start(),
 }
 
 

@@ -182,6 +182,16 @@ def _reply(replies: IO[str], message: list[Any]) -> None:
     replies.flush()
 
 
+def serve_socket(spec: dict[str, Any], channel: Any, environment: dict[str, str]) -> None:
+    """A container whose protocol is a socket (a process forked by a fork server)."""
+    import socket
+
+    os.environ.clear()
+    os.environ.update(environment)
+    sock = channel if isinstance(channel, socket.socket) else socket.socket(fileno=channel.detach())
+    serve(FunctionSpec(**spec), sock.makefile("r", encoding="utf-8"), sock.makefile("w", encoding="utf-8"))
+
+
 def _serve_stdio(spec: FunctionSpec) -> None:
     """A container started as a fresh interpreter: the protocol is its stdin and stdout."""
     replies = os.fdopen(os.dup(1), "w", buffering=1)

@@ -8,7 +8,6 @@ machine's Retry and Catch see what they would see on AWS. Everything else goes t
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import logging
@@ -21,13 +20,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
 from waitress.server import create_server
 from werkzeug.wrappers import Request, Response
 
+from . import moto_patches
 from .function import Runner
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
@@ -113,13 +112,6 @@ def _service_of(environ: dict[str, Any]) -> str:
     return m.group(1) if m else ""
 
 
-# moto backends whose state is not safe under concurrent requests, so the gateway serialises
-# their calls (the real services order them per table item and per shard):
-# - dynamodb: TransactWriteItems deep-copies the table for its rollback while other request
-#   threads write to it, and its rollback undoes their writes;
-# - kinesis: PutRecord numbers a record "last sequence number + 1", so two concurrent puts can
-#   get the same number and one record replaces the other.
-_SERIALISED = ("dynamodb", "kinesis")
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
                          "proxy-authorization", "proxy-authenticate", "content-length"})
 
@@ -135,7 +127,7 @@ class LocalGateway:
         self.invocations: dict[str, int] = {}
         self.errors: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._serialised = {service: threading.Lock() for service in _SERIALISED}
+        self._serialised = {service: threading.Lock() for service in moto_patches.SERIALISED_SERVICES}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -151,7 +143,10 @@ class LocalGateway:
         if service and self.faults.hit(service):
             return _json_error("ThrottlingException", "injected fault", 503)(environ, start_response)
         if environ.get("HTTP_X_AMZ_TARGET") == "AWSStepFunctions.StartSyncExecution":
-            return start_sync_execution(Request(environ).get_data())(environ, start_response)
+            status, reply = moto_patches.start_sync_execution(Request(environ).get_data())
+            headers = {"x-amzn-ErrorType": reply["__type"]} if status != 200 else {}
+            return Response(json.dumps(reply).encode(), status=status, content_type="application/x-amz-json-1.0",
+                            headers=headers)(environ, start_response)
         serialised = self._serialised.get(service)
         if serialised is not None:
             with serialised:
@@ -240,78 +235,6 @@ def _json_error(code: str, message: str, status: int = 400) -> Response:
                     headers={"x-amzn-ErrorType": code})
 
 
-_EXECUTION_ENDED = threading.Condition()
-
-
-def _signal_execution_ends() -> None:
-    """Wake the StartSyncExecution waiters whenever one of moto's executions ends."""
-    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
-
-    comm: Any = BaseExecutionWorkerCommunication
-    if getattr(comm.terminated, "_irtcat_signals", False):
-        return
-    original = comm.terminated
-
-    def terminated(self: Any) -> None:
-        original(self)
-        with _EXECUTION_ENDED:
-            _EXECUTION_ENDED.notify_all()
-
-    terminated._irtcat_signals = True  # type: ignore[attr-defined]
-    comm.terminated = terminated
-
-
-def start_sync_execution(raw: bytes) -> Response:
-    """StartSyncExecution, which moto lacks: start an Express execution in moto's backend and
-    answer when it has ended, with the API's response (status SUCCEEDED, FAILED or TIMED_OUT,
-    output or error and cause). It is what a Pipe with a REQUEST_RESPONSE Express target calls,
-    and it spares the Pipe stand-in a DescribeExecution poll loop."""
-    import uuid
-
-    from moto.stepfunctions.responses import get_backend
-
-    try:
-        request = json.loads(raw or b"{}")
-        if not isinstance(request, dict):
-            raise ValueError("the request body is not a JSON object")
-    except ValueError as exc:
-        return _json_error("SerializationException", f"malformed request: {exc}")
-    arn = str(request.get("stateMachineArn", ""))
-    parts = arn.split(":")
-    if len(parts) < 7 or parts[5] != "stateMachine":
-        return _json_error("InvalidArn", f"Invalid State Machine Arn: '{arn}'")
-    backend = get_backend(parts[4], parts[3])
-    try:
-        machine = backend.describe_state_machine(arn)
-    except Exception:  # moto's StateMachineDoesNotExist
-        return _json_error("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'")
-    if machine.type != "EXPRESS":
-        return _json_error("StateMachineTypeNotSupported",
-                           "This operation is not supported by this type of state machine")
-    try:
-        execution = backend.start_execution(arn, request.get("name") or str(uuid.uuid4()),
-                                            request.get("input", "{}"))
-    except Exception as exc:  # moto's InvalidExecutionInput, InvalidName
-        return _json_error(type(exc).__name__, str(exc))
-    with _EXECUTION_ENDED:
-        while execution.status == "RUNNING":
-            _EXECUTION_ENDED.wait(timeout=0.5)
-    status = {"SUCCEEDED": "SUCCEEDED", "TIMED_OUT": "TIMED_OUT"}.get(execution.status, "FAILED")
-    response: dict[str, Any] = {
-        "executionArn": execution.execution_arn, "stateMachineArn": arn, "name": execution.name,
-        "startDate": execution.start_date.timestamp(),
-        "stopDate": (execution.stop_date or datetime.now(UTC)).timestamp(),
-        "status": status, "input": execution.execution_input, "inputDetails": {"included": True},
-    }
-    if status == "SUCCEEDED":
-        response["output"] = json.dumps(execution.output, separators=(",", ":"))
-        response["outputDetails"] = {"included": True}
-    for key in ("error", "cause"):
-        if getattr(execution, key, None) is not None:
-            response[key] = getattr(execution, key)
-    return Response(json.dumps(response).encode(), status=200, content_type="application/x-amz-json-1.0")
-
-
 class InProcessLambdaClient:
     """The Invoke call of moto's state machines, dispatched in-process.
 
@@ -351,205 +274,6 @@ class InProcessLambdaClient:
         if error:
             response["FunctionError"] = error
         return response
-
-
-def _patch_state_machine_clients(gateway: LocalGateway) -> None:
-    """moto's state machines build a new boto3 client for every Task (~30 ms each): reuse one
-    per (region, service), and send Lambda invocations to :class:`InProcessLambdaClient`."""
-    import importlib
-
-    from moto.stepfunctions.parser.asl.utils import boto_client
-
-    original = getattr(boto_client.boto_client_for, "_irtcat_original", boto_client.boto_client_for)
-    cache: dict[tuple[str, str], Any] = {}
-    lock = threading.Lock()
-    in_process = InProcessLambdaClient(gateway)
-
-    def cached(region: str, service: str, state_credentials: Any = None) -> Any:
-        if service == "lambda":
-            return in_process
-        key = (region, service)
-        with lock:
-            if key not in cache:
-                cache[key] = original(region, service, state_credentials)
-            return cache[key]
-
-    cached._irtcat_original = original  # type: ignore[attr-defined]
-    boto_client.boto_client_for = cached
-    mod = importlib.import_module("moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils")
-    mod.boto_client_for = cached  # type: ignore[attr-defined]
-
-
-def _cache_jsonpath_parsing() -> None:
-    """moto's state machines parse every JSONPath (ResultPath, InputPath, ...) with a fresh
-    yacc parser at every state; the expressions never change, so their parses are cached."""
-    import functools
-    import importlib
-
-    for module in ("moto.stepfunctions.parser.asl.component.common.path.result_path",
-                   "moto.stepfunctions.parser.asl.utils.json_path"):
-        mod = importlib.import_module(module)
-        parse = getattr(mod, "parse")  # noqa: B009 - the module is chosen at run time
-        if not getattr(parse, "_irtcat_cached", False):
-            cached = functools.lru_cache(maxsize=1024)(parse)
-            cached._irtcat_cached = True  # type: ignore[attr-defined]
-            setattr(mod, "parse", cached)  # noqa: B010
-
-
-def _cache_asl_parse_trees() -> None:
-    """moto parses the state machine definition with ANTLR at every execution (~170 ms here).
-    The parse tree of a definition never changes: it is cached, and the evaluation components
-    are still built fresh from it for every execution (they hold per-execution state)."""
-    from moto.stepfunctions.parser.asl.parse import asl_parser
-    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
-
-    parser_cls = asl_parser.AmazonStateLanguageParser
-    if getattr(parser_cls, "_irtcat_cached", False):
-        return
-    original = parser_cls.parse
-    trees: dict[str, Any] = {}
-    lock = threading.Lock()
-
-    def parse(definition: str) -> tuple[Any, Any]:
-        with lock:
-            tree = trees.get(definition)
-        if tree is None:
-            _, tree = original(definition)
-            with lock:
-                trees[definition] = tree
-        return Preprocessor().visit(tree), tree
-
-    parser_cls.parse = staticmethod(parse)  # type: ignore[method-assign]
-    parser_cls._irtcat_cached = True  # type: ignore[attr-defined]
-
-
-def _lighten_express_history() -> None:
-    """moto writes every state's whole input and output into the execution's history as JSON
-    (a third of its time per answer here). Express executions have no execution history on AWS
-    (GetExecutionHistory refuses them), so for them the events keep only the state's name."""
-    from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
-
-    cls: Any = CommonStateField
-    if getattr(cls, "_irtcat_light", False):
-        return
-    entered, exited = cls._get_state_entered_event_details, cls._get_state_exited_event_details
-
-    def entered_details(self: Any, env: Any) -> Any:
-        if env.is_standard_workflow():
-            return entered(self, env)
-        return {"name": self.name, "input": "", "inputDetails": {"truncated": False}}
-
-    def exited_details(self: Any, env: Any) -> Any:
-        if env.is_standard_workflow():
-            return exited(self, env)
-        env.variable_store.reset_tracing()
-        return {"name": self.name, "output": "", "outputDetails": {"truncated": False}}
-
-    cls._get_state_entered_event_details = entered_details
-    cls._get_state_exited_event_details = exited_details
-    cls._irtcat_light = True
-
-
-def _run_machines_as_their_type() -> None:
-    """moto hands every execution the type STANDARD (a state machine's ``sm_type`` is set once,
-    to STANDARD, whatever its declared type): executions run as the machine's declared type."""
-    from moto.stepfunctions.models import StateMachine
-
-    machine: Any = StateMachine
-    machine.sm_type = property(lambda self: self.type, lambda self, value: None)
-
-
-_JSON_SCALARS = (str, int, float, bool, type(None))
-
-
-def copy_json(value: Any, memo: Any = None) -> Any:
-    """``copy.deepcopy`` for JSON data, a few times faster: dicts and lists are rebuilt, strings,
-    numbers, booleans and None are immutable; anything else goes to ``copy.deepcopy``."""
-    if isinstance(value, dict):
-        return {k: copy_json(v) for k, v in value.items()} if type(value) is dict else copy.deepcopy(value)
-    if type(value) is list:
-        return [copy_json(v) for v in value]
-    if isinstance(value, _JSON_SCALARS):
-        return value
-    return copy.deepcopy(value)
-
-
-# the modules of moto's interpreter that deep-copy the state data as it flows between states
-_STATE_DATA_MODULES = (
-    "moto.stepfunctions.parser.asl.eval.states",
-    "moto.stepfunctions.parser.asl.eval.event.event_manager",
-    "moto.stepfunctions.parser.asl.component.common.string.string_expression",
-    "moto.stepfunctions.parser.asl.component.common.path.result_path",
-    "moto.stepfunctions.parser.asl.component.state.exec.execute_state",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map",
-)
-
-
-def _copy_state_data_as_json() -> None:
-    """moto's interpreter deep-copies a state's data at every read and write (a fifth of the
-    emulator's time per answer); that data is JSON, so it is copied as JSON."""
-    import importlib
-    import types
-
-    shim = types.SimpleNamespace(deepcopy=copy_json)
-    for name in _STATE_DATA_MODULES:
-        importlib.import_module(name).copy = shim  # type: ignore[attr-defined]
-
-
-_ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
-                              "BatchWriteItem", "TransactGetItems", "TransactWriteItems"})
-
-
-def _is_plain_json(value: Any) -> bool:
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_plain_json(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_is_plain_json(v) for v in value)
-    return value is None or isinstance(value, str | int | float | bool)
-
-
-def _serialise_item_results_directly() -> None:
-    """moto builds DynamoDB item results already in the wire format, then walks them member by
-    member against the service model (~1 ms for one session item, a sixth of the emulator's
-    time per answer). For item operations whose result is plain JSON with only the output's
-    members, that walk is the identity, so the result is written as it is; anything else
-    (binary values, other operations) still goes through moto's serializer."""
-    from moto.dynamodb.responses import DynamoResult
-
-    cls: Any = DynamoResult
-    if getattr(cls.execute_result, "_irtcat_direct", False):
-        return
-    generic = cls.execute_result
-
-    def execute_result(self: Any, context: Any) -> Any:
-        result = self.result
-        operation = context.operation_model
-        if (operation.name in _ITEM_OPERATIONS and isinstance(result, dict)
-                and set(result) <= set(operation.output_shape.members) and _is_plain_json(result)):
-            return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(result)
-        return generic(self, context)
-
-    execute_result._irtcat_direct = True  # type: ignore[attr-defined]
-    execute_result._irtcat_generic = generic  # type: ignore[attr-defined]
-    cls.execute_result = execute_result
-
-
-def _cache_moto_module_list() -> None:
-    """moto lists its own package directory on every request to route it; the list never
-    changes while the process runs."""
-    from moto import backends
-    from moto.moto_server import werkzeug_app
-
-    if getattr(backends.list_of_moto_modules, "_irtcat_cached", False):
-        return
-    modules = tuple(backends.list_of_moto_modules())
-
-    def cached() -> tuple[str, ...]:
-        return modules
-
-    cached._irtcat_cached = True  # type: ignore[attr-defined]
-    backends.list_of_moto_modules = cached
-    werkzeug_app.backends.list_of_moto_modules = cached  # type: ignore[attr-defined]
 
 
 # Services served by a second emulator process: moto runs every request under one GIL, and
@@ -622,18 +346,12 @@ class EmulatorServer:
         from moto.core.config import default_user_config
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        _cache_moto_module_list()
-        _serialise_item_results_directly()
+        moto_patches.check_moto_version()
         self.gateway = LocalGateway(DomainDispatcherApplication(create_backend_app), functions)
         if state_machines:  # a service process serves no state machine: it skips their imports
             default_user_config["stepfunctions"] = {"execute_state_machine": True}
-            _cache_jsonpath_parsing()
-            _cache_asl_parse_trees()
-            _run_machines_as_their_type()
-            _lighten_express_history()
-            _copy_state_data_as_json()
-            _patch_state_machine_clients(self.gateway)
-            _signal_execution_ends()
+            moto_patches.apply()
+            moto_patches.route_state_machine_clients(InProcessLambdaClient(self.gateway))
         # waitress keeps HTTP/1.1 connections alive (werkzeug's dev server closes every one,
         # which costs a TCP connect per AWS call); enough threads for nested calls:
         # state machine -> Lambda Invoke -> handler -> DynamoDB/S3/Firehose.

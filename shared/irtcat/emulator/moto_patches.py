@@ -1,0 +1,276 @@
+"""Every change the local runtime makes to moto, in one place.
+
+moto is pinned (``pyproject.toml``); :func:`check_moto_version` refuses any other version, because
+each patch below replaces an internal of that version. Each patch names the moto behaviour it
+changes and is one of two kinds:
+
+* **correctness**: moto 5.2.5 differs from AWS in a way the pipeline would notice. Each has a
+  minimal reproduction against plain moto in ``docs/moto.md`` (upstream-ready);
+  ``tests/unit/test_moto_patches.py`` runs every reproduction (it must still show the bug, or the
+  fix can go) and checks the fixed behaviour. Two of them are not patches of moto's code but of
+  how requests reach it: the gateway serialises the calls of :data:`SERIALISED_SERVICES`, and
+  it answers ``StartSyncExecution`` itself (:func:`start_sync_execution`).
+* **speed**: moto's behaviour is right but slow for a pipeline that runs thousands of Express
+  executions. Each one kept has paid for itself in ``./dev bench --only moto_patches`` (the
+  pipeline with that patch off against all on; docs/moto.md has the figures and the patches
+  that did not pay and were dropped). ``IRTCAT_MOTO_PATCHES_OFF=name,...`` turns them off.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib
+import json
+import os
+import threading
+import time
+import types
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+MOTO_VERSION = "5.2.5"
+
+# moto backends whose state is not safe under concurrent requests, so the gateway serialises
+# their calls (the real services order them per table item and per shard); docs/moto.md has a
+# reproduction of each:
+# - dynamodb: a failed TransactWriteItems rolls back by restoring a deep copy of the whole table
+#   taken before it started, which undoes the writes other request threads made meanwhile;
+# - kinesis: PutRecord numbers a record "last sequence number + 1", so two concurrent puts can
+#   get the same number and one record replaces the other.
+SERIALISED_SERVICES = ("dynamodb", "kinesis")
+
+
+class UnsupportedMoto(RuntimeError):
+    """The installed moto is not the version these patches were written and tested against."""
+
+
+def check_moto_version() -> None:
+    """Refuse to patch a moto other than :data:`MOTO_VERSION`, with what to do about it."""
+    import moto
+
+    installed = getattr(moto, "__version__", "unknown")
+    if installed != MOTO_VERSION:
+        raise UnsupportedMoto(
+            f"the local runtime patches moto {MOTO_VERSION}, but moto {installed} is installed: "
+            f"install moto[server]=={MOTO_VERSION} (pyproject.toml pins it), or, to move to "
+            f"{installed}, re-check each patch in shared/irtcat/emulator/moto_patches.py and run "
+            "tests/unit/test_moto_patches.py (its reproductions say which moto bugs remain)")
+
+
+@dataclass(frozen=True)
+class Patch:
+    name: str
+    kind: Kind
+    changes: str  # the moto behaviour it changes
+    apply: Callable[[], None]
+
+
+PATCHES: dict[str, Patch] = {}
+
+
+Kind = Literal["correctness", "speed"]
+
+
+def _patch(name: str, kind: Kind, changes: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    def register(apply: Callable[[], None]) -> Callable[[], None]:
+        PATCHES[name] = Patch(name, kind, changes, apply)
+        return apply
+
+    return register
+
+
+def switched_off() -> set[str]:
+    """The speed patches named in ``IRTCAT_MOTO_PATCHES_OFF`` (for measuring what each buys)."""
+    names = {n.strip() for n in os.environ.get("IRTCAT_MOTO_PATCHES_OFF", "").split(",") if n.strip()}
+    unknown = names - set(PATCHES)
+    if unknown:
+        raise ValueError(f"IRTCAT_MOTO_PATCHES_OFF: no patch named {sorted(unknown)} (known: {sorted(PATCHES)})")
+    correctness = sorted(n for n in names if PATCHES[n].kind == "correctness")
+    if correctness:
+        raise ValueError(f"IRTCAT_MOTO_PATCHES_OFF: {correctness} fix moto bugs and cannot be switched off")
+    return names
+
+
+_APPLIED: set[str] = set()
+_LOCK = threading.Lock()
+
+
+def apply(names: tuple[str, ...] | None = None) -> list[str]:
+    """Apply the named patches (default: all) once per process, except those switched off; the
+    names applied."""
+    check_moto_version()
+    off = switched_off()
+    done = []
+    with _LOCK:
+        for name in names if names is not None else tuple(PATCHES):
+            if name in off:
+                continue
+            if name not in _APPLIED:
+                PATCHES[name].apply()
+                _APPLIED.add(name)
+            done.append(name)
+    return done
+
+
+# ----------------------------------------------------------------------------- correctness
+
+_EXECUTION_ENDED = threading.Condition()
+
+
+@_patch("signal_execution_ends", "correctness",
+        "nothing in moto waits for an execution to end; StartSyncExecution (which moto lacks, "
+        "served by start_sync_execution) needs to")
+def _signal_execution_ends() -> None:
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    comm: Any = BaseExecutionWorkerCommunication
+    original = comm.terminated
+
+    def terminated(self: Any) -> None:
+        original(self)
+        with _EXECUTION_ENDED:
+            _EXECUTION_ENDED.notify_all()
+
+    comm.terminated = terminated
+
+
+# an Express execution runs for at most five minutes
+EXPRESS_LIMIT_S = 300.0
+
+
+def start_sync_execution(raw: bytes) -> tuple[int, dict[str, Any]]:
+    """StartSyncExecution, which moto lacks: start an Express execution in moto's backend and
+    answer when it has ended, with the API's response (status SUCCEEDED, FAILED or TIMED_OUT,
+    output or error and cause), or an error ``(400, {"__type": ..., "message": ...})``. It is
+    what a Pipe with a REQUEST_RESPONSE Express target calls."""
+    from moto.stepfunctions.responses import get_backend
+
+    def error(code: str, message: str) -> tuple[int, dict[str, Any]]:
+        return 400, {"__type": code, "message": message}
+
+    try:
+        request = json.loads(raw or b"{}")
+        if not isinstance(request, dict):
+            raise ValueError("the request body is not a JSON object")
+    except ValueError as exc:
+        return error("SerializationException", f"malformed request: {exc}")
+    arn = str(request.get("stateMachineArn", ""))
+    parts = arn.split(":")
+    if len(parts) < 7 or parts[5] != "stateMachine":
+        return error("InvalidArn", f"Invalid State Machine Arn: '{arn}'")
+    backend = get_backend(parts[4], parts[3])
+    try:
+        machine = backend.describe_state_machine(arn)
+    except Exception:  # moto's StateMachineDoesNotExist
+        return error("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'")
+    if machine.type != "EXPRESS":
+        return error("StateMachineTypeNotSupported", "This operation is not supported by this type of state machine")
+    try:
+        execution = backend.start_execution(arn, request.get("name") or str(uuid.uuid4()), request.get("input", "{}"))
+    except Exception as exc:  # moto's InvalidExecutionInput, InvalidName
+        return error(type(exc).__name__, str(exc))
+    deadline = time.monotonic() + EXPRESS_LIMIT_S
+    with _EXECUTION_ENDED:
+        while execution.status == "RUNNING" and time.monotonic() < deadline:
+            _EXECUTION_ENDED.wait(timeout=0.5)
+    outcomes = {"SUCCEEDED": "SUCCEEDED", "TIMED_OUT": "TIMED_OUT", "RUNNING": "TIMED_OUT"}
+    status = outcomes.get(execution.status, "FAILED")
+    response: dict[str, Any] = {
+        "executionArn": execution.execution_arn, "stateMachineArn": arn, "name": execution.name,
+        "startDate": execution.start_date.timestamp(),
+        "stopDate": (execution.stop_date or datetime.now(UTC)).timestamp(),
+        "status": status, "input": execution.execution_input, "inputDetails": {"included": True},
+    }
+    if status == "SUCCEEDED":
+        response["output"] = json.dumps(execution.output, separators=(",", ":"))
+        response["outputDetails"] = {"included": True}
+    for key in ("error", "cause"):
+        if getattr(execution, key, None) is not None:
+            response[key] = getattr(execution, key)
+    return 200, response
+
+
+# ----------------------------------------------------------------------------- speed
+
+def route_state_machine_clients(lambda_client: Any) -> None:
+    """moto's state machines build a new boto3 client for every Task (~30 ms each): reuse one
+    per (region, service), and send Lambda invocations to ``lambda_client`` (the gateway's
+    in-process Invoke, same contract as the HTTP route). Applied by the emulator server, which
+    owns that client; switch it off as ``state_machine_clients``."""
+    if "state_machine_clients" in switched_off():
+        return
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = getattr(boto_client.boto_client_for, "_irtcat_original", boto_client.boto_client_for)
+    cache: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def cached(region: str, service: str, state_credentials: Any = None) -> Any:
+        if service == "lambda":
+            return lambda_client
+        key = (region, service)
+        with lock:
+            if key not in cache:
+                cache[key] = original(region, service, state_credentials)
+            return cache[key]
+
+    cached._irtcat_original = original  # type: ignore[attr-defined]
+    boto_client.boto_client_for = cached
+    mod = importlib.import_module("moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils")
+    mod.boto_client_for = cached  # type: ignore[attr-defined]
+
+
+PATCHES["state_machine_clients"] = Patch(
+    "state_machine_clients", "speed",
+    "a new boto3 client for every Task state, and Lambda reached over HTTP (~30 ms a Task)",
+    lambda: None)  # applied by route_state_machine_clients, which needs the gateway's client
+
+
+@_patch("jsonpath_parses", "speed",
+        "every JSONPath (ResultPath, InputPath, ...) parsed with a fresh yacc parser at every state")
+def _cache_jsonpath_parsing() -> None:
+    for module in ("moto.stepfunctions.parser.asl.component.common.path.result_path",
+                   "moto.stepfunctions.parser.asl.utils.json_path"):
+        mod = importlib.import_module(module)
+        parse = getattr(mod, "parse")  # noqa: B009 - the module is chosen at run time
+        setattr(mod, "parse", functools.lru_cache(maxsize=1024)(parse))  # noqa: B010
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def copy_json(value: Any, memo: Any = None) -> Any:
+    """``copy.deepcopy`` for JSON data, a few times faster: dicts and lists are rebuilt, strings,
+    numbers, booleans and None are immutable; anything else goes to ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return {k: copy_json(v) for k, v in value.items()} if type(value) is dict else copy.deepcopy(value)
+    if type(value) is list:
+        return [copy_json(v) for v in value]
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    return copy.deepcopy(value)
+
+
+# the modules of moto's interpreter that deep-copy the state data as it flows between states
+_STATE_DATA_MODULES = (
+    "moto.stepfunctions.parser.asl.eval.states",
+    "moto.stepfunctions.parser.asl.eval.event.event_manager",
+    "moto.stepfunctions.parser.asl.component.common.string.string_expression",
+    "moto.stepfunctions.parser.asl.component.common.path.result_path",
+    "moto.stepfunctions.parser.asl.component.state.exec.execute_state",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map",
+)
+
+
+@_patch("json_state_copies", "speed",
+        "a state's data deep-copied with copy.deepcopy at every read and write")
+def _copy_state_data_as_json() -> None:
+    shim = types.SimpleNamespace(deepcopy=copy_json)
+    for name in _STATE_DATA_MODULES:
+        importlib.import_module(name).copy = shim  # type: ignore[attr-defined]
+
+

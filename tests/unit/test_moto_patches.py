@@ -1,0 +1,134 @@
+"""The patches of moto (irtcat.emulator.moto_patches): the version guard, the moto bugs they
+fix (docs/moto.md's reproductions must still show them on plain moto), the patched behaviour,
+and speed-ups that change nothing a client can see."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from irtcat.emulator import moto_patches
+
+
+def test_json_copy_equals_deepcopy_and_shares_nothing() -> None:
+    import copy
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=4),
+        max_leaves=30)
+
+    @given(json_values)
+    def check(value: Any) -> None:
+        copied = moto_patches.copy_json(value)
+        assert copied == copy.deepcopy(value)
+        if isinstance(copied, dict | list):
+            assert copied is not value
+            if isinstance(copied, dict):
+                copied["new"] = 1
+            else:
+                copied.append(1)
+            assert copied != value
+
+    check()
+    odd = {"when": (1, 2), "items": [{"set": {1, 2}}]}  # not JSON: still copied deeply
+    copied = moto_patches.copy_json(odd)
+    assert copied == odd and copied["items"][0]["set"] is not odd["items"][0]["set"]
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "moto.md"
+
+
+def reproductions() -> dict[str, tuple[set[str], str]]:
+    """The docs' reproductions by section title: the fixes it names (in backticks in the title's
+    parentheses) and its code."""
+    text = DOC.read_text(encoding="utf-8")
+    found = {}
+    for section in re.split(r"^### ", text, flags=re.M)[1:]:
+        title = section.splitlines()[0]
+        names = re.search(r"\(([^)]*)\)\s*$", title)
+        code = re.search(r"```python\n(.*?)```", section, re.S)
+        assert names and code, f"a reproduction without the fix it motivates or without code: {title}"
+        found[title] = (set(re.findall(r"`(\w+)`", names.group(1))), code.group(1))
+    return found
+
+
+def test_every_correctness_fix_has_a_reproduction() -> None:
+    correctness = {n for n, p in moto_patches.PATCHES.items() if p.kind == "correctness"}
+    named = set().union(*(names for names, _ in reproductions().values()))
+    assert named == correctness | {"start_sync_execution", "SERIALISED_SERVICES"}
+    assert len(reproductions()) == 4
+
+
+@pytest.mark.parametrize("title", sorted(reproductions()))
+def test_plain_moto_still_shows_the_bug(title: str, tmp_path: Path) -> None:
+    """Runs on plain moto in a fresh interpreter: when this fails, moto fixed the bug and the
+    patch can go (docs/moto.md)."""
+    script = tmp_path / "reproduction.py"
+    script.write_text(reproductions()[title][1])
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "BUG", run.stdout
+
+
+def test_an_untested_moto_version_is_refused_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    import moto
+
+    monkeypatch.setattr(moto, "__version__", "9.9.9")
+    expected = r"moto 9\.9\.9 is installed: install moto\[server\]==5\.2\.5"
+    with pytest.raises(moto_patches.UnsupportedMoto, match=expected):
+        moto_patches.apply(())
+
+
+def test_only_speed_patches_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IRTCAT_MOTO_PATCHES_OFF", "jsonpath_parses, json_state_copies")
+    assert moto_patches.switched_off() == {"jsonpath_parses", "json_state_copies"}
+    monkeypatch.setenv("IRTCAT_MOTO_PATCHES_OFF", "signal_execution_ends")
+    with pytest.raises(ValueError, match="fix moto bugs"):
+        moto_patches.switched_off()
+    monkeypatch.setenv("IRTCAT_MOTO_PATCHES_OFF", "no_such_patch")
+    with pytest.raises(ValueError, match="no patch named"):
+        moto_patches.switched_off()
+
+
+def test_the_gateway_starts_express_machines_synchronously(fake_aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from moto import mock_aws
+    from moto.core.config import default_user_config
+
+    monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
+
+    moto_patches.apply(("signal_execution_ends",))
+    definition = '{"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ok": 1}, "End": true}}}'
+    with mock_aws():
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        role = "arn:aws:iam::123456789012:role/r"
+        express = sfn.create_state_machine(name="e", type="EXPRESS", roleArn=role, definition=definition)
+        standard = sfn.create_state_machine(name="s", type="STANDARD", roleArn=role, definition=definition)
+        status, reply = moto_patches.start_sync_execution(
+            json.dumps({"stateMachineArn": express["stateMachineArn"], "input": "{}"}).encode())
+        assert (status, reply["status"], json.loads(reply["output"])) == (200, "SUCCEEDED", {"ok": 1})
+        status, reply = moto_patches.start_sync_execution(
+            json.dumps({"stateMachineArn": standard["stateMachineArn"]}).encode())
+        assert (status, reply["__type"]) == (400, "StateMachineTypeNotSupported")
+        assert moto_patches.start_sync_execution(b"[1]")[1]["__type"] == "SerializationException"
+
+
+def test_speed_patches_are_in_place_once_applied() -> None:
+    """Each speed patch, applied, replaces what it names (the equivalence tests above show the
+    ones that rewrite data change nothing; docs/moto.md has what each buys)."""
+    from moto.stepfunctions.parser.asl.eval import states
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    applied = moto_patches.apply(("jsonpath_parses", "json_state_copies"))
+    assert applied == ["jsonpath_parses", "json_state_copies"]
+    assert hasattr(json_path.parse, "cache_info")
+    assert states.copy.deepcopy is moto_patches.copy_json  # type: ignore[attr-defined]
