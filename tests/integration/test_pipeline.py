@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -290,6 +291,44 @@ def test_runs_against_a_deployed_stack_when_configured() -> None:
     assert {"AnswerStreamName", "StateTableName", "HistoryBucketName"} <= set(t.outputs)
 
 
+def test_poison_records_are_quarantined_in_their_first_batch_and_never_stall_the_shard(target: Target) -> None:
+    """Records Kinesis takes but no answer event can be (up to 1 MiB, binary, deeply nested, not
+    UTF-8) are parked with their reason by the Pipe's enrichment, so no execution fails, nothing
+    is dead-lettered, and the answers around them go through."""
+    s = Student(target)
+    tag = uuid.uuid4().hex
+    poison = {
+        "1 MiB": b'{"tag": "' + tag.encode() + b'", "pad": "' + b"x" * (1024 * 1024 - 200) + b'"}',
+        "300 KB": json.dumps({"tag": tag, "pad": "y" * 300_000}).encode(),
+        "deep": b'{"tag": "' + tag.encode() + b'", "x": ' + b"[" * 1900 + b"]" * 1900 + b"}",  # < 4 KiB
+        "binary": tag.encode() + bytes(range(256)) * 8,
+        "latin-1": f'{{"tag": "{tag}", "name": "caf\u00e9"}}'.encode("latin-1"),
+    }
+    stats = target.rt.pipe.stats if target.local else None  # type: ignore[attr-defined]
+    failed_before = (stats.executions_failed, stats.dead_lettered) if stats else (0, 0)
+    s.answer(1)
+    started = time.monotonic()
+    for payload in poison.values():
+        target.publish(payload, s.session_id)
+    s.answer(0)  # behind the poison, on the same shard and lane
+    elapsed = time.monotonic() - started
+
+    def parked() -> list[dict[str, Any]] | None:
+        items = [q for q in target.quarantined() if tag in q["raw"]]
+        return items if len(items) >= len(poison) else None
+
+    items = target.wait_for(parked, 60, "the poison records in quarantine")
+    reasons = [q["reason"] for q in items]
+    assert sum("exceeds" in r for r in reasons) == 2 and sum("not JSON" in r for r in reasons) == 2
+    assert sum("nested too deeply" in r for r in reasons) == 1
+    assert any(len(q["raw"]) >= 1024 * 1024 - 200 for q in items)  # the raw payload whole, in S3
+    assert elapsed < 15, f"the answer behind the poison took {elapsed:.1f} s"
+    assert target.session(s.session_id).answered == 2
+    if stats is not None:
+        assert (stats.executions_failed, stats.dead_lettered) == failed_before
+        assert stats.enriched_out >= len(poison)
+
+
 def test_dead_lettered_batch_is_listed_and_replayed_once(target: Target) -> None:
     local_only(target)
     rt = target.rt  # type: ignore[attr-defined]
@@ -423,6 +462,10 @@ def test_the_emulator_answers_start_sync_execution_as_aws_does(target: Target) -
     done = sfn.start_sync_execution(stateMachineArn=answers, input="[]")
     assert done["status"] == "SUCCEEDED" and json.loads(done["output"]) == {"processed": 0}
     assert done["stopDate"] >= done["startDate"]
+    # it ran as Express: its events carry no state input (moto ran every machine as STANDARD)
+    events = sfn.get_execution_history(executionArn=done["executionArn"])["events"]
+    entered = [e["stateEnteredEventDetails"] for e in events if "stateEnteredEventDetails" in e]
+    assert entered and all(d["input"] == "" for d in entered)
     failed = sfn.start_sync_execution(stateMachineArn=answers, input='{"not": "a batch"}')
     assert failed["status"] == "FAILED" and failed["error"].startswith("States.")
     with pytest.raises(ClientError, match="StateMachineTypeNotSupported"):

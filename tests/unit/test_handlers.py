@@ -118,12 +118,23 @@ def test_record_outcome_quarantines_rejected_events(moto_stack):
     assert "invalid event" in parked["reason"] and '["A", "B"]' in parked["raw"]
 
 
+def test_screen_batch_passes_answers_on_and_quarantines_the_rest(moto_stack):
+    batch = event("screen_batch")
+    out = moto_stack.function_by_logical_id("ScreenBatchFunction").invoke(batch)
+    assert out.error is None and out.payload == batch[:1]
+    env = moto_stack.function_by_logical_id("ScreenBatchFunction").spec.environment
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(
+        Bucket=env["HISTORY_BUCKET"], Prefix="quarantine/").get("Contents", [])]
+    assert len(keys) == 1
+
+
 @pytest.mark.parametrize("name", ["update_theta", "check_end_condition", "select_next_item",
-                                  "finish_session", "commit_step", "record_outcome"])
+                                  "finish_session", "commit_step", "record_outcome", "screen_batch"])
 def test_state_handlers_reject_malformed_input_with_an_error(moto_stack, name):
     fn = {"update_theta": "UpdateThetaFunction", "check_end_condition": "CheckEndConditionFunction",
           "select_next_item": "SelectNextItemFunction", "finish_session": "FinishSessionFunction",
-          "commit_step": "CommitStepFunction", "record_outcome": "RecordOutcomeFunction"}[name]
+          "commit_step": "CommitStepFunction", "record_outcome": "RecordOutcomeFunction",
+          "screen_batch": "ScreenBatchFunction"}[name]
     out = moto_stack.function_by_logical_id(fn).invoke({"unexpected": True})
     assert out.error == "Unhandled"
 

@@ -14,6 +14,38 @@ from typing import Any
 import pytest
 from irtcat.emulator import moto_patches
 
+ITEM = {"pk": {"S": "SESSION#1"}, "version": {"N": "3"}, "doc": {"S": '{"theta": 0.1}'},
+        "nested": {"M": {"a": {"L": [{"S": "x"}, {"NULL": True}, {"BOOL": False}, {"NS": ["1", "2.5"]}]}}},
+        "tags": {"SS": ["a", "b"]}}
+RESULTS: list[tuple[str, dict[str, Any]]] = [
+    ("GetItem", {"Item": ITEM}),
+    ("GetItem", {}),
+    ("PutItem", {"Attributes": ITEM, "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1.0}}),
+    ("UpdateItem", {"Attributes": {"version": {"N": "4"}}}),
+    ("Query", {"Items": [ITEM, ITEM], "Count": 2, "ScannedCount": 2, "LastEvaluatedKey": {"pk": {"S": "a"}}}),
+    ("TransactWriteItems", {}),
+    ("GetItem", {"Item": {"blob": {"B": b"\x00\x01"}}}),  # binary: moto's serializer encodes it
+    ("DescribeTable", {"Table": {"TableName": "t", "ItemCount": 1}}),  # not an item operation
+]
+
+
+@pytest.mark.parametrize(("operation", "result"), RESULTS)
+def test_direct_item_results_equal_motos_serializer(operation: str, result: dict[str, Any]) -> None:
+    from moto.core.responses import ActionContext, get_service_model
+    from moto.core.serialize import get_serializer_class
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
+
+    model = get_service_model("dynamodb")
+    context = ActionContext(model, model.operation_model(operation), get_serializer_class("dynamodb", "json"),
+                            DynamoHandler())
+    moto_patches.apply(("direct_item_results",))
+    direct = DynamoResult.execute_result
+    generic = direct._irtcat_generic  # type: ignore[attr-defined]
+    status, headers, body = direct(DynamoResult(result), context)
+    status0, headers0, body0 = generic(DynamoResult(result), context)
+    assert (status, headers) == (status0, headers0)
+    assert json.loads(body) == json.loads(body0)
+
 
 def test_json_copy_equals_deepcopy_and_shares_nothing() -> None:
     import copy
@@ -99,20 +131,26 @@ def test_only_speed_patches_can_be_switched_off(monkeypatch: pytest.MonkeyPatch)
         moto_patches.switched_off()
 
 
-def test_the_gateway_starts_express_machines_synchronously(fake_aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_express_machines_run_as_express_and_start_synchronously(
+        fake_aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
     from moto import mock_aws
     from moto.core.config import default_user_config
 
     monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
 
-    moto_patches.apply(("signal_execution_ends",))
+    from moto.stepfunctions.responses import get_backend
+
+    moto_patches.apply(("signal_execution_ends", "machines_run_as_their_type"))
     definition = '{"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ok": 1}, "End": true}}}'
     with mock_aws():
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
         role = "arn:aws:iam::123456789012:role/r"
         express = sfn.create_state_machine(name="e", type="EXPRESS", roleArn=role, definition=definition)
         standard = sfn.create_state_machine(name="s", type="STANDARD", roleArn=role, definition=definition)
+        backend = get_backend("123456789012", "us-east-1")
+        assert backend.describe_state_machine(express["stateMachineArn"]).sm_type == "EXPRESS"
+        assert backend.describe_state_machine(standard["stateMachineArn"]).sm_type == "STANDARD"
         status, reply = moto_patches.start_sync_execution(
             json.dumps({"stateMachineArn": express["stateMachineArn"], "input": "{}"}).encode())
         assert (status, reply["status"], json.loads(reply["output"])) == (200, "SUCCEEDED", {"ok": 1})
@@ -125,10 +163,18 @@ def test_the_gateway_starts_express_machines_synchronously(fake_aws: None, monke
 def test_speed_patches_are_in_place_once_applied() -> None:
     """Each speed patch, applied, replaces what it names (the equivalence tests above show the
     ones that rewrite data change nothing; docs/moto.md has what each buys)."""
+    from moto import backends
     from moto.stepfunctions.parser.asl.eval import states
+    from moto.stepfunctions.parser.asl.parse import asl_parser
     from moto.stepfunctions.parser.asl.utils import json_path
 
-    applied = moto_patches.apply(("jsonpath_parses", "json_state_copies"))
-    assert applied == ["jsonpath_parses", "json_state_copies"]
+    names = ("jsonpath_parses", "json_state_copies", "asl_parse_trees", "module_list", "machines_run_as_their_type")
+    assert moto_patches.apply(names) == list(names)
     assert hasattr(json_path.parse, "cache_info")
     assert states.copy.deepcopy is moto_patches.copy_json  # type: ignore[attr-defined]
+    assert backends.list_of_moto_modules() is backends.list_of_moto_modules()
+    definition = '{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}'
+    parse = asl_parser.AmazonStateLanguageParser.parse
+    first, second = parse(definition), parse(definition)
+    assert first[1] is second[1] and first[0] is not second[0]  # one tree, fresh components
+

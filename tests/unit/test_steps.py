@@ -27,6 +27,7 @@ from irtcat.domain.steps import (
     commit_step,
     finish_session,
     record_outcome,
+    screen_batch,
     select_next_item,
     start_session,
     update_theta,
@@ -169,6 +170,41 @@ def test_garbage_payloads_are_rejected(raw, reason):
     out, res = w.process(None, raw=raw)
     assert out.outcome == "rejected" and reason in out.reason
     assert res["quarantine_key"]
+
+
+def test_the_screen_quarantines_every_kind_of_poison_and_passes_answers_on_in_order():
+    w = World()
+    view = w.start()
+    good = json.dumps(w.event(view)).encode()
+
+    def record(data: bytes | str | None) -> dict:
+        if isinstance(data, bytes):
+            data = base64.b64encode(data).decode()
+        return {"data": data, "partitionKey": "k", "sequenceNumber": str(len(data or ""))}
+
+    poison = {
+        "1 MiB": record(b"{" + b" " * (1024 * 1024 - 2) + b"}"),
+        "300 KB": record(json.dumps({"pad": "x" * 300_000}).encode()),
+        "binary": record(bytes(range(256)) * 4),
+        "deep": record(b"[" * 2000 + b"]" * 2000),
+        "latin-1": record("caf\u00e9".encode("latin-1")),
+        "not base64": record("%%%"),
+        "no data": {"partitionKey": "k"},
+        "old contract": record(json.dumps({"schema_version": 1, "response": 1}).encode()),
+        "not a record": "a string",
+    }
+    batch = [record(good), *poison.values(), record(good)]
+    passed = screen_batch(batch, w.history, w.quarantine)
+    assert passed == [batch[0], batch[-1]]
+    assert len(w.quarantine.items) == len(poison)
+    reasons = [r.reason for r in w.history.records]
+    assert all(r.outcome == "rejected" for r in w.history.records) and len(reasons) == len(poison)
+    assert sum("exceeds" in r for r in reasons) == 2 and any("nested too deeply" in r for r in reasons)
+    assert any("schema_version" in r for r in reasons)
+    assert max(len(str(item["raw"])) for item in w.quarantine.items.values()) >= 1024 * 1024  # kept whole
+    # what passed is still applied by the pipeline, once
+    out, _ = w.process(None, raw=base64.b64decode(passed[0]["data"]))
+    assert out.outcome == "applied"
 
 
 def test_answer_for_a_finished_session_is_rejected():

@@ -117,6 +117,9 @@ def make_samples() -> dict[str, Any]:
         "events/commit_step.json": dump(selected),
         "events/record_outcome.json": dump(rejected),
         "events/state_machine.json": [good, bad],
+        # the Pipe's enrichment: the answer passes on, the oversized record is quarantined
+        "events/screen_batch.json": [good, kinesis_record({"padding": "x" * 5000},
+                                                          "49650000000000000000000000000000000000000000000000000003")],
         "events/fixtures/bank.json": json.loads(bank.model_dump_json(exclude_none=True)),
         "events/fixtures/test.json": sample_test().model_dump(mode="json"),
         "events/fixtures/session.json": session.model_dump(mode="json"),

@@ -296,6 +296,28 @@ def record_outcome(step: Step, history: HistorySink, quarantine: Quarantine) -> 
     return {"outcome": step.outcome, "reason": step.reason, "quarantine_key": key}
 
 
+def screen_batch(records: list[Any], history: HistorySink, quarantine: Quarantine) -> list[dict[str, Any]]:
+    """ScreenBatch, the Pipe's enrichment: the records of a batch that are well-formed answer
+    events pass on unchanged and in order; every other record is rejected here, with its reason,
+    and parked in quarantine as RecordOutcome parks a rejected answer (raw payload in S3, a
+    rejection record in the history). That covers a record that is not base64, over
+    ``MAX_EVENT_BYTES`` (Kinesis takes up to 1 MiB, a Step Functions input 256 KiB), binary or
+    not UTF-8 JSON, nested too deeply, in another contract version or failing the schema. Such a
+    record therefore never reaches the state machine, so it can neither fail a batch nor stall
+    its shard. UpdateTheta checks every record again (the second line)."""
+    passed = []
+    for record in records:
+        if not isinstance(record, dict):
+            record = {"data": None, "unexpected": json.dumps(record, default=str)[:4096]}
+        try:
+            decode_record(record)
+        except Rejection as exc:
+            record_outcome(Step(record=record, outcome="rejected", reason=str(exc)), history, quarantine)
+            continue
+        passed.append(record)
+    return passed
+
+
 def _raw_text(record: dict[str, Any]) -> str:
     data = record.get("data")
     if isinstance(data, str):

@@ -118,6 +118,16 @@ def apply(names: tuple[str, ...] | None = None) -> list[str]:
 
 # ----------------------------------------------------------------------------- correctness
 
+@_patch("machines_run_as_their_type", "correctness",
+        "every execution runs as a STANDARD workflow: a state machine's sm_type is set once, to "
+        "STANDARD, whatever the Type it was created with")
+def _run_machines_as_their_type() -> None:
+    from moto.stepfunctions.models import StateMachine
+
+    machine: Any = StateMachine
+    machine.sm_type = property(lambda self: self.type, lambda self, value: None)
+
+
 _EXECUTION_ENDED = threading.Condition()
 
 
@@ -240,6 +250,55 @@ def _cache_jsonpath_parsing() -> None:
         setattr(mod, "parse", functools.lru_cache(maxsize=1024)(parse))  # noqa: B010
 
 
+@_patch("asl_parse_trees", "speed",
+        "the state machine definition parsed with ANTLR at every execution (22 ms warm here)")
+def _cache_asl_parse_trees() -> None:
+    # the parse tree of a definition never changes; the evaluation components are still built
+    # fresh from it for every execution (they hold per-execution state)
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    parser_cls = asl_parser.AmazonStateLanguageParser
+    original = parser_cls.parse
+    trees: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        with lock:
+            tree = trees.get(definition)
+        if tree is None:
+            _, tree = original(definition)
+            with lock:
+                trees[definition] = tree
+        return Preprocessor().visit(tree), tree
+
+    parser_cls.parse = staticmethod(parse)  # type: ignore[method-assign]
+
+
+@_patch("light_express_history", "speed",
+        "every state's whole input and output written into the execution history as JSON, for "
+        "Express executions too (which have no execution history on AWS)")
+def _lighten_express_history() -> None:
+    from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+
+    cls: Any = CommonStateField
+    entered, exited = cls._get_state_entered_event_details, cls._get_state_exited_event_details
+
+    def entered_details(self: Any, env: Any) -> Any:
+        if env.is_standard_workflow():
+            return entered(self, env)
+        return {"name": self.name, "input": "", "inputDetails": {"truncated": False}}
+
+    def exited_details(self: Any, env: Any) -> Any:
+        if env.is_standard_workflow():
+            return exited(self, env)
+        env.variable_store.reset_tracing()
+        return {"name": self.name, "output": "", "outputDetails": {"truncated": False}}
+
+    cls._get_state_entered_event_details = entered_details
+    cls._get_state_exited_event_details = exited_details
+
+
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -274,3 +333,55 @@ def _copy_state_data_as_json() -> None:
         importlib.import_module(name).copy = shim  # type: ignore[attr-defined]
 
 
+_ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
+                              "BatchWriteItem", "TransactGetItems", "TransactWriteItems"})
+
+
+def _is_plain_json(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_plain_json(v) for v in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+@_patch("direct_item_results", "speed",
+        "DynamoDB item results, already in the wire format, walked member by member against the "
+        "service model (~1 ms for one session item)")
+def _serialise_item_results_directly() -> None:
+    # for item operations whose result is plain JSON with only the output's members, that walk
+    # is the identity, so the result is written as it is; anything else still goes through it
+    from moto.dynamodb.responses import DynamoResult
+
+    cls: Any = DynamoResult
+    generic = cls.execute_result
+
+    def execute_result(self: Any, context: Any) -> Any:
+        result = self.result
+        operation = context.operation_model
+        if (operation.name in _ITEM_OPERATIONS and isinstance(result, dict)
+                and set(result) <= set(operation.output_shape.members) and _is_plain_json(result)):
+            return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(result)
+        return generic(self, context)
+
+    execute_result._irtcat_generic = generic  # type: ignore[attr-defined]
+    cls.execute_result = execute_result
+
+
+@_patch("module_list", "speed", "moto's package directory listed on every request to route it")
+def _cache_moto_module_list() -> None:
+    from moto import backends
+    from moto.moto_server import werkzeug_app
+
+    modules = tuple(backends.list_of_moto_modules())
+
+    def cached() -> tuple[str, ...]:
+        return modules
+
+    backends.list_of_moto_modules = cached
+    werkzeug_app.backends.list_of_moto_modules = cached  # type: ignore[attr-defined]
+
+
+# what each emulator process applies: the service process (DynamoDB, Kinesis) runs no state machine
+SERVICE_PATCHES = ("direct_item_results", "module_list")
+STATE_MACHINE_PATCHES = tuple(name for name in PATCHES if name not in SERVICE_PATCHES)

@@ -8,7 +8,14 @@ one at a time: records with the same partition key (one session's answers) stay 
 AWS promises for concurrent batches from one shard. A failed batch is retried up to
 ``MaximumRetryAttempts``; with ``AUTOMATIC_BISECT`` it is split in halves so that one bad
 record cannot hold the others; a record that still fails, or is older than
-``MaximumRecordAgeInSeconds``, goes to the dead-letter queue with the failure.
+``MaximumRecordAgeInSeconds``, goes to the dead-letter queue with the failure. An enrichment
+function, when the Pipe has one, gets each batch first and hands the target what it returns
+(nothing: the target is not run); its failure fails the batch like the target's.
+
+Every loop is supervised: an unexpected exception is logged and counted
+(``PipeStats.loop_errors``), the batch in hand is retried, and the loop goes on. A dead-letter
+message that SQS would refuse for its size keeps each record's metadata and drops its data, as
+a Pipe's dead-letter message for a stream source carries no data either.
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +52,7 @@ class PipeSettings:
     max_record_age_s: int = 3600
     bisect: bool = True
     parallelization: int = 1  # concurrent batches per shard (ParallelizationFactor, 1-10)
+    enrichment: str | None = None  # a Lambda function's ARN
 
     @classmethod
     def from_template(cls, props: dict[str, Any], stream_name: str, dlq_url: str | None) -> PipeSettings:
@@ -54,6 +64,7 @@ class PipeSettings:
             max_record_age_s=int(k.get("MaximumRecordAgeInSeconds", 3600)),
             bisect=k.get("OnPartialBatchItemFailure") == "AUTOMATIC_BISECT",
             parallelization=min(10, max(1, int(k.get("ParallelizationFactor", 1)))),
+            enrichment=props.get("Enrichment"),
         )
 
     def lane_of(self, partition_key: str) -> int:
@@ -74,6 +85,8 @@ class PipeStats:
     execution_seconds: float = 0.0
     last_error: str | None = None
     errors: list[str] = field(default_factory=list)
+    enriched_out: int = 0  # records the enrichment did not pass on
+    loop_errors: int = 0  # unexpected exceptions caught by the supervised loops
 
 
 def pipe_record(rec: dict[str, Any], shard_id: str, settings: PipeSettings) -> dict[str, Any]:
@@ -176,47 +189,76 @@ class PipePoller:
         for t in self._threads:
             t.join(timeout=30)
 
+    def _supervised(self, name: str, step: Callable[[], bool]) -> None:
+        """Run ``step`` until it returns False or the poller stops; an unexpected exception is
+        logged, counted and followed by the next step, never the end of the loop."""
+        while not self._stop.is_set():
+            try:
+                if not step():
+                    return
+            except Exception as exc:
+                self._log_error(name, exc)
+                self._stop.wait(0.2)
+
+    def _log_error(self, name: str, exc: Exception) -> None:
+        self._count(loop_errors=1)
+        with self._lock:
+            self.stats.last_error = f"{name}: {type(exc).__name__}: {exc}"
+        print(f"[irtcat] pipe {name}: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
+              file=sys.stderr)
+
     def _read(self, shard_id: str, lanes: _Lanes) -> None:
         kinesis = boto3.client("kinesis", region_name=REGION)
         iterator = kinesis.get_shard_iterator(
             StreamName=self.settings.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
-        idle = self.poll_interval
-        while not self._stop.is_set():
+        state = {"iterator": iterator, "idle": self.poll_interval}
+
+        def step() -> bool:
             # read only when a lane is free: records wait in the stream, not here, and a free
             # lane gets everything that arrived meanwhile as one batch
             if not lanes.wait_for_free(self._stop, self.settings.batch_size):
-                break
+                return False
             try:
-                resp = kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_size)
+                resp = kinesis.get_records(ShardIterator=state["iterator"], Limit=self.settings.batch_size)
             except Exception as exc:
                 self.stats.last_error = f"get_records: {exc}"
                 time.sleep(0.2)
-                continue
-            iterator = resp["NextShardIterator"]
+                return True
+            state["iterator"] = resp["NextShardIterator"]
             records = resp["Records"]
             if not records:
                 # an empty shard is polled less and less often (every API call costs CPU that
                 # the executions need); the first record resets the interval
-                self._stop.wait(idle)
-                idle = min(idle * 2, 0.25)
-                continue
-            idle = self.poll_interval
-            with self._lock:
-                self._pending += len(records)
+                self._stop.wait(state["idle"])
+                state["idle"] = min(state["idle"] * 2, 0.25)
+                return True
+            state["idle"] = self.poll_interval
             chunks: dict[int, list[dict[str, Any]]] = {}
             for r in records:
                 record = pipe_record(r, shard_id, self.settings)
                 chunks.setdefault(self.settings.lane_of(record["partitionKey"]), []).append(record)
+            with self._lock:
+                self._pending += len(records)
             lanes.put(chunks)
+            return True
+
+        self._supervised(f"{shard_id} reader", step)
 
     def _run_lane(self, lanes: _Lanes, n: int) -> None:
-        while not self._stop.is_set():
+        def step() -> bool:
             batch = lanes.take(n, self.settings.batch_size, self._stop)
             if not batch:
-                continue
+                return True
             try:
-                self._deliver(batch)
+                while True:  # a batch in hand is delivered or dead-lettered, never dropped
+                    try:
+                        self._deliver(batch)
+                        break
+                    except Exception as exc:
+                        self._log_error(f"lane {n}", exc)
+                        if self._stop.wait(0.5):
+                            return False
                 self._count(batches=1, records=len(batch))
                 if self.on_batch:
                     self.on_batch(len(batch))
@@ -224,6 +266,9 @@ class PipePoller:
                 with self._lock:
                     self._pending -= len(batch)
                 lanes.done(n)
+            return True
+
+        self._supervised(f"lane {n}", step)
 
     def _count(self, **increments: float) -> None:
         """Add to the stats: lanes run in threads of their own."""
@@ -243,7 +288,11 @@ class PipePoller:
     def _deliver_with_retries(self, batch: list[dict[str, Any]]) -> None:
         error = ""
         for attempt in range(self.settings.max_retries + 1):
-            ok, error = self.run_execution(batch)
+            try:
+                ok, error = self._enrich_and_run(batch)
+            except Exception as exc:  # the emulator unreachable, a reply cut short: retried
+                self._count(loop_errors=1)
+                ok, error = False, f"{type(exc).__name__}: {exc}"
             if ok:
                 return
             self._count(retried=1)
@@ -254,6 +303,22 @@ class PipePoller:
                 self._deliver_with_retries(batch[mid:])
                 return
         self._dead_letter(batch, error)
+
+    def _enrich_and_run(self, batch: list[dict[str, Any]]) -> tuple[bool, str]:
+        """The enrichment (if any) on the batch, then the target on what it returned."""
+        if self.settings.enrichment:
+            reply = self._lambda().invoke(FunctionName=self.settings.enrichment, Payload=json.dumps(batch))
+            payload = json.loads(reply["Payload"].read() or b"null")
+            if reply.get("FunctionError") or not isinstance(payload, list):
+                error = f"enrichment failed: {json.dumps(payload)[:1000]}"
+                with self._lock:
+                    self.stats.last_error = error
+                return False, error
+            self._count(enriched_out=len(batch) - len(payload))
+            batch = payload
+            if not batch:
+                return True, ""
+        return self.run_execution(batch)
 
     def run_execution(self, batch: list[dict[str, Any]]) -> tuple[bool, str]:
         """Run the state machine on a batch and wait for its end: StartSyncExecution, as a Pipe
@@ -272,6 +337,12 @@ class PipePoller:
             self.stats.errors.append(error)
         return False, error
 
+    def _lambda(self) -> Any:
+        local = self._clients
+        if not hasattr(local, "lambda_"):
+            local.lambda_ = boto3.client("lambda", region_name=REGION, config=Config(read_timeout=330))
+        return local.lambda_
+
     def _sfn(self) -> Any:
         local = self._clients
         if not hasattr(local, "sfn"):
@@ -282,13 +353,40 @@ class PipePoller:
         return local.sfn
 
     def _dead_letter(self, batch: list[dict[str, Any]], reason: str) -> None:
+        """Park a batch in the dead-letter queue, retrying until SQS takes it (a Pipe holds its
+        shard until then)."""
         self._count(dead_lettered=len(batch))
         if not self.settings.dlq_url:
             return
-        sqs = boto3.client("sqs", region_name=REGION)
-        body = json.dumps({
-            "context": {"failure": reason[:1000], "pipeArn": "local-pipe",
-                        "dead_lettered_at": datetime.now(UTC).isoformat()},
-            "records": batch,
-        })
-        sqs.send_message(QueueUrl=self.settings.dlq_url, MessageBody=body)
+        body = dead_letter_body(batch, reason)
+        for attempt in range(1_000_000):
+            try:
+                boto3.client("sqs", region_name=REGION).send_message(QueueUrl=self.settings.dlq_url, MessageBody=body)
+                return
+            except Exception as exc:
+                self._count(loop_errors=1)
+                with self._lock:
+                    self.stats.last_error = f"dead-letter: {type(exc).__name__}: {exc}"
+                if self._stop.wait(min(5.0, 0.2 * 2**attempt)):
+                    return
+
+
+# SQS's largest message (1 MiB), less room for the attributes
+MAX_DEAD_LETTER_BYTES = 1_000_000
+
+
+def dead_letter_body(batch: list[dict[str, Any]], reason: str) -> str:
+    """A dead-letter message: the failure and the records; when that is larger than SQS takes,
+    each record keeps its metadata (shard, sequence number, key, size and digest of its data),
+    and its data is dropped, like a Pipe's dead-letter message for a stream source."""
+    context = {"failure": reason[:1000], "pipeArn": "local-pipe", "dead_lettered_at": datetime.now(UTC).isoformat()}
+    body = json.dumps({"context": context, "records": batch})
+    if len(body.encode()) <= MAX_DEAD_LETTER_BYTES:
+        return body
+    slim = []
+    for record in batch:
+        data = str(record.get("data") or "")
+        slim.append({**{k: v for k, v in record.items() if k != "data"}, "data": None,
+                     "dataBytes": len(data) * 3 // 4, "dataSha256": hashlib.sha256(data.encode()).hexdigest()})
+    context["dataDropped"] = "the batch was larger than an SQS message: the records' data stayed in the stream"
+    return json.dumps({"context": context, "records": slim})

@@ -346,11 +346,11 @@ class EmulatorServer:
         from moto.core.config import default_user_config
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        moto_patches.check_moto_version()
+        moto_patches.apply(moto_patches.SERVICE_PATCHES)
         self.gateway = LocalGateway(DomainDispatcherApplication(create_backend_app), functions)
         if state_machines:  # a service process serves no state machine: it skips their imports
             default_user_config["stepfunctions"] = {"execute_state_machine": True}
-            moto_patches.apply()
+            moto_patches.apply(moto_patches.STATE_MACHINE_PATCHES)
             moto_patches.route_state_machine_clients(InProcessLambdaClient(self.gateway))
         # waitress keeps HTTP/1.1 connections alive (werkzeug's dev server closes every one,
         # which costs a TCP connect per AWS call); enough threads for nested calls:
