@@ -165,8 +165,8 @@ def bench_handlers() -> dict[str, Any]:
     banks = MemoryBanks()
     banks.publish(bank)
     banks.put_test(TestDefinition(test_id="t", bank_id=bank.bank_id))
-    sessions = MemorySessions(students=MemoryStudents())
     history = MemoryHistory()
+    sessions = MemorySessions(students=MemoryStudents(), history=history)
     timings: dict[str, list[float]] = {"update_theta": [], "check_end_condition": [], "select_next_item": [],
                                       "commit_step": []}
     for k in range(40):
@@ -188,7 +188,7 @@ def bench_handlers() -> dict[str, Any]:
             t2 = time.perf_counter()
             step = select_next_item(step, banks)
             t3 = time.perf_counter()
-            commit_step(step, sessions, history)
+            commit_step(step, sessions)
             t4 = time.perf_counter()
             for key, dt in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
                 timings[key].append(dt * 1e3)
@@ -584,6 +584,23 @@ def bench_calibration_job(records: int = 1_000_000) -> dict[str, Any]:
     return dict(json.loads(run.stdout.strip().splitlines()[-1]))
 
 
+def bench_chaos(sessions: int = 60, runs: int = 3) -> dict[str, Any]:
+    """The chaos run (``irtcat.demo.run.run_chaos``), ``runs`` times: pipeline containers killed
+    at random, the soak's faults, resends and reorders, poison records of every kind. Each run
+    must hold 0 lost, 0 double-applied, 0 missing history records, rejected == poison sent."""
+    from irtcat.demo.run import run_chaos
+
+    keys = ("sessions_finished", "answers_unique", "answers_applied", "answers_in_history", "answers_lost",
+            "answers_double_applied", "history_duplicates", "garbage_sent", "rejected", "containers_killed",
+            "executions_failed", "dead_lettered", "pipe_loop_errors", "seconds", "tablet_errors")
+    out: dict[str, Any] = {"chaos_sessions": sessions, "chaos_runs": runs}
+    for k in range(runs):
+        s = run_chaos(sessions, seed=5 + k, report_dir=ROOT / ".irtcat" / "chaos-report")
+        out.update({f"chaos_{k + 1}_{key}": s[key] for key in keys})
+        out[f"chaos_{k + 1}_history_missing"] = s["answers_applied"] - s["answers_in_history"]
+    return out
+
+
 def bench_container_start(n: int = 15) -> dict[str, Any]:
     """A Lambda container's cold start (process start to handler loaded and ready), UpdateTheta:
     forked from the zygote (irtcat.emulator.zygote) vs started by the standard library's
@@ -692,6 +709,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "soak": lambda a: bench_soak(a.soak_sessions),
     "moto_patches": lambda a: bench_moto_patches(a.students),
     "container_start": lambda a: bench_container_start(),
+    "chaos": lambda a: bench_chaos(),
 }
 
 

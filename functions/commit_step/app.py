@@ -1,4 +1,5 @@
-"""CommitStep: the conditional session write (and student profile), then the history."""
+"""CommitStep: the conditional session write, with the step's history records as its outbox
+(and the student's profile when the session finished)."""
 
 from typing import Any
 
@@ -15,6 +16,6 @@ logger, metrics = powertools("commit_step")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = Step.model_validate(event)
     a = adapters()
-    out = commit_step(step, a.sessions, a.history)
+    out = commit_step(step, a.sessions)
     metrics.add_metric(name="StepsCommitted", unit=MetricUnit.Count, value=1)
     return out

@@ -75,6 +75,19 @@ def test_demo_command_json_summary(tmp_path: Path) -> None:
     assert list((tmp_path / "report" / "history").glob("dt=*/part-00000.json"))
 
 
+def test_a_small_chaos_run_loses_nothing_and_quarantines_every_poison_record(tmp_path: Path) -> None:
+    """The chaos benchmark in small: pipeline containers killed at random while 8 tablets
+    answer, with faults, resends, reorders and poison records of every kind."""
+    from irtcat.demo.run import run_chaos
+
+    s = run_chaos(8, seed=11, report_dir=tmp_path, garbage_rate=0.08)
+    assert s["sessions_finished"] == 8 and not s["tablet_errors"]
+    assert s["containers_killed"] >= 5
+    assert s["answers_lost"] == 0 and s["answers_double_applied"] == 0
+    assert s["answers_applied"] == s["answers_unique"] == s["answers_in_history"]
+    assert s["garbage_sent"] > 0 and s["rejected"] == s["garbage_sent"]
+
+
 def test_a_small_soak_loses_nothing_and_rejects_exactly_the_garbage(tmp_path: Path) -> None:
     """The soak of benchmarks/ in small: resends, reordering, garbage and injected throttling of
     DynamoDB, Firehose and Lambda at once (the benchmark runs 200 sessions with 1% garbage;

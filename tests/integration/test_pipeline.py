@@ -277,7 +277,13 @@ def test_racing_executions_on_one_session_never_lose_an_update(target: Target) -
     assert rt.server.gateway.errors.get("CommitStepFunction:Conflict", 0) == conflicts + 1
     state = target.session(s.session_id)
     assert state.answered == 1 and state.version == 1
-    outcomes = Counter(r.outcome for r in target.history() if r.session_id == s.session_id and r.seq == 1)
+    wait_history(target, s.session_id, 1)  # shipped from the write's outbox, a moment later
+
+    def both() -> Counter[str | None] | None:
+        outcomes = Counter(r.outcome for r in target.history() if r.session_id == s.session_id and r.seq == 1)
+        return outcomes if outcomes["duplicate"] >= 1 else None
+
+    outcomes = target.wait_for(both, 30, "the duplicate's record")
     assert outcomes["applied"] == 1 and outcomes["duplicate"] == 1
 
 
@@ -544,3 +550,88 @@ def test_the_stack_warms_every_session_function_and_leaves_calibration_cold(targ
         if pool.spec.logical_id.startswith("Calibration"):
             continue  # cold unless a test of this worker already ran a calibration
         assert pool.cold_starts >= 1, f"{pool.spec.logical_id} has no started container"
+
+
+# the functions behind the stream (a tablet's own API calls would need a retry of their own)
+PIPELINE_FUNCTIONS = ("UpdateTheta", "CheckEndCondition", "SelectNextItem", "CommitStep", "FinishSession",
+                      "RecordOutcome", "ScreenBatch", "ShipHistory")
+
+
+def _container_pids() -> list[int]:
+    """The pipeline's Lambda containers of this process's local stack: children of its container
+    zygote, named after their function (the first 15 characters)."""
+    import os
+    from pathlib import Path
+
+    def parent_of(pid: str) -> int | None:
+        try:
+            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return None
+
+    procs = [p.name for p in Path("/proc").iterdir() if p.name.isdigit()]
+    zygotes = [int(p) for p in procs if parent_of(p) == os.getpid()
+               and b"irtcat.emulator.zygote" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    names = tuple(f"{name}Function"[:15] for name in PIPELINE_FUNCTIONS)
+
+    def comm(pid: str) -> str:
+        try:
+            return Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            return ""
+
+    return [int(p) for p in procs if parent_of(p) in zygotes and comm(p) in names]
+
+
+def test_a_kill_storm_loses_no_answer_and_no_history_record(target: Target) -> None:
+    """Lambda containers killed with SIGKILL at random while tablets answer (a container may die
+    between the session write and anything after it): every answer is applied once, and every
+    applied answer has its applied record in the history."""
+    local_only(target)
+    import os
+    import random
+    import signal
+
+    rng = random.Random(7)
+    stop = threading.Event()
+    kills: list[int] = []
+
+    def storm() -> None:
+        while not stop.wait(rng.uniform(0.3, 0.7)):
+            pids = _container_pids()
+            if pids:
+                pid = rng.choice(pids)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    kills.append(pid)
+
+    students = [Student(target) for _ in range(6)]
+    errors: list[BaseException] = []
+
+    def take_test(s: Student) -> None:
+        try:
+            s.finish()
+        except BaseException as exc:
+            errors.append(exc)
+
+    killer = threading.Thread(target=storm, daemon=True)
+    killer.start()
+    runners = [threading.Thread(target=take_test, args=(s,)) for s in students]
+    for t in runners:
+        t.start()
+    time.sleep(12)
+    stop.set()
+    for t in runners:
+        t.join(timeout=240)
+    assert not errors, errors
+    assert len(kills) >= 8, f"only {len(kills)} containers killed"
+    assert target.rt.wait_idle(timeout=120)  # type: ignore[attr-defined]
+    for s in students:
+        state = target.session(s.session_id)
+        assert state.status == "finished"
+        in_state = [a.event_id for a in state.served if a.response is not None]
+        assert len(in_state) == len(set(in_state)) == state.answered  # none applied twice
+        wait_history(target, s.session_id, state.answered)
+        in_history = {r.event_id for r in target.history() if r.session_id == s.session_id
+                      and r.record_type == "answer" and r.outcome == "applied"}
+        assert in_history == set(in_state)  # after de-duplication: one record per applied answer

@@ -118,6 +118,14 @@ def test_record_outcome_quarantines_rejected_events(moto_stack):
     assert "invalid event" in parked["reason"] and '["A", "B"]' in parked["raw"]
 
 
+def test_ship_history_puts_the_outbox_into_the_history(moto_stack):
+    out = moto_stack.function_by_logical_id("ShipHistoryFunction").invoke(event("ship_history"))
+    assert out.error is None and out.payload == {"shipped": 1}
+    nothing = moto_stack.function_by_logical_id("ShipHistoryFunction").invoke({"Records": [
+        {"eventName": "INSERT", "dynamodb": {"NewImage": {"pk": {"S": "SESSION#x"}}}}]})
+    assert nothing.payload == {"shipped": 0}
+
+
 def test_screen_batch_passes_answers_on_and_quarantines_the_rest(moto_stack):
     batch = event("screen_batch")
     out = moto_stack.function_by_logical_id("ScreenBatchFunction").invoke(batch)
@@ -129,12 +137,13 @@ def test_screen_batch_passes_answers_on_and_quarantines_the_rest(moto_stack):
 
 
 @pytest.mark.parametrize("name", ["update_theta", "check_end_condition", "select_next_item",
-                                  "finish_session", "commit_step", "record_outcome", "screen_batch"])
+                                  "finish_session", "commit_step", "record_outcome", "screen_batch",
+                                  "ship_history"])
 def test_state_handlers_reject_malformed_input_with_an_error(moto_stack, name):
     fn = {"update_theta": "UpdateThetaFunction", "check_end_condition": "CheckEndConditionFunction",
           "select_next_item": "SelectNextItemFunction", "finish_session": "FinishSessionFunction",
           "commit_step": "CommitStepFunction", "record_outcome": "RecordOutcomeFunction",
-          "screen_batch": "ScreenBatchFunction"}[name]
+          "screen_batch": "ScreenBatchFunction", "ship_history": "ShipHistoryFunction"}[name]
     out = moto_stack.function_by_logical_id(fn).invoke({"unexpected": True})
     assert out.error == "Unhandled"
 

@@ -96,8 +96,8 @@ def reproductions() -> dict[str, tuple[set[str], str]]:
 def test_every_correctness_fix_has_a_reproduction() -> None:
     correctness = {n for n, p in moto_patches.PATCHES.items() if p.kind == "correctness"}
     named = set().union(*(names for names, _ in reproductions().values()))
-    assert named == correctness | {"start_sync_execution", "SERIALISED_SERVICES"}
-    assert len(reproductions()) == 4
+    assert named == correctness | {"start_sync_execution", "SERIALISED_SERVICES", "StreamPoller"}
+    assert len(reproductions()) == 5
 
 
 @pytest.mark.parametrize("title", sorted(reproductions()))

@@ -42,8 +42,8 @@ class World:
         self.banks.publish(self.bank)
         self.banks.put_test(TestDefinition(test_id="t", bank_id=self.bank.bank_id, policy=policy or TestPolicy()))
         self.students = MemoryStudents()
-        self.sessions = MemorySessions(students=self.students)
         self.history = MemoryHistory()
+        self.sessions = MemorySessions(students=self.students, history=self.history)
         self.quarantine = MemoryQuarantine()
 
     def start(self, student="s1"):
@@ -70,13 +70,13 @@ class World:
         for _ in range(6):
             out = update_theta(step, self.sessions, self.banks)
             if out.outcome == "expired":  # late: CommitStep finishes the session (as the ASL routes it)
-                return out, commit_step(out, self.sessions, self.history)
+                return out, commit_step(out, self.sessions)
             if out.outcome != "applied":
                 return out, record_outcome(out, self.history, self.quarantine)
             out = check_end_condition(out, self.banks)
             out = finish_session(out) if out.stop_reason else select_next_item(out, self.banks)
             try:
-                return out, commit_step(out, self.sessions, self.history)
+                return out, commit_step(out, self.sessions)
             except Conflict:
                 step = Step(record=step.record, attempt=step.attempt + 1)
         raise AssertionError("unreachable")
@@ -228,26 +228,64 @@ def test_racing_answers_never_lose_an_update():
     rec = lambda ev: Step(record={"data": base64.b64encode(json.dumps(ev).encode()).decode()})  # noqa: E731
     a = select_next_item(check_end_condition(update_theta(rec(ev1), w.sessions, w.banks), w.banks), w.banks)
     b = select_next_item(check_end_condition(update_theta(rec(ev2), w.sessions, w.banks), w.banks), w.banks)
-    commit_step(a, w.sessions, w.history)
+    commit_step(a, w.sessions)
     with pytest.raises(Conflict):
-        commit_step(b, w.sessions, w.history)
+        commit_step(b, w.sessions)
     retry = update_theta(Step(record=b.record, attempt=1), w.sessions, w.banks)
     assert retry.outcome == "duplicate"
     stored = w.sessions.get(view.session_id)
     assert stored.version == 1 and stored.served[0].response == 1
 
 
-def test_a_retried_commit_whose_write_landed_only_resends_history():
+def test_a_retried_commit_whose_write_landed_writes_nothing_more():
     w = World()
     view = w.start()
     ev = w.event(view)
     rec = Step(record={"data": base64.b64encode(json.dumps(ev).encode()).decode()})
     step = select_next_item(check_end_condition(update_theta(rec, w.sessions, w.banks), w.banks), w.banks)
-    commit_step(step.model_copy(deep=True), w.sessions, w.history)
-    out = commit_step(step.model_copy(deep=True), w.sessions, w.history)  # Step Functions retry
+    commit_step(step.model_copy(deep=True), w.sessions)
+    out = commit_step(step.model_copy(deep=True), w.sessions)  # Step Functions retry
     assert out["version"] == 1
     applied = [r for r in w.history.records if r.outcome == "applied"]
-    assert len(applied) == 2 and applied[0].event_id == applied[1].event_id  # at-least-once history
+    assert len(applied) == 1 and applied[0].event_id == ev["event_id"]  # shipped from the first write
+
+
+def test_the_history_comes_from_the_write_so_a_crash_after_it_loses_nothing():
+    """The applied record travels in the session write (the outbox): a CommitStep that dies
+    right after its write has still delivered it, and one that dies before wrote neither."""
+    w = World()
+    view = w.start()
+    ev = w.event(view)
+    rec = Step(record={"data": base64.b64encode(json.dumps(ev).encode()).decode()})
+    step = select_next_item(check_end_condition(update_theta(rec, w.sessions, w.banks), w.banks), w.banks)
+
+    class Crash(Exception):
+        pass
+
+    class DiesAfterTheWrite(MemorySessions):
+        def commit(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            super().commit(*args, **kwargs)
+            raise Crash
+
+    dying = DiesAfterTheWrite(items=w.sessions.items, students=w.students, latest=w.sessions.latest,
+                              history=w.history)
+    with pytest.raises(Crash):
+        commit_step(step.model_copy(deep=True), dying)
+    assert [r.event_id for r in w.history.records if r.outcome == "applied"] == [ev["event_id"]]
+    commit_step(step.model_copy(deep=True), w.sessions)  # the retry finds it landed
+    assert [r.event_id for r in w.history.records if r.outcome == "applied"] == [ev["event_id"]]
+
+
+def test_ship_history_reads_the_outbox_lines():
+    from irtcat.domain.steps import ship_history
+
+    w = World()
+    view = w.start()
+    w.process(w.event(view))
+    shipped = MemoryHistory()
+    lines = "\n".join(r.model_dump_json() for r in w.history.records)
+    assert ship_history([lines, "", lines], shipped) == 2 * len(w.history.records)
+    assert shipped.records[: len(w.history.records)] == w.history.records
 
 
 def test_too_many_conflicts_fails_loudly():

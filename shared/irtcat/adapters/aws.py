@@ -108,6 +108,10 @@ def _student_key(student_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"STUDENT#{student_id}"}, "sk": {"S": "PROFILE"}}
 
 
+# the session item's attribute that carries the last write's history records
+OUTBOX_ATTRIBUTE = "outbox"
+
+
 class DynamoSessions:
     """Sessions as one item each: the state as JSON in ``doc``, ``version`` for locking."""
 
@@ -121,8 +125,8 @@ class DynamoSessions:
         item = resp.get("Item")
         return SessionState.model_validate_json(item["doc"]["S"]) if item else None
 
-    def _item(self, state: SessionState) -> dict[str, Any]:
-        return {
+    def _item(self, state: SessionState, outbox: list[HistoryRecord] | None = None) -> dict[str, Any]:
+        item = {
             **_session_key(state.session_id),
             "doc": {"S": state.model_dump_json()},
             "version": {"N": str(state.version)},
@@ -133,6 +137,11 @@ class DynamoSessions:
             "gsi1pk": {"S": f"TEST#{state.test_id}"},
             "gsi1sk": {"S": f"{state.created_at.isoformat()}#{state.session_id}"},
         }
+        if outbox:
+            # the step's history records, written with the state they describe: the table's
+            # stream hands them to ShipHistory (a transactional outbox in one item)
+            item[OUTBOX_ATTRIBUTE] = {"S": "\n".join(r.model_dump_json() for r in outbox)}
+        return item
 
     def list_by_test(self, test_id: str, limit: int = 50) -> list[SessionState]:
         """A test's most recent sessions (the ``by_test`` index)."""
@@ -168,9 +177,10 @@ class DynamoSessions:
                 raise Conflict(f"another session of {state.student_id} in {state.test_id} started meanwhile") from exc
             raise
 
-    def commit(self, state: SessionState, expected_version: int, profile: StudentProfile | None) -> None:
+    def commit(self, state: SessionState, expected_version: int, profile: StudentProfile | None,
+               outbox: list[HistoryRecord] | None = None) -> None:
         put = {
-            "TableName": self.table, "Item": self._item(state),
+            "TableName": self.table, "Item": self._item(state, outbox),
             "ConditionExpression": "#v = :expected",
             "ExpressionAttributeNames": {"#v": "version"},
             "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},

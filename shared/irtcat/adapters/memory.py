@@ -19,6 +19,8 @@ class MemorySessions:
     items: dict[str, str] = field(default_factory=dict)
     students: MemoryStudents | None = None
     latest: dict[tuple[str, str], str] = field(default_factory=dict)
+    # where a commit's outbox goes, as the table's stream and ShipHistory deliver it on AWS
+    history: MemoryHistory | None = None
 
     def get(self, session_id: str) -> SessionState | None:
         doc = self.items.get(session_id)
@@ -40,13 +42,16 @@ class MemorySessions:
         self.items[state.session_id] = state.model_dump_json()
         self.latest[key] = state.session_id
 
-    def commit(self, state: SessionState, expected_version: int, profile: StudentProfile | None) -> None:
+    def commit(self, state: SessionState, expected_version: int, profile: StudentProfile | None,
+               outbox: list[HistoryRecord] | None = None) -> None:
         current = self.get(state.session_id)
         if current is None or current.version != expected_version:
             raise Conflict(f"session {state.session_id} is no longer at version {expected_version}")
         self.items[state.session_id] = state.model_dump_json()
         if profile is not None and self.students is not None:
             self.students.put(profile)
+        if outbox and self.history is not None:
+            self.history.put(outbox)
 
 
 @dataclass

@@ -10,6 +10,7 @@ Step Functions' active tracing instead, and the API handlers use the Tracer (see
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
         S3Objects,
         S3Quarantine,
     )
+
+
+# a read that records no metric is normal (a poll, a duplicate): not worth a warning on stderr
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 def powertools(service: str) -> tuple[Logger, Metrics]:

@@ -188,7 +188,7 @@ class Tablet:
     def _garbage(self, event: dict[str, Any]) -> bytes:
         """A record that can never be applied, of one of the kinds the pipeline must reject."""
         kind = self.rng.choice(["json", "schema", "old_contract", "bad_choice", "unknown_session", "wrong_student",
-                                "oversized"])
+                                "oversized", "huge", "binary", "deep"])
         nonce = str(uuid.uuid4())
         fresh = {**event, "event_id": nonce}
         if kind == "json":
@@ -204,6 +204,12 @@ class Tablet:
             return json.dumps({**fresh, "session_id": str(uuid.uuid4())}).encode()
         if kind == "wrong_student":
             return json.dumps({**fresh, "student_id": f"intruder-{self.rng.randint(0, 9999):04d}"}).encode()
+        if kind == "huge":  # beyond a Step Functions input (256 KiB); Kinesis takes up to 1 MiB
+            return json.dumps({**fresh, "padding": "x" * 300_000}).encode()
+        if kind == "binary":
+            return nonce.encode() + bytes(range(256)) * 4
+        if kind == "deep":  # small, but nested beyond any JSON parser's recursion limit
+            return b'{"event_id": "' + nonce.encode() + b'", "x": ' + b"[" * 1900 + b"]" * 1900 + b"}"
         return json.dumps({**fresh, "padding": "x" * 5000}).encode()
 
     def _wait_for(self, answered: int) -> dict[str, Any]:
@@ -290,6 +296,53 @@ def run_soak(sessions: int = 200, faults: dict[str, float] | None = None,
     return summary
 
 
+# the functions behind the stream: a tablet's own API calls would need a retry of their own
+PIPELINE_FUNCTIONS = ("UpdateThetaFunction", "CheckEndConditionFunction", "SelectNextItemFunction",
+                      "CommitStepFunction", "FinishSessionFunction", "RecordOutcomeFunction",
+                      "ScreenBatchFunction", "ShipHistoryFunction")
+
+
+def run_chaos(sessions: int = 60, seed: int = 5, report_dir: str | Path = "chaos-report",
+              kill_every: tuple[float, float] = (0.3, 0.7), garbage_rate: float = 0.03) -> dict[str, Any]:
+    """The chaos run: the soak's tablets, resends, reorders and faults, poison records of every
+    kind (``garbage_rate``), and a pipeline Lambda container killed with SIGKILL every
+    ``kill_every`` seconds (uniform) while the tablets answer. What must hold: ``answers_lost``
+    == 0, ``answers_double_applied`` == 0, ``rejected`` == ``garbage_sent``."""
+    import random
+
+    from ..emulator.containers import ContainerPool
+
+    rt = LocalRuntime.up(parameters={"StreamShardCount": "2", "PipeBatchSize": "10"})
+    for service, rate in SOAK_FAULTS.items():
+        rt.server.gateway.faults.set(service, rate)
+    rng = random.Random(seed)
+    pools = [p for p in rt.stack.runners.values()
+             if isinstance(p, ContainerPool) and p.spec.logical_id in PIPELINE_FUNCTIONS]
+    stop = threading.Event()
+    kills: list[str] = []
+
+    def storm() -> None:
+        while not stop.wait(rng.uniform(*kill_every)):
+            pool = rng.choice(pools)
+            if pool.kill_one(rng.choice) is not None:
+                kills.append(pool.spec.logical_id)
+
+    killer = threading.Thread(target=storm, name="chaos", daemon=True)
+    try:
+        killer.start()
+        summary = run_demo(students=sessions, seed=seed, concurrency=sessions, duplicate_rate=0.10,
+                           reorder_rate=0.05, garbage_rate=garbage_rate, report_dir=report_dir, rt=rt)
+        stop.set()
+        summary["containers_killed"] = len(kills)
+        summary["containers_killed_by_function"] = {f: kills.count(f) for f in sorted(set(kills))}
+        summary["faults_injected"] = rt.server.gateway.faults.injected
+        summary["pipe_loop_errors"] = rt.pipe.stats.loop_errors
+    finally:
+        stop.set()
+        rt.down()
+    return summary
+
+
 def _run(rt: LocalRuntime, students: int, seed: int, items: int, pretest: int, duplicate_rate: float,
          concurrency: int, report_dir: Path, progress: Callable[[int, int], None] | None,
          reorder_rate: float = 0.0, garbage_rate: float = 0.0) -> dict[str, Any]:
@@ -346,11 +399,14 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
     exported = export_history(settings.history_bucket, report_dir)
     records = [HistoryRecord.model_validate_json(line)
                for f in exported["files"] for line in Path(f).read_text().splitlines() if line]
-    applied_in_history: dict[tuple[str, int], int] = {}
+    # the history is at least once: a record delivered twice has the same event_id; two event_ids
+    # applied at one (session, seq) would be an answer applied twice
+    applied_in_history: dict[tuple[str, int], set[str | None]] = {}
+    deliveries = 0
     for r in records:
         if r.record_type == "answer" and r.outcome == "applied" and r.session_id and r.seq:
-            key = (r.session_id, r.seq)
-            applied_in_history[key] = applied_in_history.get(key, 0) + 1
+            applied_in_history.setdefault((r.session_id, r.seq), set()).add(r.event_id)
+            deliveries += 1
     unique = sum(r.unique for r in results)
     applied_state = sum(s.answered for s in sessions.values())
     history_unique = len(applied_in_history)
@@ -367,7 +423,7 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
         "answers_unique": unique,
         "answers_applied": applied_state,
         "answers_in_history": history_unique,
-        "history_duplicates": sum(v - 1 for v in applied_in_history.values()),
+        "history_duplicates": deliveries - sum(len(v) for v in applied_in_history.values()),
         "duplicates_acknowledged": sum(1 for r in records if r.outcome == "duplicate"),
         # a batch retried after a failure rejects its bad records again: the history is at least
         # once, so rejections are counted per distinct raw event
@@ -375,7 +431,7 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
         "rejection_records": sum(1 for r in records if r.outcome == "rejected"),
         "garbage_sent": sum(r.garbage for r in results),
         "reordered_sent": sum(r.reordered for r in results),
-        "answers_double_applied": max(0, applied_state - unique) + sum(v - 1 for v in applied_in_history.values()),
+        "answers_double_applied": max(0, applied_state - unique) + sum(len(v) - 1 for v in applied_in_history.values()),
         "answers_lost": max(0, unique - applied_state) + max(0, applied_state - history_unique),
         "executions": stats.executions_succeeded + stats.executions_failed,
         "executions_failed": stats.executions_failed,

@@ -21,7 +21,7 @@ from ..domain.generate import generate_bank
 from ..domain.policy import TestDefinition
 from ..domain.scoring import simulated_choice
 from ..domain.session import SessionState, new_session
-from ..domain.steps import Step, check_end_condition, select_next_item, update_theta
+from ..domain.steps import Step, answer_record, check_end_condition, select_next_item, update_theta
 from ..emulator.api import get_session_event, http_event, id_token_claims, start_session_event
 
 SESSION_ID = "00000000-0000-4000-8000-000000000001"
@@ -120,9 +120,29 @@ def make_samples() -> dict[str, Any]:
         # the Pipe's enrichment: the answer passes on, the oversized record is quarantined
         "events/screen_batch.json": [good, kinesis_record({"padding": "x" * 5000},
                                                           "49650000000000000000000000000000000000000000000000000003")],
+        # the table's stream after CommitStep's write: ShipHistory ships the write's outbox
+        "events/ship_history.json": {"Records": [outbox_stream_record(selected)]},
         "events/fixtures/bank.json": json.loads(bank.model_dump_json(exclude_none=True)),
         "events/fixtures/test.json": sample_test().model_dump(mode="json"),
         "events/fixtures/session.json": session.model_dump(mode="json"),
+    }
+
+
+def outbox_stream_record(step: Step) -> dict[str, Any]:
+    """A DynamoDB stream record (NEW_IMAGE) of the session write that commits ``step``."""
+    assert step.session is not None
+    record = answer_record(step).model_copy(update={"processed_at": CLOCK})
+    return {
+        "eventID": "1", "eventName": "MODIFY", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": {"pk": {"S": f"SESSION#{step.session.session_id}"}, "sk": {"S": "STATE"}},
+            "NewImage": {"pk": {"S": f"SESSION#{step.session.session_id}"}, "sk": {"S": "STATE"},
+                         "version": {"N": str(step.session.version + 1)},
+                         "outbox": {"S": record.model_dump_json()}},
+            "SequenceNumber": "1100000000017454423009", "SizeBytes": 1024, "StreamViewType": "NEW_IMAGE",
+        },
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/irtcat-local-StateTable/stream/sample",
     }
 
 

@@ -233,21 +233,25 @@ def session_record(state: SessionState) -> HistoryRecord:
     )
 
 
-def commit_step(
-    step: Step, sessions: SessionRepository, history: HistorySink
-) -> dict[str, Any]:
-    """CommitStep: one conditional write of the session (plus the student's profile when it
-    finished), then the history records.
+def commit_step(step: Step, sessions: SessionRepository) -> dict[str, Any]:
+    """CommitStep: one conditional write of the session, carrying the step's history records
+    as its outbox (plus the student's profile when the session finished).
 
-    A failed condition means another execution moved the session on: if that write was this
-    very answer (a retried commit whose first write landed), only the history is re-sent;
-    otherwise :class:`Conflict` sends the state machine back to UpdateTheta to re-read.
+    The history is delivered from that write (:func:`ship_history`, fed by the table's stream),
+    so a process that dies after the write loses nothing, and one that dies before it wrote
+    nothing. A failed condition means another execution moved the session on: if that write
+    was this very answer (a retried commit whose first write landed), its records are already
+    on their way; otherwise :class:`Conflict` sends the state machine back to UpdateTheta.
     """
     state = _committable(step)
     assert step.expected_version is not None and step.event is not None
     new = state.model_copy(update={"version": step.expected_version + 1, "updated_at": _now()})
+    step.session = new
+    records = [answer_record(step)]
+    if new.status == "finished":
+        records.append(session_record(new))
     try:
-        sessions.commit(new, step.expected_version, finished_profile(new))
+        sessions.commit(new, step.expected_version, finished_profile(new), outbox=records)
     except Conflict:
         stored = sessions.get(new.session_id)
         ev = step.event
@@ -261,13 +265,20 @@ def commit_step(
         if not landed:
             raise
         new = stored  # type: ignore[assignment]
-    step.session = new
-    records = [answer_record(step)]
-    if new.status == "finished":
-        records.append(session_record(new))
-    history.put(records)
     return {"outcome": step.outcome, "session_id": new.session_id, "seq": step.event.seq,
             "status": new.status, "version": new.version, "reason": step.reason}
+
+
+def ship_history(outboxes: list[str], history: HistorySink) -> int:
+    """ShipHistory: the history records of session writes (each write's ``outbox``, JSON lines,
+    as the table's stream delivers them) into the history. At least once: a stream retry sends
+    them again, and readers de-duplicate on ``event_id`` (and ``record_type``). Returns the
+    number of records shipped."""
+    records = [HistoryRecord.model_validate_json(line) for outbox in outboxes
+               for line in outbox.splitlines() if line.strip()]
+    if records:
+        history.put(records)
+    return len(records)
 
 
 def finished_profile(state: SessionState) -> StudentProfile | None:

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -191,6 +192,7 @@ class ContainerPool:
     _closed: bool = False
     _cond: threading.Condition = field(default_factory=threading.Condition)
     cold_starts: int = 0
+    _started: list[Container] = field(default_factory=list)  # every container started, for kill_one
     # the newest invocations' log output, as CloudWatch Logs would hold it (for inspection)
     recent_logs: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_LOGS))
 
@@ -227,6 +229,7 @@ class ContainerPool:
                 return
             self._init_error = None
             self._idle.append(container)
+            self._started.append(container)
             self._cond.notify()
 
     def invoke(self, event: Any) -> InvokeResult:
@@ -256,6 +259,19 @@ class ContainerPool:
         if result.logs:
             self.recent_logs.append(result.logs)
         return result
+
+    def kill_one(self, pick: Callable[[list[int]], int]) -> int | None:
+        """SIGKILL one of the pool's live containers, idle or busy (``pick`` chooses among their
+        pids), as a crashed Lambda sandbox dies: the chaos benchmark's fault. Its pid, or None."""
+        with self._cond:
+            alive = [c for c in self._started if _exists(c.pid)]
+            self._started = alive
+        if not alive:
+            return None
+        pid = pick([c.pid for c in alive])
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        return pid
 
     def close(self) -> None:
         with self._cond:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 from .auth import JwtAuthorizer
 from .containers import ContainerPool
+from .event_sources import StreamPoller
 from .function import FunctionSpec, InvokeResult, Runner, common_environment
 from .pipe import PipePoller, PipeSettings
 from .server import EmulatorServer
@@ -83,6 +84,7 @@ class LocalRuntime:
     api: Any = None  # the local HTTP API (waitress server), when started
     api_url: str | None = None
     authorizer: JwtAuthorizer | None = None  # the HTTP API's JWT authorizer
+    streams: list[StreamPoller] = field(default_factory=list)  # event source mappings on table streams
     _warm: threading.Event = field(default_factory=threading.Event, repr=False)
     _up_at: float = 0.0
 
@@ -124,6 +126,9 @@ class LocalRuntime:
             settings = PipeSettings.from_template(props, stack.name(stream_id), dlq_url)
             pipe = PipePoller(settings)
             pipe.start()
+            streams = [StreamPoller(mapping) for mapping in stack.stream_mappings]
+            for poller in streams:
+                poller.start()
         except BaseException:
             _close_runners(runners)
             server.stop()
@@ -133,7 +138,7 @@ class LocalRuntime:
 
         authorizer = JwtAuthorizer.from_stack(stack, load_template(stack.root / "template.yaml"))
         return cls(server, stack, pipe, time.perf_counter() - started, authorizer=authorizer,
-                   _warm=warm, _up_at=started)
+                   streams=streams, _warm=warm, _up_at=started)
 
     def wait_warm(self, timeout: float = 60.0) -> float:
         """Wait until every per-session and per-answer function has a started container; the
@@ -170,6 +175,8 @@ class LocalRuntime:
 
     def down(self) -> None:
         self.pipe.stop()
+        for poller in self.streams:
+            poller.stop()
         _close_runners(self.stack.runners)
         if self.api is not None:
             self.api.close()
@@ -194,11 +201,12 @@ class LocalRuntime:
         return self.function(logical_id).invoke(event)
 
     def wait_idle(self, timeout: float = 60.0, settle: float = 0.3) -> bool:
-        """Wait until the stream is drained: no batch in flight for ``settle`` seconds."""
+        """Wait until the answer stream is drained (no batch in flight for ``settle`` seconds)
+        and the table's stream has shipped every write's outbox."""
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
         while time.monotonic() < deadline:
-            if self.pipe.idle:
+            if self.pipe.idle and all(p.idle for p in self.streams):
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= settle:
                     return True

@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 
+from .event_sources import StreamMapping
 from .function import FunctionSpec, Runner
 from .inprocess import InProcessFunction
 from .template import ACCOUNT, REGION, Resolver, expand_sam, load_template, parameter_defaults
@@ -43,6 +44,7 @@ class LocalStack:
     template: dict[str, Any]
     resolver: Resolver
     functions: dict[str, FunctionSpec] = field(default_factory=dict)  # by physical name
+    stream_mappings: list[StreamMapping] = field(default_factory=list)  # run by the runtime
     # how each function runs, by physical name: in this process unless the runtime says otherwise
     runners: dict[str, Runner] = field(default_factory=dict)
     created: dict[str, str] = field(default_factory=dict)
@@ -101,6 +103,8 @@ def _attributes(name: str, logical_id: str, type_: str, props: dict[str, Any]) -
         attrs[(logical_id, "QueueUrl")] = f"http://localhost/{ACCOUNT}/{name}"
     if type_ == "AWS::Lambda::LayerVersion":
         attrs[(logical_id, "LayerVersionArn")] = arn
+    if type_ == "AWS::DynamoDB::Table":  # the real one is known once the table exists (_table)
+        attrs[(logical_id, "StreamArn")] = f"{arn}/stream/planned"
     return attrs
 
 
@@ -153,6 +157,7 @@ CREATE_ORDER = [
     "AWS::StepFunctions::StateMachine", "AWS::Glue::Database", "AWS::Glue::Table",
     "AWS::Athena::WorkGroup", "AWS::Athena::NamedQuery",
     "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient", "AWS::Cognito::UserPoolGroup",
+    "AWS::Lambda::EventSourceMapping",
 ]
 
 
@@ -175,6 +180,7 @@ def deploy(
         "AWS::Athena::WorkGroup": _workgroup, "AWS::Athena::NamedQuery": _named_query,
         "AWS::Cognito::UserPool": _user_pool, "AWS::Cognito::UserPoolClient": _user_pool_client,
         "AWS::Cognito::UserPoolGroup": _user_pool_group,
+        "AWS::Lambda::EventSourceMapping": _event_source_mapping,
     }
     for type_ in CREATE_ORDER:
         for logical_id, res in stack.resources_of(type_).items():
@@ -235,10 +241,23 @@ def _table(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:
         kwargs["SSESpecification"] = {"Enabled": True}
     if props.get("GlobalSecondaryIndexes"):
         kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-    ddb.create_table(**kwargs)
+    stream = props.get("StreamSpecification")
+    if stream:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
+    created = ddb.create_table(**kwargs)["TableDescription"]
+    if stream:
+        stack.resolver.attributes[(logical_id, "StreamArn")] = created["LatestStreamArn"]
     ttl = props.get("TimeToLiveSpecification")
     if ttl:
         ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+
+
+def _event_source_mapping(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:
+    """Recorded for the runtime, which polls the stream (moto's mappings need Docker); only
+    DynamoDB stream sources are emulated."""
+    if ":dynamodb:" not in str(props.get("EventSourceArn", "")):
+        raise ValueError(f"{logical_id}: only DynamoDB stream event sources run locally")
+    stack.stream_mappings.append(StreamMapping.from_template(props))
 
 
 def _stream(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> None:
