@@ -6,6 +6,7 @@ The local stack is built from the same template that ``sam deploy`` uses, so it 
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,9 @@ def expand_sam(template: dict[str, Any], parameters: dict[str, str]) -> dict[str
     """Expand the SAM transform with aws-sam-translator (offline: no managed-policy lookups)."""
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
+
+    # the translator warns that its usage metrics were never published (we publish none)
+    logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
 
     class _NoManagedPolicies:
         def load(self) -> dict[str, str]:
