@@ -259,6 +259,7 @@ def run_demo(
     progress: Callable[[int, int], None] | None = None,
     rt: LocalRuntime | None = None,
     parallelization: int = 1,
+    before_drain: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run the demo; returns the summary (also written to ``report_dir/summary.json``)."""
     own = rt is None
@@ -266,7 +267,7 @@ def run_demo(
                                            "PipeParallelization": str(parallelization)})
     try:
         return _run(rt, students, seed, items, pretest, duplicate_rate, concurrency, Path(report_dir), progress,
-                    reorder_rate, garbage_rate)
+                    reorder_rate, garbage_rate, before_drain)
     finally:
         if own:
             rt.down()
@@ -330,9 +331,10 @@ def run_chaos(sessions: int = 60, seed: int = 5, report_dir: str | Path = "chaos
     killer = threading.Thread(target=storm, name="chaos", daemon=True)
     try:
         killer.start()
+        # the storm ends with the tablets: the drain and the export measure what the storm left
         summary = run_demo(students=sessions, seed=seed, concurrency=sessions, duplicate_rate=0.10,
-                           reorder_rate=0.05, garbage_rate=garbage_rate, report_dir=report_dir, rt=rt)
-        stop.set()
+                           reorder_rate=0.05, garbage_rate=garbage_rate, report_dir=report_dir, rt=rt,
+                           before_drain=stop.set)
         summary["containers_killed"] = len(kills)
         summary["containers_killed_by_function"] = {f: kills.count(f) for f in sorted(set(kills))}
         summary["faults_injected"] = rt.server.gateway.faults.injected
@@ -345,7 +347,8 @@ def run_chaos(sessions: int = 60, seed: int = 5, report_dir: str | Path = "chaos
 
 def _run(rt: LocalRuntime, students: int, seed: int, items: int, pretest: int, duplicate_rate: float,
          concurrency: int, report_dir: Path, progress: Callable[[int, int], None] | None,
-         reorder_rate: float = 0.0, garbage_rate: float = 0.0) -> dict[str, Any]:
+         reorder_rate: float = 0.0, garbage_rate: float = 0.0,
+         before_drain: Callable[[], None] | None = None) -> dict[str, Any]:
     settings = settings_of(rt)
     bank = load_demo_bank(rt, items, pretest, seed)
     stream = rt.stack.outputs()["AnswerStreamName"]
@@ -375,9 +378,13 @@ def _run(rt: LocalRuntime, students: int, seed: int, items: int, pretest: int, d
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, students))) as pool:
         results = list(pool.map(lambda t: t.run(on_answer), tablets))
-    rt.wait_idle(timeout=60)
+    if before_drain is not None:
+        before_drain()
+    drained = rt.wait_idle(timeout=120)
     elapsed = time.perf_counter() - started
-    return summarise(rt, settings, bank, results, elapsed, report_dir, warm_seconds)
+    summary = summarise(rt, settings, bank, results, elapsed, report_dir, warm_seconds)
+    summary["drained"] = drained  # False: the history was exported before the pipeline was idle
+    return summary
 
 
 def sustained_rate(applied_at: list[float], trim: float = 0.1) -> float | None:
