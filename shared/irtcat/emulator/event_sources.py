@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,18 +189,3 @@ class StreamPoller:
         with self._lock:
             for name, value in increments.items():
                 setattr(self.stats, name, getattr(self.stats, name) + value)
-
-
-def wait_idle(pollers: list[StreamPoller], timeout: float, settle: float = 0.3) -> bool:
-    """Wait until every poller has delivered everything it read and found its stream empty."""
-    deadline = time.monotonic() + timeout
-    quiet_since: float | None = None
-    while time.monotonic() < deadline:
-        if all(p.idle for p in pollers):
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since >= settle:
-                return True
-        else:
-            quiet_since = None
-        time.sleep(0.05)
-    return False
