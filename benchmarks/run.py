@@ -592,12 +592,14 @@ def bench_chaos(sessions: int = 60, runs: int = 3) -> dict[str, Any]:
 
     keys = ("sessions_finished", "answers_unique", "answers_applied", "answers_in_history", "answers_lost",
             "answers_double_applied", "history_duplicates", "garbage_sent", "rejected", "containers_killed",
-            "executions_failed", "dead_lettered", "pipe_loop_errors", "drained", "seconds", "tablet_errors")
+            "executions_failed", "dead_lettered", "pipe_loop_errors", "stream_loop_errors", "drained", "seconds",
+            "tablet_errors", "history_missing")
     out: dict[str, Any] = {"chaos_sessions": sessions, "chaos_runs": runs}
     for k in range(runs):
         s = run_chaos(sessions, seed=5 + k, report_dir=ROOT / ".irtcat" / "chaos-report")
         out.update({f"chaos_{k + 1}_{key}": s[key] for key in keys})
-        out[f"chaos_{k + 1}_history_missing"] = s["answers_applied"] - s["answers_in_history"]
+        out[f"chaos_{k + 1}_history_missing_count"] = s["answers_applied"] - s["answers_in_history"]
+        out[f"chaos_{k + 1}_history_missing_in_table_stream"] = s.get("history_missing_in_table_stream", [])
     return out
 
 

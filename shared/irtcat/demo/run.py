@@ -339,10 +339,38 @@ def run_chaos(sessions: int = 60, seed: int = 5, report_dir: str | Path = "chaos
         summary["containers_killed_by_function"] = {f: kills.count(f) for f in sorted(set(kills))}
         summary["faults_injected"] = rt.server.gateway.faults.injected
         summary["pipe_loop_errors"] = rt.pipe.stats.loop_errors
+        summary["stream_loop_errors"] = sum(p.stats.loop_errors for p in rt.streams)
+        if summary["history_missing"]:  # where the record was lost: before or after the table's stream
+            in_stream = outbox_event_ids(rt)
+            summary["history_missing_in_table_stream"] = [m[2] in in_stream for m in summary["history_missing"]]
     finally:
         stop.set()
         rt.down()
     return summary
+
+
+def outbox_event_ids(rt: LocalRuntime) -> set[str]:
+    """The event_ids of every history record the table's stream carries in a session write's
+    outbox (read from the start of the stream)."""
+    from ..adapters.aws import OUTBOX_ATTRIBUTE
+
+    streams = boto3.client("dynamodbstreams", region_name=REGION)
+    ids: set[str] = set()
+    for mapping in rt.stack.stream_mappings:
+        shards = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
+        for shard in shards:
+            iterator = streams.get_shard_iterator(StreamArn=mapping.stream_arn, ShardId=shard["ShardId"],
+                                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            while iterator:
+                reply = streams.get_records(ShardIterator=iterator, Limit=1000)
+                if not reply["Records"]:
+                    break
+                for record in reply["Records"]:
+                    outbox = record["dynamodb"].get("NewImage", {}).get(OUTBOX_ATTRIBUTE, {}).get("S", "")
+                    ids.update(HistoryRecord.model_validate_json(line).event_id or ""
+                               for line in outbox.splitlines() if line.strip())
+                iterator = reply.get("NextShardIterator")
+    return ids
 
 
 def _run(rt: LocalRuntime, students: int, seed: int, items: int, pretest: int, duplicate_rate: float,
@@ -417,6 +445,8 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
     unique = sum(r.unique for r in results)
     applied_state = sum(s.answered for s in sessions.values())
     history_unique = len(applied_in_history)
+    missing = sorted((sid, x.seq, x.event_id) for sid, state in sessions.items() for x in state.served
+                     if x.response is not None and (sid, x.seq) not in applied_in_history)
     finished = [r for r in results if r.final is not None]
     errors = [r.error for r in results if r.error]
     thetas = np.array([r.final["theta"] for r in finished if r.final is not None])
@@ -440,6 +470,8 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
         "reordered_sent": sum(r.reordered for r in results),
         "answers_double_applied": max(0, applied_state - unique) + sum(len(v) - 1 for v in applied_in_history.values()),
         "answers_lost": max(0, unique - applied_state) + max(0, applied_state - history_unique),
+        # applied in state, no applied record in the history: (session_id, seq, event_id)
+        "history_missing": [list(m) for m in missing[:20]],
         "executions": stats.executions_succeeded + stats.executions_failed,
         "executions_failed": stats.executions_failed,
         "dead_lettered": stats.dead_lettered,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,17 +89,22 @@ class StreamPoller:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._busy = 0  # shards holding records not yet delivered
-        self._quiet = threading.Event()
+        # per shard: when the latest read that found no new record started (None after a read
+        # that found records, until they are delivered and the shard is read empty again)
+        self._empty_read_started: dict[str, float | None] = {}
 
-    @property
-    def idle(self) -> bool:
-        return self._busy == 0 and self._quiet.is_set()
+    def quiet_since(self, moment: float) -> bool:
+        """Every stream record written before ``moment`` (``time.monotonic()``) is delivered:
+        every shard has since been read and found to hold nothing new."""
+        with self._lock:
+            started = list(self._empty_read_started.values())
+        return bool(started) and all(s is not None and s >= moment for s in started)
 
     def start(self) -> None:
         streams = boto3.client("dynamodbstreams", region_name=REGION)
         shards = streams.describe_stream(StreamArn=self.mapping.stream_arn)["StreamDescription"]["Shards"]
         for shard in shards:
+            self._empty_read_started[shard["ShardId"]] = None
             thread = threading.Thread(target=self._read, args=(shard["ShardId"],), daemon=True,
                                       name=f"stream-{self.mapping.function_name[-24:]}")
             thread.start()
@@ -115,6 +121,7 @@ class StreamPoller:
         idle = self.poll_interval
         while not self._stop.is_set():
             try:
+                started = time.monotonic()
                 # a fresh iterator for every read, after the last record delivered: moto's
                 # iterators hold the shard object, which a failed TransactWriteItems replaces
                 # with a copy when it rolls the table back (docs/moto.md)
@@ -123,23 +130,17 @@ class StreamPoller:
                 iterator = streams.get_shard_iterator(StreamArn=self.mapping.stream_arn, ShardId=shard_id,
                                                       **where)["ShardIterator"]
                 records = streams.get_records(ShardIterator=iterator, Limit=self.mapping.batch_size).get("Records", [])
+                with self._lock:
+                    self._empty_read_started[shard_id] = None if records else started
                 if not records:
-                    self._quiet.set()
                     self._stop.wait(idle)
                     idle = min(idle * 2, 0.25)
                     continue
                 idle = self.poll_interval
-                self._quiet.clear()
-                with self._lock:
-                    self._busy += 1
-                try:
-                    wanted = [r for r in records if self.mapping.wants(r)]
-                    self._count(filtered_out=len(records) - len(wanted), records=len(wanted))
-                    if wanted:
-                        self._deliver(wanted)
-                finally:
-                    with self._lock:
-                        self._busy -= 1
+                wanted = [r for r in records if self.mapping.wants(r)]
+                self._count(filtered_out=len(records) - len(wanted), records=len(wanted))
+                if wanted:
+                    self._deliver(wanted)
                 if not self._stop.is_set():  # moved on only once the batch is delivered
                     last = str(records[-1]["dynamodb"]["SequenceNumber"])
             except Exception as exc:

@@ -164,16 +164,29 @@ class PipePoller:
         self._lock = threading.Lock()
         self._pending = 0  # records read from the stream and not yet delivered or dead-lettered
         self._clients = threading.local()
+        # per shard: when the latest read that found the shard empty started (None after a read
+        # that found records); see quiet_since
+        self._empty_read_started: dict[str, float | None] = {}
 
     @property
     def idle(self) -> bool:
+        """Nothing read and not yet delivered (records may still wait in the stream)."""
         return self._pending == 0
+
+    def quiet_since(self, moment: float) -> bool:
+        """Every record put before ``moment`` (``time.monotonic()``) is delivered: nothing is in
+        flight and every shard has since been read and found empty. (Nothing in flight alone is
+        not enough: a record put just before may be in a read that has not returned yet.)"""
+        with self._lock:
+            started = list(self._empty_read_started.values())
+            return self._pending == 0 and bool(started) and all(s is not None and s >= moment for s in started)
 
     def start(self) -> None:
         kinesis = boto3.client("kinesis", region_name=REGION)
         shards = kinesis.list_shards(StreamName=self.settings.stream_name)["Shards"]
         for shard in shards:
             shard_id = shard["ShardId"]
+            self._empty_read_started[shard_id] = None
             lanes = _Lanes(self.settings.parallelization)
             for n in range(self.settings.parallelization):
                 self._spawn(self._run_lane, (lanes, n), f"pipe-{shard_id}-lane{n}")
@@ -219,6 +232,7 @@ class PipePoller:
             # lane gets everything that arrived meanwhile as one batch
             if not lanes.wait_for_free(self._stop, self.settings.batch_size):
                 return False
+            started = time.monotonic()
             try:
                 resp = kinesis.get_records(ShardIterator=state["iterator"], Limit=self.settings.batch_size)
             except Exception as exc:
@@ -227,6 +241,8 @@ class PipePoller:
                 return True
             state["iterator"] = resp["NextShardIterator"]
             records = resp["Records"]
+            with self._lock:
+                self._empty_read_started[shard_id] = None if records else started
             if not records:
                 # an empty shard is polled less and less often (every API call costs CPU that
                 # the executions need); the first record resets the interval

@@ -200,17 +200,20 @@ class LocalRuntime:
     def invoke(self, logical_id: str, event: Any) -> InvokeResult:
         return self.function(logical_id).invoke(event)
 
-    def wait_idle(self, timeout: float = 60.0, settle: float = 0.3) -> bool:
-        """Wait until the answer stream is drained (no batch in flight for ``settle`` seconds)
-        and the table's stream has shipped every write's outbox."""
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Wait until every answer put on the stream before the call is processed and every
+        session write's outbox is shipped: first the Pipe has delivered everything and read its
+        shards empty, then each table-stream poller has read its shards empty after that (so
+        it has seen the last write). Answers put after the call may or may not be included."""
         deadline = time.monotonic() + timeout
-        quiet_since: float | None = None
-        while time.monotonic() < deadline:
-            if self.pipe.idle and all(p.idle for p in self.streams):
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since >= settle:
-                    return True
-            else:
-                quiet_since = None
+        asked = time.monotonic()
+        while not self.pipe.quiet_since(asked):
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(0.05)
-        return False
+        processed = time.monotonic()  # no session write of those answers comes after this
+        while not all(p.quiet_since(processed) for p in self.streams):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
