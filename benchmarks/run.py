@@ -260,6 +260,49 @@ def bench_pipeline(students: int, prefix: str = "pipeline", parallelization: int
     }
 
 
+def bench_persistence(students: int, pairs: int = 2) -> dict[str, Any]:
+    """What the local stack's persistence costs: the pipeline with ``students`` tablets on a
+    stack that journals every state change to its data folder, and on one that keeps memory
+    only, alternating ``pairs`` times in one run; then a restart on the data folder of the last
+    journaled run (replay seconds, changes replayed, journal bytes per applied answer) and
+    the same with ``fsync`` on every journaled change."""
+    import shutil
+
+    from irtcat.demo.run import run_demo
+    from irtcat.emulator.runtime import LocalRuntime
+
+    parameters = {"StreamShardCount": "2", "PipeBatchSize": "10", "PipeParallelization": "1"}
+    state = ROOT / ".irtcat" / "bench-state"
+    out: dict[str, Any] = {"persistence_students": students, "persistence_pairs": pairs}
+    runs: dict[str, list[dict[str, Any]]] = {"memory": [], "journal": [], "fsync": []}
+    for _ in range(pairs):
+        for mode in ("memory", "journal", "fsync"):
+            shutil.rmtree(state, ignore_errors=True)
+            rt = LocalRuntime.up(parameters=parameters, data_dir=None if mode == "memory" else state,
+                                 fsync=mode == "fsync")
+            try:
+                runs[mode].append(run_demo(students=students, report_dir=ROOT / ".irtcat" / "bench-report", rt=rt))
+            finally:
+                rt.down()
+    for mode, summaries in runs.items():
+        out[f"persistence_{mode}_answers_per_second"] = [round(s["answers_per_second"], 1) for s in summaries]
+        out[f"persistence_{mode}_latency_p99_ms"] = [round(s["latency_p99_ms"]) for s in summaries]
+        out[f"persistence_{mode}_answers_lost"] = sum(s["answers_lost"] for s in summaries)
+    applied = runs["fsync"][-1]["answers_applied"]
+    journal_bytes = sum(f.stat().st_size for f in state.glob("journal-*.jsonl"))
+    started = time.perf_counter()
+    rt = LocalRuntime.up(parameters=parameters, data_dir=state)
+    try:
+        out["persistence_restart_seconds"] = time.perf_counter() - started
+        out["persistence_changes_replayed"] = rt.replayed.requests if rt.replayed else 0
+        out["persistence_replay_failed"] = rt.replayed.failed if rt.replayed else 0
+    finally:
+        rt.down()
+    out["persistence_answers_applied"] = applied
+    out["persistence_journal_bytes_per_answer"] = journal_bytes / applied if applied else None
+    return out
+
+
 def bench_soak(sessions: int = 200) -> dict[str, Any]:
     """The reliability soak (``irtcat.demo.run.run_soak``): must hold 0 lost, 0 double-applied,
     rejected == garbage; reports publish -> next-item latency."""
@@ -712,6 +755,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "moto_patches": lambda a: bench_moto_patches(a.students),
     "container_start": lambda a: bench_container_start(),
     "chaos": lambda a: bench_chaos(),
+    "persistence": lambda a: bench_persistence(a.students),
 }
 
 

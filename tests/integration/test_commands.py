@@ -77,12 +77,14 @@ def test_demo_command_json_summary(tmp_path: Path) -> None:
 
 def test_a_small_chaos_run_loses_nothing_and_quarantines_every_poison_record(tmp_path: Path) -> None:
     """The chaos benchmark in small: pipeline containers killed at random while 8 tablets
-    answer, with faults, resends, reorders and poison records of every kind."""
+    answer, with faults, resends, reorders and poison records of every kind, and the whole
+    stack killed and started again on its data folder a third of the way through."""
     from irtcat.demo.run import run_chaos
 
     s = run_chaos(8, seed=11, report_dir=tmp_path, garbage_rate=0.08)
     assert s["sessions_finished"] == 8 and not s["tablet_errors"]
     assert s["containers_killed"] >= 5
+    assert s["restarts"] == 1 and s["changes_replayed"] > 0 and s["drained"]
     assert s["answers_lost"] == 0 and s["answers_double_applied"] == 0
     assert s["answers_applied"] == s["answers_unique"] == s["answers_in_history"]
     assert s["garbage_sent"] > 0 and s["rejected"] == s["garbage_sent"]

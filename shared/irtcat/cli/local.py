@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -25,7 +26,13 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
 
     up = cmds.add_parser("up", help="start the local stack and keep it up until Ctrl-C")
     up.add_argument("--port", type=int, default=4566, help="emulator port on 127.0.0.1 (0: any free port)")
-    up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                    help="the stack's state persists in DATA_DIR/state: a stack started on it again (after "
+                         "'local down', Ctrl-C or kill -9) holds what this one held")
+    up.add_argument("--fresh", action="store_true", help="discard the state kept in DATA_DIR/state and start empty")
+    up.add_argument("--memory-only", action="store_true", help="keep no state on disk")
+    up.add_argument("--fsync", action="store_true",
+                    help="fsync every journaled change (survives a machine crash too, at a cost per write)")
     up.add_argument("--shards", type=int, default=None, help="override StreamShardCount")
     up.add_argument("--batch-size", type=int, default=None, help="override PipeBatchSize")
     up.add_argument("--parallelization", type=int, default=None, choices=range(1, 11), metavar="1-10",
@@ -86,7 +93,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 def up(args: argparse.Namespace) -> int:
     from ..demo.run import load_demo_bank
-    from ..emulator.runtime import LocalRuntime
+    from ..emulator.runtime import LocalRuntime, StateMismatch
 
     data_dir: Path = args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +101,14 @@ def up(args: argparse.Namespace) -> int:
     if state_file.exists() and _alive(json.loads(state_file.read_text()).get("pid", 0)):
         print(f"irtcat: error: a local stack is already up (see {state_file})", file=sys.stderr)
         return 2
-    rt = LocalRuntime.up(port=args.port, parameters=_overrides(args))
+    state_dir = None if args.memory_only else data_dir / "state"
+    if state_dir is not None and args.fresh:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    try:
+        rt = LocalRuntime.up(port=args.port, parameters=_overrides(args), data_dir=state_dir, fsync=args.fsync)
+    except StateMismatch as exc:
+        print(f"irtcat: error: {exc}", file=sys.stderr)
+        return 2
     api_url = rt.start_api(port=args.api_port)
     if args.demo_bank:
         load_demo_bank(rt)
@@ -116,6 +130,9 @@ def up(args: argparse.Namespace) -> int:
             "accounts": accounts}
     state_file.write_text(json.dumps(info, indent=2))
     print(f"irtcat local stack up in {rt.started_seconds:.1f}s at {rt.endpoint}", file=sys.stderr)
+    if state_dir is not None and rt.replayed is not None:
+        stale = f" ({rt.replayed.failed} no longer apply, e.g. {rt.replayed.failures[0]})" if rt.replayed.failed else ""
+        print(f"  state in {state_dir}: {rt.replayed.requests} changes replayed{stale}", file=sys.stderr)
     print(f"  HTTP API and tablet app: {api_url}/  (sessions: {api_url}/sessions)", file=sys.stderr)
     print(f"  export AWS_ENDPOINT_URL={rt.endpoint} AWS_DEFAULT_REGION=us-east-1 "
           "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local", file=sys.stderr)

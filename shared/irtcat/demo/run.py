@@ -100,13 +100,60 @@ def exposure_controlled(bank: ItemBank, policy: TestPolicy) -> ItemBank:
     return controlled
 
 
+def _invoked(rt: LocalRuntime, logical_id: str, event: dict[str, Any]) -> Any:
+    """An API function's result; a failed invocation (a dead container, a stack going down)
+    raises, so that :meth:`LiveRuntime.steady` can tell whether to try again."""
+    out = rt.invoke(logical_id, event)
+    if out.error:
+        raise RuntimeError(f"{logical_id}: {out.payload}")
+    return out
+
+
+class LiveRuntime:
+    """The stack the tablets talk to, which the chaos run swaps for a restarted one midway. A
+    tablet's call that fails because the stack died under it is made again on the new one, as a
+    real tablet retries when the backend comes back."""
+
+    def __init__(self, rt: LocalRuntime) -> None:
+        self.rt = rt
+        self.generation = 0
+        self.ready = threading.Event()
+        self.ready.set()
+        self.restart_seconds: list[float] = []
+
+    def restart(self, up: Callable[[], LocalRuntime]) -> None:
+        """Kill the stack as ``kill -9`` would and start ``up()`` in its place."""
+        self.ready.clear()
+        started = time.perf_counter()
+        try:
+            self.rt.crash()
+            self.rt = up()
+            self.generation += 1
+        finally:
+            self.restart_seconds.append(time.perf_counter() - started)
+            self.ready.set()
+
+    def steady(self, call: Callable[[], Any], patience_s: float = 300.0) -> Any:
+        """``call()``, made again if the stack restarted while it ran (any other failure is raised)."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            self.ready.wait(patience_s)
+            generation = self.generation
+            try:
+                return call()
+            except Exception:
+                restarted = generation != self.generation or not self.ready.is_set()
+                if not restarted or time.monotonic() > deadline:
+                    raise
+
+
 class Tablet:
     """One simulated student on one tablet."""
 
-    def __init__(self, rt: LocalRuntime, bank: ItemBank, stream: str, student_id: str, true_theta: float,
+    def __init__(self, rt: LiveRuntime, bank: ItemBank, stream: str, student_id: str, true_theta: float,
                  rng: random.Random, duplicate_rate: float, password: str, poll_timeout: float = 120.0,
                  first_poll: float = 0.3, reorder_rate: float = 0.0, garbage_rate: float = 0.0) -> None:
-        self.rt, self.bank, self.stream = rt, bank, stream
+        self.live, self.bank, self.stream = rt, bank, stream
         self.password = password
         self.claims: dict[str, str] | None = None
         self.result = TabletResult(student_id, true_theta)
@@ -116,7 +163,18 @@ class Tablet:
         self.garbage_rate = garbage_rate
         self.poll_timeout = poll_timeout
         self.first_poll = first_poll
-        self.kinesis = boto3.client("kinesis", region_name=REGION)
+        self._kinesis: tuple[int, Any] | None = None  # (stack generation, client)
+
+    @property
+    def rt(self) -> LocalRuntime:
+        return self.live.rt
+
+    @property
+    def kinesis(self) -> Any:
+        """A Kinesis client of the stack now up (a restarted stack has new endpoints)."""
+        if self._kinesis is None or self._kinesis[0] != self.live.generation:
+            self._kinesis = (self.live.generation, boto3.client("kinesis", region_name=REGION))
+        return self._kinesis[1]
 
     def sign_in(self) -> None:
         """Sign in, and pass the token through the API's authorizer as API Gateway would."""
@@ -126,9 +184,7 @@ class Tablet:
         self.claims = self.rt.authorizer.claims({"authorization": f"Bearer {token}"})
 
     def _api(self, logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
-        out = self.rt.invoke(logical_id, event)
-        if out.error:
-            raise RuntimeError(f"{logical_id}: {out.payload}")
+        out = self.live.steady(lambda: _invoked(self.rt, logical_id, event))
         body = json.loads(out.payload["body"])
         if out.payload["statusCode"] >= 300:
             raise RuntimeError(f"{logical_id}: HTTP {out.payload['statusCode']}: {body}")
@@ -182,7 +238,8 @@ class Tablet:
         return res
 
     def _put(self, data: bytes) -> None:
-        self.kinesis.put_record(StreamName=self.stream, Data=data, PartitionKey=self.result.session_id or "-")
+        self.live.steady(lambda: self.kinesis.put_record(StreamName=self.stream, Data=data,
+                                                          PartitionKey=self.result.session_id or "-"))
         self.result.published += 1
 
     def _garbage(self, event: dict[str, Any]) -> bytes:
@@ -257,7 +314,7 @@ def run_demo(
     shards: int = 2,
     batch_size: int = 10,
     progress: Callable[[int, int], None] | None = None,
-    rt: LocalRuntime | None = None,
+    rt: LocalRuntime | LiveRuntime | None = None,
     parallelization: int = 1,
     before_drain: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
@@ -265,12 +322,13 @@ def run_demo(
     own = rt is None
     rt = rt or LocalRuntime.up(parameters={"StreamShardCount": str(shards), "PipeBatchSize": str(batch_size),
                                            "PipeParallelization": str(parallelization)})
+    live = rt if isinstance(rt, LiveRuntime) else LiveRuntime(rt)
     try:
-        return _run(rt, students, seed, items, pretest, duplicate_rate, concurrency, Path(report_dir), progress,
+        return _run(live, students, seed, items, pretest, duplicate_rate, concurrency, Path(report_dir), progress,
                     reorder_rate, garbage_rate, before_drain)
     finally:
         if own:
-            rt.down()
+            live.rt.down()
 
 
 SOAK_FAULTS = {"dynamodb": 0.02, "firehose": 0.02, "lambda": 0.005}
@@ -304,40 +362,72 @@ PIPELINE_FUNCTIONS = ("UpdateThetaFunction", "CheckEndConditionFunction", "Selec
 
 
 def run_chaos(sessions: int = 60, seed: int = 5, report_dir: str | Path = "chaos-report",
-              kill_every: tuple[float, float] = (0.3, 0.7), garbage_rate: float = 0.03) -> dict[str, Any]:
+              kill_every: tuple[float, float] = (0.3, 0.7), garbage_rate: float = 0.03,
+              restart_after: int | None = -1) -> dict[str, Any]:
     """The chaos run: the soak's tablets, resends, reorders and faults, poison records of every
-    kind (``garbage_rate``), and a pipeline Lambda container killed with SIGKILL every
-    ``kill_every`` seconds (uniform) while the tablets answer. What must hold: ``answers_lost``
-    == 0, ``answers_double_applied`` == 0, ``rejected`` == ``garbage_sent``."""
+    kind (``garbage_rate``), a pipeline Lambda container killed with SIGKILL every
+    ``kill_every`` seconds (uniform) while the tablets answer, and the whole stack killed and
+    started again on its data folder once ``restart_after`` answers are applied (-1: a
+    third of the way through; None: never). What must hold: ``answers_lost`` == 0,
+    ``answers_double_applied`` == 0, every applied answer in the history, ``rejected`` ==
+    ``garbage_sent``."""
     import random
+    import shutil
 
     from ..emulator.containers import ContainerPool
 
-    rt = LocalRuntime.up(parameters={"StreamShardCount": "2", "PipeBatchSize": "10"})
-    for service, rate in SOAK_FAULTS.items():
-        rt.server.gateway.faults.set(service, rate)
+    state_dir = Path(report_dir).resolve() / "state"
+    shutil.rmtree(state_dir, ignore_errors=True)
+    parameters = {"StreamShardCount": "2", "PipeBatchSize": "10"}
+
+    def up() -> LocalRuntime:
+        rt = LocalRuntime.up(parameters=parameters, data_dir=state_dir)
+        for service, rate in SOAK_FAULTS.items():
+            rt.server.gateway.faults.set(service, rate)
+        return rt
+
+    live = LiveRuntime(up())
     rng = random.Random(seed)
-    pools = [p for p in rt.stack.runners.values()
-             if isinstance(p, ContainerPool) and p.spec.logical_id in PIPELINE_FUNCTIONS]
     stop = threading.Event()
     kills: list[str] = []
 
     def storm() -> None:
         while not stop.wait(rng.uniform(*kill_every)):
+            live.ready.wait()
+            pools = [p for p in live.rt.stack.runners.values()
+                     if isinstance(p, ContainerPool) and p.spec.logical_id in PIPELINE_FUNCTIONS]
             pool = rng.choice(pools)
             if pool.kill_one(rng.choice) is not None:
                 kills.append(pool.spec.logical_id)
 
+    if restart_after == -1:
+        restart_after = sessions * 10
+    midway = threading.Event()
+
+    def restarter() -> None:
+        if midway.wait() and not stop.is_set():
+            live.restart(up)
+
+    def progress(applied: int, _: int) -> None:
+        if restart_after is not None and applied >= restart_after:
+            midway.set()
+
     killer = threading.Thread(target=storm, name="chaos", daemon=True)
+    restarts = threading.Thread(target=restarter, name="chaos-restart", daemon=True)
     try:
         killer.start()
+        restarts.start()
         # the storm ends with the tablets: the drain and the export measure what the storm left
         summary = run_demo(students=sessions, seed=seed, concurrency=sessions, duplicate_rate=0.10,
-                           reorder_rate=0.05, garbage_rate=garbage_rate, report_dir=report_dir, rt=rt,
-                           before_drain=stop.set)
+                           reorder_rate=0.05, garbage_rate=garbage_rate, report_dir=report_dir, rt=live,
+                           before_drain=stop.set, progress=progress)
+        rt = live.rt
         summary["containers_killed"] = len(kills)
         summary["containers_killed_by_function"] = {f: kills.count(f) for f in sorted(set(kills))}
         summary["faults_injected"] = rt.server.gateway.faults.injected
+        summary["restarts"] = len(live.restart_seconds)
+        summary["restart_seconds"] = [round(x, 2) for x in live.restart_seconds]
+        summary["changes_replayed"] = rt.replayed.requests if rt.replayed else 0
         summary["pipe_loop_errors"] = rt.pipe.stats.loop_errors
         summary["stream_loop_errors"] = sum(p.stats.loop_errors for p in rt.streams)
         if summary["history_missing"]:  # where the record was lost: before or after the table's stream
@@ -345,7 +435,9 @@ def run_chaos(sessions: int = 60, seed: int = 5, report_dir: str | Path = "chaos
             summary["history_missing_in_table_stream"] = [m[2] in in_stream for m in summary["history_missing"]]
     finally:
         stop.set()
-        rt.down()
+        midway.set()
+        live.ready.wait(300)
+        live.rt.down()
     return summary
 
 
@@ -373,10 +465,11 @@ def outbox_event_ids(rt: LocalRuntime) -> set[str]:
     return ids
 
 
-def _run(rt: LocalRuntime, students: int, seed: int, items: int, pretest: int, duplicate_rate: float,
+def _run(live: LiveRuntime, students: int, seed: int, items: int, pretest: int, duplicate_rate: float,
          concurrency: int, report_dir: Path, progress: Callable[[int, int], None] | None,
          reorder_rate: float = 0.0, garbage_rate: float = 0.0,
          before_drain: Callable[[], None] | None = None) -> dict[str, Any]:
+    rt = live.rt
     settings = settings_of(rt)
     bank = load_demo_bank(rt, items, pretest, seed)
     stream = rt.stack.outputs()["AnswerStreamName"]
@@ -396,7 +489,7 @@ def _run(rt: LocalRuntime, students: int, seed: int, items: int, pretest: int, d
     ids = [f"student-{k:04d}" for k in range(students)]
     for student_id in ids:
         accounts.provision(student_id, password)
-    tablets = [Tablet(rt, bank, stream, ids[k], float(thetas[k]), random.Random(seed * 100_003 + k),
+    tablets = [Tablet(live, bank, stream, ids[k], float(thetas[k]), random.Random(seed * 100_003 + k),
                       duplicate_rate, password, reorder_rate=reorder_rate, garbage_rate=garbage_rate)
                for k in range(students)]
     # students arrive at a stack that is up and whose functions each have a started container
@@ -408,6 +501,7 @@ def _run(rt: LocalRuntime, students: int, seed: int, items: int, pretest: int, d
         results = list(pool.map(lambda t: t.run(on_answer), tablets))
     if before_drain is not None:
         before_drain()
+    rt = live.rt  # the stack may have been restarted meanwhile
     drained = rt.wait_idle(timeout=120)
     elapsed = time.perf_counter() - started
     summary = summarise(rt, settings, bank, results, elapsed, report_dir, warm_seconds)

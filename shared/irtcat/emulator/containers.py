@@ -273,6 +273,17 @@ class ContainerPool:
             os.kill(pid, signal.SIGKILL)
         return pid
 
+    def kill_all(self) -> None:
+        """SIGKILL every container and take no more invocations: the pool of a stack whose
+        process dies (the chaos run's restart)."""
+        with self._cond:
+            self._closed = True
+            started, self._started, self._idle = self._started, [], []
+            self._cond.notify_all()
+        for container in started:
+            with contextlib.suppress(OSError):
+                os.kill(container.pid, signal.SIGKILL)
+
     def close(self) -> None:
         with self._cond:
             self._closed = True

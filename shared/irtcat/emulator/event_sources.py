@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from .journal import Checkpoints
 from .template import REGION
 
 
@@ -82,8 +83,11 @@ class StreamStats:
 class StreamPoller:
     """A reader thread per shard of the mapping's stream; ``stop()`` ends them."""
 
-    def __init__(self, mapping: StreamMapping, poll_interval: float = 0.05) -> None:
+    def __init__(self, mapping: StreamMapping, poll_interval: float = 0.05,
+                 checkpoints: Checkpoints | None = None) -> None:
         self.mapping = mapping
+        # where each shard's reading resumes after a restart (kept in the data folder, if any)
+        self.checkpoints = checkpoints or Checkpoints(None)
         self.poll_interval = poll_interval
         self.stats = StreamStats()
         self._stop = threading.Event()
@@ -110,6 +114,10 @@ class StreamPoller:
             thread.start()
             self._threads.append(thread)
 
+    def abandon(self) -> None:
+        """Tell the threads to stop, and wait for nothing (a stack that dies)."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
@@ -117,7 +125,8 @@ class StreamPoller:
 
     def _read(self, shard_id: str) -> None:
         streams = boto3.client("dynamodbstreams", region_name=REGION)
-        last: str | None = None  # the sequence number of the last record delivered
+        # the sequence number of the last record delivered
+        last = self.checkpoints.get(self.mapping.function_name, shard_id)
         idle = self.poll_interval
         while not self._stop.is_set():
             try:
@@ -143,6 +152,7 @@ class StreamPoller:
                     self._deliver(wanted)
                 if not self._stop.is_set():  # moved on only once the batch is delivered
                     last = str(records[-1]["dynamodb"]["SequenceNumber"])
+                    self.checkpoints.set(self.mapping.function_name, shard_id, last)
             except Exception as exc:
                 self._count(loop_errors=1)
                 with self._lock:

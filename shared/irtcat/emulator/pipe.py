@@ -28,6 +28,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from .journal import Checkpoints
 from .template import REGION
 
 
@@ -108,10 +110,36 @@ def pipe_record(rec: dict[str, Any], shard_id: str, settings: PipeSettings) -> d
     }
 
 
+class _Progress:
+    """How far a shard is delivered when lanes finish batches out of order: the highest sequence
+    number up to which every record read is delivered (or dead-lettered)."""
+
+    def __init__(self, shard_id: str, checkpoints: Checkpoints, source: str) -> None:
+        self.shard_id, self.checkpoints, self.source = shard_id, checkpoints, source
+        self._order: deque[str] = deque()  # sequence numbers read, in order
+        self._done: set[str] = set()
+        self._lock = threading.Lock()
+
+    def read(self, sequence_numbers: list[str]) -> None:
+        with self._lock:
+            self._order.extend(sequence_numbers)
+
+    def delivered(self, sequence_numbers: list[str]) -> None:
+        with self._lock:
+            self._done.update(sequence_numbers)
+            last = None
+            while self._order and self._order[0] in self._done:
+                last = self._order.popleft()
+                self._done.discard(last)
+            if last is not None:
+                self.checkpoints.set(self.source, self.shard_id, last)
+
+
 class _Lanes:
     """The lanes of one shard: the records waiting for each, and which lanes are running a batch."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, progress: _Progress) -> None:
+        self.progress = progress
         self._waiting: list[list[dict[str, Any]]] = [[] for _ in range(n)]
         self._busy = [False] * n
         self._cond = threading.Condition()
@@ -154,8 +182,10 @@ class PipePoller:
     after the batches in flight."""
 
     def __init__(self, settings: PipeSettings, poll_interval: float = 0.02,
-                 on_batch: Callable[[int], None] | None = None) -> None:
+                 on_batch: Callable[[int], None] | None = None, checkpoints: Checkpoints | None = None) -> None:
         self.settings = settings
+        # where each shard's reading resumes after a restart (kept in the data folder, if any)
+        self.checkpoints = checkpoints or Checkpoints(None)
         self.poll_interval = poll_interval
         self.on_batch = on_batch
         self.stats = PipeStats()
@@ -187,7 +217,7 @@ class PipePoller:
         for shard in shards:
             shard_id = shard["ShardId"]
             self._empty_read_started[shard_id] = None
-            lanes = _Lanes(self.settings.parallelization)
+            lanes = _Lanes(self.settings.parallelization, _Progress(shard_id, self.checkpoints, "pipe"))
             for n in range(self.settings.parallelization):
                 self._spawn(self._run_lane, (lanes, n), f"pipe-{shard_id}-lane{n}")
             self._spawn(self._read, (shard_id, lanes), f"pipe-{shard_id}")
@@ -196,6 +226,10 @@ class PipePoller:
         t = threading.Thread(target=target, args=args, daemon=True, name=name)
         t.start()
         self._threads.append(t)
+
+    def abandon(self) -> None:
+        """Tell the threads to stop, and wait for nothing (a stack that dies)."""
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -222,9 +256,11 @@ class PipePoller:
 
     def _read(self, shard_id: str, lanes: _Lanes) -> None:
         kinesis = boto3.client("kinesis", region_name=REGION)
-        iterator = kinesis.get_shard_iterator(
-            StreamName=self.settings.stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
+        after = self.checkpoints.get("pipe", shard_id)
+        where = ({"ShardIteratorType": "TRIM_HORIZON"} if after is None else
+                 {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after})
+        iterator = kinesis.get_shard_iterator(StreamName=self.settings.stream_name, ShardId=shard_id,
+                                              **where)["ShardIterator"]
         state = {"iterator": iterator, "idle": self.poll_interval}
 
         def step() -> bool:
@@ -256,6 +292,7 @@ class PipePoller:
                 chunks.setdefault(self.settings.lane_of(record["partitionKey"]), []).append(record)
             with self._lock:
                 self._pending += len(records)
+            lanes.progress.read([r["SequenceNumber"] for r in records])
             lanes.put(chunks)
             return True
 
@@ -266,10 +303,12 @@ class PipePoller:
             batch = lanes.take(n, self.settings.batch_size, self._stop)
             if not batch:
                 return True
+            delivered = False
             try:
                 while True:  # a batch in hand is delivered or dead-lettered, never dropped
                     try:
                         self._deliver(batch)
+                        delivered = True
                         break
                     except Exception as exc:
                         self._log_error(f"lane {n}", exc)
@@ -281,6 +320,8 @@ class PipePoller:
             finally:
                 with self._lock:
                     self._pending -= len(batch)
+                if delivered:
+                    lanes.progress.delivered([r["sequenceNumber"] for r in batch])
                 lanes.done(n)
             return True
 

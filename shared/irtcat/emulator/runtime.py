@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -16,6 +17,7 @@ from .auth import JwtAuthorizer
 from .containers import ContainerPool
 from .event_sources import StreamPoller
 from .function import FunctionSpec, InvokeResult, Runner, common_environment
+from .journal import Checkpoints, Replayed
 from .pipe import PipePoller, PipeSettings
 from .server import EmulatorServer
 from .stack import LocalStack, deploy
@@ -33,6 +35,24 @@ def project_root() -> Path:
         if (parent / "template.yaml").is_file():
             return parent
     return Path.cwd()
+
+
+class StateMismatch(RuntimeError):
+    """A data folder holds the state of a stack with other resources or parameters."""
+
+
+def _check_same_stack(saved: Path, outputs: dict[str, Any], parameters: dict[str, str]) -> None:
+    """The journal in a data folder replays into the stack that wrote it: refuse another one."""
+    current = {k: str(v) for k, v in outputs.items() if "://" not in str(v)}  # URLs carry this start's port
+    current.update({f"parameter {k}": v for k, v in parameters.items()})
+    if saved.exists():
+        before = json.loads(saved.read_text())
+        changed = sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
+        if changed:
+            raise StateMismatch(f"{saved.parent} holds the state of another stack ({', '.join(changed)} "
+                                f"differ); start it as it was, or with --fresh, or use another --data-dir")
+    else:
+        saved.write_text(json.dumps(current, indent=2))
 
 
 def _close_runners(runners: dict[str, Runner]) -> None:
@@ -85,12 +105,17 @@ class LocalRuntime:
     api_url: str | None = None
     authorizer: JwtAuthorizer | None = None  # the HTTP API's JWT authorizer
     streams: list[StreamPoller] = field(default_factory=list)  # event source mappings on table streams
+    data_dir: Path | None = None  # where state persists (None: memory only)
+    replayed: Replayed | None = None  # what the start replayed from data_dir's journals
     _warm: threading.Event = field(default_factory=threading.Event, repr=False)
     _up_at: float = 0.0
 
     @classmethod
     def up(cls, root: str | Path | None = None, port: int = 0,
-           parameters: dict[str, str] | None = None, stack_name: str = "irtcat-local") -> LocalRuntime:
+           parameters: dict[str, str] | None = None, stack_name: str = "irtcat-local",
+           data_dir: Path | None = None, fsync: bool = False) -> LocalRuntime:
+        """Start the stack. With ``data_dir``, its state persists there (see :mod:`.journal`): a
+        stack started on a folder holds what the last one on it held, however that one ended."""
         started = time.perf_counter()
         os.environ["AWS_DEFAULT_REGION"] = REGION
         prestart_zygote()  # its imports overlap the emulator's start
@@ -99,6 +124,12 @@ class LocalRuntime:
         server.start()
         try:
             stack = deploy(root or project_root(), stack_name=stack_name, parameters=parameters)
+            replayed = None
+            if data_dir is not None:
+                data_dir.mkdir(parents=True, exist_ok=True)
+                _check_same_stack(data_dir / "stack.json", stack.outputs(), parameters or {})
+                replayed = server.persist(data_dir, fsync=fsync)
+            checkpoints = Checkpoints(data_dir / "checkpoints.json" if data_dir is not None else None)
             # what every function sets alike is this process's too (the demo's and the tests' clients)
             os.environ.update(common_environment(list(stack.functions.values())) or {})
             pools = {name: ContainerPool(spec) for name, spec in stack.functions.items()}
@@ -124,9 +155,9 @@ class LocalRuntime:
                 if stack.attr(qid, "Arn") == dlq_arn:
                     dlq_url = stack.name(qid)
             settings = PipeSettings.from_template(props, stack.name(stream_id), dlq_url)
-            pipe = PipePoller(settings)
+            pipe = PipePoller(settings, checkpoints=checkpoints)
             pipe.start()
-            streams = [StreamPoller(mapping) for mapping in stack.stream_mappings]
+            streams = [StreamPoller(mapping, checkpoints=checkpoints) for mapping in stack.stream_mappings]
             for poller in streams:
                 poller.start()
         except BaseException:
@@ -138,7 +169,7 @@ class LocalRuntime:
 
         authorizer = JwtAuthorizer.from_stack(stack, load_template(stack.root / "template.yaml"))
         return cls(server, stack, pipe, time.perf_counter() - started, authorizer=authorizer,
-                   streams=streams, _warm=warm, _up_at=started)
+                   streams=streams, data_dir=data_dir, replayed=replayed, _warm=warm, _up_at=started)
 
     def wait_warm(self, timeout: float = 60.0) -> float:
         """Wait until every per-session and per-answer function has a started container; the
@@ -182,6 +213,31 @@ class LocalRuntime:
             self.api.close()
             self.api.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         self.server.stop()
+
+    def crash(self) -> None:
+        """End the stack as ``kill -9`` would, for the chaos run's restart: every container and
+        the service process SIGKILLed, the emulator's port closed, the pollers told to stop
+        without waiting for anything in flight (what they were doing dies with the old ports)."""
+        import signal
+
+        self.server.gateway.dead = True
+        self.pipe.abandon()
+        for poller in self.streams:
+            poller.abandon()
+        for runner in self.stack.runners.values():
+            if isinstance(runner, ContainerPool):
+                runner.kill_all()
+        if self.server.services is not None:
+            self.server.services.process.send_signal(signal.SIGKILL)
+            self.server.services.process.wait(timeout=10)
+            self.server.services = None
+        if self.api is not None:
+            self.api.close()
+            self.api.task_dispatcher.shutdown(cancel_pending=True, timeout=0.1)
+        self.server.server.close()
+        self.server.server.task_dispatcher.shutdown(cancel_pending=True, timeout=0.1)
+        if self.server.gateway.journal is not None:
+            self.server.gateway.journal.close()
 
     @property
     def endpoint(self) -> str:

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,6 +29,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import moto_patches
 from .function import Runner
+from .journal import Entry, Journal, Replayed, changes_state, peek_body, read_body, replay
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 
@@ -94,6 +96,7 @@ class FaultInjector:
 
 
 _CONTROL = "/_irtcat/faults"
+_JOURNAL = "/_irtcat/journal"
 
 
 def _control(endpoint: str, change: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -128,13 +131,43 @@ class LocalGateway:
         self.errors: dict[str, int] = {}
         self._lock = threading.Lock()
         self._serialised = {service: threading.Lock() for service in moto_patches.SERIALISED_SERVICES}
+        self.journal: Journal | None = None  # set by persist(): state changes are journaled
+        self.dead = False  # set when the stack is killed (the chaos run): answers nothing any more
+        self._journal_locks: dict[str, threading.Lock] = {}
+
+    def persist(self, path: Path, fsync: bool = False) -> Replayed:
+        """Replay the journal at ``path`` (if any) into moto, then journal every state change
+        from here on (see :mod:`.journal`)."""
+        replayed = replay(path, self.moto_app)
+        self.journal = Journal(path, fsync=fsync)
+        return replayed
+
+    def _journaled(self, service: str, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Run a state-changing request and journal it before answering, if it succeeded; one at a
+        time per service, so the journal holds each service's changes in the order moto made them."""
+        assert self.journal is not None
+        entry = Entry.of(environ, read_body(environ))
+        status: list[str] = []
+
+        def capture(s: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(s)
+            return start_response(s, headers, exc_info)
+
+        lock = self._serialised.get(service) or self._journal_locks.setdefault(service, threading.Lock())
+        with lock:
+            out = list(self.moto_app(environ, capture))
+            if status and status[0].startswith("2"):
+                self.journal.append(entry)
+        return out
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.dead:
+            return _json_error("ServiceUnavailable", "the emulator process is dead", 503)(environ, start_response)
         path = environ.get("PATH_INFO", "")
         match = _INVOKE.match(path)
         if match and environ.get("REQUEST_METHOD") == "POST":
             return self._invoke(unquote(match.group("name")), environ, start_response)
-        if path == _CONTROL:
+        if path in (_CONTROL, _JOURNAL):
             return self._control(environ, start_response)
         service = _service_of(environ)
         remote = self.faults.remotes.get(service)
@@ -147,6 +180,8 @@ class LocalGateway:
             headers = {"x-amzn-ErrorType": reply["__type"]} if status != 200 else {}
             return Response(json.dumps(reply).encode(), status=status, content_type="application/x-amz-json-1.0",
                             headers=headers)(environ, start_response)
+        if self.journal is not None and changes_state(environ, peek_body(environ)):
+            return self._journaled(service, environ, start_response)
         serialised = self._serialised.get(service)
         if serialised is not None:
             with serialised:
@@ -154,6 +189,11 @@ class LocalGateway:
         return self.moto_app(environ, start_response)
 
     def _control(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == _JOURNAL:  # persist(), asked by the process that owns this one
+            ask = json.loads(Request(environ).get_data() or b"{}")
+            done = self.persist(Path(ask["path"]), fsync=bool(ask.get("fsync")))
+            body = json.dumps({"requests": done.requests, "failed": done.failed, "failures": done.failures}).encode()
+            return Response(body, status=200, content_type="application/json")(environ, start_response)
         if environ.get("REQUEST_METHOD") == "POST":
             try:
                 change = json.loads(Request(environ).get_data() or b"{}")
@@ -250,6 +290,8 @@ class InProcessLambdaClient:
         from botocore.exceptions import ClientError
 
         fn = self.gateway.lookup(FunctionName)
+        if self.gateway.dead:
+            raise ConnectionError("the emulator process is dead")
         if fn is None:
             raise ClientError({"Error": {"Code": "ResourceNotFoundException",
                                          "Message": f"Function not found: {FunctionName}"}}, "Invoke")
@@ -343,6 +385,10 @@ class EmulatorServer:
                  state_machines: bool = True) -> None:
         # launched first: it imports moto while this process does
         self.services = ServiceProcess(service_processes) if service_processes else None
+        # user pool and client ids from the pool's name, not at random: the same on every start,
+        # so a restarted stack's journal and the tokens it issued still name its pool
+        for strategy in ("MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY", "MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY"):
+            os.environ.setdefault(strategy, "HASH")
         from moto.core.config import default_user_config
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -397,10 +443,26 @@ class EmulatorServer:
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"),
                                timeout=30).read()
 
+    def persist(self, data_dir: Path, fsync: bool = False) -> Replayed:
+        """Replay each emulator process's journal in ``data_dir`` and journal from here on."""
+        done = self.gateway.persist(data_dir / "journal-main.jsonl", fsync)
+        if self.services is not None:
+            import urllib.request
+
+            ask = json.dumps({"path": str((data_dir / "journal-services.jsonl").resolve()), "fsync": fsync}).encode()
+            with urllib.request.urlopen(urllib.request.Request(self.services.endpoint + _JOURNAL, data=ask,
+                                                               method="POST"), timeout=600) as reply:
+                theirs = json.loads(reply.read())
+            done = Replayed(done.requests + int(theirs["requests"]), done.failed + int(theirs["failed"]),
+                            done.failures + tuple(theirs["failures"]))
+        return done
+
     def stop(self) -> None:
         from ..adapters.wiring import reset
 
         self.server.close()
+        if self.gateway.journal is not None:
+            self.gateway.journal.close()
         # waitress's worker threads are not daemons: stop them, or they keep the process alive
         self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         if self._thread:
