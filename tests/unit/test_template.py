@@ -239,3 +239,51 @@ def test_every_api_route_requires_a_cognito_token_and_the_pool_holds_no_pii(sam)
     pool = sam["Resources"]["UserPool"]["Properties"]
     assert "Schema" not in pool and "UsernameAttributes" not in pool and "AutoVerifiedAttributes" not in pool
     assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+
+
+def _metric_names() -> set[str]:
+    """The metric names the handlers emit (Powertools EMF, namespace irtcat)."""
+    names: set[str] = set()
+    for app in (ROOT / "functions").glob("*/app.py"):
+        for m in re.finditer(r'add_metric\(name=f?"([^"]+)"', app.read_text()):
+            names.add(m.group(1))
+    outcomes = {"applied", "duplicate", "rejected"}
+    expanded = {n.replace("{out.outcome}", o).replace("{out['outcome']}", o) for n in names for o in outcomes}
+    return expanded
+
+
+def test_the_operations_dashboard_shows_what_the_issue_of_operating_needs(sam):
+    """The dashboard's body is valid JSON once substituted; its own metrics are ones the handlers
+    emit; it covers answers/s, both iterator ages, execution duration and failures, throttles,
+    the DLQ and quarantine."""
+    body_template = sam["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body = json.loads(re.sub(r"\$\{[^}]+\}", "x", body_template))
+    metrics = [m for w in body["widgets"] for m in w["properties"]["metrics"]]
+    named = {(m[0], m[1]) for m in metrics if isinstance(m[0], str)}
+    emitted = _metric_names()
+    assert {name for ns, name in named if ns == "irtcat"} <= emitted
+    for needed in [("irtcat", "Answers_applied"), ("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds"),
+                   ("AWS/Lambda", "IteratorAge"), ("AWS/States", "ExecutionTime"), ("AWS/States", "ExecutionsFailed"),
+                   ("AWS/Lambda", "Throttles"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+                   ("irtcat", "Answers_quarantined_at_screen")]:
+        assert needed in named, needed
+    stats = {m[-1].get("stat") for m in metrics if isinstance(m[-1], dict)}
+    assert {"p50", "p99"} <= stats
+
+
+def test_alarms_watch_iterator_age_and_throttling(sam):
+    alarms = {k: v["Properties"] for k, v in sam["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    watched = {p.get("MetricName") for p in alarms.values()} | {
+        m["MetricStat"]["Metric"]["MetricName"] for p in alarms.values() for m in p.get("Metrics", []) if "MetricStat" in m}
+    assert {"GetRecords.IteratorAgeMilliseconds", "IteratorAge", "Throttles", "WriteThrottleEvents",
+            "ApproximateNumberOfMessagesVisible", "ExecutionsFailed"} <= watched
+    throttled = {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+                 for name in ("AnswerPathThrottleAlarm", "SessionApiThrottleAlarm")
+                 for m in alarms[name]["Metrics"] if "MetricStat" in m}
+    functions = {k for k, v in sam["Resources"].items() if v["Type"] == "AWS::Serverless::Function"
+                 and not k.startswith("Calibration")}
+    assert functions <= throttled
+    # CloudWatch: an alarm on metric math reads at most 10 metrics (alarm-limits, a hard limit)
+    assert all(sum("MetricStat" in m for m in a.get("Metrics", [])) <= 10 for a in alarms.values())
+    for alarm in alarms.values():  # what to do is in docs/operations.md, which every alarm points to
+        assert alarm["AlarmDescription"]

@@ -27,6 +27,7 @@ NOT_EMULATED = {
     "AWS::Lambda::Permission": "no resource policies locally",
     "AWS::Lambda::LayerVersion": "the layer's package is installed in the local environment",
     "AWS::CloudWatch::Alarm": "no alarms locally",
+    "AWS::CloudWatch::Dashboard": "no dashboards locally",
     "AWS::ApiGatewayV2::Stage": "the local API serves the routes directly",
     "AWS::S3::BucketPolicy": "bucket policies are not enforced locally",
     "AWS::SQS::QueuePolicy": "queue policies are not enforced locally",
