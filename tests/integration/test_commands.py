@@ -33,6 +33,9 @@ def test_local_up_invoke_down(tmp_path: Path) -> None:
         info = json.loads(state.read_text())
         assert info["endpoint"].startswith("http://127.0.0.1:") and "AnswerStreamName" in info["outputs"]
         assert info["started_seconds"] < 15
+        sam_env = json.loads((data / "sam-env.json").read_text())  # for sam local invoke --env-vars
+        port = info["endpoint"].rsplit(":", 1)[1]
+        assert sam_env["UpdateThetaFunction"]["IRTCAT_AWS_ENDPOINT"] == f"http://host.docker.internal:{port}"
         inv = subprocess.run([*IRTCAT, "local", "invoke", "StartSessionFunction", "-e",
                               "events/start_session.json", "--data-dir", str(data)],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -272,3 +272,41 @@ def test_api_handlers_hold_students_to_their_own_sessions(moto_stack):
     student = id_token_claims("student-0001")
     out = fn("ListSessionsFunction").invoke(_as(event("list_sessions"), student))
     assert out.payload["statusCode"] == 403 and "teachers" in out.payload["body"]
+
+
+def _function_of(event_file: Path) -> str:
+    """events/update_theta.json is UpdateThetaFunction's input (one file per function)."""
+    return "".join(part.title() for part in event_file.stem.split("_")) + "Function"
+
+
+@pytest.mark.parametrize("event_file", sorted(p.name for p in EVENTS.glob("*.json")))
+def test_every_sample_event_is_a_valid_input_for_its_function(moto_stack, event_file):
+    """What `sam local invoke FUNCTION -e events/NAME.json` runs: each file names a function of
+    the template, whose handler takes it without an error (the state machine's input is a Pipe
+    batch, which the Pipe's enrichment, ScreenBatch, takes first)."""
+    path = EVENTS / event_file
+    payload = json.loads(path.read_text())
+    if path.stem == "state_machine":
+        out = moto_stack.function_by_logical_id("ScreenBatchFunction").invoke(payload)
+        assert out.error is None and isinstance(out.payload, list) and out.payload, out.payload
+        return
+    out = moto_stack.function_by_logical_id(_function_of(path)).invoke(payload)
+    assert out.error is None, out.payload
+    if isinstance(out.payload, dict) and "statusCode" in out.payload:
+        assert out.payload["statusCode"] < 400, out.payload
+
+
+def test_the_sam_env_vars_file_covers_every_function_and_variable_of_the_template(moto_stack, root):
+    from irtcat.emulator.template import expand_sam, load_template, parameter_defaults
+
+    sam = load_template(root / "template.yaml")
+    cfn = expand_sam(sam, {k: str(v) for k, v in parameter_defaults(sam).items()})
+    declared = {k: set(v["Properties"].get("Environment", {}).get("Variables", {}))
+                for k, v in cfn["Resources"].items() if v["Type"] == "AWS::Lambda::Function"}
+    env_vars = moto_stack.sam_env_vars("http://host.docker.internal:4566")
+    assert set(env_vars) == set(declared)
+    for logical_id, variables in env_vars.items():
+        # sam local passes a function only the variables its template declares
+        assert set(variables) == declared[logical_id], logical_id
+        assert variables["IRTCAT_AWS_ENDPOINT"] == "http://host.docker.internal:4566"
+        assert all(isinstance(v, str) and "${" not in v for v in variables.values())

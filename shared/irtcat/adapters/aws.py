@@ -65,10 +65,13 @@ def client(service: str) -> Any:
     """One boto3 client per service per process (Lambda containers reuse it).
 
     boto3 honours ``AWS_ENDPOINT_URL``, which is how the local runtime points it at the
-    emulator; adaptive retries absorb throttling.
+    emulator; ``IRTCAT_AWS_ENDPOINT`` (a variable the template declares, empty on AWS) does the
+    same for ``sam local``, which passes a function only the variables its template declares.
+    Adaptive retries absorb throttling.
     """
-    return boto3.client(service, config=Config(retries={"mode": "adaptive", "max_attempts": 8},
-                                               connect_timeout=5, read_timeout=20))
+    return boto3.client(service, endpoint_url=os.environ.get("IRTCAT_AWS_ENDPOINT") or None,
+                        config=Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5,
+                                      read_timeout=20))
 
 
 def reset_caches() -> None:

@@ -25,7 +25,9 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
     cmds = local.add_subparsers(dest="local_command", required=True)
 
     up = cmds.add_parser("up", help="start the local stack and keep it up until Ctrl-C")
-    up.add_argument("--port", type=int, default=4566, help="emulator port on 127.0.0.1 (0: any free port)")
+    up.add_argument("--port", type=int, default=4566, help="emulator port (0: any free port)")
+    up.add_argument("--host", default="127.0.0.1",
+                    help="address the emulator listens on; 0.0.0.0 lets Docker containers (sam local) reach it")
     up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                     help="the stack's state persists in DATA_DIR/state: a stack started on it again (after "
                          "'local down', Ctrl-C or kill -9) holds what this one held")
@@ -105,7 +107,8 @@ def up(args: argparse.Namespace) -> int:
     if state_dir is not None and args.fresh:
         shutil.rmtree(state_dir, ignore_errors=True)
     try:
-        rt = LocalRuntime.up(port=args.port, parameters=_overrides(args), data_dir=state_dir, fsync=args.fsync)
+        rt = LocalRuntime.up(port=args.port, parameters=_overrides(args), data_dir=state_dir, fsync=args.fsync,
+                             host=args.host)
     except StateMismatch as exc:
         print(f"irtcat: error: {exc}", file=sys.stderr)
         return 2
@@ -129,6 +132,9 @@ def up(args: argparse.Namespace) -> int:
             "parameters": _overrides(args), "started_seconds": round(rt.started_seconds, 2),
             "accounts": accounts}
     state_file.write_text(json.dumps(info, indent=2))
+    # `sam local invoke|start-api --env-vars` against this stack, from a container (docs/deploy.md)
+    sam_env = data_dir / "sam-env.json"
+    sam_env.write_text(json.dumps(rt.stack.sam_env_vars(f"http://host.docker.internal:{rt.server.port}"), indent=2))
     print(f"irtcat local stack up in {rt.started_seconds:.1f}s at {rt.endpoint}", file=sys.stderr)
     if state_dir is not None and rt.replayed is not None:
         stale = f" ({rt.replayed.failed} no longer apply, e.g. {rt.replayed.failures[0]})" if rt.replayed.failed else ""
@@ -141,6 +147,8 @@ def up(args: argparse.Namespace) -> int:
     if accounts:
         print(f"  sign in as {accounts['students'][0]}..{accounts['students'][-1]} (tablet app) or teacher-0001 "
               f"({api_url}/teacher.html), password {accounts['password']}", file=sys.stderr)
+    print(f"  sam local invoke FUNCTION --env-vars {sam_env} --add-host host.docker.internal:host-gateway"
+          + ("" if args.host == "0.0.0.0" else "  (start with --host 0.0.0.0 for that)"), file=sys.stderr)
     print("Ctrl-C (or 'irtcat local down') stops it.", file=sys.stderr)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -113,14 +113,14 @@ class LocalRuntime:
     @classmethod
     def up(cls, root: str | Path | None = None, port: int = 0,
            parameters: dict[str, str] | None = None, stack_name: str = "irtcat-local",
-           data_dir: Path | None = None, fsync: bool = False) -> LocalRuntime:
+           data_dir: Path | None = None, fsync: bool = False, host: str = "127.0.0.1") -> LocalRuntime:
         """Start the stack. With ``data_dir``, its state persists there (see :mod:`.journal`): a
         stack started on a folder holds what the last one on it held, however that one ended."""
         started = time.perf_counter()
         os.environ["AWS_DEFAULT_REGION"] = REGION
         prestart_zygote()  # its imports overlap the emulator's start
         runners: dict[str, Runner] = {}
-        server = EmulatorServer(runners, port=port)
+        server = EmulatorServer(runners, port=port, host=host)
         server.start()
         try:
             stack = deploy(root or project_root(), stack_name=stack_name, parameters=parameters)

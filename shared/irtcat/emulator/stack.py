@@ -69,6 +69,13 @@ class LocalStack:
                 continue
         return out
 
+    def sam_env_vars(self, endpoint: str) -> dict[str, dict[str, str]]:
+        """An ``--env-vars`` file for ``sam local invoke`` / ``start-api`` against this stack: each
+        function's variables as deployed here, and ``IRTCAT_AWS_ENDPOINT`` set to ``endpoint``
+        (this stack's endpoint as a container reaches the host)."""
+        return {spec.logical_id: {**spec.environment, "IRTCAT_AWS_ENDPOINT": endpoint}
+                for spec in sorted(self.functions.values(), key=lambda f: f.logical_id)}
+
     def function_by_logical_id(self, logical_id: str) -> Runner:
         """The runner of a function, by its logical id."""
         for name, spec in self.functions.items():
