@@ -303,6 +303,42 @@ def bench_persistence(students: int, pairs: int = 2) -> dict[str, Any]:
     return out
 
 
+def bench_artefacts(runs: int = 5) -> dict[str, Any]:
+    """Cold import of a handler as Lambda loads it from the built layers (shared/Makefile's
+    targets) and boto3 alone (what the runtime adds), on Python 3.12, median of ``runs`` fresh
+    interpreters: a calibration handler (both layers) and a per-answer one (the shared layer)."""
+    import shutil
+    import tempfile
+
+    pythons = sorted((Path.home() / ".pyenv" / "versions").glob("3.12*/bin/python3.12"))
+    if not pythons:
+        return {"artefacts_skipped": "no Python 3.12"}
+    wheels = ["--only-binary=:all:", "--implementation", "cp", "--python-version", "3.12",
+              "--platform", "manylinux2014_x86_64"]
+    out: dict[str, Any] = {"artefacts_python": str(pythons[-1])}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        shutil.copytree(ROOT / "shared", work / "source", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        for layer in ("SharedLayer", "ScipyLayer"):
+            subprocess.run(["make", "-s", "-C", str(work / "source"), f"build-{layer}", f"ARTIFACTS_DIR={work / layer}",
+                            f"PYTHON={sys.executable}"], check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *wheels, "--target", str(work / "runtime"),
+                        "boto3"], check=True, capture_output=True)
+        for name, step, layers in (("calibration_e_step", "calibration_e_step", ("SharedLayer", "ScipyLayer")),
+                                   ("update_theta", "update_theta", ("SharedLayer",))):
+            path = os.pathsep.join([*(str(work / layer / "python") for layer in layers), str(work / "runtime")])
+            code = ("import time, importlib.util; t = time.perf_counter()\n"
+                    f"spec = importlib.util.spec_from_file_location('app', '{ROOT}/functions/{step}/app.py')\n"
+                    "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+                    "print((time.perf_counter() - t) * 1000)")
+            times = [float(subprocess.run([str(pythons[-1]), "-s", "-c", code], check=True, capture_output=True,
+                                          text=True, env={"PYTHONPATH": path, "AWS_DEFAULT_REGION": "us-east-1",
+                                                          "PATH": os.environ["PATH"]}).stdout)
+                     for _ in range(runs)]
+            out[f"artefacts_cold_import_{name}_ms"] = statistics.median(times)
+    return out
+
+
 def bench_soak(sessions: int = 200) -> dict[str, Any]:
     """The reliability soak (``irtcat.demo.run.run_soak``): must hold 0 lost, 0 double-applied,
     rejected == garbage; reports publish -> next-item latency."""
@@ -756,6 +792,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "container_start": lambda a: bench_container_start(),
     "chaos": lambda a: bench_chaos(),
     "persistence": lambda a: bench_persistence(a.students),
+    "artefacts": lambda a: bench_artefacts(),
 }
 
 

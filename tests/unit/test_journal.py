@@ -109,7 +109,8 @@ def test_replay_rebuilds_moto_state_from_journaled_requests(tmp_path: Path, fake
         items = sorted(i["pk"]["S"] for i in ddb.scan(TableName="t")["Items"])
         assert items == ["k1", "k2", "k3", "k4"]
         shard = kinesis.list_shards(StreamName="s")["Shards"][0]["ShardId"]
-        it = kinesis.get_shard_iterator(StreamName="s", ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        it = kinesis.get_shard_iterator(StreamName="s", ShardId=shard,
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         records = kinesis.get_records(ShardIterator=it)["Records"]
         assert [r["SequenceNumber"] for r in records] == sequence
         assert [r["Data"] for r in records] == [b"r0", b"r1", b"r2"]

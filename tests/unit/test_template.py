@@ -216,8 +216,11 @@ def test_calibration_runs_on_a_schedule_as_a_distributed_map_with_scipy_of_its_o
             if v["Type"] == "AWS::Serverless::Function" and k.startswith("Calibration")}
     steps = ("prepare", "e_step", "m_step", "finalize", "publish")
     assert code == {f"functions/calibration_{step}/": "app.handler" for step in steps}
-    for step in steps:
-        assert "scipy" in (ROOT / f"functions/calibration_{step}/requirements.txt").read_text()
+    layers = {k: [r["Ref"] for r in v["Properties"].get("Layers", [])] for k, v in sam["Resources"].items()
+              if v["Type"] == "AWS::Serverless::Function"}
+    for fn, own in layers.items():  # scipy's layer for the calibration functions only
+        assert ("ScipyLayer" in own) == fn.startswith("Calibration"), fn
+    assert "scipy" in (ROOT / "shared/scipy.lock").read_text()
 
 
 def test_layer_keeps_scipy_and_boto3_off_the_per_answer_path():
@@ -274,7 +277,8 @@ def test_the_operations_dashboard_shows_what_the_issue_of_operating_needs(sam):
 def test_alarms_watch_iterator_age_and_throttling(sam):
     alarms = {k: v["Properties"] for k, v in sam["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
     watched = {p.get("MetricName") for p in alarms.values()} | {
-        m["MetricStat"]["Metric"]["MetricName"] for p in alarms.values() for m in p.get("Metrics", []) if "MetricStat" in m}
+        m["MetricStat"]["Metric"]["MetricName"]
+        for p in alarms.values() for m in p.get("Metrics", []) if "MetricStat" in m}
     assert {"GetRecords.IteratorAgeMilliseconds", "IteratorAge", "Throttles", "WriteThrottleEvents",
             "ApproximateNumberOfMessagesVisible", "ExecutionsFailed"} <= watched
     throttled = {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
