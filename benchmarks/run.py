@@ -339,6 +339,58 @@ def bench_artefacts(runs: int = 5) -> dict[str, Any]:
     return out
 
 
+def bench_batch(trials: int = 8) -> dict[str, Any]:
+    """One batch through the Pipe's enrichment and the answer state machine, locally: one answer
+    of one session (the single-answer chain) against ten answers of ten sessions, alternating,
+    ``trials`` times each on fresh sessions; the median seconds of each and their ratio (10 if
+    a batch's answers run one after another, 1 if its sessions ran fully side by side)."""
+    import base64
+    import uuid as uuidlib
+    from datetime import UTC, datetime
+
+    from irtcat.demo.run import TEST_ID, load_demo_bank
+    from irtcat.emulator.api import id_token_claims, start_session_event
+    from irtcat.emulator.runtime import LocalRuntime
+
+    rt = LocalRuntime.up(parameters={"StreamShardCount": "1", "PipeBatchSize": "10"})
+    seq = [0]
+
+    def answered_batch(sessions: int) -> list[dict[str, Any]]:
+        records = []
+        for _ in range(sessions):
+            student = f"bench-{uuidlib.uuid4().hex[:12]}"
+            view = json.loads(rt.invoke("StartSessionFunction", start_session_event(
+                student, TEST_ID, claims=id_token_claims(student))).payload["body"])
+            item = view["item"]
+            event = {"schema_version": 2, "event_id": str(uuidlib.uuid4()), "session_id": view["session_id"],
+                     "student_id": student, "item_id": item["item_id"], "seq": item["seq"],
+                     "choice": item["options"][0]["id"] if item.get("options") else 7,
+                     "answered_at": datetime.now(UTC).isoformat()}
+            seq[0] += 1
+            records.append({"eventSource": "aws:kinesis", "partitionKey": view["session_id"],
+                            "sequenceNumber": str(seq[0]), "approximateArrivalTimestamp": time.time(),
+                            "data": base64.b64encode(json.dumps(event).encode()).decode()})
+        return records
+
+    try:
+        load_demo_bank(rt)
+        rt.wait_warm()
+        times: dict[int, list[float]] = {1: [], 10: []}
+        for trial in range(trials + 1):
+            for sessions in (1, 10):
+                batch = answered_batch(sessions)
+                started = time.perf_counter()
+                ok, error = rt.pipe._enrich_and_run(batch)
+                assert ok, error
+                if trial:  # the first round warms every function's containers
+                    times[sessions].append(time.perf_counter() - started)
+    finally:
+        rt.down()
+    one, ten = statistics.median(times[1]), statistics.median(times[10])
+    return {"batch_trials": trials, "batch_1_session_1_answer_s": one, "batch_10_sessions_10_answers_s": ten,
+            "batch_ratio_10_to_1": ten / one}
+
+
 def bench_soak(sessions: int = 200) -> dict[str, Any]:
     """The reliability soak (``irtcat.demo.run.run_soak``): must hold 0 lost, 0 double-applied,
     rejected == garbage; reports publish -> next-item latency."""
@@ -793,6 +845,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "chaos": lambda a: bench_chaos(),
     "persistence": lambda a: bench_persistence(a.students),
     "artefacts": lambda a: bench_artefacts(),
+    "batch": lambda a: bench_batch(),
 }
 
 
