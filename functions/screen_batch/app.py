@@ -1,12 +1,13 @@
-"""ScreenBatch: the Pipe's enrichment. Passes on the records that are well-formed answer events;
-rejects and quarantines the others before they can reach (and fail) the state machine."""
+"""ScreenBatch: the Pipe's enrichment. Passes on the records that are well-formed answer events,
+grouped by session; rejects and quarantines the others before they can reach (and fail) the
+state machine."""
 
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from irtcat.adapters.wiring import adapters, powertools
-from irtcat.domain.steps import screen_batch
+from irtcat.domain.steps import by_session, screen_batch
 
 logger, metrics = powertools("screen_batch")
 
@@ -23,4 +24,4 @@ def handler(event: list[Any], context: LambdaContext) -> list[dict[str, Any]]:
         metrics.add_metric(name="Answers_quarantined_at_screen", unit=MetricUnit.Count, value=quarantined)
         logger.warning("records quarantined before the state machine", extra={"quarantined": quarantined,
                                                                                "batch": len(event)})
-    return passed
+    return by_session(passed)

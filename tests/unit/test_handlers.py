@@ -129,7 +129,8 @@ def test_ship_history_puts_the_outbox_into_the_history(moto_stack):
 def test_screen_batch_passes_answers_on_and_quarantines_the_rest(moto_stack):
     batch = event("screen_batch")
     out = moto_stack.function_by_logical_id("ScreenBatchFunction").invoke(batch)
-    assert out.error is None and out.payload == batch[:1]
+    # the answer passes on, as its session's group (the state machine runs sessions side by side)
+    assert out.error is None and out.payload == [{"session_id": batch[0]["partitionKey"], "records": batch[:1]}]
     env = moto_stack.function_by_logical_id("ScreenBatchFunction").spec.environment
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(
         Bucket=env["HISTORY_BUCKET"], Prefix="quarantine/").get("Contents", [])]
@@ -283,12 +284,16 @@ def _function_of(event_file: Path) -> str:
 def test_every_sample_event_is_a_valid_input_for_its_function(moto_stack, event_file):
     """What `sam local invoke FUNCTION -e events/NAME.json` runs: each file names a function of
     the template, whose handler takes it without an error (the state machine's input is a Pipe
-    batch, which the Pipe's enrichment, ScreenBatch, takes first)."""
+    batch grouped by session, as its enrichment, ScreenBatch, passes it on; it holds a record
+    only UpdateTheta's second line rejects)."""
+    from irtcat.domain.steps import by_session
+
     path = EVENTS / event_file
     payload = json.loads(path.read_text())
     if path.stem == "state_machine":
-        out = moto_stack.function_by_logical_id("ScreenBatchFunction").invoke(payload)
-        assert out.error is None and isinstance(out.payload, list) and out.payload, out.payload
+        records = [r for group in payload for r in group["records"]]
+        assert records and by_session(records) == payload
+        assert all(r["eventSource"] == "aws:kinesis" and "data" in r for r in records)
         return
     out = moto_stack.function_by_logical_id(_function_of(path)).invoke(payload)
     assert out.error is None, out.payload

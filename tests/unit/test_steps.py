@@ -375,3 +375,13 @@ def test_caller_reads_cognito_claims_as_api_gateway_passes_them(groups, teacher)
         who.require_student("s-2")
     with pytest.raises(Unauthenticated):
         Caller.from_claims({"sub": "x"})
+
+
+def test_a_batch_is_grouped_by_session_keeping_each_sessions_order() -> None:
+    from irtcat.domain.steps import by_session
+
+    records = [{"partitionKey": s, "sequenceNumber": str(n)} for n, s in enumerate("abacba")]
+    groups = by_session(records)
+    assert [g["session_id"] for g in groups] == ["a", "b", "c"]
+    assert [[r["sequenceNumber"] for r in g["records"]] for g in groups] == [["0", "2", "5"], ["1", "4"], ["3"]]
+    assert by_session([]) == []

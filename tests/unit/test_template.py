@@ -205,6 +205,17 @@ def test_pipe_keeps_order_and_parks_failures(sam):
     assert sam["Resources"]["AnswerStateMachine"]["Properties"]["Type"] == "EXPRESS"
 
 
+def test_a_batchs_sessions_run_side_by_side_and_each_sessions_answers_in_order():
+    """The Pipe's enrichment groups a batch by session; the answer machine maps over the
+    sessions concurrently and over each session's answers one at a time."""
+    asl = json.loads((ROOT / "statemachines/answer.asl.json").read_text())
+    sessions = asl["States"][asl["StartAt"]]
+    assert sessions["Type"] == "Map" and sessions["ItemsPath"] == "$" and sessions["MaxConcurrency"] != 1
+    inner = sessions["ItemProcessor"]["States"][sessions["ItemProcessor"]["StartAt"]]
+    assert inner["Type"] == "Map" and inner["ItemsPath"] == "$.records" and inner["MaxConcurrency"] == 1
+    assert inner["ItemProcessor"]["StartAt"] == "UpdateTheta"
+
+
 def test_calibration_runs_on_a_schedule_as_a_distributed_map_with_scipy_of_its_own(sam):
     sm = sam["Resources"]["CalibrationStateMachine"]["Properties"]
     assert sm["Type"] == "STANDARD"

@@ -21,7 +21,7 @@ from ..domain.generate import generate_bank
 from ..domain.policy import TestDefinition
 from ..domain.scoring import simulated_choice
 from ..domain.session import SessionState, new_session
-from ..domain.steps import Step, answer_record, check_end_condition, select_next_item, update_theta
+from ..domain.steps import Step, answer_record, by_session, check_end_condition, select_next_item, update_theta
 from ..emulator.api import get_session_event, http_event, id_token_claims, start_session_event
 
 SESSION_ID = "00000000-0000-4000-8000-000000000001"
@@ -116,7 +116,8 @@ def make_samples() -> dict[str, Any]:
         "events/finish_session.json": dump(finishing),
         "events/commit_step.json": dump(selected),
         "events/record_outcome.json": dump(rejected),
-        "events/state_machine.json": [good, bad],
+        # the state machine's input: the Pipe's batch as its enrichment passes it on
+        "events/state_machine.json": by_session([good, bad]),
         # the Pipe's enrichment: the answer passes on, the oversized record is quarantined
         "events/screen_batch.json": [good, kinesis_record({"padding": "x" * 5000},
                                                           "49650000000000000000000000000000000000000000000000000003")],

@@ -329,6 +329,17 @@ def screen_batch(records: list[Any], history: HistorySink, quarantine: Quarantin
     return passed
 
 
+def by_session(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A batch's records grouped by session (the partition key), each group in stream order and
+    the groups in the order of their first record: ``[{"session_id": ..., "records": [...]}]``.
+    The state machine runs the groups side by side and each group's answers one after another,
+    so a session's answers stay in order while no answer waits behind another session's."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(str(record.get("partitionKey", "")), []).append(record)
+    return [{"session_id": session, "records": group} for session, group in groups.items()]
+
+
 def _raw_text(record: dict[str, Any]) -> str:
     data = record.get("data")
     if isinstance(data, str):
