@@ -97,7 +97,7 @@ def test_every_correctness_fix_has_a_reproduction() -> None:
     correctness = {n for n, p in moto_patches.PATCHES.items() if p.kind == "correctness"}
     named = set().union(*(names for names, _ in reproductions().values()))
     assert named == correctness | {"start_sync_execution", "SERIALISED_SERVICES", "StreamPoller"}
-    assert len(reproductions()) == 5
+    assert len(reproductions()) == 6
 
 
 @pytest.mark.parametrize("title", sorted(reproductions()))
@@ -178,3 +178,14 @@ def test_speed_patches_are_in_place_once_applied() -> None:
     first, second = parse(definition), parse(definition)
     assert first[1] is second[1] and first[0] is not second[0]  # one tree, fresh components
 
+
+
+def test_a_stream_read_after_a_failed_transaction_sees_the_table_as_it_is(fake_aws: None) -> None:
+    """With the patch (the emulator applies it), the reproduction of docs/moto.md item 6 reads
+    what AWS would: no record of the failed transaction, and the next real write."""
+    title = next(t for t in reproductions() if "stream_reads_follow_the_table" in t)
+    code = reproductions()[title][1]
+    patched = "from irtcat.emulator import moto_patches\nmoto_patches.apply(('stream_reads_follow_the_table',))\n"
+    run = subprocess.run([sys.executable, "-c", patched + code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines() == ["read after the failed transaction: ['c'] (on AWS: ['c'])", "OK"]

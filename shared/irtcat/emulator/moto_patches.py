@@ -118,6 +118,26 @@ def apply(names: tuple[str, ...] | None = None) -> list[str]:
 
 # ----------------------------------------------------------------------------- correctness
 
+@_patch("stream_reads_follow_the_table", "correctness",
+        "a DynamoDB shard iterator reads the stream shard object it was created on; a failed "
+        "TransactWriteItems replaces the table, shard included, with a copy taken before it, so an "
+        "iterator taken before reads the records the rollback undid, and a reader that moves past "
+        "them skips the real records that later take their sequence numbers")
+def _stream_reads_follow_the_table() -> None:
+    from moto.dynamodbstreams.models import ShardIterator
+
+    read = ShardIterator.get
+
+    def get(self: Any, limit: int = 1000) -> dict[str, Any]:
+        # the table as it is now (after any rollback), not as it was when the iterator was made
+        table = self.streams_backend.dynamodb.tables.get(self.stream_shard.table.name)
+        if table is not None and table.stream_shard is not None:
+            self.stream_shard = table.stream_shard
+        return dict(read(self, limit))
+
+    ShardIterator.get = get  # type: ignore[method-assign]
+
+
 @_patch("machines_run_as_their_type", "correctness",
         "every execution runs as a STANDARD workflow: a state machine's sm_type is set once, to "
         "STANDARD, whatever the Type it was created with")
@@ -383,5 +403,5 @@ def _cache_moto_module_list() -> None:
 
 
 # what each emulator process applies: the service process (DynamoDB, Kinesis) runs no state machine
-SERVICE_PATCHES = ("direct_item_results", "module_list")
+SERVICE_PATCHES = ("direct_item_results", "module_list", "stream_reads_follow_the_table")
 STATE_MACHINE_PATCHES = tuple(name for name in PATCHES if name not in SERVICE_PATCHES)
