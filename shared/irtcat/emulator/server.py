@@ -405,6 +405,10 @@ class EmulatorServer:
         # moto logs every failed state with the repr of the whole parsed definition (~20 kB a
         # line); the failure itself is reported by DescribeExecution, where the Pipe reads it
         logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
+        # ... and warns, without the error, for every failed Task and Map iteration (a killed
+        # container, a stack killed under its executions): the failure is in the execution too
+        for noisy in ("state.exec.execute_state", "state.exec.state_map.iteration.iteration_worker"):
+            logging.getLogger(f"moto.stepfunctions.parser.asl.component.{noisy}").setLevel(logging.ERROR)
         self.server = create_server(self.gateway, host=host, port=port, threads=threads,
                                     connection_limit=1000, channel_timeout=300, ident="irtcat-local")
         self.host = host
