@@ -88,7 +88,13 @@ def test_standard_errors_are_the_inverse_observed_information(model: CalibModel,
     ours = [r.se_b, r.se_a, r.se_c][: K[model]]
     for j, se in enumerate(ours):
         assert np.allclose(se, reference[:, j], rtol=0.02), (j, se, reference[:, j])
-    assert r.covariance is not None and np.allclose(r.covariance, cov, rtol=0.02, atol=1e-6)
+    # the off-diagonal terms on the correlation scale: an element-wise relative tolerance fails
+    # on small covariances, whose central-difference reference carries ~5e-5 of rounding that
+    # moves with the machine's BLAS kernels
+    assert r.covariance is not None
+    scale = np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+    assert np.allclose(np.diag(r.covariance), np.diag(cov), rtol=0.04)
+    assert np.max(np.abs(r.covariance / scale - cov / scale)) < 0.01
 
 
 def test_online_calibration_standard_errors_hold_the_anchors_fixed() -> None:
