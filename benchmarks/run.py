@@ -723,7 +723,8 @@ def bench_chaos(sessions: int = 60, runs: int = 3) -> dict[str, Any]:
 
     keys = ("sessions_finished", "answers_unique", "answers_applied", "answers_in_history", "answers_lost",
             "answers_double_applied", "history_duplicates", "garbage_sent", "rejected", "containers_killed",
-            "executions_failed", "dead_lettered", "pipe_loop_errors", "stream_loop_errors", "drained", "seconds",
+            "executions_failed", "dead_lettered", "pipe_loop_errors", "stream_loop_errors", "drained", "drain_seconds",
+            "restarts", "restart_seconds", "seconds",
             "tablet_errors", "history_missing")
     out: dict[str, Any] = {"chaos_sessions": sessions, "chaos_runs": runs}
     for k in range(runs):

@@ -502,10 +502,13 @@ def _run(live: LiveRuntime, students: int, seed: int, items: int, pretest: int, 
     if before_drain is not None:
         before_drain()
     rt = live.rt  # the stack may have been restarted meanwhile
+    answered = time.perf_counter()
     drained = rt.wait_idle(timeout=120)
     elapsed = time.perf_counter() - started
     summary = summarise(rt, settings, bank, results, elapsed, report_dir, warm_seconds)
     summary["drained"] = drained  # False: the history was exported before the pipeline was idle
+    # from the last tablet's last answer seen applied to every put answer processed and shipped
+    summary["drain_seconds"] = (started + elapsed - answered) if drained else None
     return summary
 
 
