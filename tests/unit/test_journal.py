@@ -129,3 +129,12 @@ def test_checkpoints_survive_a_new_process_and_move_only_past_records_all_delive
     progress.delivered(["2"])
     assert Checkpoints(path).get("pipe", "shard-1") == "4"
     assert json.loads(path.read_text()) == {"pipe|shard-1": "4"}
+
+
+def test_a_corrupt_journal_is_refused_with_where_and_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    Journal(path).append(Entry("POST", "/", "", {}, b"0"))
+    with open(path, "ab") as f:
+        f.write(b"not a journal line\n")
+    with pytest.raises(ValueError, match=r"journal.jsonl, line 2: not a journal entry .*--fresh"):
+        list(entries(path))

@@ -109,7 +109,7 @@ def up(args: argparse.Namespace) -> int:
     try:
         rt = LocalRuntime.up(port=args.port, parameters=_overrides(args), data_dir=state_dir, fsync=args.fsync,
                              host=args.host)
-    except StateMismatch as exc:
+    except (StateMismatch, ValueError) as exc:  # a folder of another stack, or a journal that is not one
         print(f"irtcat: error: {exc}", file=sys.stderr)
         return 2
     api_url = rt.start_api(port=args.api_port)

@@ -363,12 +363,12 @@ PIPELINE_FUNCTIONS = ("UpdateThetaFunction", "CheckEndConditionFunction", "Selec
 
 def run_chaos(sessions: int = 60, seed: int = 5, report_dir: str | Path = "chaos-report",
               kill_every: tuple[float, float] = (0.3, 0.7), garbage_rate: float = 0.03,
-              restart_after: int | None = -1) -> dict[str, Any]:
+              restart: bool = True) -> dict[str, Any]:
     """The chaos run: the soak's tablets, resends, reorders and faults, poison records of every
     kind (``garbage_rate``), a pipeline Lambda container killed with SIGKILL every
-    ``kill_every`` seconds (uniform) while the tablets answer, and the whole stack killed and
-    started again on its data folder once ``restart_after`` answers are applied (-1: a
-    third of the way through; None: never). What must hold: ``answers_lost`` == 0,
+    ``kill_every`` seconds (uniform) while the tablets answer, and (``restart``) the whole stack
+    killed and started again on its data folder a third of the way through (once ten answers
+    per session are applied). What must hold: ``answers_lost`` == 0,
     ``answers_double_applied`` == 0, every applied answer in the history, ``rejected`` ==
     ``garbage_sent``."""
     import random
@@ -400,8 +400,7 @@ def run_chaos(sessions: int = 60, seed: int = 5, report_dir: str | Path = "chaos
             if pool.kill_one(rng.choice) is not None:
                 kills.append(pool.spec.logical_id)
 
-    if restart_after == -1:
-        restart_after = sessions * 10
+    restart_after = sessions * 10
     midway = threading.Event()
 
     def restarter() -> None:
@@ -409,7 +408,7 @@ def run_chaos(sessions: int = 60, seed: int = 5, report_dir: str | Path = "chaos
             live.restart(up)
 
     def progress(applied: int, _: int) -> None:
-        if restart_after is not None and applied >= restart_after:
+        if restart and applied >= restart_after:
             midway.set()
 
     killer = threading.Thread(target=storm, name="chaos", daemon=True)

@@ -158,10 +158,14 @@ def entries(path: Path) -> Iterator[Entry]:
     if not path.exists():
         return
     with open(path, "rb") as f:
-        for line in f:
+        for number, line in enumerate(f, start=1):
             if not line.endswith(b"\n"):
                 return  # torn by a crash mid-write: the request was never answered
-            yield Entry.from_line(line)
+            try:
+                yield Entry.from_line(line)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}, line {number}: not a journal entry ({type(exc).__name__}: {exc}); "
+                                 "the folder's state cannot be replayed (start with --fresh)") from exc
 
 
 @dataclass

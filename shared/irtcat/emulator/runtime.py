@@ -216,28 +216,18 @@ class LocalRuntime:
 
     def crash(self) -> None:
         """End the stack as ``kill -9`` would, for the chaos run's restart: every container and
-        the service process SIGKILLed, the emulator's port closed, the pollers told to stop
-        without waiting for anything in flight (what they were doing dies with the old ports)."""
-        import signal
-
-        self.server.gateway.dead = True
+        the emulator killed, the pollers told to stop without waiting for anything in flight
+        (what they were doing dies with the old ports)."""
         self.pipe.abandon()
         for poller in self.streams:
             poller.abandon()
         for runner in self.stack.runners.values():
             if isinstance(runner, ContainerPool):
                 runner.kill_all()
-        if self.server.services is not None:
-            self.server.services.process.send_signal(signal.SIGKILL)
-            self.server.services.process.wait(timeout=10)
-            self.server.services = None
         if self.api is not None:
             self.api.close()
             self.api.task_dispatcher.shutdown(cancel_pending=True, timeout=0.1)
-        self.server.server.close()
-        self.server.server.task_dispatcher.shutdown(cancel_pending=True, timeout=0.1)
-        if self.server.gateway.journal is not None:
-            self.server.gateway.journal.close()
+        self.server.kill()
 
     @property
     def endpoint(self) -> str:

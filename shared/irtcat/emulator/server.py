@@ -99,13 +99,15 @@ _CONTROL = "/_irtcat/faults"
 _JOURNAL = "/_irtcat/journal"
 
 
-def _control(endpoint: str, change: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Set a fault rate in (``change``), or read the injected faults of, another emulator process."""
+def _control(endpoint: str, change: dict[str, Any] | None = None, path: str = _CONTROL,
+             timeout_s: float = 10) -> dict[str, Any]:
+    """Ask another emulator process's control endpoint ``path``: POST ``change``, or GET what it
+    reports (the faults injected)."""
     import urllib.request
 
     data = None if change is None else json.dumps(change).encode()
-    request = urllib.request.Request(endpoint + _CONTROL, data=data, method="GET" if data is None else "POST")
-    with urllib.request.urlopen(request, timeout=10) as reply:
+    request = urllib.request.Request(endpoint + path, data=data, method="GET" if data is None else "POST")
+    with urllib.request.urlopen(request, timeout=timeout_s) as reply:
         return dict(json.loads(reply.read()))
 
 
@@ -190,8 +192,13 @@ class LocalGateway:
 
     def _control(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == _JOURNAL:  # persist(), asked by the process that owns this one
-            ask = json.loads(Request(environ).get_data() or b"{}")
-            done = self.persist(Path(ask["path"]), fsync=bool(ask.get("fsync")))
+            try:
+                ask = json.loads(Request(environ).get_data() or b"{}")
+                done = self.persist(Path(ask["path"]), fsync=bool(ask.get("fsync")))
+            except (ValueError, KeyError, TypeError, OSError) as exc:
+                reason = (f'expected {{"path": JOURNAL, "fsync": bool}} and a readable journal: '
+                          f"{type(exc).__name__}: {exc}")
+                return _json_error("ValidationException", reason)(environ, start_response)
             body = json.dumps({"requests": done.requests, "failed": done.failed, "failures": done.failures}).encode()
             return Response(body, status=200, content_type="application/json")(environ, start_response)
         if environ.get("REQUEST_METHOD") == "POST":
@@ -448,18 +455,35 @@ class EmulatorServer:
                                timeout=30).read()
 
     def persist(self, data_dir: Path, fsync: bool = False) -> Replayed:
-        """Replay each emulator process's journal in ``data_dir`` and journal from here on."""
+        """Replay each emulator process's journal in ``data_dir`` and journal from here on
+        (ValueError, with the reason, if a journal cannot be replayed)."""
+        import urllib.error
+
         done = self.gateway.persist(data_dir / "journal-main.jsonl", fsync)
         if self.services is not None:
-            import urllib.request
-
-            ask = json.dumps({"path": str((data_dir / "journal-services.jsonl").resolve()), "fsync": fsync}).encode()
-            with urllib.request.urlopen(urllib.request.Request(self.services.endpoint + _JOURNAL, data=ask,
-                                                               method="POST"), timeout=600) as reply:
-                theirs = json.loads(reply.read())
+            ask = {"path": str((data_dir / "journal-services.jsonl").resolve()), "fsync": fsync}
+            try:
+                theirs = _control(self.services.endpoint, ask, path=_JOURNAL, timeout_s=600)
+            except urllib.error.HTTPError as exc:  # the service process's journal cannot be replayed
+                raise ValueError(json.loads(exc.read() or b"{}").get("message", str(exc))) from exc
             done = Replayed(done.requests + int(theirs["requests"]), done.failed + int(theirs["failed"]),
                             done.failures + tuple(theirs["failures"]))
         return done
+
+    def kill(self) -> None:
+        """Die as a killed process would (the chaos run's restart): answer nothing more, SIGKILL
+        the service process, close the port with requests in flight, journal no more."""
+        import signal
+
+        self.gateway.dead = True
+        if self.services is not None:
+            self.services.process.send_signal(signal.SIGKILL)
+            self.services.process.wait(timeout=10)
+            self.services = None
+        self.server.close()
+        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=0.1)
+        if self.gateway.journal is not None:
+            self.gateway.journal.close()
 
     def stop(self) -> None:
         from ..adapters.wiring import reset
