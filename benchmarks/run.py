@@ -260,6 +260,47 @@ def bench_pipeline(students: int, prefix: str = "pipeline", parallelization: int
     }
 
 
+CAPACITY_PROFILE = ROOT / "shared" / "irtcat" / "capacity" / "profile.json"
+# what a local run cannot measure; irtcat capacity states them beside its figures
+CAPACITY_ASSUMPTIONS = {
+    "aws_call_ms": {"value": 8.0, "why": "one DynamoDB, S3, Kinesis or Firehose call from a Lambda in the same "
+                    "Region (DynamoDB promises single-digit milliseconds)"},
+    "invoke_overhead_ms": {"value": 3.0, "why": "a warm invocation's billed time outside the domain code "
+                           "(event parsing, Powertools logging and metrics)"},
+    "task_transition_ms": {"value": 25.0, "why": "a Task state's Lambda invoke and the state transition, as "
+                           "Express executions add to the handlers' time"},
+    "handler_cpu_ms_default": {"value": 1.0, "why": "the domain code of a function the handlers benchmark "
+                               "does not time (API, enrichment, history shipping)"},
+}
+
+
+def bench_capacity(students: int) -> dict[str, Any]:
+    """The per-answer profile of ``irtcat capacity``: the local demo with ``students`` tablets
+    (AWS calls per answer by operation, Lambda invocations by function, the billed sizes) and
+    the handlers' CPU per answer; written to shared/irtcat/capacity/profile.json."""
+    from irtcat.demo.run import run_demo
+
+    handlers = bench_handlers()
+    s = run_demo(students=students, report_dir=ROOT / ".irtcat" / "bench-report", shards=2, batch_size=10)
+    if "calls_per_answer" not in s or s["answers_lost"]:
+        raise RuntimeError("the capacity run lost answers or restarted: no profile")
+    names = {"update_theta": "UpdateThetaFunction", "check_end_condition": "CheckEndConditionFunction",
+             "select_next_item": "SelectNextItemFunction", "commit_step": "CommitStepFunction"}
+    measured = {key: s[key] for key in ("calls_per_answer", "polls_per_answer", "answer_record_bytes",
+                                        "history_records_per_answer", "history_record_bytes",
+                                        "session_item_bytes", "mean_test_length")}
+    measured["handler_cpu_ms"] = {fn: round(handlers[f"handler_{k}_ms"], 4) for k, fn in names.items()}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    profile = {"provenance": {"date": time.strftime("%Y-%m-%d"), "commit": commit.strip(), "machine": machine(),
+                              "command": "./dev bench --only capacity", "tablets": str(students)},
+               "measured": measured, "assumed": CAPACITY_ASSUMPTIONS}
+    CAPACITY_PROFILE.write_text(json.dumps(profile, indent=2) + "\n")
+    return {"capacity_answers": s["answers_unique"], "capacity_session_item_bytes": s["session_item_bytes"],
+            "capacity_history_record_bytes": s["history_record_bytes"],
+            "capacity_lambda_invocations_per_answer": sum(v for k, v in s["calls_per_answer"].items()
+                                                          if k.startswith("lambda:"))}
+
+
 def bench_persistence(students: int, pairs: int = 2) -> dict[str, Any]:
     """What the local stack's persistence costs: the pipeline with ``students`` tablets on a
     stack that journals every state change to its data folder, and on one that keeps memory
@@ -847,6 +888,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "persistence": lambda a: bench_persistence(a.students),
     "artefacts": lambda a: bench_artefacts(),
     "batch": lambda a: bench_batch(),
+    "capacity": lambda a: bench_capacity(a.students),
 }
 
 

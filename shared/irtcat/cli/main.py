@@ -307,6 +307,36 @@ def _dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def _capacity(args: argparse.Namespace) -> int:
+    from ..capacity.model import Knobs, PriceTable, Profile, plan
+
+    table = PriceTable.load(args.prices)
+    if args.region != table.region:
+        raise CliError(f"the price table is for {table.region}; for {args.region} pass --prices FILE "
+                       "(same shape as irtcat/capacity/aws_prices.json)")
+    profile = Profile.load(args.profile)
+    knobs = Knobs(batch_size=args.batch_size, utilisation=args.utilisation, function_memory_mb=args.memory_mb)
+    rows = [plan(n, args.seconds_per_item, profile, table, knobs) for n in args.students]
+    unchecked = sorted(k for k, v in table.prices.items() if v.checked != "aws_page")
+    out = {"rows": rows, "region": table.region, "prices_read": table.read, "profile": profile.provenance,
+           "assumed": profile.assumed, "prices_not_checked_on_an_aws_page": unchecked}
+    header = (f"{'students':>9} {'ans/s':>8} {'shards':>6} {'lanes':>5} {'par':>3} {'exec/s':>8} {'λ conc':>7} "
+              f"{'RRU/s':>9} {'WRU/s':>9} {'FH rec/s':>9} {'$/1k ans':>9} {'$/test':>8}")
+    lines = [header] + [
+        f"{r['students']:>9,} {r['answers_per_second']:>8,.0f} {r['StreamShardCount']:>6} {r['lanes']:>5} "
+        f"{r['PipeParallelization']:>3} {r['express_executions_per_second']:>8,.0f} "
+        f"{r['lambda_concurrency_total']:>7,.0f} {r['dynamodb_read_units_per_second']:>9,.0f} "
+        f"{r['dynamodb_write_units_per_second']:>9,.0f} {r['firehose_records_per_second']:>9,.0f} "
+        f"{r['usd_per_1000_answers']:>9.4f} {r['usd_per_student_test']:>8.5f}" for r in rows]
+    lines += [f"  ! {w}" for r in rows for w in r["warnings"]]
+    lines.append(f"{table.region}, prices read {table.read}; profile {profile.provenance.get('command', '?')} "
+                 f"at {profile.provenance.get('commit', '?')} ({profile.provenance.get('date', '?')})")
+    if unchecked:
+        lines.append("prices not confirmed on an AWS page (check them, or pass --prices): " + ", ".join(unchecked))
+    _emit(args, out, "\n".join(lines))
+    return 0
+
+
 def _local(args: argparse.Namespace) -> int:
     from . import local as commands
 
@@ -420,6 +450,19 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "replay":
             d.add_argument("--id", help="replay only this one (an S3 key from 'list')")
         d.set_defaults(fn=_dlq)
+
+    cp = sub.add_parser("capacity", help="shards, lanes, concurrency, throughput and cost for a load of students")
+    cp.add_argument("--students", type=int, nargs="+", default=[1_000, 10_000, 100_000],
+                    help="students answering at once (one row each)")
+    cp.add_argument("--seconds-per-item", type=float, default=30.0, help="mean seconds a student takes per item")
+    cp.add_argument("--region", default="us-east-1", help="the Region of the price table")
+    cp.add_argument("--prices", type=Path, help="a price and quota table (default: the shipped us-east-1 one)")
+    cp.add_argument("--profile", type=Path, help="a per-answer profile (default: the shipped one)")
+    cp.add_argument("--batch-size", type=int, default=10, help="PipeBatchSize")
+    cp.add_argument("--utilisation", type=float, default=0.5, help="share of a Pipe lane's capacity to plan for")
+    cp.add_argument("--memory-mb", type=int, default=512, help="FunctionMemorySize (the per-answer functions)")
+    cp.add_argument("--json", action="store_true")
+    cp.set_defaults(fn=_capacity)
 
     rp = sub.add_parser("report", help="the named questions on exported history, and an HTML dashboard")
     rp.add_argument("--history", type=Path, required=True, help="folder with history/dt=YYYY-MM-DD/ files")

@@ -48,6 +48,7 @@ class TabletResult:
     true_theta: float
     session_id: str | None = None
     published: int = 0
+    published_bytes: int = 0
     unique: int = 0
     reordered: int = 0
     garbage: int = 0
@@ -241,6 +242,7 @@ class Tablet:
         self.live.steady(lambda: self.kinesis.put_record(StreamName=self.stream, Data=data,
                                                           PartitionKey=self.result.session_id or "-"))
         self.result.published += 1
+        self.result.published_bytes += len(data)
 
     def _garbage(self, event: dict[str, Any]) -> bytes:
         """A record that can never be applied, of one of the kinds the pipeline must reject."""
@@ -281,6 +283,16 @@ class Tablet:
                 return view
             delay = min(delay * 1.5, 1.5)
         raise TimeoutError(f"session {self.result.session_id}: answer {answered} not applied in time")
+
+
+def _mean_session_item_bytes(table: str) -> float | None:
+    """The mean size of the session items, as DynamoDB counts it (read and write units)."""
+    from ..capacity.model import dynamodb_item_bytes
+
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    sizes = [dynamodb_item_bytes(item) for page in ddb.get_paginator("scan").paginate(TableName=table)
+             for item in page["Items"] if item["pk"]["S"].startswith("SESSION#")]
+    return sum(sizes) / len(sizes) if sizes else None
 
 
 def _sessions(table: str) -> dict[str, SessionState]:
@@ -495,6 +507,7 @@ def _run(live: LiveRuntime, students: int, seed: int, items: int, pretest: int, 
     # (the warm-up runs in the background from the start of `up`); the first call of each
     # container still pays its own first-call costs (clients, the bank), as on AWS
     warm_seconds = rt.wait_warm()
+    calls_before, generation = call_counts(rt), live.generation
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, students))) as pool:
         results = list(pool.map(lambda t: t.run(on_answer), tablets))
@@ -504,11 +517,25 @@ def _run(live: LiveRuntime, students: int, seed: int, items: int, pretest: int, 
     answered = time.perf_counter()
     drained = rt.wait_idle(timeout=120)
     elapsed = time.perf_counter() - started
+    calls_after = call_counts(rt) if live.generation == generation else None  # a restart resets them
     summary = summarise(rt, settings, bank, results, elapsed, report_dir, warm_seconds)
+    if calls_after is not None and summary["answers_unique"]:
+        # what one answer costs in AWS calls while the tablets run: the profile of irtcat capacity
+        summary["calls_per_answer"] = {
+            key: round((n - calls_before.get(key, 0)) / summary["answers_unique"], 4)
+            for key, n in sorted(calls_after.items()) if n > calls_before.get(key, 0)}
     summary["drained"] = drained  # False: the history was exported before the pipeline was idle
     # from the last tablet's last answer seen applied to every put answer processed and shipped
     summary["drain_seconds"] = (started + elapsed - answered) if drained else None
     return summary
+
+
+def call_counts(rt: LocalRuntime) -> dict[str, int]:
+    """AWS requests per ``service:Operation`` and Lambda invocations (``lambda:Function``) the
+    stack has served so far. The tablets here call their API functions directly, so API
+    requests are not in it (``polls_per_answer`` counts the tablets' reads)."""
+    gateway = rt.server.gateway
+    return {**gateway.request_counts(), **{f"lambda:{name}": n for name, n in gateway.invocations.items()}}
 
 
 def sustained_rate(applied_at: list[float], trim: float = 0.1) -> float | None:
@@ -528,8 +555,8 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
     sessions = _sessions(settings.table_name)
     report_dir.mkdir(parents=True, exist_ok=True)
     exported = export_history(settings.history_bucket, report_dir)
-    records = [HistoryRecord.model_validate_json(line)
-               for f in exported["files"] for line in Path(f).read_text().splitlines() if line]
+    lines = [line for f in exported["files"] for line in Path(f).read_text().splitlines() if line]
+    records = [HistoryRecord.model_validate_json(line) for line in lines]
     # the history is at least once: a record delivered twice has the same event_id; two event_ids
     # applied at one (session, seq) would be an answer applied twice
     applied_in_history: dict[tuple[str, int], set[str | None]] = {}
@@ -579,6 +606,12 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
         "latency_p50_ms": 1000 * statistics.median(latencies) if latencies else None,
         "latency_p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else None,
         "polls_per_answer": sum(r.polls for r in results) / unique if unique else None,
+        # the sizes AWS bills by (irtcat capacity): an answer on the stream, a history record,
+        # a session's item in DynamoDB
+        "answer_record_bytes": (sum(r.published_bytes for r in results) / max(1, sum(r.published for r in results))),
+        "history_records_per_answer": len(records) / unique if unique else None,
+        "history_record_bytes": sum(len(line.encode()) + 1 for line in lines) / len(lines) if lines else None,
+        "session_item_bytes": _mean_session_item_bytes(settings.table_name),
         "seconds": elapsed,
         "startup_seconds": rt.started_seconds,
         "warm_seconds": warm_seconds,  # from the start of `up` until every function had a container

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -92,6 +93,8 @@ class LocalHttpApi:
         self.static_dir = static_dir
         self.authorizer = authorizer
         self.web_config = web_config or {}
+        self.requests: dict[str, int] = {}  # route key -> requests answered (API Gateway bills each)
+        self._lock = threading.Lock()
 
     def _cors_headers(self, origin: str | None) -> dict[str, str]:
         allowed = self.cors.get("AllowOrigins", [])
@@ -118,6 +121,8 @@ class LocalHttpApi:
         for method, pattern, path, fn in self.routes:
             m = pattern.match(request.path)
             if m and method == request.method:
+                with self._lock:
+                    self.requests[f"{method} {path}"] = self.requests.get(f"{method} {path}", 0) + 1
                 headers = {k.lower(): v for k, v in request.headers.items()}
                 claims = None
                 if self.authorizer is not None:

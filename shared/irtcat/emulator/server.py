@@ -97,6 +97,7 @@ class FaultInjector:
 
 _CONTROL = "/_irtcat/faults"
 _JOURNAL = "/_irtcat/journal"
+_REQUESTS = "/_irtcat/requests"
 
 
 def _control(endpoint: str, change: dict[str, Any] | None = None, path: str = _CONTROL,
@@ -109,6 +110,16 @@ def _control(endpoint: str, change: dict[str, Any] | None = None, path: str = _C
     request = urllib.request.Request(endpoint + path, data=data, method="GET" if data is None else "POST")
     with urllib.request.urlopen(request, timeout=timeout_s) as reply:
         return dict(json.loads(reply.read()))
+
+
+def _operation_of(service: str, environ: dict[str, Any]) -> str:
+    """``service:Operation`` of an AWS request: the JSON protocols' X-Amz-Target, else the
+    query protocol's Action, else the REST method (S3)."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return f"{service}:{target.rsplit('.', 1)[-1]}"
+    action = re.search(r"(?:^|&)Action=([A-Za-z]+)", environ.get("QUERY_STRING", ""))
+    return f"{service}:{action.group(1) if action else environ.get('REQUEST_METHOD', '')}"
 
 
 def _service_of(environ: dict[str, Any]) -> str:
@@ -130,6 +141,7 @@ class LocalGateway:
         self.faults = FaultInjector()
         self._connections = threading.local()
         self.invocations: dict[str, int] = {}
+        self.requests: dict[str, int] = {}  # service:Operation -> AWS requests this process served
         self.errors: dict[str, int] = {}
         self._lock = threading.Lock()
         self._serialised = {service: threading.Lock() for service in moto_patches.SERIALISED_SERVICES}
@@ -169,12 +181,16 @@ class LocalGateway:
         match = _INVOKE.match(path)
         if match and environ.get("REQUEST_METHOD") == "POST":
             return self._invoke(unquote(match.group("name")), environ, start_response)
-        if path in (_CONTROL, _JOURNAL):
+        if path in (_CONTROL, _JOURNAL, _REQUESTS):
             return self._control(environ, start_response)
         service = _service_of(environ)
         remote = self.faults.remotes.get(service)
         if remote is not None:
             return self._forward(remote, environ, start_response)
+        if service:
+            key = _operation_of(service, environ)
+            with self._lock:
+                self.requests[key] = self.requests.get(key, 0) + 1
         if service and self.faults.hit(service):
             return _json_error("ThrottlingException", "injected fault", 503)(environ, start_response)
         if environ.get("HTTP_X_AMZ_TARGET") == "AWSStepFunctions.StartSyncExecution":
@@ -190,7 +206,22 @@ class LocalGateway:
                 return list(self.moto_app(environ, start_response))
         return self.moto_app(environ, start_response)
 
+    def request_counts(self) -> dict[str, int]:
+        """AWS requests served so far per ``service:Operation``, here and in the service processes
+        (what a deployed stack would be billed for, per call; Lambda invocations are in
+        :attr:`invocations`)."""
+        with self._lock:
+            total = dict(self.requests)
+        for remote in set(self.faults.remotes.values()):
+            for key, count in _control(remote, path=_REQUESTS).items():
+                total[key] = total.get(key, 0) + int(count)
+        return total
+
     def _control(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == _REQUESTS:
+            with self._lock:
+                counts = json.dumps(self.requests).encode()
+            return Response(counts, status=200, content_type="application/json")(environ, start_response)
         if environ.get("PATH_INFO") == _JOURNAL:  # persist(), asked by the process that owns this one
             try:
                 ask = json.loads(Request(environ).get_data() or b"{}")
