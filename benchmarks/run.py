@@ -685,6 +685,63 @@ def bench_exposure(examinees: int = 2000) -> dict[str, Any]:
     return out
 
 
+def exposure_bound(bank: Any, cap: float, length: int = 30, grid: int = 57) -> float:
+    """The least RMSE cost any exposure control can have on ``bank`` at ``cap``: the linear
+    program that gives each theta on a grid (weighted by N(0, 1)) ``length`` items, no item to
+    more than ``cap`` of the examinees, for the most test information, with theta known. Returns
+    sqrt(E[1 / I_cap] / E[1 / I_free]) against the best ``length`` items at each theta (the
+    RMSE ratio an estimator at the information bound would see)."""
+    from irtcat.irt.criteria import max_information
+    from scipy.optimize import linprog
+    from scipy.sparse import eye, kron
+
+    nodes = np.linspace(-3.5, 3.5, grid)
+    weight = np.exp(-nodes**2 / 2)
+    weight /= weight.sum()
+    info = max_information(nodes, bank.params).astype(np.float64)  # (grid, items)
+    items = info.shape[1]
+    free = np.sort(info, axis=1)[:, ::-1][:, :length].sum(axis=1)
+    res = linprog(-(weight[:, None] * info).ravel(), A_ub=kron(weight[None, :], eye(items)),
+                  b_ub=np.full(items, cap), A_eq=kron(eye(grid), np.ones((1, items))),
+                  b_eq=np.full(grid, length), bounds=(0, 1), method="highs")
+    capped = (res.x.reshape(grid, items) * info).sum(axis=1)
+    return float(np.sqrt(np.sum(weight / capped) / np.sum(weight / free)))
+
+
+def bench_exposure_tradeoff(samples: int = 6, examinees: int = 8000) -> dict[str, Any]:
+    """What an exposure cap costs in precision on the demo bank: for caps 0.25, 0.30 and 0.35,
+    max-info with Sympson-Hetter parameters for the cap (computed on other simulees, as the
+    default policy's are) against unconstrained max-info on ``samples`` samples of
+    ``examinees``; beside each, the least cost any exposure control could have
+    (:func:`exposure_bound`)."""
+    from dataclasses import replace
+
+    from irtcat.domain.exposure import with_exposure_control
+    from irtcat.domain.generate import generate_bank
+    from irtcat.domain.policy import TestPolicy
+    from irtcat.irt.simulation import simulate
+
+    bank = generate_bank(500, "3PL", seed=7, bank_id="demo-math", content_areas=["number", "operations"])
+    free_config = replace(TestPolicy().cat_config(), sympson_hetter=False, randomesque=1)
+    thetas = [np.random.default_rng(200 + k).normal(size=examinees) for k in range(samples)]
+    free = [simulate(bank.engine, free_config, t, seed=200 + k).summary(bank.engine)["rmse"]
+            for k, t in enumerate(thetas)]
+    out: dict[str, Any] = {"exposure_tradeoff_samples": samples, "exposure_tradeoff_examinees": examinees}
+    for cap in (0.25, 0.30, 0.35):
+        policy = TestPolicy(max_exposure=cap)
+        controlled, _ = with_exposure_control(bank, policy)
+        runs = [simulate(controlled.engine, policy.cat_config(), t, seed=200 + k).summary(controlled.engine)
+                for k, t in enumerate(thetas)]
+        ratios = [r["rmse"] / f for r, f in zip(runs, free, strict=True)]
+        tag = f"exposure_tradeoff_{round(cap * 100)}"
+        out[f"{tag}_rmse_ratio_mean"] = float(np.mean(ratios))
+        out[f"{tag}_rmse_ratio_min"] = float(np.min(ratios))
+        out[f"{tag}_rmse_ratio_max"] = float(np.max(ratios))
+        out[f"{tag}_max_exposure"] = max(r["max_exposure"] for r in runs)
+        out[f"{tag}_bound"] = exposure_bound(bank.engine, cap)
+    return out
+
+
 def bench_calibration_study() -> dict[str, Any]:
     """Default priors vs none vs the PyPI mirt over several generators and designs
     (benchmarks/calibration_study.py); the markdown table goes to stderr."""
@@ -878,6 +935,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "calibration_job": lambda a: bench_calibration_job(),
     "calibration_study": lambda a: bench_calibration_study(),
     "exposure": lambda a: bench_exposure(),
+    "exposure_tradeoff": lambda a: bench_exposure_tradeoff(),
     "door": lambda a: bench_door(),
     "calibration_coverage": lambda a: bench_calibration_coverage(),
     "report": lambda a: bench_report(),
