@@ -13,11 +13,12 @@ from ..irt.calibration import ResponseData
 __all__ = ["calibrated_bank", "read_long_responses", "to_response_data"]
 
 
-def read_long_responses(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
-    """``student_id,item_id,response`` rows from CSV or Parquet (by extension).
+def read_long_responses(path: str | Path, categories: bool = False) -> tuple[list[str], list[str], np.ndarray]:
+    """``student_id,item_id,response`` rows from CSV or Parquet (by extension); ``response`` is
+    0/1, or with ``categories`` any category 0, 1, 2, ... (partial credit).
 
-    ValueError with the line numbers on an empty file, a response not 0/1, or duplicate
-    student-item rows.
+    ValueError with the line numbers on an empty file, a response that is not one of those, or
+    duplicate student-item rows.
     """
     path = Path(path)
     if not path.exists():
@@ -49,10 +50,11 @@ def read_long_responses(path: str | Path) -> tuple[list[str], list[str], np.ndar
         first_line = 2
     if not students:
         raise ValueError(f"{path}: no responses")
-    bad = [i for i, v in enumerate(raw) if v not in ("0", "1")]
+    bad = [i for i, v in enumerate(raw) if not (v.isdigit() if categories else v in ("0", "1"))]
     if bad:
         lines = ", ".join(str(i + first_line) for i in bad[:5])
-        raise ValueError(f"{path}: responses must be 0 or 1 (line {lines}{', ...' if len(bad) > 5 else ''})")
+        what = "categories 0, 1, 2, ..." if categories else "0 or 1"
+        raise ValueError(f"{path}: responses must be {what} (line {lines}{', ...' if len(bad) > 5 else ''})")
     seen: dict[tuple[str, str], int] = {}
     dups = []
     for i, key in enumerate(zip(students, items, strict=True)):
@@ -63,7 +65,7 @@ def read_long_responses(path: str | Path) -> tuple[list[str], list[str], np.ndar
     if dups:
         shown = "; ".join(f"lines {a} and {b}" for a, b in dups[:5])
         raise ValueError(f"{path}: duplicate student-item rows ({shown}{'; ...' if len(dups) > 5 else ''})")
-    return students, items, np.array([v == "1" for v in raw], dtype=np.int64)
+    return students, items, np.array([int(v) for v in raw], dtype=np.int64)
 
 
 def to_response_data(students: list[str], items: list[str], response: np.ndarray,

@@ -159,8 +159,44 @@ def _bank_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate_partial_credit(args: argparse.Namespace) -> int:
+    from ..adapters.calibration_io import read_long_responses
+    from ..domain.calibration_bank import partial_credit_bank
+    from ..irt.polytomous_calibration import CategoryData, calibrate_polytomous
+
+    if args.bank or args.fixed:
+        raise CliError(f"--model {args.model} calibrates a bank of partial-credit items on its own: "
+                       "--bank and --fixed (a mixed bank, fixed anchors) are not supported for it yet")
+    students, item_col, response = read_long_responses(args.responses, categories=True)
+    item_ids = sorted(set(item_col))
+    index = {item_id: j for j, item_id in enumerate(item_ids)}
+    persons: dict[str, int] = {}
+    person = np.array([persons.setdefault(s, len(persons)) for s in students], dtype=np.int64)
+    item = np.array([index[i] for i in item_col], dtype=np.int64)
+    data = CategoryData.from_long(person, item, response, len(persons), len(item_ids), item_ids)
+    priors = _priors_option(args.priors, "2PL")
+    result = calibrate_polytomous(data, args.model, priors=priors, n_nodes=args.nodes, max_cycles=args.max_iter,
+                                  tol=args.tol)
+    bank = partial_credit_bank(result, item_ids, args.bank_id or "calibrated", args.version or 1, len(persons))
+    bank.dump(args.out)
+    summary = {**result.summary(), "n_persons": len(persons), "out": str(args.out), "bank_id": bank.bank_id,
+               "version": bank.version}
+    if args.report:
+        Path(args.report).write_text(json.dumps({"summary": summary, "items": [
+            it.model_dump(exclude_none=True) for it in bank.items]}, indent=1))
+    human = (f"{args.model}: {len(item_ids)} items from {summary['n_responses']} responses of {len(persons)} "
+             f"persons in {result.cycles} cycles ({'converged' if result.converged else 'NOT converged'}, "
+             f"{result.seconds:.2f}s); -2LL {summary['minus_2ll']:.1f}, AIC {summary['aic']:.1f}, "
+             f"BIC {summary['bic']:.1f}; SE: {result.se_method}; wrote {args.out}")
+    _emit(args, summary, human)
+    return 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     import warnings
+
+    if args.model in ("GRM", "GPCM"):
+        return _calibrate_partial_credit(args)
 
     from ..adapters.calibration_io import calibrated_bank, read_long_responses, to_response_data
     from ..domain.bank import ItemBank
@@ -180,9 +216,10 @@ def _calibrate(args: argparse.Namespace) -> int:
 
         pretest = np.array([it.status == "pretest" for it in base.items])
         if args.fixed == "operational":
-            fixed = {j: (it.a, it.b, it.c) for j, it in enumerate(base.items) if it.status != "pretest"}
+            fixed = {j: (it.a, it.difficulty, it.c) for j, it in enumerate(base.items) if it.status != "pretest"}
         else:
-            initial = ItemEstimates(np.array([it.a for it in base.items]), np.array([it.b for it in base.items]),
+            initial = ItemEstimates(np.array([it.a for it in base.items]),
+                                    np.array([it.difficulty for it in base.items]),
                                     np.array([it.c for it in base.items]))
 
     priors = _priors_option(args.priors, args.model)
@@ -409,8 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=_exposure)
 
     c = sub.add_parser("calibrate", help="estimate item parameters (Bock-Aitkin EM) from responses")
-    c.add_argument("--responses", type=Path, required=True, help="CSV or Parquet: student_id,item_id,response")
-    c.add_argument("--model", choices=["1PL", "2PL", "3PL"], default="2PL")
+    c.add_argument("--responses", type=Path, required=True,
+                   help="CSV or Parquet: student_id,item_id,response (0/1; categories 0..m for GRM and GPCM)")
+    c.add_argument("--model", choices=["1PL", "2PL", "3PL", "GRM", "GPCM"], default="2PL")
     c.add_argument("--bank", type=Path, help="existing bank: ids, starting values, fixed items")
     c.add_argument("--fixed", choices=["operational"], help="hold the bank's non-pretest items fixed")
     c.add_argument("--method", choices=["mem", "oem"], default="mem", help="online calibration method")

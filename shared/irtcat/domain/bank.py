@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field, model_validator
@@ -15,6 +16,8 @@ from ..irt.state import STATUS_CODES, Bank
 from .base import Message, first_error
 
 ItemStatus = Literal["operational", "pretest", "retired"]
+PartialCreditModel = Literal["GRM", "GPCM"]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 # the ids a tablet sends for the options in the order it shows them (A = first shown)
@@ -27,8 +30,12 @@ class Item(Message):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     item_id: str = Field(min_length=1, max_length=128)
+    model: PartialCreditModel | None = Field(
+        default=None, description="a partial-credit item's model (b is then its list of thresholds); "
+                                  "None: the bank's model")
     a: float = Field(default=1.0, gt=0, allow_inf_nan=False)
-    b: float = Field(default=0.0, allow_inf_nan=False)
+    b: FiniteFloat | list[FiniteFloat] = Field(default=0.0,
+                                   description="difficulty; a partial-credit item: thresholds of categories 0..len(b)")
     c: float = Field(default=0.0, ge=0, lt=1, allow_inf_nan=False)
     d: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
     status: ItemStatus = "operational"
@@ -43,7 +50,7 @@ class Item(Message):
     exposure_k: float = Field(default=1.0, gt=0, le=1, description="Sympson-Hetter parameter")
     # written by calibration
     se_a: float | None = Field(default=None, ge=0)
-    se_b: float | None = Field(default=None, ge=0)
+    se_b: float | list[float] | None = Field(default=None)
     se_c: float | None = Field(default=None, ge=0)
     n_responses: int | None = Field(default=None, ge=0)
     rmsd: float | None = Field(default=None, ge=0)
@@ -51,6 +58,18 @@ class Item(Message):
 
     @model_validator(mode="after")
     def _check(self) -> Item:
+        if self.model is None and isinstance(self.b, list):
+            raise ValueError(f"item {self.item_id}: a list of thresholds b needs \"model\": \"GRM\" or \"GPCM\"")
+        if self.model is not None:
+            if not isinstance(self.b, list) or not self.b:
+                raise ValueError(f"item {self.item_id}: a {self.model} item needs b as a list of 1 or more thresholds")
+            if self.model == "GRM" and any(y <= x for x, y in pairwise(self.b)):
+                raise ValueError(f"item {self.item_id}: graded response thresholds must increase, got {self.b}")
+            if self.c != 0.0 or self.d != 1.0:
+                raise ValueError(f"item {self.item_id}: a partial-credit item has no c or d")
+        se_b = self.se_b if isinstance(self.se_b, list) else [self.se_b] if self.se_b is not None else []
+        if any(x < 0 for x in se_b):
+            raise ValueError(f"item {self.item_id}: se_b must be >= 0")
         if self.d <= self.c:
             raise ValueError(f"item {self.item_id}: d must be greater than c")
         if self.key is not None and (self.options is None or self.key >= len(self.options)):
@@ -60,6 +79,18 @@ class Item(Message):
         if self.options is not None and len(self.options) > len(OPTION_IDS):
             raise ValueError(f"item {self.item_id}: at most {len(OPTION_IDS)} options")
         return self
+
+    @property
+    def thresholds(self) -> list[float]:
+        """A partial-credit item's thresholds (empty for a right/wrong item)."""
+        return list(self.b) if isinstance(self.b, list) else []
+
+    @property
+    def difficulty(self) -> float:
+        """b of a right/wrong item (ValueError naming the item for a partial-credit one)."""
+        if isinstance(self.b, list):
+            raise ValueError(f"item {self.item_id} is a {self.model} item: it has thresholds, not one b")
+        return self.b
 
     @property
     def kind(self) -> Literal["choice", "numeric"] | None:
@@ -92,7 +123,8 @@ class ItemBank(Message):
     format_version: Literal[1] = 1
     bank_id: str = Field(min_length=1, max_length=128)
     version: int = Field(ge=1)
-    model: Model = "3PL"
+    model: Model | PartialCreditModel = Field(
+        default="3PL", description="the right/wrong items' model; a bank calibrated as GRM or GPCM names that")
     scale: float = Field(default=D_LOGISTIC, gt=0)
     items: list[Item] = Field(min_length=1)
     calibration: CalibrationInfo | None = Field(default=None, description="how this version was calibrated")
@@ -113,10 +145,16 @@ class ItemBank(Message):
 
     @cached_property
     def engine(self) -> Bank:
-        """The arrays the engine works on (built once per bank object)."""
+        """The arrays the engine works on (built once per bank object). The adaptive engine
+        serves right/wrong items: a bank with partial-credit items is refused with their ids."""
         its = self.items
+        partial = [i.item_id for i in its if i.model is not None]
+        if partial:
+            raise ValueError(f"bank {self.bank_id}: {len(partial)} partial-credit item(s) ({', '.join(partial[:3])}"
+                             f"{', ...' if len(partial) > 3 else ''}); the adaptive engine serves right/wrong "
+                             "items only so far (docs/limitations.md)")
         params = ItemParameters.from_arrays(
-            a=[i.a for i in its], b=[i.b for i in its], c=[i.c for i in its],
+            a=[i.a for i in its], b=[i.difficulty for i in its], c=[i.c for i in its],
             d=[i.d for i in its], scale=self.scale,
         )
         return Bank(

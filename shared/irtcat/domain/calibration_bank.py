@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..irt.calibration import CalibrationResult, promote
+from ..irt.polytomous_calibration import PolytomousResult
 from .bank import CalibrationInfo, Item, ItemBank
 
 
@@ -41,7 +42,8 @@ def calibrated_bank(result: CalibrationResult, item_ids: list[str], base: ItemBa
             n_responses=int(result.n_responses[j]), rmsd=num(result.rmsd[j]), calibration_note=note,
         )
         if prev is not None and not estimated:
-            fields.update(a=prev.a, b=prev.b, c=prev.c, se_a=prev.se_a, se_b=prev.se_b, se_c=prev.se_c)
+            se_b = prev.se_b if not isinstance(prev.se_b, list) else None
+            fields.update(a=prev.a, b=prev.difficulty, c=prev.c, se_a=prev.se_a, se_b=se_b, se_c=prev.se_c)
         item = prev.model_copy(update=fields) if prev else Item(item_id=item_id, **fields)  # type: ignore[arg-type]
         items.append(Item.model_validate(item.model_dump()))
         report.append({"item_id": item_id, "estimated": estimated, **fields})
@@ -54,3 +56,29 @@ def calibrated_bank(result: CalibrationResult, item_ids: list[str], base: ItemBa
                     items=items, calibration=info)
     return bank, {"items": report, "status_counts": dict(counts),
                   "promoted": [item_ids[j] for j, d in decisions.items() if d == "promoted"]}
+
+
+def partial_credit_bank(result: PolytomousResult, item_ids: list[str], bank_id: str, version: int,
+                        n_persons: int) -> ItemBank:
+    """A bank of the partial-credit items ``result`` estimated: each item carries its model,
+    a, its thresholds b, their SEs, its responses and its fit."""
+
+    def num(x: float) -> float | None:
+        return round(float(x), 5) if np.isfinite(x) else None
+
+    items = []
+    for j, item_id in enumerate(item_ids):
+        m = int(np.sum(~np.isnan(result.thresholds[j])))
+        se_b = [num(x) for x in result.se_thresholds[j, :m]]
+        items.append(Item(
+            item_id=item_id, model=result.model,  # type: ignore[arg-type]
+            a=round(float(result.a[j]), 5), b=[round(float(x), 5) for x in result.thresholds[j, :m]],
+            se_a=num(result.se_a[j]), se_b=None if None in se_b else [float(x) for x in se_b if x is not None],
+            n_responses=int(result.n_responses[j]), rmsd=num(result.rmsd[j]),
+            calibration_note=None if result.converged else "EM did not converge"))
+    info = CalibrationInfo(model=result.model, priors=result.priors.describe(), se_method=result.se_method,
+                           cycles=result.cycles, converged=result.converged,
+                           n_responses=int(result.n_responses.sum()), n_persons=n_persons,
+                           log_likelihood=result.log_likelihood)
+    return ItemBank(bank_id=bank_id, version=version, model=result.model,  # type: ignore[arg-type]
+                    items=items, calibration=info, scale=1.0)

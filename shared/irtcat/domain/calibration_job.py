@@ -280,7 +280,7 @@ def prepare(request: CalibrationRequest, banks: BankPublisher, history: ObjectSt
             n_per_item[j] += 1
     fixed = ~pretest
     initial = ItemEstimates(np.array([it.a * bank.scale for it in bank.items]),
-                            np.array([it.b for it in bank.items]), np.array([it.c for it in bank.items]))
+                            np.array([it.difficulty for it in bank.items]), np.array([it.c for it in bank.items]))
     est, free, left_out = job.plan(model).setup(initial, n_per_item, fixed)
     work.put(job.params_key(0), _params_doc(est, fixed, free, left_out, model))
     return job.model_copy(update={"n_shards": sum(1 for rows in buckets if rows)})
