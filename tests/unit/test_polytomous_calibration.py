@@ -110,8 +110,10 @@ def test_cli_calibrates_grm_into_a_bank_with_model_a_and_thresholds(tmp_path: Pa
     bank = ItemBank.load(out)
     assert bank.model == "GRM" and bank.calibration is not None and bank.calibration.model == "GRM"
     assert np.corrcoef([it.a for it in bank.items], truth.a)[0, 1] > 0.9
-    with pytest.raises(ValueError, match="partial-credit item"):
-        _ = bank.engine  # the adaptive engine serves right/wrong items only so far
+    engine = bank.engine  # a partial-credit bank as the engine's arrays
+    assert engine.poly is not None and engine.poly_index.tolist() == list(range(5))
+    assert main(["bank", "publish", "--bank", str(out), "--bucket", "b"]) == 2  # the session API cannot score them
+    assert "does not score partial-credit items yet" in capsys.readouterr().err
 
 
 def test_cli_refuses_categories_for_right_wrong_models_and_a_mixed_bank(tmp_path: Path,

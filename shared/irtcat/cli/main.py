@@ -35,6 +35,10 @@ def _bank_generate(args: argparse.Namespace) -> int:
         args.items, args.model, args.seed, args.bank_id, args.version, args.pretest, areas,
         with_content=not args.no_content, scale=1.702 if args.normal_metric else 1.0,
     )
+    if args.models:
+        from ..domain.generate import with_partial_credit
+
+        bank = with_partial_credit(bank, [m.strip() for m in args.models.split(",") if m.strip()], args.seed)
     controlled = ""
     if not args.no_exposure_control:
         from ..domain.exposure import with_exposure_control
@@ -145,6 +149,10 @@ def _bank_publish(args: argparse.Namespace) -> int:
     from ..domain.policy import TestDefinition
 
     bank = ItemBank.load(args.bank)
+    partial = [it.item_id for it in bank.items if it.model is not None and it.status == "operational"]
+    if partial:
+        raise CliError(f"{len(partial)} operational partial-credit item(s) ({', '.join(partial[:3])}): the session "
+                       "API does not score partial-credit items yet; mark them pretest or retired to publish")
     store = S3BankStore(Settings(table_name="-", bank_bucket=args.bucket, history_stream="-", history_bucket="-"))
     store.publish(bank, make_current=not args.no_current)
     summary: dict[str, Any] = {"bucket": args.bucket, "bank_id": bank.bank_id, "version": bank.version,
@@ -390,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = bank.add_parser("generate", help="generate an item bank JSON")
     g.add_argument("--items", type=int, default=500)
     g.add_argument("--model", choices=["1PL", "2PL", "3PL", "4PL"], default="3PL")
+    g.add_argument("--models", help="cycle the items through models, e.g. 3PL,GRM,GPCM (partial-credit items "
+                                    "have 4 categories and no content: for simulation)")
     g.add_argument("--pretest", type=int, default=0, help="pretest items added to the operational ones")
     g.add_argument("--content-areas", default="", help="comma-separated areas, assigned in turn")
     g.add_argument("--bank-id", default="demo")

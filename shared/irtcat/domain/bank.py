@@ -12,6 +12,7 @@ import numpy as np
 from pydantic import ConfigDict, Field, model_validator
 
 from ..irt.model import D_LOGISTIC, ItemParameters, Model
+from ..irt.polytomous import PolytomousItems
 from ..irt.state import STATUS_CODES, Bank
 from .base import Message, first_error
 
@@ -145,24 +146,27 @@ class ItemBank(Message):
 
     @cached_property
     def engine(self) -> Bank:
-        """The arrays the engine works on (built once per bank object). The adaptive engine
-        serves right/wrong items: a bank with partial-credit items is refused with their ids."""
+        """The arrays the engine works on (built once per bank object); partial-credit items go
+        to the bank's ``poly`` part (:class:`~irtcat.irt.state.Bank`)."""
         its = self.items
-        partial = [i.item_id for i in its if i.model is not None]
-        if partial:
-            raise ValueError(f"bank {self.bank_id}: {len(partial)} partial-credit item(s) ({', '.join(partial[:3])}"
-                             f"{', ...' if len(partial) > 3 else ''}); the adaptive engine serves right/wrong "
-                             "items only so far (docs/limitations.md)")
+        poly_index = [j for j, i in enumerate(its) if i.model is not None]
         params = ItemParameters.from_arrays(
-            a=[i.a for i in its], b=[i.difficulty for i in its], c=[i.c for i in its],
-            d=[i.d for i in its], scale=self.scale,
+            a=[i.a for i in its], b=[0.0 if i.model is not None else i.difficulty for i in its],
+            c=[i.c for i in its], d=[i.d for i in its], scale=self.scale,
         )
+        poly = None
+        if poly_index:
+            chosen = [its[j] for j in poly_index]
+            poly = PolytomousItems.build([str(i.model) for i in chosen], [i.a for i in chosen],
+                                         [i.thresholds for i in chosen], scale=self.scale)
         return Bank(
             params,
             status=np.array([STATUS_CODES[i.status] for i in its], dtype=np.int8),
             content=[i.content_area for i in its],
             exposure_k=np.array([i.exposure_k for i in its]),
             item_ids=[i.item_id for i in its],
+            poly=poly,
+            poly_index=np.array(poly_index, dtype=np.int64),
         )
 
     def item(self, item_id: str) -> Item:

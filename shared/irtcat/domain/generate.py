@@ -77,3 +77,33 @@ def simulated_history(bank: ItemBank, persons: int, max_items: int = 15,
                             item_id=bank.items[j].item_id, response=int(x), seq=k)
         lines.setdefault(f"history/dt={when:%Y-%m-%d}/part-00000.json", []).append(rec.model_dump_json())
     return {key: ("\n".join(recs) + "\n").encode() for key, recs in lines.items()}
+
+
+PARTIAL_CREDIT = ("GRM", "GPCM")
+
+
+def with_partial_credit(bank: ItemBank, models: list[str], seed: int = 0) -> ItemBank:
+    """``bank`` with its items' models cycling through ``models`` (e.g. 3PL, GRM, GPCM): an item
+    whose turn is GRM or GPCM becomes a 4-category item of that model, keeping its a, with
+    thresholds around its b (GRM b - 1, b, b + 1 plus noise, sorted; GPCM steps b + N(0, 0.8^2)).
+    Partial-credit items carry no content: the tablet does not show them yet, so such a bank is
+    for simulation and calibration studies."""
+    unknown = [m for m in models if m not in PARTIAL_CREDIT and m != bank.model]
+    if not models or unknown:
+        raise ValueError(f"models must name the bank's model ({bank.model}) or GRM/GPCM, got {models}")
+    rng = np.random.default_rng(seed + 104_729)
+    items = []
+    for j, item in enumerate(bank.items):
+        model = models[j % len(models)]
+        if model not in PARTIAL_CREDIT:
+            items.append(item)
+            continue
+        b = item.difficulty
+        if model == "GRM":
+            thresholds = sorted(b + np.array([-1.0, 0.0, 1.0]) + rng.normal(0.0, 0.2, 3))
+        else:
+            thresholds = list(b + rng.normal(0.0, 0.8, 3))
+        items.append(Item(item_id=item.item_id, model=model, a=item.a,  # type: ignore[arg-type]
+                          b=[round(float(x), 4) for x in thresholds], status=item.status,
+                          content_area=item.content_area, exposure_k=item.exposure_k))
+    return bank.model_copy(update={"items": items})

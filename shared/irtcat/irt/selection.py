@@ -24,7 +24,6 @@ import numpy as np
 from .config import CatConfig
 from .criteria import (
     kl_information,
-    max_information,
     pick,
     pick_from_top,
     stratified_closeness,
@@ -64,12 +63,13 @@ def rule_named(name: str) -> Rule:
 @selection_rule("max_info")
 def _max_info(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, eligible: np.ndarray,
               rng: np.random.Generator) -> tuple[FloatArray, np.ndarray]:
-    return max_information(state.theta[rows], bank.params32), eligible
+    return bank.information(state.theta[rows]), eligible
 
 
 @selection_rule("kl")
 def _kl(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, eligible: np.ndarray,
         rng: np.random.Generator) -> tuple[FloatArray, np.ndarray]:
+    bank.require_dichotomous("KL selection")
     return kl_information(state.theta[rows], state.n_scored[rows], bank.params32), eligible
 
 

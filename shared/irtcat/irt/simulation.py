@@ -16,6 +16,7 @@ import numpy as np
 from .cat import record_answer
 from .config import CatConfig
 from .model import FloatArray, prob
+from .polytomous import draw_responses
 from .selection import select_next
 from .state import Bank, CatState
 from .stopping import check_stop
@@ -127,6 +128,12 @@ def simulate(
                 break
         p = prob(true_theta[active], bank.params.subset(items))
         x = (rng.random(active.size) < p).astype(np.int64)
+        if bank.poly is not None:  # partial-credit items answer in a category
+            where = np.searchsorted(bank.poly_index, items)
+            is_poly = (where < bank.poly_index.size) & (bank.poly_index[np.minimum(where, bank.poly_index.size - 1)]
+                                                        == items)
+            if is_poly.any():
+                x[is_poly] = draw_responses(true_theta[active[is_poly]], bank.poly.subset(where[is_poly]), rng)
         record_answer(state, bank, config, active, items, x)
         if keep_responses:
             log.append((active.copy(), items.copy(), x.copy()))
@@ -181,7 +188,7 @@ def sympson_hetter_parameters(
     history: list[float] = []
     sh_config = replace(config, sympson_hetter=True)
     for round_ in range(iterations):
-        trial = Bank(bank.params, bank.status, [bank.area_names[a] for a in bank.area], k, bank.item_ids)
+        trial = bank.with_exposure_k(k)
         thetas = rng.normal(config.prior.mean, config.prior.sd, examinees)
         result = simulate(trial, sh_config, thetas, seed=seed + round_ + 1)
         exposure = result.exposure

@@ -9,9 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import CatConfig
-from .criteria import PeakIndex, b_blocked_strata
+from .criteria import PeakIndex, b_blocked_strata, max_information
 from .estimation import Quadrature
 from .model import FloatArray, ItemParameters, log_likelihood_table
+from .polytomous import PolytomousItems
+from .polytomous import information as polytomous_information
+from .polytomous import log_likelihood_table as polytomous_log_likelihood_table
 
 OPERATIONAL, PRETEST, RETIRED = 0, 1, 2
 STATUS_CODES = {"operational": OPERATIONAL, "pretest": PRETEST, "retired": RETIRED}
@@ -21,6 +24,11 @@ class Bank:
     """A bank's parameters and metadata as arrays, with per-quadrature caches.
 
     Build one per bank version and keep it for the life of the process (the Lambda container).
+    A mixed bank also has partial-credit items: ``poly`` holds their parameters and
+    ``poly_index`` their positions (their entries in ``params`` are placeholders); their
+    information and log-likelihood come from :mod:`.polytomous`. On a mixed bank EAP,
+    maximum-information selection, the CI classification and the other stopping rules work;
+    the rules that need right/wrong items say so (:meth:`require_dichotomous`).
     """
 
     def __init__(
@@ -30,9 +38,17 @@ class Bank:
         content: list[str] | None = None,
         exposure_k: FloatArray | None = None,
         item_ids: list[str] | None = None,
+        poly: PolytomousItems | None = None,
+        poly_index: np.ndarray | None = None,
     ) -> None:
         n = len(params)
         self.params = params
+        self.poly = poly if poly is not None and len(poly) else None
+        self.poly_index = (np.asarray(poly_index, dtype=np.int64) if self.poly is not None and poly_index is not None
+                           else np.zeros(0, dtype=np.int64))
+        if self.poly is not None and (self.poly_index.size != len(self.poly) or np.any(self.poly_index >= n)
+                                      or np.any(np.diff(self.poly_index) <= 0)):
+            raise ValueError("poly_index must give one increasing bank position per partial-credit item")
         self.status = np.zeros(n, dtype=np.int8) if status is None else np.asarray(status, np.int8)
         areas = content if content is not None else [""] * n
         self.area_names = sorted(set(areas))
@@ -49,7 +65,7 @@ class Bank:
         # float32 copy for ranking items: twice as fast, and ranks don't need float64
         self.params32 = params.astype(np.float32)
         # items by decreasing peak information, for the exact pruned max-info scan (d = 1 only)
-        self.prunable = bool(np.all(params.d == 1.0))
+        self.prunable = bool(np.all(params.d == 1.0)) and self.poly is None
         self.peak_index = PeakIndex.build(params) if self.prunable and n > 1000 else None
         self._tables: dict[Quadrature, FloatArray] = {}
         self._strata: dict[int, np.ndarray] = {}
@@ -58,14 +74,43 @@ class Bank:
         return len(self.params)
 
     def loglik_table(self, quadrature: Quadrature) -> FloatArray:
-        """Cached ``log P(x | node)`` table, shape (items, 2, nodes)."""
+        """Cached ``log P(x | node)`` table, shape (items, categories, nodes): 2 categories on a
+        right/wrong bank; on a mixed bank as many as its widest item has (an item's missing
+        categories are never indexed)."""
         table = self._tables.get(quadrature)
         if table is None:
-            table = self._tables[quadrature] = log_likelihood_table(self.params, quadrature.nodes)
+            table = log_likelihood_table(self.params, quadrature.nodes)
+            if self.poly is not None:
+                poly = polytomous_log_likelihood_table(self.poly, quadrature.nodes)
+                width = max(2, poly.shape[1])
+                table = np.concatenate([table, np.full((len(self), width - 2, table.shape[2]), -np.inf)], axis=1)
+                table[self.poly_index] = -np.inf
+                table[self.poly_index, :poly.shape[1]] = poly
+            self._tables[quadrature] = table
         return table
+
+    def information(self, theta: FloatArray) -> FloatArray:
+        """Fisher information of every item at each theta, (n, items), in float32 (ranking only)."""
+        out = max_information(theta, self.params32)
+        if self.poly is not None:
+            out[:, self.poly_index] = polytomous_information(theta, self.poly).astype(out.dtype)
+        return out
+
+    def require_dichotomous(self, what: str) -> None:
+        """ValueError when this bank has partial-credit items, which ``what`` cannot handle."""
+        if self.poly is not None:
+            raise ValueError(f"{what} works on right/wrong items only, and this bank has {len(self.poly)} "
+                             "partial-credit item(s): use the EAP estimator, max_info selection and the CI "
+                             "classification")
+
+    def with_exposure_k(self, exposure_k: FloatArray) -> Bank:
+        """The same bank with other Sympson-Hetter parameters."""
+        return Bank(self.params, self.status, [self.area_names[a] for a in self.area], exposure_k, self.item_ids,
+                    self.poly, self.poly_index)
 
     def strata(self, n_strata: int) -> np.ndarray:
         """Cached a-stratified/b-blocked stratum per item (-1 for non-operational items)."""
+        self.require_dichotomous("a-stratification")
         s = self._strata.get(n_strata)
         if s is None:
             s = self._strata[n_strata] = b_blocked_strata(

@@ -117,6 +117,7 @@ def classified(state: CatState, bank: Bank, rows: np.ndarray, rule: Classificati
         for cut in rule.cuts:
             out &= (th - half > cut) | (th + half < cut)
         return out
+    bank.require_dichotomous("SPRT classification")
     x = state.scored_resp[rows]
     upper = np.log((1 - rule.beta) / rule.alpha)
     lower = np.log(rule.beta / (1 - rule.alpha))

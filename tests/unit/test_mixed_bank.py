@@ -1,0 +1,113 @@
+"""The adaptive step on a mixed bank (3PL, GRM and GPCM items): information, the incremental
+EAP against a posterior computed from scratch, simulation in categories, and clear refusals for
+the rules that need right/wrong items."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from irtcat.cli.main import main
+from irtcat.domain.bank import Item, ItemBank
+from irtcat.domain.generate import generate_bank
+from irtcat.domain.policy import TestPolicy
+from irtcat.irt.cat import record_answer
+from irtcat.irt.model import information as information_4pl
+from irtcat.irt.polytomous import category_probabilities
+from irtcat.irt.polytomous import information as information_poly
+from irtcat.irt.simulation import simulate
+from irtcat.irt.state import CatState
+
+
+def mixed_bank(right_wrong: int = 150, partial: int = 50, seed: int = 3) -> ItemBank:
+    """``right_wrong`` 3PL items, then ``partial`` partial-credit items alternating GRM and GPCM
+    (4 categories; a ~ LogN(0.2, 0.25); thresholds around N(0, 1))."""
+    base = generate_bank(right_wrong, "3PL", seed=seed, with_content=False)
+    rng = np.random.default_rng(seed)
+    extra = []
+    for j in range(partial):
+        model = "GRM" if j % 2 == 0 else "GPCM"
+        center = rng.normal()
+        b = sorted(center + np.array([-1.0, 0.0, 1.0]) + rng.normal(0, 0.2, 3)) if model == "GRM" \
+            else list(center + rng.normal(0, 0.8, 3))
+        extra.append(Item(item_id=f"pc{j:03d}", model=model, a=float(np.exp(rng.normal(0.2, 0.25))),  # type: ignore[arg-type]
+                          b=[float(x) for x in b]))
+    return base.model_copy(update={"items": [*base.items, *extra]})
+
+
+def test_information_of_each_item_comes_from_its_model() -> None:
+    bank = mixed_bank().engine
+    assert bank.poly is not None and bank.poly_index.size == 50
+    theta = np.array([-1.0, 0.0, 1.5])
+    info = bank.information(theta)
+    assert info[:, :150] == pytest.approx(information_4pl(theta[:, None], bank.params.subset(np.arange(150))), rel=1e-4)
+    assert info[:, 150:] == pytest.approx(information_poly(theta, bank.poly), rel=1e-4)
+
+
+def test_incremental_eap_equals_the_posterior_from_scratch() -> None:
+    doc = mixed_bank()
+    bank = doc.engine
+    config = replace(TestPolicy(sympson_hetter=False).cat_config(), max_items=40)
+    state = CatState.start(1, bank, config)
+    served = [3, 151, 152, 40, 160, 199]
+    answers = [1, 3, 0, 0, 2, 1]
+    for item, x in zip(served, answers, strict=True):
+        record_answer(state, bank, config, np.array([0]), np.array([item]), np.array([x]))
+    nodes = config.quadrature.nodes
+    log_post = -0.5 * nodes**2
+    for item, x in zip(served, answers, strict=True):
+        if item < 150:
+            pr = bank.params
+            p = pr.c[item] + (pr.d[item] - pr.c[item]) / (1 + np.exp(-pr.scale * pr.a[item] * (nodes - pr.b[item])))
+            log_post += np.log(p if x == 1 else 1 - p)
+        else:
+            k = int(np.flatnonzero(bank.poly_index == item)[0])
+            log_post += np.log(category_probabilities(nodes, bank.poly.subset([k]))[:, 0, x])  # type: ignore[union-attr]
+    w = np.exp(log_post - log_post.max())
+    w /= w.sum()
+    theta = float(np.sum(w * nodes))
+    assert state.theta[0] == pytest.approx(theta, abs=1e-9)
+    assert state.se[0] == pytest.approx(float(np.sqrt(np.sum(w * (nodes - theta) ** 2))), abs=1e-9)
+
+
+def test_simulation_answers_partial_credit_items_in_categories_and_measures() -> None:
+    doc = mixed_bank()
+    bank = doc.engine
+    config = replace(TestPolicy(sympson_hetter=False).cat_config(), max_items=20)
+    thetas = np.random.default_rng(8).normal(size=600)
+    result = simulate(bank, config, thetas, seed=8, keep_responses=True)
+    assert result.responses is not None
+    _, item, x = result.responses
+    partial = item >= 150
+    assert partial.any() and (x[partial] >= 2).any() and x[partial].max() <= 3
+    assert set(np.unique(x[~partial])) <= {0, 1}
+    summary = result.summary(bank)
+    assert summary["rmse"] < 0.4
+    # partial-credit items carry more information per item: the CAT prefers them
+    assert result.exposure[150:].mean() > result.exposure[:150].mean()
+
+
+@pytest.mark.parametrize("change", [{"estimator": "MLE"}, {"selection": "kl"}, {"selection": "a_stratified"}])
+def test_rules_that_need_right_wrong_items_say_so(change: dict[str, str]) -> None:
+    bank = mixed_bank(40, 10).engine
+    config = replace(TestPolicy(sympson_hetter=False).cat_config(), **change)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="partial-credit item"):
+        simulate(bank, config, np.zeros(3), seed=1)
+
+
+def test_bank_generate_mixes_models_and_simulate_runs_on_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "mixed.json"
+    assert main(["bank", "generate", "--items", "90", "--models", "3PL,GRM,GPCM", "--no-content",
+                 "--out", str(out)]) == 0
+    bank = ItemBank.load(out)
+    assert [it.model for it in bank.items[:3]] == [None, "GRM", "GPCM"]
+    assert all(len(it.thresholds) == 3 for it in bank.items if it.model)
+    assert any(it.exposure_k < 1 for it in bank.items)  # exposure control computed on the mixed bank
+    capsys.readouterr()
+    assert main(["simulate", "--bank", str(out), "--examinees", "200", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["examinees"] == 200 and summary["rmse"] < 0.5
+    assert main(["bank", "generate", "--items", "9", "--models", "3PL,NRM", "--out", str(out)]) == 2
