@@ -807,8 +807,9 @@ def bench_partial_credit_peers() -> dict[str, Any]:
 
 def bench_mixed_simulation(examinees: int = 1000) -> dict[str, Any]:
     """The adaptive step on a mixed bank: 1,000 simulees through a 500-item bank whose items
-    cycle 3PL, GRM, GPCM (4 categories), against the same bank all 3PL, default policy without
-    exposure control (EAP, max-info, SE <= 0.3 or 30 items), alternating 3 times each."""
+    cycle 3PL, GRM, GPCM (4 categories), against the same bank all 3PL, the default policy
+    without exposure control (EAP, max-info), stopping at SE <= 0.3 (or 30 items) and at a fixed
+    30 items; alternating 3 times each, medians, with each bank's caches built first."""
     from dataclasses import replace
 
     from irtcat.domain.generate import generate_bank, with_partial_credit
@@ -817,23 +818,27 @@ def bench_mixed_simulation(examinees: int = 1000) -> dict[str, Any]:
 
     plain = generate_bank(500, "3PL", seed=7, with_content=False)
     mixed = with_partial_credit(plain, ["3PL", "GRM", "GPCM"], seed=7)
-    config = replace(TestPolicy().cat_config(), sympson_hetter=False)
+    base = replace(TestPolicy().cat_config(), sympson_hetter=False)
     thetas = np.random.default_rng(31).normal(size=examinees)
-    times: dict[str, list[float]] = {"plain": [], "mixed": []}
-    summaries: dict[str, dict[str, Any]] = {}
-    for _ in range(3):
-        for name, bank in (("plain", plain), ("mixed", mixed)):
-            engine = bank.model_copy().engine
-            t = time.perf_counter()
-            result = simulate(engine, config, thetas, seed=31)
-            times[name].append(time.perf_counter() - t)
-            summaries[name] = result.summary(engine)
     out: dict[str, Any] = {}
-    for name in times:
-        out[f"mixed_sim_{name}_ms_per_examinee"] = 1000 * statistics.median(times[name]) / examinees
-        out[f"mixed_sim_{name}_rmse"] = summaries[name]["rmse"]
-        out[f"mixed_sim_{name}_mean_length"] = summaries[name]["mean_length"]
-    out["mixed_sim_time_ratio"] = statistics.median(times["mixed"]) / statistics.median(times["plain"])
+    for stop, config in (("se", base), ("fixed30", replace(base, se_threshold=None))):
+        times: dict[str, list[float]] = {"plain": [], "mixed": []}
+        summaries: dict[str, dict[str, Any]] = {}
+        for _ in range(3):
+            for name, bank in (("plain", plain), ("mixed", mixed)):
+                engine = bank.model_copy().engine
+                engine.information(np.zeros(1))  # the per-bank caches a container builds once
+                engine.loglik_table(config.quadrature)
+                t = time.perf_counter()
+                result = simulate(engine, config, thetas, seed=31)
+                times[name].append(time.perf_counter() - t)
+                summaries[name] = result.summary(engine)
+        for name in times:
+            tag = f"mixed_sim_{stop}_{name}"
+            out[f"{tag}_ms_per_examinee"] = 1000 * statistics.median(times[name]) / examinees
+            out[f"{tag}_rmse"] = summaries[name]["rmse"]
+            out[f"{tag}_mean_length"] = summaries[name]["mean_length"]
+        out[f"mixed_sim_{stop}_time_ratio"] = statistics.median(times["mixed"]) / statistics.median(times["plain"])
     return out
 
 
