@@ -62,11 +62,13 @@ def test_local_up_invoke_down(tmp_path: Path) -> None:
 
 
 def test_demo_command_json_summary(tmp_path: Path) -> None:
+    """The demo on a mixed bank (3PL, GRM and GPCM items): partial-credit answers are scored in
+    categories, every session ends with a scale score and a level, nothing is lost."""
     env = {**os.environ}
     env.pop("AWS_ENDPOINT_URL", None)
-    run = subprocess.run([*IRTCAT, "local", "demo", "--students", "3", "--json", "--report-dir",
-                          str(tmp_path / "report")], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run([*IRTCAT, "local", "demo", "--students", "3", "--models", "3PL,GRM,GPCM", "--json",
+                          "--report-dir", str(tmp_path / "report")], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout)
     for key in ("sessions", "answers_published", "answers_applied", "answers_lost", "executions_failed",
@@ -75,7 +77,12 @@ def test_demo_command_json_summary(tmp_path: Path) -> None:
     assert summary["sessions"] == 3 and summary["answers_lost"] == 0 and summary["executions_failed"] == 0
     assert summary["answers_applied"] == summary["answers_unique"] == summary["answers_in_history"]
     assert Path(summary["dashboard"]).exists()
-    assert list((tmp_path / "report" / "history").glob("dt=*/part-00000.json"))
+    files = list((tmp_path / "report" / "history").glob("dt=*/part-*.json"))
+    records = [json.loads(line) for f in files for line in f.read_text().splitlines() if line]
+    answers = [r for r in records if r["record_type"] == "answer" and r["outcome"] == "applied"]
+    assert any((r.get("response") or 0) >= 2 for r in answers)  # partial-credit categories above 1
+    finished = [r for r in records if r["record_type"] == "session"]
+    assert finished and all(r.get("level") and r.get("scale_score") is not None for r in finished)
 
 
 def test_a_small_chaos_run_loses_nothing_and_quarantines_every_poison_record(tmp_path: Path) -> None:

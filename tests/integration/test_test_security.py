@@ -24,7 +24,7 @@ from .targets import stream_records
 pytestmark = pytest.mark.integration
 
 # a field that would carry a key, in JSON or in a log line
-KEY_FIELD = re.compile(r'"(key|answer_value|correct|is_correct|correct_option)"\s*:')
+KEY_FIELD = re.compile(r'"(key|answer_value|correct|is_correct|correct_option|credits)"\s*:')
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRuntim
     rt = LocalRuntime.up(parameters={"StreamShardCount": "2", "PipeBatchSize": "10"})
     report = tmp_path_factory.mktemp("report")
     try:
-        summary = run_demo(students=4, seed=4, garbage_rate=0.3, report_dir=report, rt=rt)
+        # a mixed bank: partial-credit items' credits must stay on the server as keys do
+        summary = run_demo(students=4, seed=4, garbage_rate=0.3, report_dir=report, rt=rt,
+                           models=["3PL", "GRM", "GPCM"])
         yield rt, summary, report
     finally:
         rt.down()
@@ -96,7 +98,8 @@ def test_no_key_leaves_the_server_in_a_whole_demo(demo: tuple[LocalRuntime, dict
     # the history keeps what the students chose and the score the server gave it
     applied = [json.loads(line) for text in places["history"] for line in text.splitlines()
                if '"outcome":"applied"' in line.replace(" ", "")]
-    assert applied and all(r["choice"] is not None and r["response"] in (0, 1) for r in applied)
+    assert applied and all(r["choice"] is not None and r["response"] in (0, 1, 2, 3) for r in applied)
+    assert any(r["response"] >= 2 for r in applied)  # partial-credit items scored in categories
 
 
 def test_a_tampered_tablet_is_refused_and_changes_no_score(demo: tuple[LocalRuntime, dict[str, Any], Path]) -> None:

@@ -99,6 +99,19 @@ def test_distractor_analysis_shares_options_by_ability_third(tmp_path: Path) -> 
     assert got == {(1, 2): (2, 1.0, 0), (2, 0): (1, 0.5, 1), (2, 1): (1, 0.5, 0), (3, 0): (2, 1.0, 1)}
 
 
+def test_category_frequencies_count_partial_credit_categories(tmp_path: Path) -> None:
+    """One GRM item answered in categories 0, 2, 3, 3 (one delivered twice), one right/wrong item."""
+    recs = [answer(f"c{k}", f"u{k}", 1, "g1", x, 0.0, 0.5) for k, x in enumerate([0, 2, 3, 3])]
+    recs.append(recs[-1])  # at least once: the same event twice counts once
+    recs.append(answer("c9", "u9", 2, "i1", 1, 0.0, 0.5))
+    folder = tmp_path / "history" / "dt=2026-01-05"
+    folder.mkdir(parents=True)
+    (folder / "part-00000.json").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    rows = run(connect(tmp_path), "category_frequencies")
+    got = {(r["item_id"], r["category"]): (r["earned"], r["share"]) for r in rows}
+    assert got == {("g1", 0): (1, 0.25), ("g1", 2): (1, 0.25), ("g1", 3): (2, 0.5), ("i1", 1): (1, 1.0)}
+
+
 def test_pretest_responses(history: Path) -> None:
     rows = run(connect(history), "pretest_responses")
     assert [(r["item_id"], r["responses"]) for r in rows] == [("p1", 1)]

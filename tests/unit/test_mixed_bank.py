@@ -111,3 +111,25 @@ def test_bank_generate_mixes_models_and_simulate_runs_on_it(tmp_path: Path, caps
     summary = json.loads(capsys.readouterr().out)
     assert summary["examinees"] == 200 and summary["rmse"] < 0.5
     assert main(["bank", "generate", "--items", "9", "--models", "3PL,NRM", "--out", str(out)]) == 2
+
+
+def test_a_partial_credit_option_earns_its_category_and_credits_never_show() -> None:
+    from irtcat.domain.generate import with_partial_credit
+    from irtcat.domain.scoring import score_choice, shown_options, simulated_answer
+
+    bank = with_partial_credit(generate_bank(12, "3PL", seed=2), ["3PL", "GRM", "GPCM"], seed=2)
+    item = next(it for it in bank.items if it.credits is not None)
+    assert item.kind == "choice" and item.key is None and sorted(item.credits) == [0, 1, 2, 3]  # type: ignore[arg-type]
+    shown = shown_options("secret", 4, item)
+    assert all("credit" not in text for _, text in shown)
+    for label, text in shown:
+        scored = score_choice(item, label, "secret", 4)
+        assert scored.score == item.credits[item.options.index(text)]  # type: ignore[index, union-attr]
+    rng = np.random.default_rng(5)
+    earned = [score_choice(item, simulated_answer(bank, item.item_id, 3.0, shown, rng), "secret", 4).score
+              for _ in range(200)]
+    assert np.mean(earned) > 2.0  # a strong student mostly earns the top categories
+    with pytest.raises(ValueError, match=r"credits must be categories 0\.\.3"):
+        Item(item_id="q", model="GRM", b=[-1.0, 0.0, 1.0], options=["1", "2", "3", "4"], credits=[0, 1, 2, 2])
+    with pytest.raises(ValueError, match="scored by credits, not a key"):
+        Item(item_id="q", model="GRM", b=[0.0], options=["1", "2"], key=0)

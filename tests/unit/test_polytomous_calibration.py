@@ -112,8 +112,8 @@ def test_cli_calibrates_grm_into_a_bank_with_model_a_and_thresholds(tmp_path: Pa
     assert np.corrcoef([it.a for it in bank.items], truth.a)[0, 1] > 0.9
     engine = bank.engine  # a partial-credit bank as the engine's arrays
     assert engine.poly is not None and engine.poly_index.tolist() == list(range(5))
-    assert main(["bank", "publish", "--bank", str(out), "--bucket", "b"]) == 2  # the session API cannot score them
-    assert "does not score partial-credit items yet" in capsys.readouterr().err
+    assert main(["bank", "publish", "--bank", str(out), "--bucket", "b"]) == 2  # no content: nothing to score
+    assert "without a scoring rule" in capsys.readouterr().err
 
 
 def test_cli_refuses_categories_for_right_wrong_models_and_a_mixed_bank(tmp_path: Path,

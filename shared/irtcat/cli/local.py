@@ -61,6 +61,8 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--items", type=int, default=500, help="operational items in the demo bank")
     demo.add_argument("--pretest", type=int, default=0, help="pretest items seeded into the tests")
+    demo.add_argument("--models", help="cycle the bank's items through models, e.g. 3PL,GRM,GPCM (partial-credit "
+                                       "items: 4 options, each earning a category)")
     demo.add_argument("--duplicates", type=float, default=0.05, help="share of answers a tablet resends")
     demo.add_argument("--shards", type=int, default=2)
     demo.add_argument("--batch-size", type=int, default=10)
@@ -295,7 +297,8 @@ def demo(args: argparse.Namespace) -> int:
     print(f"[irtcat] starting the local stack and {args.students} simulated tablets...", file=sys.stderr)
     summary = run_demo(students=args.students, seed=args.seed, items=args.items, pretest=args.pretest,
                        duplicate_rate=args.duplicates, report_dir=args.report_dir, shards=args.shards,
-                       batch_size=args.batch_size, progress=progress)
+                       batch_size=args.batch_size, progress=progress,
+                       models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None)
     if bar is not None:
         bar.close()
     if args.json:

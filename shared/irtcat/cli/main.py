@@ -149,10 +149,10 @@ def _bank_publish(args: argparse.Namespace) -> int:
     from ..domain.policy import TestDefinition
 
     bank = ItemBank.load(args.bank)
-    partial = [it.item_id for it in bank.items if it.model is not None and it.status == "operational"]
-    if partial:
-        raise CliError(f"{len(partial)} operational partial-credit item(s) ({', '.join(partial[:3])}): the session "
-                       "API does not score partial-credit items yet; mark them pretest or retired to publish")
+    unscorable = [it.item_id for it in bank.items if it.kind is None and it.status == "operational"]
+    if unscorable:
+        raise CliError(f"{len(unscorable)} operational item(s) without a scoring rule ({', '.join(unscorable[:3])}): "
+                       "the session API could not score them (options with a key or credits, or an answer value)")
     store = S3BankStore(Settings(table_name="-", bank_bucket=args.bucket, history_stream="-", history_bucket="-"))
     store.publish(bank, make_current=not args.no_current)
     summary: dict[str, Any] = {"bucket": args.bucket, "bank_id": bank.bank_id, "version": bank.version,

@@ -30,12 +30,11 @@ from ..domain.bank import ItemBank
 from ..domain.generate import generate_bank
 from ..domain.history import HistoryRecord
 from ..domain.policy import TestDefinition, TestPolicy
-from ..domain.scoring import simulated_choice
+from ..domain.scoring import simulated_answer
 from ..domain.session import SessionState
 from ..emulator.api import get_session_event, start_session_event
 from ..emulator.runtime import LocalRuntime
 from ..emulator.template import REGION
-from ..irt.model import prob
 from . import DEFAULT_TABLETS
 from .export import export_history
 
@@ -65,10 +64,15 @@ def settings_of(rt: LocalRuntime) -> Settings:
 
 
 def load_demo_bank(rt: LocalRuntime, items: int = 500, pretest: int = 0, seed: int = 7,
-                   policy: TestPolicy | None = None) -> ItemBank:
-    """Generate a bank (with displayable content), publish it and the demo test definition."""
+                   policy: TestPolicy | None = None, models: list[str] | None = None) -> ItemBank:
+    """Generate a bank (with displayable content; its items' models cycling through ``models``,
+    e.g. 3PL, GRM, GPCM), publish it and the demo test definition."""
     bank = generate_bank(items, "3PL", seed=seed, bank_id="demo-math", pretest=pretest,
                          content_areas=["number", "operations"])
+    if models:
+        from ..domain.generate import with_partial_credit
+
+        bank = with_partial_credit(bank, models, seed)
     if policy is None:
         positions = [3, 8, 13][: min(pretest, 3)] if pretest else []
         policy = TestPolicy(pretest_positions=positions)
@@ -200,12 +204,10 @@ class Tablet:
             previous: bytes | None = None
             while view["status"] == "active":
                 item = view["item"]
-                params = self.bank.engine.params.subset([self.bank.engine.index[item["item_id"]]])
-                correct = self.rng.random() < float(prob(res.true_theta, params)[0])
-                # the simulated student recognises the right answer by its text (the tablet
-                # itself never learns which option is the key)
+                # the simulated student recognises an option by its text (the tablet itself
+                # never learns which option is the key or what an option earns)
                 shown = [(o["id"], o["text"]) for o in item.get("options") or []]
-                choice = simulated_choice(self.bank.item(item["item_id"]), shown, correct,
+                choice = simulated_answer(self.bank, item["item_id"], res.true_theta, shown,
                                           np.random.default_rng(self.rng.randrange(2**32)))
                 event = {
                     "schema_version": 2, "event_id": str(uuid.uuid4()), "session_id": res.session_id,
@@ -329,15 +331,17 @@ def run_demo(
     rt: LocalRuntime | LiveRuntime | None = None,
     parallelization: int = 1,
     before_drain: Callable[[], None] | None = None,
+    models: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run the demo; returns the summary (also written to ``report_dir/summary.json``)."""
+    """Run the demo; returns the summary (also written to ``report_dir/summary.json``).
+    ``models`` (e.g. 3PL, GRM, GPCM) makes a mixed bank with partial-credit items."""
     own = rt is None
     rt = rt or LocalRuntime.up(parameters={"StreamShardCount": str(shards), "PipeBatchSize": str(batch_size),
                                            "PipeParallelization": str(parallelization)})
     live = rt if isinstance(rt, LiveRuntime) else LiveRuntime(rt)
     try:
         return _run(live, students, seed, items, pretest, duplicate_rate, concurrency, Path(report_dir), progress,
-                    reorder_rate, garbage_rate, before_drain)
+                    reorder_rate, garbage_rate, before_drain, models)
     finally:
         if own:
             live.rt.down()
@@ -479,10 +483,10 @@ def outbox_event_ids(rt: LocalRuntime) -> set[str]:
 def _run(live: LiveRuntime, students: int, seed: int, items: int, pretest: int, duplicate_rate: float,
          concurrency: int, report_dir: Path, progress: Callable[[int, int], None] | None,
          reorder_rate: float = 0.0, garbage_rate: float = 0.0,
-         before_drain: Callable[[], None] | None = None) -> dict[str, Any]:
+         before_drain: Callable[[], None] | None = None, models: list[str] | None = None) -> dict[str, Any]:
     rt = live.rt
     settings = settings_of(rt)
-    bank = load_demo_bank(rt, items, pretest, seed)
+    bank = load_demo_bank(rt, items, pretest, seed, models=models)
     stream = rt.stack.outputs()["AnswerStreamName"]
     rng = np.random.default_rng(seed)
     thetas = rng.normal(0.0, 1.0, students)

@@ -29,11 +29,13 @@ class OptionView(Message):
 
 class ServedItemView(Message):
     """What the tablet shows: the item to answer at position ``seq``, never its key.
-    ``kind``: ``choice`` (send an option's id) or ``numeric`` (send the number entered)."""
+    ``kind``: ``choice`` (send an option's id) or ``numeric`` (send the number entered);
+    ``partial_credit``: options earn part of the credit (what each earns stays on the server)."""
 
     item_id: str
     seq: int
     kind: Literal["choice", "numeric"] | None = None
+    partial_credit: bool = False
     stem: str | None = None
     options: list[OptionView] | None = None
 

@@ -48,6 +48,9 @@ class Item(Message):
                                        description="numeric-entry item: the correct value (never leaves the server)")
     tolerance: float = Field(default=0.0, ge=0, allow_inf_nan=False,
                              description="numeric-entry item: |entered - answer_value| <= tolerance scores 1")
+    credits: list[int] | None = Field(
+        default=None, description="partial-credit multiple choice: the category each option earns (never leaves "
+                                  "the server)")
     exposure_k: float = Field(default=1.0, gt=0, le=1, description="Sympson-Hetter parameter")
     # written by calibration
     se_a: float | None = Field(default=None, ge=0)
@@ -68,6 +71,14 @@ class Item(Message):
                 raise ValueError(f"item {self.item_id}: graded response thresholds must increase, got {self.b}")
             if self.c != 0.0 or self.d != 1.0:
                 raise ValueError(f"item {self.item_id}: a partial-credit item has no c or d")
+            if self.key is not None or self.answer_value is not None:
+                raise ValueError(f"item {self.item_id}: a partial-credit item is scored by credits, not a key")
+        if self.credits is not None:
+            m = len(self.thresholds)
+            if self.model is None or self.options is None or len(self.credits) != len(self.options):
+                raise ValueError(f"item {self.item_id}: credits need a partial-credit model and one per option")
+            if min(self.credits) < 0 or max(self.credits) != m:
+                raise ValueError(f"item {self.item_id}: credits must be categories 0..{m} with {m} earned by an option")
         se_b = self.se_b if isinstance(self.se_b, list) else [self.se_b] if self.se_b is not None else []
         if any(x < 0 for x in se_b):
             raise ValueError(f"item {self.item_id}: se_b must be >= 0")
@@ -96,7 +107,7 @@ class Item(Message):
     @property
     def kind(self) -> Literal["choice", "numeric"] | None:
         """How the tablet answers it: pick an option, enter a number; None: no scoring rule."""
-        if self.options is not None and self.key is not None:
+        if self.options is not None and (self.key is not None or self.credits is not None):
             return "choice"
         if self.answer_value is not None:
             return "numeric"

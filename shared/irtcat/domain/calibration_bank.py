@@ -22,6 +22,11 @@ def calibrated_bank(result: CalibrationResult, item_ids: list[str], base: ItemBa
     counts: Counter[str] = Counter()
     for j, item_id in enumerate(item_ids):
         prev = old.get(item_id)
+        if prev is not None and prev.model is not None:  # partial-credit: calibrated on its own, carried over
+            items.append(prev)
+            counts[prev.status] += 1
+            report.append({"item_id": item_id, "estimated": False, "model": prev.model})
+            continue
         estimated = bool(result.estimated[j])
         status = prev.status if prev else "operational"
         note = None

@@ -246,8 +246,8 @@ def prepare(request: CalibrationRequest, banks: BankPublisher, history: ObjectSt
     through = since
     for rec in applied_answers(history, history_keys(history, since), request.bank_id, since):
         j = index.get(rec.item_id or "")
-        if j is None:
-            continue  # an item no longer in the current version
+        if j is None or bank.items[j].model is not None:
+            continue  # an item no longer in the current version, or a partial-credit one (not calibrated here)
         # the history is at-least-once: a session's answer to an item counts once
         sessions.setdefault(rec.session_id or "", {}).setdefault(j, int(rec.response or 0))
         through = rec.processed_at if through is None or rec.processed_at > through else through
@@ -278,15 +278,20 @@ def prepare(request: CalibrationRequest, banks: BankPublisher, history: ObjectSt
     for answers in sessions.values():
         for j in answers:
             n_per_item[j] += 1
-    fixed = ~pretest
+    partial = np.array([it.model is not None for it in bank.items])
+    fixed = ~pretest | partial
     initial = ItemEstimates(np.array([it.a * bank.scale for it in bank.items]),
-                            np.array([it.difficulty for it in bank.items]), np.array([it.c for it in bank.items]))
+                            np.array([0.0 if it.model else it.difficulty for it in bank.items]),
+                            np.array([it.c for it in bank.items]))
     est, free, left_out = job.plan(model).setup(initial, n_per_item, fixed)
     work.put(job.params_key(0), _params_doc(est, fixed, free, left_out, model))
     return job.model_copy(update={"n_shards": sum(1 for rows in buckets if rows)})
 
 
 def _calib_model(bank: ItemBank) -> CalibModel:
+    """The right/wrong model the job calibrates (a bank calibrated as GRM/GPCM has none: 2PL)."""
+    if bank.model in ("GRM", "GPCM"):
+        return "2PL"
     return "3PL" if bank.model in ("3PL", "4PL") else bank.model  # type: ignore[return-value]
 
 

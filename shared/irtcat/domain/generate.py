@@ -86,8 +86,10 @@ def with_partial_credit(bank: ItemBank, models: list[str], seed: int = 0) -> Ite
     """``bank`` with its items' models cycling through ``models`` (e.g. 3PL, GRM, GPCM): an item
     whose turn is GRM or GPCM becomes a 4-category item of that model, keeping its a, with
     thresholds around its b (GRM b - 1, b, b + 1 plus noise, sorted; GPCM steps b + N(0, 0.8^2)).
-    Partial-credit items carry no content: the tablet does not show them yet, so such a bank is
-    for simulation and calibration studies."""
+    A multiple-choice item keeps its options, and its credits follow how close each option is
+    to the right answer (the right one 3, the nearest distractor 2, then 1, then 0). Numeric-entry
+    items stay right/wrong; items without content become partial-credit items without content
+    (for simulation and calibration studies)."""
     unknown = [m for m in models if m not in PARTIAL_CREDIT and m != bank.model]
     if not models or unknown:
         raise ValueError(f"models must name the bank's model ({bank.model}) or GRM/GPCM, got {models}")
@@ -95,7 +97,7 @@ def with_partial_credit(bank: ItemBank, models: list[str], seed: int = 0) -> Ite
     items = []
     for j, item in enumerate(bank.items):
         model = models[j % len(models)]
-        if model not in PARTIAL_CREDIT:
+        if model not in PARTIAL_CREDIT or item.kind == "numeric":
             items.append(item)
             continue
         b = item.difficulty
@@ -103,7 +105,16 @@ def with_partial_credit(bank: ItemBank, models: list[str], seed: int = 0) -> Ite
             thresholds = sorted(b + np.array([-1.0, 0.0, 1.0]) + rng.normal(0.0, 0.2, 3))
         else:
             thresholds = list(b + rng.normal(0.0, 0.8, 3))
+        credits = None
+        if item.options is not None and item.key is not None and len(item.options) == 4:
+            right = float(item.options[item.key])
+            distance = [abs(float(o) - right) for o in item.options]
+            credits = [0] * 4
+            for rank, k in enumerate(np.argsort(distance, kind="stable")):
+                credits[int(k)] = 3 - rank
         items.append(Item(item_id=item.item_id, model=model, a=item.a,  # type: ignore[arg-type]
                           b=[round(float(x), 4) for x in thresholds], status=item.status,
-                          content_area=item.content_area, exposure_k=item.exposure_k))
+                          content_area=item.content_area, exposure_k=item.exposure_k,
+                          stem=item.stem if credits else None, options=item.options if credits else None,
+                          credits=credits))
     return bank.model_copy(update={"items": items})

@@ -6,7 +6,8 @@ of the option chosen; a numeric-entry item it shows with an input and sends the 
 entered. The shuffle is seeded by the session's secret (kept server-side), so neither the
 labels nor the order carry the key, and the same label means different options to two
 students. The server recovers the bank's option from the label and scores it: 1 for the key,
-0 otherwise; a numeric entry scores 1 within the item's tolerance.
+0 otherwise; a numeric entry scores 1 within the item's tolerance. A partial-credit item's
+option earns the category its ``credits`` give it (0..m).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bank import OPTION_IDS, Item
+from .bank import OPTION_IDS, Item, ItemBank
 
 
 class InvalidChoice(ValueError):
@@ -26,8 +27,8 @@ class InvalidChoice(ValueError):
 
 @dataclass(frozen=True)
 class Scored:
-    """A scored choice: the score (0/1), and for a multiple-choice item the bank's option index
-    (what a distractor analysis counts)."""
+    """A scored choice: the score (0/1, or a partial-credit item's category), and for a
+    multiple-choice item the bank's option index (what a distractor analysis counts)."""
 
     score: int
     option: int | None
@@ -56,11 +57,13 @@ def score_choice(item: Item, choice: str | float, secret: str, seq: int) -> Scor
     """
     kind = item.kind
     if kind == "choice":
-        assert item.options is not None and item.key is not None
+        assert item.options is not None
         labels = OPTION_IDS[: len(item.options)]
         if not isinstance(choice, str) or len(choice) != 1 or choice not in labels:
             raise InvalidChoice(f"choice {choice!r} is not one of the options {', '.join(labels)}")
         option = display_order(secret, seq, item)[labels.index(choice)]
+        if item.credits is not None:
+            return Scored(item.credits[option], option)
         return Scored(int(option == item.key), option)
     if kind == "numeric":
         assert item.answer_value is not None
@@ -88,3 +91,34 @@ def simulated_choice(item: Item, shown: list[tuple[str, str]] | None, correct: b
         miss = item.tolerance + int(rng.integers(1, 10))
         return item.answer_value + (0 if correct else (miss if rng.random() < 0.5 else -miss))
     raise ValueError(f"item {item.item_id} has no scoring rule")
+
+
+def simulated_category_choice(item: Item, shown: list[tuple[str, str]], category: int,
+                              rng: np.random.Generator) -> str:
+    """What a simulated student whose answer earns ``category`` on a partial-credit item sends:
+    the id of an option (as shown) that earns it. For simulations and tests only."""
+    assert item.options is not None and item.credits is not None
+    texts = [item.options[k] for k, c in enumerate(item.credits) if c == category]
+    ids = [oid for oid, text in shown if text in texts]
+    if not ids:
+        raise ValueError(f"item {item.item_id}: no option earns category {category}")
+    return ids[int(rng.integers(len(ids)))]
+
+
+def simulated_answer(bank: ItemBank, item_id: str, true_theta: float, shown: list[tuple[str, str]] | None,
+                     rng: np.random.Generator) -> str | float:
+    """What a simulated student of ability ``true_theta`` sends for ``item_id``: a response drawn
+    from the item's model (right/wrong, or a partial-credit category), turned into the choice
+    that earns it. For simulations and tests only."""
+    from ..irt.model import prob
+    from ..irt.polytomous import draw_responses
+
+    engine = bank.engine
+    j = engine.index[item_id]
+    item = bank.items[j]
+    if item.model is not None and engine.poly is not None:
+        k = int(np.searchsorted(engine.poly_index, j))
+        category = int(draw_responses(np.array([true_theta]), engine.poly.subset([k]), rng)[0])
+        return simulated_category_choice(item, shown or [], category, rng)
+    correct = bool(rng.random() < float(prob(true_theta, engine.params.subset([j]))[0]))
+    return simulated_choice(item, shown, correct, rng)

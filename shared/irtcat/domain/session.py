@@ -108,7 +108,8 @@ class SessionState(Message):
             if content is not None and content.kind == "choice":
                 options = [OptionView(id=oid, text=text) for oid, text in shown_options(self.secret, cur.seq, content)]
             item = ServedItemView(item_id=cur.item_id, seq=cur.seq, kind=content.kind if content else None,
-                                  stem=content.stem if content else None, options=options)
+                                  stem=content.stem if content else None, options=options,
+                                  partial_credit=bool(content is not None and content.model is not None))
         remaining = None
         if self.expires_at is not None and self.status == "active":
             remaining = max(0.0, (self.expires_at - (now or datetime.now(UTC))).total_seconds())
