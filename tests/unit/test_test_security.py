@@ -64,13 +64,14 @@ def test_no_reply_carries_a_key_or_the_order_that_would_give_it():
         state = w.sessions.get(view.session_id)
         reply = json.loads(state.view(w.bank).model_dump_json())
         item = w.bank.item(reply["item"]["item_id"])
-        assert set(reply["item"]) == {"item_id", "seq", "kind", "stem", "options"}
+        assert set(reply["item"]) == {"item_id", "seq", "kind", "stem", "options", "partial_credit"}
         if item.kind == "choice":
             assert [o["id"] for o in reply["item"]["options"]] == list("ABCD")
             assert all(set(o) == {"id", "text"} for o in reply["item"]["options"])
         else:
             assert reply["item"]["options"] is None and reply["item"]["kind"] == "numeric"
         assert "key" not in json.dumps(reply) and "answer_value" not in json.dumps(reply)
+        assert "credits" not in json.dumps(reply)
         assert state.secret not in json.dumps(reply)
         w.process(w.event(view))
 
