@@ -110,6 +110,12 @@ def test_bank_generate_mixes_models_and_simulate_runs_on_it(tmp_path: Path, caps
     assert main(["simulate", "--bank", str(out), "--examinees", "200", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["examinees"] == 200 and summary["rmse"] < 0.5
+    responses = tmp_path / "r.csv"
+    assert main(["responses", "generate", "--bank", str(out), "--examinees", "300", "--out", str(responses)]) == 0
+    rows = [line.split(",") for line in responses.read_text().splitlines()[1:]]
+    models = {it.item_id: it.model for it in bank.items}
+    assert {int(x) for _, i, x in rows if models[i] is None} == {0, 1}
+    assert {int(x) for _, i, x in rows if models[i] is not None} == {0, 1, 2, 3}
     assert main(["bank", "generate", "--items", "9", "--models", "3PL,NRM", "--out", str(out)]) == 2
 
 

@@ -68,6 +68,15 @@ def _responses_generate(args: argparse.Namespace) -> int:
     usable = np.flatnonzero(engine.status != 2)
     params = engine.params.subset(usable)
     person, item, resp = generate_responses(params, thetas, args.seed + 1, args.items_per_person)
+    if engine.poly is not None:  # partial-credit items answer in a category of their own model
+        from ..irt.polytomous import draw_responses
+
+        at = np.searchsorted(engine.poly_index, usable[item])
+        is_poly = (at < engine.poly_index.size) & (engine.poly_index[np.minimum(at, engine.poly_index.size - 1)]
+                                                   == usable[item])
+        if is_poly.any():
+            resp[is_poly] = draw_responses(thetas[person[is_poly]], engine.poly.subset(at[is_poly]),
+                                           np.random.default_rng(args.seed + 2))
     rows = [(f"s{p:06d}", engine.item_ids[usable[i]], int(x)) for p, i, x in zip(person, item, resp, strict=True)]
     write_responses_csv(args.out, rows)
     if args.thetas_out:
