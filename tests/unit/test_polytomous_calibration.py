@@ -124,7 +124,7 @@ def test_cli_refuses_categories_for_right_wrong_models_and_a_mixed_bank(tmp_path
     assert "responses must be 0 or 1 (line 2)" in capsys.readouterr().err
     assert main(["calibrate", "--model", "GPCM", "--responses", str(responses), "--out", str(tmp_path / "b"),
                  "--fixed", "operational"]) == 2
-    assert "not supported for it yet" in capsys.readouterr().err
+    assert "--bank and --fixed operational go together" in capsys.readouterr().err
     assert main(["calibrate", "--model", "GPCM", "--responses", str(responses), "--out", str(tmp_path / "b")]) == 2
     assert "category 1 never observed" in capsys.readouterr().err
 
@@ -142,3 +142,49 @@ def test_bank_items_state_their_partial_credit_model_or_are_refused() -> None:
         Item(item_id="q", model="GRM", b=[0.0], c=0.2)
     with pytest.raises(ValueError, match="has thresholds, not one b"):
         _ = Item(item_id="q", model="GRM", b=[0.0]).difficulty
+
+
+def test_online_calibration_of_partial_credit_pretest_items(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A bank of 30 operational 3PL items and 4 pretest GRM items; 3,000 students answer all.
+    With --bank --fixed operational the GRM items are estimated (RMSE of a and thresholds < 0.15)
+    and every other item is left as it was."""
+    from irtcat.domain.bank import Item
+    from irtcat.domain.generate import generate_bank
+    from irtcat.irt.model import prob
+
+    rng = np.random.default_rng(12)
+    base = generate_bank(30, "3PL", seed=12, with_content=False)
+    truth = [Item(item_id=f"g{k}", model="GRM", a=float(np.exp(rng.normal(0.2, 0.2))),
+                  b=[float(x) for x in np.cumsum([rng.normal(-1, 0.3), 1.0, 1.0])], status="pretest")
+             for k in range(4)]
+    bank = base.model_copy(update={"items": [*base.items, *truth]})
+    engine = bank.engine
+    theta = rng.normal(size=3000)
+    rows = ["student_id,item_id,response"]
+    right = rng.random((3000, 30)) < prob(theta[:, None], engine.params.subset(np.arange(30)))
+    assert engine.poly is not None
+    cats = [draw_responses(theta, engine.poly.subset(np.full(3000, k)), rng) for k in range(4)]
+    for p in range(3000):
+        rows += [f"s{p},{bank.items[j].item_id},{int(right[p, j])}" for j in range(30)]
+        rows += [f"s{p},g{k},{int(cats[k][p])}" for k in range(4)]
+    responses = tmp_path / "r.csv"
+    responses.write_text("\n".join(rows) + "\n")
+    path = tmp_path / "bank.json"
+    bank.dump(path)
+    out = tmp_path / "v2.json"
+    assert main(["calibrate", "--model", "GRM", "--responses", str(responses), "--bank", str(path),
+                 "--fixed", "operational", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["anchored"] and summary["estimated"] == ["g0", "g1", "g2", "g3"]
+    v2 = ItemBank.load(out)
+    assert v2.version == bank.version + 1
+    assert [it.model_dump() for it in v2.items[:30]] == [it.model_dump() for it in bank.items[:30]]
+    got = v2.items[30:]
+    assert np.sqrt(np.mean([(g.a - t.a) ** 2 for g, t in zip(got, truth, strict=True)])) < 0.15
+    err_b = np.array([np.array(g.thresholds) - np.array(t.thresholds) for g, t in zip(got, truth, strict=True)])
+    assert np.sqrt(np.mean(err_b**2)) < 0.15
+    assert all(g.status == "pretest" and g.se_b is not None for g in got)
+    assert main(["calibrate", "--model", "GPCM", "--responses", str(responses), "--bank", str(path),
+                 "--fixed", "operational", "--out", str(out)]) == 2
+    assert "no pretest GPCM items" in capsys.readouterr().err

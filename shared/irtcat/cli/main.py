@@ -178,31 +178,65 @@ def _bank_publish(args: argparse.Namespace) -> int:
 
 def _calibrate_partial_credit(args: argparse.Namespace) -> int:
     from ..adapters.calibration_io import read_long_responses
+    from ..domain.bank import ItemBank
     from ..domain.calibration_bank import partial_credit_bank
+    from ..irt.estimation import Quadrature
     from ..irt.polytomous_calibration import CategoryData, calibrate_polytomous
 
-    if args.bank or args.fixed:
-        raise CliError(f"--model {args.model} calibrates a bank of partial-credit items on its own: "
-                       "--bank and --fixed (a mixed bank, fixed anchors) are not supported for it yet")
+    base = ItemBank.load(args.bank) if args.bank else None
+    if (base is None) != (args.fixed is None):
+        raise CliError(f"--model {args.model}: --bank and --fixed operational go together (a bank of partial-credit "
+                       "items from scratch takes neither)")
     students, item_col, response = read_long_responses(args.responses, categories=True)
-    item_ids = sorted(set(item_col))
-    index = {item_id: j for j, item_id in enumerate(item_ids)}
     persons: dict[str, int] = {}
     person = np.array([persons.setdefault(s, len(persons)) for s in students], dtype=np.int64)
-    item = np.array([index[i] for i in item_col], dtype=np.int64)
-    data = CategoryData.from_long(person, item, response, len(persons), len(item_ids), item_ids)
+    anchors = None
+    if base is None:
+        item_ids = sorted(set(item_col))
+        free_rows = np.ones(len(item_col), dtype=bool)
+    else:
+        # online calibration: the bank's pretest items of this model are estimated; every other
+        # item keeps its parameters and enters each person's posterior (MEM)
+        item_ids = [it.item_id for it in base.items if it.status == "pretest" and it.model == args.model]
+        if not item_ids:
+            raise CliError(f"the bank has no pretest {args.model} items to calibrate")
+        index = base.engine.index
+        unknown = sorted({i for i in item_col if i not in index})
+        if unknown:
+            raise CliError(f"{len(unknown)} item id(s) not in the bank: {', '.join(unknown[:5])}")
+        free_set = set(item_ids)
+        free_rows = np.array([i in free_set for i in item_col], dtype=bool)
+        fixed_item = np.array([index[i] for i, f in zip(item_col, free_rows, strict=True) if not f], dtype=np.int64)
+        anchors = base.engine.answers_log_likelihood(person[~free_rows], fixed_item, response[~free_rows],
+                                                     len(persons), Quadrature(args.nodes, -6.0, 6.0))
+    free_index = {item_id: j for j, item_id in enumerate(item_ids)}
+    item = np.array([free_index[i] for i, f in zip(item_col, free_rows, strict=True) if f], dtype=np.int64)
+    data = CategoryData.from_long(person[free_rows], item, response[free_rows], len(persons), len(item_ids),
+                                  item_ids)
     priors = _priors_option(args.priors, "2PL")
     result = calibrate_polytomous(data, args.model, priors=priors, n_nodes=args.nodes, max_cycles=args.max_iter,
-                                  tol=args.tol)
-    bank = partial_credit_bank(result, item_ids, args.bank_id or "calibrated", args.version or 1, len(persons))
+                                  tol=args.tol, anchors=anchors)
+    estimated = partial_credit_bank(result, item_ids, args.bank_id or (base.bank_id if base else "calibrated"),
+                                    args.version or ((base.version + 1) if base else 1), len(persons))
+    bank = estimated
+    if base is not None:
+        new = {it.item_id: it.model_copy(update={"status": "pretest"}) for it in estimated.items}
+        old = {it.item_id: it for it in base.items}
+        bank = base.model_copy(update={
+            "version": estimated.version, "bank_id": estimated.bank_id, "calibration": estimated.calibration,
+            "items": [new.get(it.item_id, old[it.item_id]).model_copy(update={
+                "content_area": it.content_area, "stem": it.stem, "options": it.options, "credits": it.credits,
+                "exposure_k": it.exposure_k}) for it in base.items]})
+        bank = ItemBank.model_validate(bank.model_dump())  # the estimates with their content, checked
     bank.dump(args.out)
     summary = {**result.summary(), "n_persons": len(persons), "out": str(args.out), "bank_id": bank.bank_id,
-               "version": bank.version}
+               "version": bank.version, "estimated": item_ids, "anchored": base is not None}
     if args.report:
         Path(args.report).write_text(json.dumps({"summary": summary, "items": [
-            it.model_dump(exclude_none=True) for it in bank.items]}, indent=1))
+            it.model_dump(exclude_none=True) for it in estimated.items]}, indent=1))
     human = (f"{args.model}: {len(item_ids)} items from {summary['n_responses']} responses of {len(persons)} "
-             f"persons in {result.cycles} cycles ({'converged' if result.converged else 'NOT converged'}, "
+             f"persons{' (the bank' + chr(39) + 's other items fixed)' if base is not None else ''} in "
+             f"{result.cycles} cycles ({'converged' if result.converged else 'NOT converged'}, "
              f"{result.seconds:.2f}s); -2LL {summary['minus_2ll']:.1f}, AIC {summary['aic']:.1f}, "
              f"BIC {summary['bic']:.1f}; SE: {result.se_method}; wrote {args.out}")
     _emit(args, summary, human)

@@ -234,12 +234,15 @@ def _gradients(a: FloatArray, b: FloatArray, model: int, nodes: FloatArray, scal
 
 
 def _e_step(data: CategoryData, a: FloatArray, b: FloatArray, model: int, nodes: FloatArray,
-            log_weights: FloatArray, scale: float) -> tuple[FloatArray, float]:
-    """Expected category counts (items, K, Q) and the marginal log-likelihood."""
+            log_weights: FloatArray, scale: float, anchors: FloatArray | None = None) -> tuple[FloatArray, float]:
+    """Expected category counts (items, K, Q) and the marginal log-likelihood; ``anchors``
+    (persons x nodes) adds the log-likelihood of each person's answers to fixed items."""
     items = PolytomousItems(np.full(a.size, model, dtype=np.int8), a, b, scale)
     table = log_likelihood_table(items, nodes)  # (n, K, Q)
     table = np.where(np.isneginf(table), 0.0, table)  # categories an item lacks are never indexed
     log_post = data.indicator @ table.reshape(-1, nodes.size) + log_weights[None, :]
+    if anchors is not None:
+        log_post = log_post + anchors
     top = log_post.max(axis=1, keepdims=True)
     w = np.exp(log_post - top)
     total = w.sum(axis=1, keepdims=True)
@@ -292,11 +295,15 @@ def starting_values(data: CategoryData, model: str) -> tuple[FloatArray, FloatAr
 
 def calibrate_polytomous(data: CategoryData, model: str, priors: Priors | None = None, n_nodes: int = 61,
                          max_cycles: int = 500, tol: float = 1e-4, scale: float = D_LOGISTIC,
-                         standard_errors: bool = True, accelerate: bool = True) -> PolytomousResult:
+                         standard_errors: bool = True, accelerate: bool = True,
+                         anchors: FloatArray | None = None) -> PolytomousResult:
     """MML-EM estimates of a GRM or GPCM bank from ``data`` (module docstring). Converged when
     no parameter moves more than ``tol`` in an accepted step. ``accelerate``: SQUAREM around
     the EM map (``history``, the objective at each accepted point, never falls without priors
-    to float); ``False``: plain EM. ``cycles`` counts EM cycles (E-step and M-step)."""
+    to float); ``False``: plain EM. ``cycles`` counts EM cycles (E-step and M-step).
+    ``anchors`` (persons x ``n_nodes`` nodes on [-6, 6]): the log-likelihood of each person's
+    answers to items held fixed, so that their posterior uses those items too (online
+    calibration of pretest items, MEM: Ban et al. 2001)."""
     if model not in MODEL_CODES:
         raise ValueError(f"model must be GRM or GPCM, got {model!r}")
     started = time.perf_counter()
@@ -314,7 +321,7 @@ def calibrate_polytomous(data: CategoryData, model: str, priors: Priors | None =
     def em(v: FloatArray) -> tuple[FloatArray, float]:
         """One EM cycle from ``v``, and the objective at ``v`` (log-likelihood + log prior)."""
         a, b = layout.unpack(v)
-        counts, loglik = _e_step(data, a, b, code, nodes, log_weights, scale)
+        counts, loglik = _e_step(data, a, b, code, nodes, log_weights, scale, anchors)
         current = priors.floated(a)
         fit = optimize.minimize(_objective, v, args=(layout, counts, nodes, current, scale), jac=True,
                                 method="L-BFGS-B", bounds=layout.bounds(), options={"maxiter": 50})
@@ -349,11 +356,11 @@ def calibrate_polytomous(data: CategoryData, model: str, priors: Priors | None =
             converged = True
             break
     a, b = layout.unpack(vec)
-    counts, loglik = _e_step(data, a, b, code, nodes, log_weights, scale)
+    counts, loglik = _e_step(data, a, b, code, nodes, log_weights, scale, anchors)
     se_a = np.full(a.size, np.nan)
     se_b = np.full(b.shape, np.nan)
     if standard_errors:
-        se_a, se_b = _observed_se(data, vec, layout, nodes, log_weights, priors.floated(a), scale)
+        se_a, se_b = _observed_se(data, vec, layout, nodes, log_weights, priors.floated(a), scale, anchors)
     return PolytomousResult(
         model=model, a=a, thresholds=b, se_a=se_a, se_thresholds=se_b, rmsd=_rmsd(counts, a, b, code, nodes, scale),
         n_responses=np.bincount(data.item, minlength=data.n_items), log_likelihood=loglik, cycles=cycle,
@@ -373,13 +380,14 @@ def _log_prior(a: FloatArray, b: FloatArray, priors: Priors) -> float:
 
 
 def _observed_se(data: CategoryData, vec: FloatArray, layout: _Layout, nodes: FloatArray,
-                 log_weights: FloatArray, priors: Priors, scale: float) -> tuple[FloatArray, FloatArray]:
+                 log_weights: FloatArray, priors: Priors, scale: float,
+                 anchors: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
     """SEs from the Hessian of the marginal log-likelihood + log prior (central differences of
     its exact gradient), by the delta method to a and the thresholds."""
 
     def gradient(v: FloatArray) -> FloatArray:
         a, b = layout.unpack(v)
-        counts, _ = _e_step(data, a, b, layout.model, nodes, log_weights, scale)
+        counts, _ = _e_step(data, a, b, layout.model, nodes, log_weights, scale, anchors)
         return -_objective(v, layout, counts, nodes, priors, scale)[1]
 
     h = 1e-4

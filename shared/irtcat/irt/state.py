@@ -90,6 +90,26 @@ class Bank:
             self._tables[quadrature] = table
         return table
 
+    def categories(self) -> np.ndarray:
+        """Number of score categories of each item (2 for a right/wrong one)."""
+        out = np.full(len(self), 2, dtype=np.int64)
+        if self.poly is not None:
+            out[self.poly_index] = self.poly.categories
+        return out
+
+    def answers_log_likelihood(self, person: np.ndarray, item: np.ndarray, response: np.ndarray, n_persons: int,
+                               quadrature: Quadrature) -> FloatArray:
+        """sum over each person's answers of log P(x | node): (persons, nodes). ValueError when a
+        response is not one of its item's categories."""
+        bad = (response < 0) | (response >= self.categories()[item])
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"response {int(response[k])} to item {self.item_ids[int(item[k])]} is not one of "
+                             f"its categories 0..{int(self.categories()[item[k]]) - 1}")
+        out = np.zeros((n_persons, quadrature.n))
+        np.add.at(out, person, self.loglik_table(quadrature)[item, response])
+        return out
+
     def information(self, theta: FloatArray) -> FloatArray:
         """Fisher information of every item at each theta, (n, items), in float32 (ranking only).
         A partial-credit item's is interpolated linearly in a table at 0.01 steps on [-6, 6]
