@@ -90,7 +90,7 @@ def test_simulation_answers_partial_credit_items_in_categories_and_measures() ->
     assert result.exposure[150:].mean() > result.exposure[:150].mean()
 
 
-@pytest.mark.parametrize("change", [{"estimator": "MLE"}, {"selection": "kl"}, {"selection": "a_stratified"}])
+@pytest.mark.parametrize("change", [{"estimator": "MLE"}, {"estimator": "WLE"}, {"selection": "a_stratified"}])
 def test_rules_that_need_right_wrong_items_say_so(change: dict[str, str]) -> None:
     bank = mixed_bank(40, 10).engine
     config = replace(TestPolicy(sympson_hetter=False).cat_config(), **change)  # type: ignore[arg-type]
@@ -139,3 +139,42 @@ def test_a_partial_credit_option_earns_its_category_and_credits_never_show() -> 
         Item(item_id="q", model="GRM", b=[-1.0, 0.0, 1.0], options=["1", "2", "3", "4"], credits=[0, 1, 2, 2])
     with pytest.raises(ValueError, match="scored by credits, not a key"):
         Item(item_id="q", model="GRM", b=[0.0], options=["1", "2"], key=0)
+
+
+def test_kl_of_a_one_threshold_item_is_the_2pl_kl() -> None:
+    from irtcat.irt.criteria import kl_information, kl_information_partial_credit
+    from irtcat.irt.model import ItemParameters
+    from irtcat.irt.polytomous import PolytomousItems
+
+    a, b = np.array([0.8, 1.6]), np.array([-0.5, 1.0])
+    theta, answered = np.array([-1.0, 0.3, 2.0]), np.array([1, 4, 9])
+    poly = PolytomousItems.build(["GRM", "GPCM"], a, [[b[0]], [b[1]]])
+    assert kl_information_partial_credit(theta, answered, poly) == pytest.approx(
+        kl_information(theta, answered, ItemParameters.from_arrays(a=a, b=b)), rel=1e-6)
+
+
+def test_kl_selection_and_sprt_classification_run_on_a_mixed_bank() -> None:
+    from irtcat.irt.config import Classification
+
+    bank = mixed_bank().engine
+    config = replace(TestPolicy(sympson_hetter=False).cat_config(), selection="kl", se_threshold=None,
+                     classification=Classification(cuts=(0.0,), method="sprt"))
+    result = simulate(bank, config, np.random.default_rng(4).normal(size=300), seed=4)
+    assert result.summary(bank)["stop_reasons"].get("classification", 0) > 150
+    assert result.exposure[150:].sum() > 0  # KL serves partial-credit items too
+
+
+def test_pattern_log_likelihood_uses_each_items_model() -> None:
+    bank = mixed_bank().engine
+    items = np.array([[3, 151, 160, -1]])
+    x = np.array([[1.0, 3.0, 0.0, np.nan]])
+    grid = np.array([-0.4, 0.7])
+    got = bank.pattern_log_likelihood(items, x, grid)
+    assert bank.poly is not None
+    want = np.zeros(2)
+    for g, t in enumerate(grid):
+        pr = bank.params
+        p3 = pr.c[3] + (pr.d[3] - pr.c[3]) / (1 + np.exp(-pr.scale * pr.a[3] * (t - pr.b[3])))
+        cats = category_probabilities(np.array([t]), bank.poly)[0]
+        want[g] = np.log(p3) + np.log(cats[1, 3]) + np.log(cats[10, 0])
+    assert got[0] == pytest.approx(want)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .model import FloatArray, ItemParameters, information, prob
+from .polytomous import PolytomousItems, category_probabilities
 
 KL_Z = 3.0
 _KL_POINTS = np.linspace(-1.0, 1.0, 9)
@@ -39,6 +40,20 @@ def kl_information(theta: FloatArray, n_answered: np.ndarray, items: ItemParamet
     p = prob(grid[:, None, :], _column(items))  # (n, i, g)
     kl = p0 * np.log(p0 / p) + (1 - p0) * np.log((1 - p0) / (1 - p))
     out: FloatArray = np.trapezoid(kl, dx=1.0, axis=-1) * (2.0 * delta[:, None] / (_KL_POINTS.size - 1))
+    return out
+
+
+def kl_information_partial_credit(theta: FloatArray, n_answered: np.ndarray, items: PolytomousItems) -> FloatArray:
+    """Chang & Ying's KL index for partial-credit items, shape ``(n, items)``: the same window
+    and trapezoid rule, with KL(t0 || t) = sum_k P_k(t0) log(P_k(t0) / P_k(t)) over categories."""
+    delta = KL_Z / np.sqrt(np.maximum(n_answered, 1))
+    p0 = category_probabilities(theta, items)[:, None]  # (n, 1, i, K)
+    grid = theta[:, None] + delta[:, None] * _KL_POINTS[None, :]  # (n, g)
+    p = category_probabilities(grid.ravel(), items).reshape(*grid.shape, len(items), -1)  # (n, g, i, K)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p0 > 0, p0 * (np.log(np.maximum(p0, 1e-300)) - np.log(np.maximum(p, 1e-300))), 0.0)
+    kl = terms.sum(axis=-1)  # (n, g, i)
+    out: FloatArray = np.trapezoid(kl, dx=1.0, axis=1) * (2.0 * delta[:, None] / (_KL_POINTS.size - 1))
     return out
 
 

@@ -86,6 +86,12 @@ class ItemParameters:
             self.d.astype(dtype), self.scale,
         )
 
+    def expanded(self, shape: tuple[int, ...]) -> ItemParameters:
+        """These (flat) parameters reshaped to ``shape`` plus a trailing axis, to broadcast
+        against a grid of thetas."""
+        return ItemParameters(self.a.reshape(*shape, 1), self.b.reshape(*shape, 1), self.c.reshape(*shape, 1),
+                              self.d.reshape(*shape, 1), self.scale)
+
     def subset(self, index: ArrayLike) -> ItemParameters:
         """The parameters of the items at ``index`` (same order)."""
         idx = np.asarray(index, dtype=np.intp)

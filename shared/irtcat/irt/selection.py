@@ -24,6 +24,7 @@ import numpy as np
 from .config import CatConfig
 from .criteria import (
     kl_information,
+    kl_information_partial_credit,
     pick,
     pick_from_top,
     stratified_closeness,
@@ -69,8 +70,11 @@ def _max_info(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, 
 @selection_rule("kl")
 def _kl(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, eligible: np.ndarray,
         rng: np.random.Generator) -> tuple[FloatArray, np.ndarray]:
-    bank.require_dichotomous("KL selection")
-    return kl_information(state.theta[rows], state.n_scored[rows], bank.params32), eligible
+    theta, answered = state.theta[rows], state.n_scored[rows]
+    crit = kl_information(theta, answered, bank.params32)
+    if bank.poly is not None:
+        crit[:, bank.poly_index] = kl_information_partial_credit(theta, answered, bank.poly)
+    return crit, eligible
 
 
 @selection_rule("a_stratified")

@@ -11,8 +11,8 @@ import numpy as np
 from .config import CatConfig
 from .criteria import PeakIndex, b_blocked_strata, max_information
 from .estimation import Quadrature
-from .model import FloatArray, ItemParameters, log_likelihood_table
-from .polytomous import PolytomousItems
+from .model import FloatArray, ItemParameters, log_likelihood_table, prob
+from .polytomous import PolytomousItems, category_probabilities
 from .polytomous import information as polytomous_information
 from .polytomous import log_likelihood_table as polytomous_log_likelihood_table
 
@@ -26,9 +26,9 @@ class Bank:
     Build one per bank version and keep it for the life of the process (the Lambda container).
     A mixed bank also has partial-credit items: ``poly`` holds their parameters and
     ``poly_index`` their positions (their entries in ``params`` are placeholders); their
-    information and log-likelihood come from :mod:`.polytomous`. On a mixed bank EAP,
-    maximum-information selection, the CI classification and the other stopping rules work;
-    the rules that need right/wrong items say so (:meth:`require_dichotomous`).
+    information and log-likelihood come from :mod:`.polytomous`. On a mixed bank EAP, max-info
+    and KL selection and every stopping rule work; MLE/MAP/WLE and a-stratification say they
+    need right/wrong items (:meth:`require_dichotomous`).
     """
 
     def __init__(
@@ -110,6 +110,24 @@ class Bank:
         np.add.at(out, person, self.loglik_table(quadrature)[item, response])
         return out
 
+    def pattern_log_likelihood(self, items: np.ndarray, x: FloatArray, grid: FloatArray) -> FloatArray:
+        """sum over each row's scored items of log P(x | g), right/wrong and partial-credit items
+        alike: ``items`` (rows, k) padded with -1, ``x`` padded with NaN; shape (rows, grid)."""
+        mask = items >= 0
+        idx = np.maximum(items, 0)
+        xi = np.nan_to_num(x).astype(np.int64)
+        p = prob(grid[None, None, :], self.params.subset(idx.ravel()).expanded(idx.shape))  # (rows, k, g)
+        ll = np.where(xi[..., None] == 1, np.log(p), np.log1p(-p))
+        if self.poly is not None:
+            n = self.poly_index.size
+            pos = np.minimum(np.searchsorted(self.poly_index, idx), n - 1)
+            is_poly = self.poly_index[pos] == idx
+            probs = category_probabilities(grid, self.poly)  # (g, n_poly, K)
+            pk = probs[:, pos, np.minimum(xi, probs.shape[2] - 1)]  # (g, rows, k)
+            ll = np.where(is_poly[..., None], np.log(np.maximum(np.moveaxis(pk, 0, -1), 1e-300)), ll)
+        out: FloatArray = np.where(mask[..., None], ll, 0.0).sum(axis=1)
+        return out
+
     def information(self, theta: FloatArray) -> FloatArray:
         """Fisher information of every item at each theta, (n, items), in float32 (ranking only).
         A partial-credit item's is interpolated linearly in a table at 0.01 steps on [-6, 6]
@@ -133,8 +151,7 @@ class Bank:
         """ValueError when this bank has partial-credit items, which ``what`` cannot handle."""
         if self.poly is not None:
             raise ValueError(f"{what} works on right/wrong items only, and this bank has {len(self.poly)} "
-                             "partial-credit item(s): use the EAP estimator, max_info selection and the CI "
-                             "classification")
+                             "partial-credit item(s): use the EAP estimator and max_info or kl selection")
 
     def with_exposure_k(self, exposure_k: FloatArray) -> Bank:
         """The same bank with other Sympson-Hetter parameters."""

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import CatConfig, Classification
-from .estimation import pattern_log_likelihood
-from .state import Bank, CatState, eligible_operational, pattern_items
+from .state import Bank, CatState, eligible_operational
 
 NOT_STOPPED = ""
 
@@ -117,15 +116,11 @@ def classified(state: CatState, bank: Bank, rows: np.ndarray, rule: Classificati
         for cut in rule.cuts:
             out &= (th - half > cut) | (th + half < cut)
         return out
-    bank.require_dichotomous("SPRT classification")
     x = state.scored_resp[rows]
     upper = np.log((1 - rule.beta) / rule.alpha)
     lower = np.log(rule.beta / (1 - rule.alpha))
     for cut in rule.cuts:
-        ll = pattern_log_likelihood(
-            np.nan_to_num(x), ~np.isnan(x), pattern_items(state, bank, rows),
-            np.array([cut - rule.delta, cut + rule.delta]),
-        )
+        ll = bank.pattern_log_likelihood(state.scored_items[rows], x, np.array([cut - rule.delta, cut + rule.delta]))
         lr = ll[:, 1] - ll[:, 0]
         out &= (lr >= upper) | (lr <= lower)
     return out
