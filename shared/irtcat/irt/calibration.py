@@ -903,20 +903,11 @@ def calibrate(
             it += 1
             trace.append(value)
             if accelerate and it + 2 <= max_iter:
-                e2, value_e1 = em(e1)
-                it += 1
-                r_vec = e1.vector() - est.vector()
-                v_vec = e2.vector() - e1.vector() - r_vec
-                nv = float(np.linalg.norm(v_vec))
-                alpha = -float(np.linalg.norm(r_vec)) / nv if nv > 0 else -1.0
-                alpha = min(alpha, -1.0)
-                jump = _clip_estimates(_from_vector(est.vector() - 2 * alpha * r_vec + alpha**2 * v_vec,
-                                                    est.a.size), model, free, est)
-                e3, value_jump = em(jump)
-                it += 1
-                # e2's objective is not known yet: the jump is kept when it beats e1's, and the
-                # next cycle's objective (at e3, or at e2 itself) is what the trace records
-                est = e3 if value_jump >= value_e1 else e2
+                def project(vec: FloatArray, base: ItemEstimates = est) -> ItemEstimates:
+                    return _clip_estimates(_from_vector(vec, base.a.size), model, free, base)
+
+                est = squarem_step(em, est, e1, ItemEstimates.vector, project)
+                it += 2
             else:
                 est = e1
             change = float(np.max(np.abs(est.vector() - before.vector()))) if free.any() else 0.0
@@ -1085,6 +1076,25 @@ def calibrate_sharded(shards: list[ResponseData], initial: ItemEstimates, fixed:
     final = pass_over(est, None, final=True)
     return finish(est, final, nodes, plan.model, plan.priors_at(est, free, fixed), free, n_per_item, left_out, it,
                   converged, time.perf_counter() - started, trace=trace)
+
+
+def squarem_step(em: Callable[[Any], tuple[Any, float]], x0: Any, x1: Any, vector: Callable[[Any], FloatArray],
+                 project: Callable[[FloatArray], Any]) -> Any:
+    """One SQUAREM extrapolation (Varadhan & Roland 2008, scheme S3) around an EM map, with a
+    monotone safeguard: from ``x0`` and its EM image ``x1``, take x2 = EM(x1), the step length
+    alpha = min(-|r| / |v|, -1) with r = x1 - x0 and v = x2 - 2 x1 + x0, and EM of the
+    extrapolated point ``project``ed into the parameter space. The jump is kept when its
+    objective is at least that of x1; otherwise x2 (two plain EM cycles). ``em(x)`` returns
+    EM(x) and the objective at x. Returns the next point (two more EM cycles spent)."""
+    x2, value_x1 = em(x1)
+    r = vector(x1) - vector(x0)
+    v = vector(x2) - vector(x1) - r
+    norm_v = float(np.linalg.norm(v))
+    alpha = min(-float(np.linalg.norm(r)) / norm_v if norm_v > 0 else -1.0, -1.0)
+    x3, value_jump = em(project(vector(x0) - 2 * alpha * r + alpha**2 * v))
+    # x2's objective is not known yet: the jump is kept when it beats x1's, and the next
+    # cycle's objective (at x3, or at x2 itself) is what a trace records
+    return x3 if value_jump >= value_x1 else x2
 
 
 def _from_vector(vec: FloatArray, m: int) -> ItemEstimates:

@@ -6,7 +6,7 @@ Data are long format (person, item, category 0..m), sparse like the dichotomous 
 * **E-step** (Bock & Aitkin 1981): log w_pq = log g_q + sum over p's responses of
   log P_{i,x}(t_q), that is S @ L with L the items' log-likelihood table; the expected
   category counts r_ikq = sum_{p: x_pi = k} w_pq are S^T @ w.
-* **Acceleration**: SQUAREM (Varadhan & Roland 2008) around the EM map, an extrapolation kept
+* **Acceleration**: SQUAREM (Varadhan & Roland 2008; :func:`.calibration.squarem_step`), an extrapolation kept
   only when it does not lower the objective (as for the dichotomous EM).
 * **M-step**: all items at once by L-BFGS on sum_iqk r_ikq log P_ik(t_q) + log prior, with
   analytic gradients. Parameters are log a and the thresholds; a GRM's thresholds as b_1 and
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, sparse
 
-from .calibration import Priors, quadrature
+from .calibration import Priors, quadrature, squarem_step
 from .model import D_LOGISTIC, FloatArray
 from .polytomous import GRM, MODEL_CODES, PolytomousItems, category_probabilities, log_likelihood_table
 
@@ -336,17 +336,8 @@ def calibrate_polytomous(data: CategoryData, model: str, priors: Priors | None =
         cycle += 1
         history.append(value)
         if accelerate and cycle + 2 <= max_cycles:
-            # SQUAREM (Varadhan & Roland 2008, S3) with the dichotomous EM's monotone safeguard
-            # (:func:`.calibration.calibrate`): the extrapolation is kept only when its objective
-            # is at least that of the first EM point
-            v2, value_v1 = em(v1)
-            r, w = v1 - vec, v2 - 2 * v1 + vec
-            norm_w = float(np.linalg.norm(w))
-            alpha = min(-float(np.linalg.norm(r)) / norm_w if norm_w > 0 else -1.0, -1.0)
-            jump = np.clip(vec - 2 * alpha * r + alpha**2 * w, lower, upper)
-            v3, value_jump = em(jump)
+            vec = squarem_step(em, vec, v1, lambda v: v, lambda v: np.clip(v, lower, upper))
             cycle += 2
-            vec = v3 if value_jump >= value_v1 else v2
         else:
             vec = v1
         a_old, b_old = layout.unpack(before)
