@@ -899,17 +899,13 @@ def calibrate(
         # point, so it never falls. ``accelerate=False`` runs plain EM.
         while it < max_iter:
             before = est
-            e1, value = em(est)
-            it += 1
-            trace.append(value)
-            if accelerate and it + 2 <= max_iter:
-                def project(vec: FloatArray, base: ItemEstimates = est) -> ItemEstimates:
-                    return _clip_estimates(_from_vector(vec, base.a.size), model, free, base)
 
-                est = squarem_step(em, est, e1, ItemEstimates.vector, project)
-                it += 2
-            else:
-                est = e1
+            def project(vec: FloatArray, base: ItemEstimates = est) -> ItemEstimates:
+                return _clip_estimates(_from_vector(vec, base.a.size), model, free, base)
+
+            est, value, used = em_cycle(em, est, ItemEstimates.vector, project, accelerate and it + 3 <= max_iter)
+            it += used
+            trace.append(value)
             change = float(np.max(np.abs(est.vector() - before.vector()))) if free.any() else 0.0
             if progress:
                 progress(it, trace[-1], change)
@@ -1076,6 +1072,16 @@ def calibrate_sharded(shards: list[ResponseData], initial: ItemEstimates, fixed:
     final = pass_over(est, None, final=True)
     return finish(est, final, nodes, plan.model, plan.priors_at(est, free, fixed), free, n_per_item, left_out, it,
                   converged, time.perf_counter() - started, trace=trace)
+
+
+def em_cycle(em: Callable[[Any], tuple[Any, float]], x: Any, vector: Callable[[Any], FloatArray],
+             project: Callable[[FloatArray], Any], accelerate: bool) -> tuple[Any, float, int]:
+    """One EM cycle from ``x`` and, with ``accelerate``, a SQUAREM step after it
+    (:func:`squarem_step`): the next point, the objective at ``x`` and the EM cycles spent."""
+    x1, value = em(x)
+    if not accelerate:
+        return x1, value, 1
+    return squarem_step(em, x, x1, vector, project), value, 3
 
 
 def squarem_step(em: Callable[[Any], tuple[Any, float]], x0: Any, x1: Any, vector: Callable[[Any], FloatArray],

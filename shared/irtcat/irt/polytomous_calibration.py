@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, sparse
 
-from .calibration import Priors, quadrature, squarem_step
+from .calibration import Priors, em_cycle, quadrature
 from .model import D_LOGISTIC, FloatArray
 from .polytomous import GRM, MODEL_CODES, PolytomousItems, category_probabilities, log_likelihood_table
 
@@ -332,14 +332,10 @@ def calibrate_polytomous(data: CategoryData, model: str, priors: Priors | None =
     cycle = 0
     while cycle < max_cycles:
         before = vec
-        v1, value = em(vec)
-        cycle += 1
+        vec, value, used = em_cycle(em, vec, lambda v: v, lambda v: np.clip(v, lower, upper),
+                                    accelerate and cycle + 3 <= max_cycles)
+        cycle += used
         history.append(value)
-        if accelerate and cycle + 2 <= max_cycles:
-            vec = squarem_step(em, vec, v1, lambda v: v, lambda v: np.clip(v, lower, upper))
-            cycle += 2
-        else:
-            vec = v1
         a_old, b_old = layout.unpack(before)
         a_new, b_new = layout.unpack(vec)
         change = max(float(np.max(np.abs(a_new - a_old))), float(np.nanmax(np.abs(b_new - b_old))))
