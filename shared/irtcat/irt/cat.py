@@ -51,7 +51,6 @@ def record_answer(
         else:
             theta, se = eap_from_log_posterior(state.log_post[r], q.nodes)
     else:
-        bank.require_dichotomous(f"the {config.estimator} estimator")
         est = estimate(
             config.estimator, state.scored_resp[r], pattern_items(state, bank, r),
             config.prior, config.quadrature,
@@ -96,7 +95,6 @@ def restore(
         state.theta[0], state.se[0] = th[0], se[0]
         state.theta_before[0] = th[1] if k > 1 else theta0
     else:
-        bank.require_dichotomous(f"the {config.estimator} estimator")
         pattern = np.stack([state.scored_resp[0], state.scored_resp[0]])
         pattern[1, k - 1] = np.nan
         est = estimate(config.estimator, pattern, pattern_items(state, bank, np.array([0, 0])),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -101,18 +101,33 @@ def eap_from_log_posterior(log_post: FloatArray, nodes: FloatArray) -> tuple[Flo
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
-def _as_pattern(responses: FloatArray) -> tuple[FloatArray, np.ndarray]:
+class PatternItems(Protocol):
+    """Each examinee's scored items when they are not all right/wrong (a mixed bank's rows,
+    :class:`~irtcat.irt.state.MixedPattern`): what the estimators need of them."""
+
+    def score_terms(self, theta: FloatArray, x: FloatArray, mask: np.ndarray
+                    ) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+
+    def log_likelihood(self, x: FloatArray, mask: np.ndarray, grid: FloatArray) -> FloatArray: ...
+
+
+Items = ItemParameters | PatternItems
+
+
+def _as_pattern(responses: FloatArray, items: Items | None = None) -> tuple[FloatArray, np.ndarray]:
     x = np.atleast_2d(np.asarray(responses, dtype=np.float64))
     mask = ~np.isnan(x)
-    if np.any(mask & (x != 0) & (x != 1)):
+    if isinstance(items, ItemParameters | None) and np.any(mask & (x != 0) & (x != 1)):
         raise ValueError("responses must be 0, 1 or NaN")
     return np.where(mask, x, 0.0), mask
 
 
 def pattern_log_likelihood(
-    x: FloatArray, mask: np.ndarray, items: ItemParameters, grid: FloatArray
+    x: FloatArray, mask: np.ndarray, items: Items, grid: FloatArray
 ) -> FloatArray:
     """sum_k log P(x_k | g) for each examinee and grid point: shape ``(n, len(grid))``."""
+    if not isinstance(items, ItemParameters):
+        return items.log_likelihood(x, mask, grid)
     p = prob(grid[None, None, :], _expand(items))  # (n, k, g)
     ll = np.where(x[..., None] == 1, np.log(p), np.log1p(-p))
     out: FloatArray = np.where(mask[..., None], ll, 0.0).sum(axis=1)
@@ -127,9 +142,11 @@ def _expand(items: ItemParameters) -> ItemParameters:
 
 
 def _score_terms(
-    theta: FloatArray, x: FloatArray, mask: np.ndarray, items: ItemParameters
+    theta: FloatArray, x: FloatArray, mask: np.ndarray, items: Items
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Score, test information and Warm's J at theta (one value per examinee)."""
+    if not isinstance(items, ItemParameters):
+        return items.score_terms(theta, x, mask)
     p, dp, d2p = prob_derivatives(theta[:, None], items)
     pq = p * (1.0 - p)
     m = mask.astype(np.float64)
@@ -141,7 +158,7 @@ def _score_terms(
 
 def eap(
     responses: FloatArray,
-    items: ItemParameters,
+    items: Items,
     prior: NormalPrior = NormalPrior(),
     quadrature: Quadrature = Quadrature(),
 ) -> Estimate:
@@ -149,7 +166,7 @@ def eap(
 
     theta = sum_q t_q L(t_q) pi(t_q) / sum_q L(t_q) pi(t_q); SE = posterior SD.
     """
-    x, mask = _as_pattern(responses)
+    x, mask = _as_pattern(responses, items)
     log_post = pattern_log_likelihood(x, mask, items, quadrature.nodes) + quadrature.log_prior(prior)
     theta, se = eap_from_log_posterior(log_post, quadrature.nodes)
     return Estimate(theta, se, np.zeros(theta.shape, dtype=bool))
@@ -157,7 +174,7 @@ def eap(
 
 def map_estimate(
     responses: FloatArray,
-    items: ItemParameters,
+    items: Items,
     prior: NormalPrior = NormalPrior(),
     quadrature: Quadrature = Quadrature(),
     max_iter: int = 50,
@@ -168,7 +185,7 @@ def map_estimate(
     theta <- theta + (S(theta) - (theta - mu)/sigma^2) / (I(theta) + 1/sigma^2), kept in
     [-BOUND, BOUND]; SE = (I(theta) + 1/sigma^2)^(-1/2).
     """
-    x, mask = _as_pattern(responses)
+    x, mask = _as_pattern(responses, items)
     theta = eap(responses, items, prior, quadrature).theta.copy()
     prec = 1.0 / prior.sd**2
     info = np.zeros_like(theta)
@@ -193,7 +210,7 @@ def _bisect(lo: FloatArray, hi: FloatArray, fn: _RootFn, iters: int = 40) -> Flo
 
 
 class _RootFn:
-    def __init__(self, x: FloatArray, mask: np.ndarray, items: ItemParameters, warm: bool):
+    def __init__(self, x: FloatArray, mask: np.ndarray, items: Items, warm: bool):
         self.x, self.mask, self.items, self.warm = x, mask, items, warm
 
     def __call__(self, theta: FloatArray) -> FloatArray:
@@ -205,12 +222,12 @@ class _RootFn:
 
 def _root_estimate(
     responses: FloatArray,
-    items: ItemParameters,
+    items: Items,
     prior: NormalPrior,
     quadrature: Quadrature,
     warm: bool,
 ) -> Estimate:
-    x, mask = _as_pattern(responses)
+    x, mask = _as_pattern(responses, items)
     n = x.shape[0]
     fn = _RootFn(x, mask, items, warm)
     grid = _GRID
@@ -244,7 +261,7 @@ def _root_estimate(
 
 def mle(
     responses: FloatArray,
-    items: ItemParameters,
+    items: Items,
     prior: NormalPrior = NormalPrior(),
     quadrature: Quadrature = Quadrature(),
 ) -> Estimate:
@@ -254,7 +271,7 @@ def mle(
 
 def wle(
     responses: FloatArray,
-    items: ItemParameters,
+    items: Items,
     prior: NormalPrior = NormalPrior(),
     quadrature: Quadrature = Quadrature(),
 ) -> Estimate:
@@ -268,7 +285,7 @@ ESTIMATORS = {"EAP": eap, "MAP": map_estimate, "MLE": mle, "WLE": wle}
 def estimate(
     method: Estimator,
     responses: FloatArray,
-    items: ItemParameters,
+    items: Items,
     prior: NormalPrior = NormalPrior(),
     quadrature: Quadrature = Quadrature(),
 ) -> Estimate:

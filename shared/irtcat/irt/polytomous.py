@@ -171,3 +171,32 @@ def draw_responses(theta: ArrayLike, items: PolytomousItems, rng: np.random.Gene
     u = rng.random((t.shape[0], 1))
     out: np.ndarray = np.minimum(np.sum(cumulative < u, axis=1), items.categories - 1)
     return out
+
+
+def paired_derivatives(theta: ArrayLike, items: PolytomousItems) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``(P, P', P'')`` of item j at theta j (one theta per item), each (items, m_max + 1).
+
+    GRM: P*'' = (D a)^2 P* (1 - P*) (1 - 2 P*), P_k'' = P*_k'' - P*_{k+1}''.
+    GPCM: with E = sum_k k P_k and V its variance, P_k' = D a P_k (k - E) and
+    P_k'' = D a (P_k' (k - E) - P_k D a V)."""
+    t = np.atleast_1d(np.asarray(theta, dtype=np.float64))
+    if t.shape[0] != len(items):
+        raise ValueError("paired_derivatives pairs theta j with item j: give one theta per item")
+    p, dp = (x[0] for x in _derivatives(t[None, :, None], items))
+    d2p = np.zeros_like(p)
+    da = (items.scale * items.a)[:, None]
+    grm = items.model == GRM
+    if grm.any():
+        b = items.thresholds[grm]
+        star = np.where(np.isnan(b), 0.0, _logistic(da[grm] * (t[grm, None] - np.nan_to_num(b))))
+        d2star = da[grm] ** 2 * star * (1.0 - star) * (1.0 - 2.0 * star)
+        zeros = np.zeros((star.shape[0], 1))
+        d2p[grm] = np.concatenate([zeros, d2star], axis=1) - np.concatenate([d2star, zeros], axis=1)
+    gpcm = ~grm
+    if gpcm.any():
+        k = np.arange(p.shape[1])[None, :]
+        pk, dpk = p[gpcm], dp[gpcm]
+        mean = np.sum(k * pk, axis=1, keepdims=True)
+        var = np.sum((k - mean) ** 2 * pk, axis=1, keepdims=True)
+        d2p[gpcm] = da[gpcm] * (dpk * (k - mean) - pk * da[gpcm] * var)
+    return p, dp, d2p

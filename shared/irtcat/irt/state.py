@@ -11,8 +11,8 @@ import numpy as np
 from .config import CatConfig
 from .criteria import PeakIndex, b_blocked_strata, max_information
 from .estimation import Quadrature
-from .model import FloatArray, ItemParameters, log_likelihood_table, prob
-from .polytomous import PolytomousItems, category_probabilities
+from .model import FloatArray, ItemParameters, log_likelihood_table, prob, prob_derivatives
+from .polytomous import PolytomousItems, category_probabilities, paired_derivatives
 from .polytomous import information as polytomous_information
 from .polytomous import log_likelihood_table as polytomous_log_likelihood_table
 
@@ -26,9 +26,9 @@ class Bank:
     Build one per bank version and keep it for the life of the process (the Lambda container).
     A mixed bank also has partial-credit items: ``poly`` holds their parameters and
     ``poly_index`` their positions (their entries in ``params`` are placeholders); their
-    information and log-likelihood come from :mod:`.polytomous`. On a mixed bank EAP, max-info
-    and KL selection and every stopping rule work; MLE/MAP/WLE and a-stratification say they
-    need right/wrong items (:meth:`require_dichotomous`).
+    information and log-likelihood come from :mod:`.polytomous`. On a mixed bank every
+    estimator (through :class:`MixedPattern`), max-info and KL selection and every stopping rule
+    work; a-stratification says it needs right/wrong items (:meth:`require_dichotomous`).
     """
 
     def __init__(
@@ -151,7 +151,7 @@ class Bank:
         """ValueError when this bank has partial-credit items, which ``what`` cannot handle."""
         if self.poly is not None:
             raise ValueError(f"{what} works on right/wrong items only, and this bank has {len(self.poly)} "
-                             "partial-credit item(s): use the EAP estimator and max_info or kl selection")
+                             "partial-credit item(s): use max_info or kl selection")
 
     def with_exposure_k(self, exposure_k: FloatArray) -> Bank:
         """The same bank with other Sympson-Hetter parameters."""
@@ -208,11 +208,55 @@ class CatState:
         )
 
 
-def pattern_items(state: CatState, bank: Bank, rows: np.ndarray) -> ItemParameters:
-    """The parameters of each row's scored items, in answer order (padding: item 0)."""
+def pattern_items(state: CatState, bank: Bank, rows: np.ndarray) -> ItemParameters | MixedPattern:
+    """The parameters of each row's scored items, in answer order (padding: item 0); on a mixed
+    bank, a :class:`MixedPattern` that the estimators ask for scores and likelihoods."""
+    if bank.poly is not None:
+        return MixedPattern(bank, state.scored_items[rows])
     idx = np.maximum(state.scored_items[rows], 0)
     p = bank.params
     return ItemParameters(p.a[idx], p.b[idx], p.c[idx], p.d[idx], p.scale)
+
+
+@dataclass
+class MixedPattern:
+    """Rows of scored items (-1 padded) on a mixed bank, for MAP, MLE and WLE: per row the score
+    S = sum d log P(x | theta) / d theta, the test information and Warm's
+    J = sum_k P_k' P_k'' / P_k (Samejima 1998 for partial-credit items), and the pattern
+    log-likelihood on a grid."""
+
+    bank: Bank
+    items: np.ndarray
+
+    def score_terms(self, theta: FloatArray, x: FloatArray, mask: np.ndarray
+                    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        bank, idx = self.bank, np.maximum(self.items, 0)
+        assert bank.poly is not None
+        n_poly = bank.poly_index.size
+        pos = np.minimum(np.searchsorted(bank.poly_index, idx), n_poly - 1)
+        is_poly = bank.poly_index[pos] == idx
+        pr = bank.params
+        p, dp, d2p = prob_derivatives(theta[:, None], ItemParameters(pr.a[idx], pr.b[idx], pr.c[idx], pr.d[idx],
+                                                                      pr.scale))
+        pq = p * (1.0 - p)
+        right_wrong = mask & ~is_poly
+        score = np.where(right_wrong, (x - p) * dp / pq, 0.0).sum(axis=1)
+        info = np.where(right_wrong, dp * dp / pq, 0.0).sum(axis=1)
+        j = np.where(right_wrong, dp * d2p / pq, 0.0).sum(axis=1)
+        r, c = np.nonzero(mask & is_poly)
+        if r.size:
+            items = bank.poly.subset(pos[r, c])
+            pk, dpk, d2pk = paired_derivatives(theta[r], items)
+            valid = np.arange(pk.shape[1])[None, :] < items.categories[:, None]
+            safe = np.maximum(pk, 1e-300)
+            xk = x[r, c].astype(np.int64)
+            np.add.at(score, r, dpk[np.arange(r.size), xk] / safe[np.arange(r.size), xk])
+            np.add.at(info, r, np.where(valid, dpk * dpk / safe, 0.0).sum(axis=1))
+            np.add.at(j, r, np.where(valid, dpk * d2pk / safe, 0.0).sum(axis=1))
+        return score, info, j
+
+    def log_likelihood(self, x: FloatArray, mask: np.ndarray, grid: FloatArray) -> FloatArray:
+        return self.bank.pattern_log_likelihood(np.where(mask, self.items, -1), np.where(mask, x, np.nan), grid)
 
 
 def eligible_operational(state: CatState, bank: Bank, rows: np.ndarray) -> np.ndarray:
