@@ -127,6 +127,10 @@ def test_cli_prints_the_rows_and_refuses_a_region_without_prices(capsys: pytest.
     assert out["prices_not_checked_on_an_aws_page"]
     assert main(["capacity", "--region", "eu-west-1"]) == 2
     assert "pass --prices" in capsys.readouterr().err
+    assert main(["capacity", "--prices", "/nonexistent/prices.json"]) == 2
+    assert "cannot read /nonexistent/prices.json" in capsys.readouterr().err
+    assert main(["capacity", "--students", "0"]) == 2
+    assert "students >= 1" in capsys.readouterr().err
 
 
 def test_template_has_a_parameter_for_every_knob_the_plan_sets() -> None:

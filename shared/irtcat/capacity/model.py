@@ -56,9 +56,7 @@ class PriceTable:
     @classmethod
     def load(cls, path: Path | None = None) -> PriceTable:
         """The shipped table (us-east-1) or one of the same shape at ``path``."""
-        text = (path.read_text(encoding="utf-8") if path is not None
-                else resources.files(__package__).joinpath("aws_prices.json").read_text(encoding="utf-8"))
-        raw = json.loads(text)
+        raw = _read(path, "aws_prices.json")
         try:
             prices = {k: Price(float(v["value"]), float(v["per"]), str(v["unit"]), str(v["checked"]), str(v["source"]))
                       for k, v in raw["prices"].items()}
@@ -92,11 +90,12 @@ class Profile:
 
     @classmethod
     def load(cls, path: Path | None = None) -> Profile:
-        text = (path.read_text(encoding="utf-8") if path is not None
-                else resources.files(__package__).joinpath("profile.json").read_text(encoding="utf-8"))
-        raw = json.loads(text)
-        return cls(dict(raw["measured"]), {k: float(v["value"]) for k, v in raw["assumed"].items()},
-                   dict(raw.get("provenance", {})))
+        raw = _read(path, "profile.json")
+        try:
+            return cls(dict(raw["measured"]), {k: float(v["value"]) for k, v in raw["assumed"].items()},
+                       dict(raw.get("provenance", {})))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"profile {path or 'profile.json'}: {type(exc).__name__}: {exc}") from None
 
     def calls(self, prefix: str) -> dict[str, float]:
         """Per-answer calls whose key starts with ``prefix`` (e.g. ``dynamodb:``), by operation."""
@@ -131,6 +130,19 @@ def dynamodb_item_bytes(item: dict[str, Any]) -> int:
     significant digits plus one; a list or map 3 bytes plus its elements (1 byte each more);
     booleans and nulls 1 byte. ``item`` is in the low-level wire format ({"S": ...})."""
     return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
+
+
+def _read(path: Path | None, shipped: str) -> Any:
+    """A JSON table: ``path``, or the one shipped beside this module; ValueError with the reason
+    when it cannot be read."""
+    try:
+        text = (path.read_text(encoding="utf-8") if path is not None
+                else resources.files(__package__).joinpath(shipped).read_text(encoding="utf-8"))
+        return json.loads(text)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path or shipped} is not JSON ({exc.msg}, line {exc.lineno})") from None
 
 
 def _value_bytes(value: dict[str, Any]) -> int:

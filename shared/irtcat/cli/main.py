@@ -71,9 +71,7 @@ def _responses_generate(args: argparse.Namespace) -> int:
     if engine.poly is not None:  # partial-credit items answer in a category of their own model
         from ..irt.polytomous import draw_responses
 
-        at = np.searchsorted(engine.poly_index, usable[item])
-        is_poly = (at < engine.poly_index.size) & (engine.poly_index[np.minimum(at, engine.poly_index.size - 1)]
-                                                   == usable[item])
+        at, is_poly = engine.poly_positions(usable[item])
         if is_poly.any():
             resp[is_poly] = draw_responses(thetas[person[is_poly]], engine.poly.subset(at[is_poly]),
                                            np.random.default_rng(args.seed + 2))
@@ -220,13 +218,17 @@ def _calibrate_partial_credit(args: argparse.Namespace) -> int:
                                     args.version or ((base.version + 1) if base else 1), len(persons))
     bank = estimated
     if base is not None:
-        new = {it.item_id: it.model_copy(update={"status": "pretest"}) for it in estimated.items}
-        old = {it.item_id: it for it in base.items}
-        bank = base.model_copy(update={
-            "version": estimated.version, "bank_id": estimated.bank_id, "calibration": estimated.calibration,
-            "items": [new.get(it.item_id, old[it.item_id]).model_copy(update={
-                "content_area": it.content_area, "stem": it.stem, "options": it.options, "credits": it.credits,
-                "exposure_k": it.exposure_k}) for it in base.items]})
+        new = {it.item_id: it for it in estimated.items}
+
+        def merged(old: Any) -> Any:  # an estimate keeps the bank item's content and pretest status
+            est = new.get(old.item_id)
+            return old if est is None else est.model_copy(update={
+                "status": old.status, "content_area": old.content_area, "stem": old.stem, "options": old.options,
+                "credits": old.credits, "exposure_k": old.exposure_k})
+
+        bank = base.model_copy(update={"version": estimated.version, "bank_id": estimated.bank_id,
+                                       "calibration": estimated.calibration,
+                                       "items": [merged(it) for it in base.items]})
         bank = ItemBank.model_validate(bank.model_dump())  # the estimates with their content, checked
     bank.dump(args.out)
     summary = {**result.summary(), "n_persons": len(persons), "out": str(args.out), "bank_id": bank.bank_id,

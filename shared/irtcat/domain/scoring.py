@@ -117,7 +117,7 @@ def simulated_answer(bank: ItemBank, item_id: str, true_theta: float, shown: lis
     j = engine.index[item_id]
     item = bank.items[j]
     if item.model is not None and engine.poly is not None:
-        k = int(np.searchsorted(engine.poly_index, j))
+        k = int(engine.poly_positions(np.array(j))[0])
         category = int(draw_responses(np.array([true_theta]), engine.poly.subset([k]), rng)[0])
         return simulated_category_choice(item, shown or [], category, rng)
     correct = bool(rng.random() < float(prob(true_theta, engine.params.subset([j]))[0]))

@@ -129,9 +129,7 @@ def simulate(
         p = prob(true_theta[active], bank.params.subset(items))
         x = (rng.random(active.size) < p).astype(np.int64)
         if bank.poly is not None:  # partial-credit items answer in a category
-            where = np.searchsorted(bank.poly_index, items)
-            is_poly = (where < bank.poly_index.size) & (bank.poly_index[np.minimum(where, bank.poly_index.size - 1)]
-                                                        == items)
+            where, is_poly = bank.poly_positions(items)
             if is_poly.any():
                 x[is_poly] = draw_responses(true_theta[active[is_poly]], bank.poly.subset(where[is_poly]), rng)
         record_answer(state, bank, config, active, items, x)

@@ -90,6 +90,15 @@ class Bank:
             self._tables[quadrature] = table
         return table
 
+    def poly_positions(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For bank positions ``index`` (any shape): each one's position among the partial-credit
+        items (clipped into range) and whether it is one."""
+        idx = np.asarray(index, dtype=np.int64)
+        if self.poly is None:
+            return np.zeros_like(idx), np.zeros(idx.shape, dtype=bool)
+        pos = np.minimum(np.searchsorted(self.poly_index, idx), self.poly_index.size - 1)
+        return pos, self.poly_index[pos] == idx
+
     def categories(self) -> np.ndarray:
         """Number of score categories of each item (2 for a right/wrong one)."""
         out = np.full(len(self), 2, dtype=np.int64)
@@ -119,9 +128,7 @@ class Bank:
         p = prob(grid[None, None, :], self.params.subset(idx.ravel()).expanded(idx.shape))  # (rows, k, g)
         ll = np.where(xi[..., None] == 1, np.log(p), np.log1p(-p))
         if self.poly is not None:
-            n = self.poly_index.size
-            pos = np.minimum(np.searchsorted(self.poly_index, idx), n - 1)
-            is_poly = self.poly_index[pos] == idx
+            pos, is_poly = self.poly_positions(idx)
             probs = category_probabilities(grid, self.poly)  # (g, n_poly, K)
             pk = probs[:, pos, np.minimum(xi, probs.shape[2] - 1)]  # (g, rows, k)
             ll = np.where(is_poly[..., None], np.log(np.maximum(np.moveaxis(pk, 0, -1), 1e-300)), ll)
@@ -232,9 +239,7 @@ class MixedPattern:
                     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         bank, idx = self.bank, np.maximum(self.items, 0)
         assert bank.poly is not None
-        n_poly = bank.poly_index.size
-        pos = np.minimum(np.searchsorted(bank.poly_index, idx), n_poly - 1)
-        is_poly = bank.poly_index[pos] == idx
+        pos, is_poly = bank.poly_positions(idx)
         pr = bank.params
         p, dp, d2p = prob_derivatives(theta[:, None], ItemParameters(pr.a[idx], pr.b[idx], pr.c[idx], pr.d[idx],
                                                                       pr.scale))
