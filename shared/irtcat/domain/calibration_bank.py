@@ -76,7 +76,7 @@ def partial_credit_bank(result: PolytomousResult, item_ids: list[str], bank_id: 
         m = int(np.sum(~np.isnan(result.thresholds[j])))
         se_b = [num(x) for x in result.se_thresholds[j, :m]]
         items.append(Item(
-            item_id=item_id, model=result.model,  # type: ignore[arg-type]
+            item_id=item_id, model=result.models[j],  # type: ignore[arg-type]
             a=round(float(result.a[j]), 5), b=[round(float(x), 5) for x in result.thresholds[j, :m]],
             se_a=num(result.se_a[j]), se_b=None if None in se_b else [float(x) for x in se_b if x is not None],
             n_responses=int(result.n_responses[j]), rmsd=num(result.rmsd[j]),
@@ -85,5 +85,6 @@ def partial_credit_bank(result: PolytomousResult, item_ids: list[str], bank_id: 
                            cycles=result.cycles, converged=result.converged,
                            n_responses=int(result.n_responses.sum()), n_persons=n_persons,
                            log_likelihood=result.log_likelihood)
-    return ItemBank(bank_id=bank_id, version=version, model=result.model,  # type: ignore[arg-type]
+    single = result.model if result.model in ("GRM", "GPCM") else "3PL"  # a mixed run names no one model
+    return ItemBank(bank_id=bank_id, version=version, model=single,  # type: ignore[arg-type]
                     items=items, calibration=info, scale=1.0)
