@@ -789,7 +789,8 @@ def bench_partial_credit_peers() -> dict[str, Any]:
     complete, and a sparse design where each person answers a random quarter of the items.
     and an adaptive one (a 10-item max-info CAT per person). Seconds without standard errors for
     both (ours' SEs timed apart); RMSE of a and of the thresholds."""
-    from irtcat.irt.polytomous_calibration import CategoryData, calibrate_polytomous
+    from irtcat.irt.mixed_calibration import calibrate_polytomous
+    from irtcat.irt.polytomous_calibration import CategoryData
 
     try:
         import mirt  # type: ignore[import-not-found,import-untyped,unused-ignore]

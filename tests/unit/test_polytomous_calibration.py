@@ -12,14 +12,14 @@ import pytest
 from irtcat.cli.main import main
 from irtcat.domain.bank import ItemBank
 from irtcat.irt.calibration import Priors, quadrature
+from irtcat.irt.mixed_calibration import calibrate_polytomous
 from irtcat.irt.polytomous import MODEL_CODES, PolytomousItems, draw_responses
 from irtcat.irt.polytomous_calibration import (
     CategoryData,
+    Layout,
     _e_step,
     _item_terms,
-    _Layout,
-    _m_step,
-    calibrate_polytomous,
+    m_step,
     starting_values,
 )
 
@@ -71,7 +71,7 @@ def test_m_step_gradient_is_exact_and_the_m_step_reaches_its_maximum(model: str)
     _, data = simulated("GRM" if model == "mixed" else model, 400, 5, seed=2)
     names = ["GRM", "GPCM", "GRM", "GPCM", "GPCM"] if model == "mixed" else [model] * 5
     codes = np.array([MODEL_CODES[m] for m in names], dtype=np.int8)
-    layout = _Layout(data.categories, codes)
+    layout = Layout(data.categories, codes)
     nodes, weights = quadrature(41)
     a, b = starting_values(data, names)
     counts, _ = _e_step(data, a, b, codes, nodes, np.log(weights), 1.0)
@@ -87,7 +87,7 @@ def test_m_step_gradient_is_exact_and_the_m_step_reaches_its_maximum(model: str)
     for j in range(5):  # the expected information is positive definite on each item's parameters
         m = 1 + int(layout.m[j])
         assert np.all(np.linalg.eigvalsh(info[j, :m, :m]) > 0)
-    best = _m_step(vec, layout, counts, nodes, priors, 1.0)
+    best = m_step(vec, layout, counts, nodes, priors, 1.0)
     value, at_best, _ = _item_terms(best, layout, counts, nodes, priors, 1.0)
     assert np.all(value > _item_terms(vec, layout, counts, nodes, priors, 1.0)[0])
     assert np.max(np.abs(at_best)) < 1e-3
@@ -137,7 +137,7 @@ def test_cli_refuses_categories_for_right_wrong_models_and_a_mixed_bank(tmp_path
     assert "responses must be 0 or 1 (line 2)" in capsys.readouterr().err
     assert main(["calibrate", "--model", "GPCM", "--responses", str(responses), "--out", str(tmp_path / "b"),
                  "--fixed", "operational"]) == 2
-    assert "--bank and --fixed operational go together" in capsys.readouterr().err
+    assert "--fixed operational needs --bank" in capsys.readouterr().err
     assert main(["calibrate", "--model", "GPCM", "--responses", str(responses), "--out", str(tmp_path / "b")]) == 2
     assert "category 1 never observed" in capsys.readouterr().err
 
@@ -160,8 +160,8 @@ def test_bank_items_state_their_partial_credit_model_or_are_refused() -> None:
 def test_online_calibration_of_partial_credit_pretest_items(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     """A bank of 30 operational 3PL items and 4 pretest GRM items; 3,000 students answer all.
-    With --bank --fixed operational the GRM items are estimated (RMSE of a and thresholds < 0.15)
-    and every other item is left as it was."""
+    With --bank --fixed operational the GRM items are estimated (RMSE of a and thresholds < 0.15),
+    pass the promotion gates (or not, with the reason) and every other item is left as it was."""
     from irtcat.domain.bank import Item
     from irtcat.domain.generate import generate_bank
     from irtcat.irt.model import prob
@@ -197,7 +197,13 @@ def test_online_calibration_of_partial_credit_pretest_items(tmp_path: Path,
     assert np.sqrt(np.mean([(g.a - t.a) ** 2 for g, t in zip(got, truth, strict=True)])) < 0.15
     err_b = np.array([np.array(g.thresholds) - np.array(t.thresholds) for g, t in zip(got, truth, strict=True)])
     assert np.sqrt(np.mean(err_b**2)) < 0.15
-    assert all(g.status == "pretest" and g.se_b is not None for g in got)
+    # 3,000 responses, every threshold's SE under 0.3 and a good fit: the gates promote them
+    assert all(g.status == "operational" and g.calibration_note == "promoted" and g.se_b is not None for g in got)
+    assert sorted(summary["promoted"]) == ["g0", "g1", "g2", "g3"]
+    assert main(["calibrate", "--model", "GRM", "--responses", str(responses), "--bank", str(path),
+                 "--fixed", "operational", "--promote-n", "5000", "--out", str(out)]) == 0
+    held = ItemBank.load(out).items[30:]
+    assert all(g.status == "pretest" and g.calibration_note == "n_responses 3000 < 5000" for g in held)
     assert main(["calibrate", "--model", "GPCM", "--responses", str(responses), "--bank", str(path),
                  "--fixed", "operational", "--out", str(out)]) == 2
     assert "no pretest GPCM items" in capsys.readouterr().err

@@ -175,72 +175,140 @@ def _bank_publish(args: argparse.Namespace) -> int:
 
 
 def _calibrate_partial_credit(args: argparse.Namespace) -> int:
+    """``--model GRM|GPCM`` without a bank: every item in the responses, in that model."""
     from ..adapters.calibration_io import read_long_responses
-    from ..domain.bank import ItemBank
     from ..domain.calibration_bank import partial_credit_bank
-    from ..irt.estimation import Quadrature
-    from ..irt.polytomous_calibration import CategoryData, calibrate_polytomous
+    from ..irt.mixed_calibration import calibrate_polytomous
+    from ..irt.polytomous_calibration import CategoryData
 
-    base = ItemBank.load(args.bank) if args.bank else None
-    if (base is None) != (args.fixed is None):
-        raise CliError(f"--model {args.model}: --bank and --fixed operational go together (a bank of partial-credit "
-                       "items from scratch takes neither)")
+    if args.fixed is not None:
+        raise CliError(f"--model {args.model}: --fixed operational needs --bank (a bank of partial-credit items "
+                       "from scratch takes neither)")
     students, item_col, response = read_long_responses(args.responses, categories=True)
     persons: dict[str, int] = {}
     person = np.array([persons.setdefault(s, len(persons)) for s in students], dtype=np.int64)
-    anchors = None
-    if base is None:
-        item_ids = sorted(set(item_col))
-        free_rows = np.ones(len(item_col), dtype=bool)
-    else:
-        # online calibration: the bank's pretest items of this model are estimated; every other
-        # item keeps its parameters and enters each person's posterior (MEM)
-        item_ids = [it.item_id for it in base.items if it.status == "pretest" and it.model == args.model]
-        if not item_ids:
-            raise CliError(f"the bank has no pretest {args.model} items to calibrate")
-        index = base.engine.index
-        unknown = sorted({i for i in item_col if i not in index})
-        if unknown:
-            raise CliError(f"{len(unknown)} item id(s) not in the bank: {', '.join(unknown[:5])}")
-        free_set = set(item_ids)
-        free_rows = np.array([i in free_set for i in item_col], dtype=bool)
-        fixed_item = np.array([index[i] for i, f in zip(item_col, free_rows, strict=True) if not f], dtype=np.int64)
-        anchors = base.engine.answers_log_likelihood(person[~free_rows], fixed_item, response[~free_rows],
-                                                     len(persons), Quadrature(args.nodes, -6.0, 6.0))
-    free_index = {item_id: j for j, item_id in enumerate(item_ids)}
-    item = np.array([free_index[i] for i, f in zip(item_col, free_rows, strict=True) if f], dtype=np.int64)
-    data = CategoryData.from_long(person[free_rows], item, response[free_rows], len(persons), len(item_ids),
-                                  item_ids)
-    priors = _priors_option(args.priors, "2PL")
-    result = calibrate_polytomous(data, args.model, priors=priors, n_nodes=args.nodes, max_cycles=args.max_iter,
-                                  tol=args.tol, anchors=anchors)
-    estimated = partial_credit_bank(result, item_ids, args.bank_id or (base.bank_id if base else "calibrated"),
-                                    args.version or ((base.version + 1) if base else 1), len(persons))
-    bank = estimated
-    if base is not None:
-        new = {it.item_id: it for it in estimated.items}
-
-        def merged(old: Any) -> Any:  # an estimate keeps the bank item's content and pretest status
-            est = new.get(old.item_id)
-            return old if est is None else est.model_copy(update={
-                "status": old.status, "content_area": old.content_area, "stem": old.stem, "options": old.options,
-                "credits": old.credits, "exposure_k": old.exposure_k})
-
-        bank = base.model_copy(update={"version": estimated.version, "bank_id": estimated.bank_id,
-                                       "calibration": estimated.calibration,
-                                       "items": [merged(it) for it in base.items]})
-        bank = ItemBank.model_validate(bank.model_dump())  # the estimates with their content, checked
+    item_ids = sorted(set(item_col))
+    index = {item_id: j for j, item_id in enumerate(item_ids)}
+    data = CategoryData.from_long(person, np.array([index[i] for i in item_col], dtype=np.int64), response,
+                                  len(persons), len(item_ids), item_ids)
+    result = calibrate_polytomous(data, args.model, priors=_partial_priors(args.priors), n_nodes=args.nodes,
+                                  max_cycles=args.max_iter, tol=args.tol)
+    bank = partial_credit_bank(result, item_ids, args.bank_id or "calibrated", args.version or 1, len(persons))
     bank.dump(args.out)
     summary = {**result.summary(), "n_persons": len(persons), "out": str(args.out), "bank_id": bank.bank_id,
-               "version": bank.version, "estimated": item_ids, "anchored": base is not None}
+               "version": bank.version, "estimated": item_ids, "anchored": False}
     if args.report:
         Path(args.report).write_text(json.dumps({"summary": summary, "items": [
-            it.model_dump(exclude_none=True) for it in estimated.items]}, indent=1))
+            it.model_dump(exclude_none=True) for it in bank.items]}, indent=1))
     human = (f"{args.model}: {len(item_ids)} items from {summary['n_responses']} responses of {len(persons)} "
-             f"persons{' (the bank' + chr(39) + 's other items fixed)' if base is not None else ''} in "
-             f"{result.cycles} cycles ({'converged' if result.converged else 'NOT converged'}, "
+             f"persons in {result.cycles} cycles ({'converged' if result.converged else 'NOT converged'}, "
              f"{result.seconds:.2f}s); -2LL {summary['minus_2ll']:.1f}, AIC {summary['aic']:.1f}, "
              f"BIC {summary['bic']:.1f}; SE: {result.se_method}; wrote {args.out}")
+    _emit(args, summary, human)
+    return 0
+
+
+def _partial_priors(value: str) -> Any:
+    """``--priors`` for partial-credit items: the slope and threshold settings (a c prior has no
+    meaning for them and is dropped)."""
+    from dataclasses import replace
+
+    return replace(_priors_option(value, "2PL"), c=None)
+
+
+def _calibrate_bank_with_partial_credit(args: argparse.Namespace, base: Any) -> int:
+    """``--bank`` with partial-credit items: one joint EM, each item in its own model (the
+    right/wrong ones in ``--model`` 1PL/2PL/3PL). Estimated: every item, or with ``--fixed
+    operational`` the pretest ones (``--model GRM|GPCM``: only that model's pretest items);
+    every other item keeps its parameters and informs each person's posterior (MEM)."""
+    from ..adapters.calibration_io import read_long_responses
+    from ..domain.calibration_bank import mixed_bank
+    from ..irt.calibration import CalibModel, ResponseData
+    from ..irt.estimation import Quadrature
+    from ..irt.mixed_calibration import calibrate_mixed
+    from ..irt.polytomous_calibration import CategoryData
+
+    partial_only = args.model in ("GRM", "GPCM")
+    if partial_only and args.fixed is None:
+        raise CliError(f"--model {args.model} with --bank estimates that model's pretest items against the "
+                       "others: add --fixed operational (or give --model 1PL/2PL/3PL to estimate every item, "
+                       "each in its own model)")
+    if args.method != "mem" or args.latent != "fixed":
+        raise CliError("a bank with partial-credit items is calibrated by MEM with a fixed N(0, 1) latent "
+                       "distribution (--method mem, --latent fixed)")
+    chosen = [it for it in base.items if args.fixed is None or it.status == "pretest"]
+    if partial_only:
+        chosen = [it for it in chosen if it.model == args.model]
+    if not chosen:
+        raise CliError(f"the bank has no pretest {args.model + ' ' if partial_only else ''}items to calibrate")
+    students, item_col, response = read_long_responses(args.responses, categories=True)
+    index = base.engine.index
+    unknown = sorted({i for i in item_col if i not in index})
+    if unknown:
+        raise CliError(f"{len(unknown)} item id(s) not in the bank: {', '.join(unknown[:5])}")
+    persons: dict[str, int] = {}
+    person = np.array([persons.setdefault(s, len(persons)) for s in students], dtype=np.int64)
+    item_of = np.array([index[i] for i in item_col], dtype=np.int64)
+    categories = base.engine.categories()
+    bad = np.flatnonzero(response >= categories[item_of])
+    if bad.size:
+        k = int(bad[0])
+        raise CliError(f"response {int(response[k])} to item {item_col[k]} (line {k + 2}) is not one of its "
+                       f"categories 0..{int(categories[item_of[k]]) - 1}")
+    chosen_ids = {it.item_id for it in chosen}
+    # a partial-credit item whose thresholds the data cannot identify is left out, with the reason
+    partial_all = [it.item_id for it in chosen if it.model is not None]
+    rows_of = {i: j for j, i in enumerate(partial_all)}
+    in_partial = np.array([i in rows_of for i in item_col], dtype=bool)
+    unusable = CategoryData.unusable(np.array([rows_of[i] for i in np.array(item_col)[in_partial]], dtype=np.int64),
+                                     response[in_partial], len(partial_all))
+    left_out = {partial_all[j]: why for j, why in unusable.items()}
+    right_wrong_ids = [it.item_id for it in chosen if it.model is None]
+    partial_ids = [i for i in partial_all if i not in left_out]
+    free = chosen_ids - set(left_out)
+    is_free = np.array([i in free for i in item_col], dtype=bool)
+    n = len(persons)
+    anchors = None
+    if (~is_free).any():
+        anchors = base.engine.answers_log_likelihood(person[~is_free], item_of[~is_free], response[~is_free], n,
+                                                     Quadrature(args.nodes, -6.0, 6.0))
+
+    def family(ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        where = {i: j for j, i in enumerate(ids)}
+        rows = np.array([i in where for i in item_col], dtype=bool)
+        return person[rows], np.array([where[i] for i in np.array(item_col)[rows]], dtype=np.int64), response[rows]
+
+    rw_model: CalibModel = args.model if not partial_only else "2PL"
+    right_wrong = ResponseData.from_long(*family(right_wrong_ids), n, len(right_wrong_ids)) if right_wrong_ids else None
+    partial = CategoryData.from_long(*family(partial_ids), n, len(partial_ids), partial_ids) if partial_ids else None
+    if right_wrong is None and partial is None:
+        raise CliError(f"nothing to estimate: {'; '.join(f'{i}: {why}' for i, why in list(left_out.items())[:5])}")
+    models = {it.item_id: str(it.model) for it in base.items if it.model is not None}
+    result = calibrate_mixed(right_wrong, partial, model=rw_model, partial_models=[models[i] for i in partial_ids],
+                             priors=_priors_option(args.priors, rw_model), partial_priors=_partial_priors(args.priors),
+                             anchors=anchors, n_nodes=args.nodes, max_cycles=args.max_iter, tol=args.tol,
+                             min_responses=args.min_responses)
+    bank, report = mixed_bank(base, result, right_wrong_ids, partial_ids, args.bank_id or base.bank_id,
+                              args.version or base.version + 1, n, args.promote_se, args.promote_n,
+                              args.promote_rmsd)
+    if left_out:
+        notes = {i: f"left out: {why}" for i, why in left_out.items()}
+        bank = bank.model_copy(update={"items": [it.model_copy(update={"calibration_note": notes[it.item_id]})
+                                                 if it.item_id in notes else it for it in bank.items]})
+    bank.dump(args.out)
+    rw_left = {right_wrong_ids[j]: why for j, why in result.right_wrong.left_out.items()} if result.right_wrong else {}
+    summary = {**result.summary(), "n_persons": n, "out": str(args.out), "bank_id": bank.bank_id,
+               "version": bank.version, "estimated": [i for i in right_wrong_ids if i not in rw_left] + partial_ids,
+               "anchored": anchors is not None, "left_out": {**rw_left, **left_out}, "promoted": report["promoted"],
+               "status_counts": report["status_counts"]}
+    if args.report:
+        Path(args.report).write_text(json.dumps({"summary": summary, "items": report["items"]}, indent=1))
+    human = (f"{summary['model']}: {len(summary['estimated'])} items estimated from {summary['n_responses']} "
+             f"responses of {n} persons{' (the other items fixed)' if anchors is not None else ''} in "
+             f"{result.cycles} cycles ({'converged' if result.converged else 'NOT converged'}, "
+             f"{result.seconds:.2f}s); -2LL {summary['minus_2ll']:.1f}, AIC {summary['aic']:.1f}, "
+             f"BIC {summary['bic']:.1f}; {len(summary['left_out'])} left out; "
+             f"{len(report['promoted'])} promoted; wrote {args.out}")
     _emit(args, summary, human)
     return 0
 
@@ -248,15 +316,16 @@ def _calibrate_partial_credit(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     import warnings
 
-    if args.model in ("GRM", "GPCM"):
-        return _calibrate_partial_credit(args)
-
     from ..adapters.calibration_io import calibrated_bank, read_long_responses, to_response_data
     from ..domain.bank import ItemBank
     from ..irt.calibration import CalibrationWarning, calibrate
 
-    students, item_col, response = read_long_responses(args.responses)
     base = ItemBank.load(args.bank) if args.bank else None
+    if base is not None and (args.model in ("GRM", "GPCM") or any(it.model is not None for it in base.items)):
+        return _calibrate_bank_with_partial_credit(args, base)
+    if args.model in ("GRM", "GPCM"):
+        return _calibrate_partial_credit(args)
+    students, item_col, response = read_long_responses(args.responses)
     if args.fixed and base is None:
         raise CliError("--fixed needs --bank")
     item_ids = [it.item_id for it in base.items] if base is not None else sorted(set(item_col))

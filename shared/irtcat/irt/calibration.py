@@ -29,9 +29,9 @@ memory grows with the number of responses, never with persons x items.
 * **Latent distribution**: ``fixed`` N(0, 1) (default); ``normal`` (mean and variance
   estimated; only meaningful when fixed items anchor the scale); ``histogram``, an empirical
   histogram (Woods 2007) rescaled to mean 0 and variance 1 when nothing anchors the scale.
-* **Standard errors** come from the Fisher information of each item's expected complete-data
-  log-likelihood at convergence, plus the prior's information. They ignore the uncertainty in
-  the posterior weights, so they are slightly optimistic.
+* **Standard errors** from the observed information by Louis' (1982) identity
+  (:func:`observed_information`): the complete-data information plus the cross-products of the
+  persons' scores, which carry the uncertainty in the posterior weights.
 * **Item fit**: RMSD between the observed and model-implied proportion correct across the
   nodes, weighted by each item's expected counts (the statistic PISA uses; von Davier 2017).
 """
@@ -410,12 +410,16 @@ def _add_optional(x: FloatArray | None, y: FloatArray | None, empty: bool) -> Fl
 
 def e_step(data: ResponseData, est: ItemEstimates, nodes: FloatArray, log_weights: FloatArray,
            use: np.ndarray | None = None,
-           information: tuple[CalibModel, np.ndarray] | None = None) -> ExpectedCounts:
+           information: tuple[CalibModel, np.ndarray] | None = None,
+           anchors: FloatArray | None = None) -> ExpectedCounts:
     """One E-step over ``data``'s persons: posterior weights w_pq at ``est`` (``use``: only these
     items inform the posterior, as in OEM) and their expected counts n_iq, r_iq.
     ``information=(model, free)`` adds the score products of the free items' parameters
-    (:func:`score_products`), which the standard errors need."""
-    w, ll = _posterior(_log_posterior(data, est, nodes, log_weights, use))
+    (:func:`score_products`), which the standard errors need. ``anchors`` (persons x nodes)
+    adds the log-likelihood of each person's answers to other items (those of a joint run's
+    partial-credit items, or items held fixed)."""
+    log_post = _log_posterior(data, est, nodes, log_weights, use)
+    w, ll = _posterior(log_post if anchors is None else log_post + anchors)
     n, r = _expected_counts(data, w)
     products = None if information is None else score_products(data, est, nodes, w, *information)
     return ExpectedCounts(n, r, w.sum(axis=0), ll, data.n_persons, products)
@@ -1161,18 +1165,27 @@ def promote(result: CalibrationResult, pretest: np.ndarray, max_se_b: float = 0.
     ``min_responses`` responses, its RMSD is at most ``max_rmsd`` and the run converged.
     Returns item index -> "promoted" or the reason it stays a pretest item.
     """
+    return promotion_decisions(pretest, result.n_responses, result.se_b, result.rmsd, result.converged,
+                               result.left_out, max_se_b, min_responses, max_rmsd)
+
+
+def promotion_decisions(pretest: np.ndarray, n_responses: np.ndarray, se_b: FloatArray, rmsd: FloatArray,
+                        converged: bool, left_out: dict[int, str], max_se_b: float, min_responses: int,
+                        max_rmsd: float, se_label: str = "SE(b)") -> dict[int, str]:
+    """The gates of :func:`promote` on plain arrays (a partial-credit item's ``se_b`` is the
+    largest SE of its thresholds, ``se_label`` naming it)."""
     decisions: dict[int, str] = {}
     for i in map(int, np.flatnonzero(pretest)):
-        if i in result.left_out:
-            decisions[i] = result.left_out[i]
-        elif not result.converged:
+        if i in left_out:
+            decisions[i] = left_out[i]
+        elif not converged:
             decisions[i] = "calibration did not converge"
-        elif result.n_responses[i] < min_responses:
-            decisions[i] = f"n_responses {result.n_responses[i]} < {min_responses}"
-        elif not result.se_b[i] <= max_se_b:
-            decisions[i] = f"SE(b) {result.se_b[i]:.3f} > {max_se_b}"
-        elif result.rmsd[i] > max_rmsd:
-            decisions[i] = f"RMSD {result.rmsd[i]:.3f} > {max_rmsd}"
+        elif n_responses[i] < min_responses:
+            decisions[i] = f"n_responses {n_responses[i]} < {min_responses}"
+        elif not se_b[i] <= max_se_b:
+            decisions[i] = f"{se_label} {se_b[i]:.3f} > {max_se_b}"
+        elif rmsd[i] > max_rmsd:
+            decisions[i] = f"RMSD {rmsd[i]:.3f} > {max_rmsd}"
         else:
             decisions[i] = "promoted"
     return decisions

@@ -33,14 +33,14 @@ items and categories named.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 
-from .calibration import Priors, em_cycle, quadrature
+from .calibration import Priors
+from .calibration import _posterior as posterior
 from .model import D_LOGISTIC, FloatArray
 from .polytomous import GRM, MODEL_CODES, PolytomousItems, category_probabilities, log_likelihood_table
 
@@ -88,24 +88,32 @@ class CategoryData:
         if np.unique(key).size != key.size:
             raise ValueError("duplicate person-item responses")
         names = item_ids or [str(j) for j in range(n_i)]
-        highest = np.full(n_i, -1)
-        np.maximum.at(highest, item, cat)
-        counts = np.zeros((n_i, int(highest.max()) + 1), dtype=np.int64)
-        np.add.at(counts, (item, cat), 1)
-        problems = []
-        for j in range(n_i):
-            if highest[j] < 1:
-                problems.append(f"{names[j]}: {'no responses' if highest[j] < 0 else 'only category 0'}")
-                continue
-            missing = [k for k in range(highest[j]) if counts[j, k] == 0]
-            if missing:
-                problems.append(f"{names[j]}: category {', '.join(map(str, missing))} never observed "
-                                f"(observed up to {highest[j]})")
+        problems = [f"{names[j]}: {why}" for j, why in cls.unusable(item, cat, n_i).items()]
         if problems:
             shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
             raise ValueError(f"{len(problems)} item(s) cannot be calibrated: {shown}. A threshold needs answers "
                              "in the categories on both sides: collect more responses or merge the categories")
+        highest = np.full(n_i, -1)
+        np.maximum.at(highest, item, cat)
         return cls(person, item, cat, n_p, n_i, highest + 1)
+
+    @staticmethod
+    def unusable(item: np.ndarray, category: np.ndarray, n_items: int) -> dict[int, str]:
+        """The items whose thresholds the responses cannot identify, and why: no responses,
+        only category 0, or a category below the highest observed that nobody answered in."""
+        highest = np.full(n_items, -1)
+        np.maximum.at(highest, item, category)
+        counts = np.zeros((n_items, max(int(highest.max()), 0) + 1), dtype=np.int64)
+        np.add.at(counts, (item, category), 1)
+        out: dict[int, str] = {}
+        for j in range(n_items):
+            if highest[j] < 1:
+                out[j] = "no responses" if highest[j] < 0 else "only category 0"
+                continue
+            missing = [k for k in range(highest[j]) if counts[j, k] == 0]
+            if missing:
+                out[j] = f"category {', '.join(map(str, missing))} never observed (observed up to {highest[j]})"
+        return out
 
 
 @dataclass
@@ -144,7 +152,7 @@ class PolytomousResult:
                 "priors": self.priors.describe(), "se_method": self.se_method}
 
 
-class _Layout:
+class Layout:
     """Where each item's parameters sit in the optimiser's vector: log a, then for a GRM b_1
     and log(b_{k+1} - b_k), for a GPCM the steps b_k. Per item the same parameters form a row of
     width 1 + the widest m (:meth:`gather`), ``valid`` marking the ones an item has."""
@@ -248,31 +256,38 @@ def _gradients(a: FloatArray, b: FloatArray, models: np.ndarray, nodes: FloatArr
     return np.log(np.maximum(p, 1e-300)), grads
 
 
+def category_log_likelihoods(data: CategoryData, a: FloatArray, b: FloatArray, models: np.ndarray,
+                             nodes: FloatArray, scale: float) -> FloatArray:
+    """Each person's log-likelihood of their category responses at each node, (persons, nodes):
+    sum over the person's answers of log P_{i,x}(t_q), as S @ L."""
+    table = log_likelihood_table(PolytomousItems(models, a, b, scale), nodes)  # (n, K, Q)
+    table = np.where(np.isneginf(table), 0.0, table)  # categories an item lacks are never indexed
+    out: FloatArray = np.asarray(data.indicator @ table.reshape(-1, nodes.size))
+    return out
+
+
+def category_counts(data: CategoryData, w: FloatArray) -> FloatArray:
+    """The expected category counts r_ikq = sum_{p: x_pi = k} w_pq, (items, K, Q), as S^T @ w."""
+    out: FloatArray = np.asarray(data.indicator.T @ w).reshape(data.n_items, -1, w.shape[1])
+    return out
+
+
 def _e_step(data: CategoryData, a: FloatArray, b: FloatArray, models: np.ndarray, nodes: FloatArray,
             log_weights: FloatArray, scale: float, anchors: FloatArray | None = None) -> tuple[FloatArray, float]:
     """Expected category counts (items, K, Q) and the marginal log-likelihood; ``anchors``
-    (persons x nodes) adds the log-likelihood of each person's answers to fixed items."""
-    table = log_likelihood_table(PolytomousItems(models, a, b, scale), nodes)  # (n, K, Q)
-    table = np.where(np.isneginf(table), 0.0, table)  # categories an item lacks are never indexed
-    log_post = data.indicator @ table.reshape(-1, nodes.size) + log_weights[None, :]
-    if anchors is not None:
-        log_post = log_post + anchors
-    top = log_post.max(axis=1, keepdims=True)
-    w = np.exp(log_post - top)
-    total = w.sum(axis=1, keepdims=True)
-    loglik = float(np.sum(np.log(total) + top))
-    w /= total
-    counts = np.asarray(data.indicator.T @ w).reshape(a.size, -1, nodes.size)
-    return counts, loglik
+    (persons x nodes) adds the log-likelihood of each person's answers to other items."""
+    log_post = category_log_likelihoods(data, a, b, models, nodes, scale) + log_weights[None, :]
+    w, loglik = posterior(log_post if anchors is None else log_post + anchors)
+    return category_counts(data, w), loglik
 
 
-def _item_terms(vec: FloatArray, layout: _Layout, counts: FloatArray, nodes: FloatArray, priors: Priors,
+def _item_terms(vec: FloatArray, layout: Layout, counts: FloatArray, nodes: FloatArray, priors: Priors,
                 scale: float) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Per item, at ``vec``: the expected complete-data log-likelihood plus log prior
     Q_i = sum_kq r_ikq log P_ik(t_q) + log prior_i, its gradient in the item's vector parameters
     (items, P) and its expected information there (items, P, P):
     J^T (sum_q N_iq sum_k P_ikq g_ikq g_ikq^T + prior precision) J, with g the derivatives of
-    log P_ik in (log a, b), N_iq = sum_k r_ikq and J from :meth:`_Layout.jacobian`."""
+    log P_ik in (log a, b), N_iq = sum_k r_ikq and J from :meth:`Layout.jacobian`."""
     a, b = layout.unpack(vec)
     logp, grads = _gradients(a, b, layout.models, nodes, scale)
     value = np.sum(counts * logp, axis=(1, 2))
@@ -294,7 +309,7 @@ def _item_terms(vec: FloatArray, layout: _Layout, counts: FloatArray, nodes: Flo
     return value, np.einsum("npr,np->nr", jac, score), np.einsum("npr,nps,nsu->nru", jac, info, jac)
 
 
-def _m_step(vec: FloatArray, layout: _Layout, counts: FloatArray, nodes: FloatArray, priors: Priors,
+def m_step(vec: FloatArray, layout: Layout, counts: FloatArray, nodes: FloatArray, priors: Priors,
             scale: float, max_steps: int = 25, tol: float = 1e-7) -> FloatArray:
     """Maximise each item's Q_i (:func:`_item_terms`) by Fisher scoring, all items at once:
     x <- x + t I^-1 grad, the step capped at 1 in any parameter and halved per item until Q_i
@@ -324,7 +339,7 @@ def _m_step(vec: FloatArray, layout: _Layout, counts: FloatArray, nodes: FloatAr
     return layout.scatter(rows)
 
 
-def _items_of(models: str | list[str], n_items: int) -> list[str]:
+def model_names(models: str | list[str], n_items: int) -> list[str]:
     """One model name per item (a single name: every item), checked."""
     names = [models] * n_items if isinstance(models, str) else list(models)
     unknown = sorted(set(names) - set(MODEL_CODES))
@@ -335,7 +350,7 @@ def _items_of(models: str | list[str], n_items: int) -> list[str]:
 
 def starting_values(data: CategoryData, models: str | list[str]) -> tuple[FloatArray, FloatArray]:
     """a = 1; thresholds from the category shares (module docstring)."""
-    names = _items_of(models, data.n_items)
+    names = model_names(models, data.n_items)
     width = int(data.categories.max())
     counts = np.zeros((data.n_items, width))
     np.add.at(counts, (data.item, data.category), 1)
@@ -351,65 +366,7 @@ def starting_values(data: CategoryData, models: str | list[str]) -> tuple[FloatA
     return np.ones(data.n_items), np.clip(b, *B_BOUNDS)
 
 
-def calibrate_polytomous(data: CategoryData, model: str | list[str], priors: Priors | None = None,
-                         n_nodes: int = 61, max_cycles: int = 500, tol: float = 1e-4, scale: float = D_LOGISTIC,
-                         standard_errors: bool = True, accelerate: bool = True,
-                         anchors: FloatArray | None = None) -> PolytomousResult:
-    """MML-EM estimates of GRM and GPCM items from ``data`` (module docstring); ``model`` names
-    one model for every item or one per item (a mixed run). Converged when no parameter moves
-    more than ``tol`` in an accepted step. ``accelerate``: SQUAREM around the EM map
-    (``history``, the objective at each accepted point, never falls without priors to float);
-    ``False``: plain EM. ``cycles`` counts EM cycles (E-step and M-step).
-    ``anchors`` (persons x ``n_nodes`` nodes on [-6, 6]): the log-likelihood of each person's
-    answers to items held fixed, so that their posterior uses those items too (online
-    calibration of pretest items, MEM: Ban et al. 2001)."""
-    names = _items_of(model, data.n_items)
-    started = time.perf_counter()
-    codes = np.array([MODEL_CODES[m] for m in names], dtype=np.int8)
-    priors = Priors.default("2PL") if priors is None else priors
-    if priors.c is not None:
-        raise ValueError("a guessing prior (c) has no meaning for partial-credit items")
-    nodes, weights = quadrature(n_nodes)
-    log_weights = np.log(weights)
-    layout = _Layout(data.categories, codes)
-    vec = layout.pack(*starting_values(data, names))
-
-    def em(v: FloatArray) -> tuple[FloatArray, float]:
-        """One EM cycle from ``v``, and the objective at ``v`` (log-likelihood + log prior)."""
-        a, b = layout.unpack(v)
-        counts, loglik = _e_step(data, a, b, codes, nodes, log_weights, scale, anchors)
-        current = priors.floated(a)
-        return _m_step(v, layout, counts, nodes, current, scale), loglik + _log_prior(a, b, current)
-
-    history: list[float] = []
-    converged = False
-    cycle = 0
-    while cycle < max_cycles:
-        before = vec
-        vec, value, used = em_cycle(em, vec, lambda v: v, lambda v: np.clip(v, layout.lower, layout.upper),
-                                    accelerate and cycle + 3 <= max_cycles)
-        cycle += used
-        history.append(value)
-        a_old, b_old = layout.unpack(before)
-        a_new, b_new = layout.unpack(vec)
-        change = max(float(np.max(np.abs(a_new - a_old))), float(np.nanmax(np.abs(b_new - b_old))))
-        if len(history) >= 2 and change < tol:
-            converged = True
-            break
-    a, b = layout.unpack(vec)
-    counts, loglik = _e_step(data, a, b, codes, nodes, log_weights, scale, anchors)
-    se_a = np.full(a.size, np.nan)
-    se_b = np.full(b.shape, np.nan)
-    if standard_errors:
-        se_a, se_b = _observed_se(data, vec, layout, nodes, log_weights, priors.floated(a), scale, anchors)
-    return PolytomousResult(
-        models=names, a=a, thresholds=b, se_a=se_a, se_thresholds=se_b,
-        rmsd=_rmsd(counts, a, b, codes, nodes, scale), n_responses=np.bincount(data.item, minlength=data.n_items),
-        log_likelihood=loglik, cycles=cycle, converged=converged, seconds=time.perf_counter() - started,
-        priors=priors, history=history)
-
-
-def _log_prior(a: FloatArray, b: FloatArray, priors: Priors) -> float:
+def log_prior(a: FloatArray, b: FloatArray, priors: Priors) -> float:
     """The log prior of the slopes and thresholds, up to a constant (as in :func:`_item_terms`)."""
     value = 0.0
     if priors.log_a is not None:
@@ -421,7 +378,7 @@ def _log_prior(a: FloatArray, b: FloatArray, priors: Priors) -> float:
     return value
 
 
-def _observed_se(data: CategoryData, vec: FloatArray, layout: _Layout, nodes: FloatArray,
+def observed_se(data: CategoryData, vec: FloatArray, layout: Layout, nodes: FloatArray,
                  log_weights: FloatArray, priors: Priors, scale: float,
                  anchors: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
     """SEs from the Hessian of the marginal log-likelihood + log prior (central differences of
@@ -455,7 +412,7 @@ def _observed_se(data: CategoryData, vec: FloatArray, layout: _Layout, nodes: Fl
     return se_a, se_b
 
 
-def _rmsd(counts: FloatArray, a: FloatArray, b: FloatArray, models: np.ndarray, nodes: FloatArray,
+def category_rmsd(counts: FloatArray, a: FloatArray, b: FloatArray, models: np.ndarray, nodes: FloatArray,
           scale: float) -> FloatArray:
     """Per item: sqrt(sum_q w_q sum_k (observed_kq - P_k(t_q))^2 / K) with w_q the share of the
     item's expected responses at node q."""
