@@ -169,7 +169,7 @@ def test_cli_calibrates_a_mixed_bank_each_item_in_its_own_model(tmp_path: Path,
     assert main(["calibrate", "--bank", str(path), "--model", "3PL", "--responses", str(responses),
                  "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["left_out"] == {"g0": "category 2 never observed (observed up to 3)"}
+    assert summary["left_out"] == {"g0": "category 2 never observed (observed up to 3 of 3)"}
     assert "g0" not in summary["estimated"] and len(summary["estimated"]) == 25
 
     bad = x.copy()

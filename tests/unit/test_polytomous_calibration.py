@@ -101,6 +101,13 @@ def test_a_category_nobody_answered_in_is_refused_by_name() -> None:
         CategoryData.from_long(person, item, x, item_ids=["q0", "q1"])
     with pytest.raises(ValueError, match="q1: only category 0"):
         CategoryData.from_long(person, item, np.array([0, 1, 2, 2, 0, 0, 0, 0]), item_ids=["q0", "q1"])
+    # the bank states 4 categories for q1: its top category never chosen is as unidentified
+    with pytest.raises(ValueError, match=r"q1: category 3 never observed \(observed up to 2 of 3\)"):
+        CategoryData.from_long(person, item, np.array([0, 1, 2, 2, 0, 1, 2, 2]), item_ids=["q0", "q1"],
+                               categories=np.array([3, 4]))
+    with pytest.raises(ValueError, match=r"q0: category 3 answered, but the item has categories 0..2"):
+        CategoryData.from_long(person, item, np.array([0, 1, 3, 2, 0, 1, 2, 3]), item_ids=["q0", "q1"],
+                               categories=np.array([3, 4]))
     with pytest.raises(ValueError, match="whole numbers"):
         CategoryData.from_long(person, item, np.array([0, 1, 2, 2, 0, 1, 0, -1]))
 

@@ -260,8 +260,9 @@ def _calibrate_bank_with_partial_credit(args: argparse.Namespace, base: Any) -> 
     partial_all = [it.item_id for it in chosen if it.model is not None]
     rows_of = {i: j for j, i in enumerate(partial_all)}
     in_partial = np.array([i in rows_of for i in item_col], dtype=bool)
+    stated = np.array([categories[index[i]] for i in partial_all], dtype=np.int64)
     unusable = CategoryData.unusable(np.array([rows_of[i] for i in np.array(item_col)[in_partial]], dtype=np.int64),
-                                     response[in_partial], len(partial_all))
+                                     response[in_partial], len(partial_all), stated)
     left_out = {partial_all[j]: why for j, why in unusable.items()}
     right_wrong_ids = [it.item_id for it in chosen if it.model is None]
     partial_ids = [i for i in partial_all if i not in left_out]
@@ -280,7 +281,8 @@ def _calibrate_bank_with_partial_credit(args: argparse.Namespace, base: Any) -> 
 
     rw_model: CalibModel = args.model if not partial_only else "2PL"
     right_wrong = ResponseData.from_long(*family(right_wrong_ids), n, len(right_wrong_ids)) if right_wrong_ids else None
-    partial = CategoryData.from_long(*family(partial_ids), n, len(partial_ids), partial_ids) if partial_ids else None
+    partial = CategoryData.from_long(*family(partial_ids), n, len(partial_ids), partial_ids,
+                                     np.array([categories[index[i]] for i in partial_ids])) if partial_ids else None
     if right_wrong is None and partial is None:
         raise CliError(f"nothing to estimate: {'; '.join(f'{i}: {why}' for i, why in list(left_out.items())[:5])}")
     models = {it.item_id: str(it.model) for it in base.items if it.model is not None}

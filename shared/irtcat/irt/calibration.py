@@ -355,9 +355,10 @@ class ExpectedCounts:
     """The E-step's sufficient statistics over a set of persons (Bock & Aitkin 1981):
     n_iq and r_iq (items x nodes), the posterior mass per node, the marginal log-likelihood
     and the number of persons; on the final pass also the score products of
-    :func:`score_products` (for the observed information). Every field is a sum over persons,
-    so the statistics of disjoint shards of persons add up to those of the whole data: the
-    M-step and the standard errors need only the sum.
+    :func:`score_products` (for the observed information); in a run with partial-credit items
+    also their expected category counts r_ikq (items x categories x nodes). Every field is a
+    sum over persons, so the statistics of disjoint shards of persons add up to those of the
+    whole data: the M-step and the standard errors need only the sum.
     """
 
     n: FloatArray
@@ -366,6 +367,7 @@ class ExpectedCounts:
     log_likelihood: float
     n_persons: int
     score_products: FloatArray | None = None
+    categories: FloatArray | None = None
 
     @classmethod
     def zeros(cls, n_items: int, n_nodes: int) -> ExpectedCounts:
@@ -374,18 +376,20 @@ class ExpectedCounts:
     def __add__(self, other: ExpectedCounts) -> ExpectedCounts:
         if self.n.shape != other.n.shape:
             raise ValueError(f"expected counts of shape {self.n.shape} and {other.n.shape} do not add")
-        products = _add_optional(self.score_products, other.score_products, empty=self.n_persons == 0)
+        empty = self.n_persons == 0
         return ExpectedCounts(self.n + other.n, self.r + other.r, self.mass + other.mass,
                               self.log_likelihood + other.log_likelihood, self.n_persons + other.n_persons,
-                              products)
+                              _add_optional(self.score_products, other.score_products, empty, "score products"),
+                              _add_optional(self.categories, other.categories, empty, "category counts"))
 
     def to_bytes(self) -> bytes:
         """A compact binary form (``numpy.savez``) for moving shard results through storage."""
         buf = io.BytesIO()
         arrays: dict[str, Any] = {"n": self.n, "r": self.r, "mass": self.mass,
                                   "scalars": np.array([self.log_likelihood, float(self.n_persons)])}
-        if self.score_products is not None:
-            arrays["score_products"] = self.score_products
+        for name in ("score_products", "categories"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
         np.savez(buf, **arrays)
         return buf.getvalue()
 
@@ -393,18 +397,18 @@ class ExpectedCounts:
     def from_bytes(cls, raw: bytes) -> ExpectedCounts:
         with np.load(io.BytesIO(raw)) as z:
             ll, persons = z["scalars"]
-            products = z["score_products"] if "score_products" in z.files else None
-            return cls(z["n"], z["r"], z["mass"], float(ll), int(persons), products)
+            optional = {name: z[name] if name in z.files else None for name in ("score_products", "categories")}
+            return cls(z["n"], z["r"], z["mass"], float(ll), int(persons), **optional)
 
 
-def _add_optional(x: FloatArray | None, y: FloatArray | None, empty: bool) -> FloatArray | None:
-    """The sum of two shards' score products; a shard without them only adds to an empty total."""
+def _add_optional(x: FloatArray | None, y: FloatArray | None, empty: bool, what: str) -> FloatArray | None:
+    """The sum of two shards' optional statistics; a shard without them only adds to an empty total."""
     if x is None or y is None:
         if empty:
             return y
         if x is None and y is None:
             return None
-        raise ValueError("score products are present in some shards' statistics only")
+        raise ValueError(f"{what} are present in some shards' statistics only")
     return x + y
 
 

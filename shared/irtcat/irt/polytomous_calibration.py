@@ -70,10 +70,12 @@ class CategoryData:
     @classmethod
     def from_long(cls, person: np.ndarray, item: np.ndarray, category: np.ndarray,
                   n_persons: int | None = None, n_items: int | None = None,
-                  item_ids: list[str] | None = None) -> CategoryData:
+                  item_ids: list[str] | None = None, categories: np.ndarray | None = None) -> CategoryData:
         """Index arrays to data. ValueError on a negative or non-integer category, a repeated
         person-item pair, an item with a single category, or a category below an item's highest
-        that nobody answered in (the items and categories named)."""
+        that nobody answered in (the items and categories named). ``categories``: each item's
+        number of categories as its bank entry states (every one must then be observed);
+        default: up to the highest observed."""
         person = np.asarray(person, dtype=np.int64)
         item = np.asarray(item, dtype=np.int64)
         raw = np.asarray(category)
@@ -88,31 +90,40 @@ class CategoryData:
         if np.unique(key).size != key.size:
             raise ValueError("duplicate person-item responses")
         names = item_ids or [str(j) for j in range(n_i)]
-        problems = [f"{names[j]}: {why}" for j, why in cls.unusable(item, cat, n_i).items()]
+        problems = [f"{names[j]}: {why}" for j, why in cls.unusable(item, cat, n_i, categories).items()]
         if problems:
             shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
             raise ValueError(f"{len(problems)} item(s) cannot be calibrated: {shown}. A threshold needs answers "
                              "in the categories on both sides: collect more responses or merge the categories")
+        if categories is not None:
+            return cls(person, item, cat, n_p, n_i, np.asarray(categories, dtype=np.int64))
         highest = np.full(n_i, -1)
         np.maximum.at(highest, item, cat)
         return cls(person, item, cat, n_p, n_i, highest + 1)
 
     @staticmethod
-    def unusable(item: np.ndarray, category: np.ndarray, n_items: int) -> dict[int, str]:
+    def unusable(item: np.ndarray, category: np.ndarray, n_items: int,
+                 categories: np.ndarray | None = None) -> dict[int, str]:
         """The items whose thresholds the responses cannot identify, and why: no responses,
-        only category 0, or a category below the highest observed that nobody answered in."""
+        only category 0, a category nobody answered in below the highest observed, or (given
+        each item's ``categories``) any of its categories never observed or one above them."""
         highest = np.full(n_items, -1)
         np.maximum.at(highest, item, category)
-        counts = np.zeros((n_items, max(int(highest.max()), 0) + 1), dtype=np.int64)
+        top = highest if categories is None else np.asarray(categories, dtype=np.int64) - 1
+        counts = np.zeros((n_items, max(int(top.max()), int(highest.max()), 0) + 1), dtype=np.int64)
         np.add.at(counts, (item, category), 1)
         out: dict[int, str] = {}
         for j in range(n_items):
             if highest[j] < 1:
                 out[j] = "no responses" if highest[j] < 0 else "only category 0"
                 continue
-            missing = [k for k in range(highest[j]) if counts[j, k] == 0]
+            if categories is not None and highest[j] > top[j]:
+                out[j] = f"category {highest[j]} answered, but the item has categories 0..{top[j]}"
+                continue
+            missing = [k for k in range(top[j] + 1) if counts[j, k] == 0]
             if missing:
-                out[j] = f"category {', '.join(map(str, missing))} never observed (observed up to {highest[j]})"
+                out[j] = (f"category {', '.join(map(str, missing))} never observed (observed up to "
+                          f"{highest[j]}{'' if categories is None else f' of {top[j]}'})")
         return out
 
 
