@@ -114,29 +114,23 @@ def mixed_bank(base: ItemBank, result: MixedResult, right_wrong_ids: list[str], 
     pretest = {it.item_id for it in base.items if it.status == "pretest"}
     updates: dict[str, dict[str, Any]] = {}
     promoted: list[str] = []
-
-    def record(item_id: str, fields: dict[str, Any], decision: str | None) -> None:
-        if decision is not None:
-            fields["calibration_note"] = decision
-            fields["status"] = "operational" if decision == "promoted" else "pretest"
-            if decision == "promoted":
-                promoted.append(item_id)
-        updates[item_id] = fields
-
     if result.right_wrong is not None:
         rw = result.right_wrong
         decisions = promote(rw, np.array([i in pretest for i in right_wrong_ids]), promote_se, promote_n,
                             promote_rmsd)
         for j, item_id in enumerate(right_wrong_ids):
             fields = {"calibration_note": rw.left_out[j]} if j in rw.left_out else _right_wrong_fields(rw, j)
-            record(item_id, fields, decisions.get(j))
+            updates[item_id] = {**fields, **_decided(decisions.get(j))}
+            if decisions.get(j) == "promoted":
+                promoted.append(item_id)
+    bank = base.model_copy(update={"items": [
+        it.model_copy(update=updates[it.item_id]) if it.item_id in updates else it for it in base.items]})
+    rows = [{"item_id": i, "estimated": True, **fields} for i, fields in updates.items()]
     if result.partial is not None:
-        decisions = partial_decisions(result.partial, np.array([i in pretest for i in partial_ids]), promote_se,
-                                      promote_n, promote_rmsd)
-        for j, item_id in enumerate(partial_ids):
-            record(item_id, _partial_fields(result.partial, j), decisions.get(j))
-    items = [Item.model_validate(it.model_copy(update=updates[it.item_id]).model_dump())
-             if it.item_id in updates else it for it in base.items]
+        bank, partial_rows, partial_promoted = with_partial_estimates(bank, result.partial, partial_ids, promote_se,
+                                                                      promote_n, promote_rmsd)
+        rows += partial_rows
+        promoted += partial_promoted
     summary = result.summary()
     priors = {"right_wrong": result.right_wrong.priors.describe() if result.right_wrong else None,
               "partial_credit": result.partial.priors.describe() if result.partial else None}
@@ -145,9 +139,34 @@ def mixed_bank(base: ItemBank, result: MixedResult, right_wrong_ids: list[str], 
                            "other family's estimates)" if result.right_wrong and result.partial else se_method,
                            cycles=result.cycles, converged=result.converged, n_responses=summary["n_responses"],
                            n_persons=n_persons, log_likelihood=result.log_likelihood)
-    bank = base.model_copy(update={"bank_id": bank_id, "version": version, "calibration": info, "items": items})
-    counts = Counter(it.status for it in bank.items)
-    report = [{"item_id": it.item_id, "estimated": it.item_id in updates, **updates.get(it.item_id, {})}
-              for it in base.items]
-    return ItemBank.model_validate(bank.model_dump()), {"items": report, "status_counts": dict(counts),
-                                                        "promoted": promoted}
+    bank = bank.model_copy(update={"bank_id": bank_id, "version": version, "calibration": info})
+    by_id = {row["item_id"]: row for row in rows}
+    report = [by_id.get(it.item_id, {"item_id": it.item_id, "estimated": False}) for it in base.items]
+    return ItemBank.model_validate(bank.model_dump()), {
+        "items": report, "status_counts": dict(Counter(it.status for it in bank.items)), "promoted": promoted}
+
+
+def _decided(decision: str | None) -> dict[str, Any]:
+    """The status and note a promotion decision gives (nothing when there was none)."""
+    if decision is None:
+        return {}
+    return {"calibration_note": decision, "status": "operational" if decision == "promoted" else "pretest"}
+
+
+def with_partial_estimates(bank: ItemBank, result: PolytomousResult, item_ids: list[str], promote_se: float,
+                           promote_n: int, promote_rmsd: float
+                           ) -> tuple[ItemBank, list[dict[str, Any]], list[str]]:
+    """``bank`` with the partial-credit estimates of ``result`` (item j is ``item_ids[j]``):
+    each item keeps its content, scoring rule and exposure setting and takes its new a,
+    thresholds, SEs, responses and fit; a pretest one passing the gates (:func:`partial_decisions`)
+    becomes operational. Returns the bank, the report rows and the promoted ids."""
+    status = {it.item_id: it.status for it in bank.items}
+    decisions = partial_decisions(result, np.array([status[i] == "pretest" for i in item_ids]), promote_se,
+                                  promote_n, promote_rmsd)
+    updates = {item_id: {**_partial_fields(result, j), **_decided(decisions.get(j))}
+               for j, item_id in enumerate(item_ids)}
+    items = [Item.model_validate(it.model_copy(update=updates[it.item_id]).model_dump())
+             if it.item_id in updates else it for it in bank.items]
+    rows = [{"item_id": i, "estimated": True, **fields} for i, fields in updates.items()]
+    promoted = [item_ids[j] for j, d in decisions.items() if d == "promoted"]
+    return bank.model_copy(update={"items": items}), rows, promoted

@@ -50,12 +50,22 @@ from ..irt.calibration import (
     finish,
     priors_from,
 )
-from ..irt.calibration import (
-    e_step as em_e_step,
+from ..irt.mixed_calibration import PartialAnswers, joint_e_step
+from ..irt.model import FloatArray
+from ..irt.polytomous import MODEL_CODES, PolytomousItems
+from ..irt.polytomous_calibration import (
+    CategoryData,
+    Layout,
+    PolytomousResult,
+    category_rmsd,
+    observed_se,
 )
+from ..irt.polytomous_calibration import log_prior as partial_log_prior
+from ..irt.polytomous_calibration import m_step as partial_m_step
+from ..irt.polytomous_calibration import starting_values as partial_starting_values
 from .bank import ItemBank
 from .base import Message
-from .calibration_bank import calibrated_bank
+from .calibration_bank import calibrated_bank, with_partial_estimates
 from .history import HistoryRecord
 from .ports import BankPublisher, ObjectStore
 
@@ -124,6 +134,10 @@ class CalibrationJob(Message):
         return EMPlan(model=model, method=r.method, tol=r.tol, max_iter=r.max_iter, min_responses=r.min_responses,
                       priors=priors_from(r.priors, model))
 
+    def partial_priors(self) -> Priors:
+        """The priors of the partial-credit items' slopes and thresholds (a c prior dropped)."""
+        return dataclasses.replace(priors_from(self.request.priors, "2PL"), c=None)
+
     def params_key(self, iteration: int) -> str:
         return f"{self.prefix}params/{iteration:04d}.json"
 
@@ -169,11 +183,60 @@ def _load_npz(raw: bytes) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+@dataclasses.dataclass
+class _Partial:
+    """The run's partial-credit items (GRM, GPCM): their bank positions, models, current
+    values, which are estimated (pretest items the data identify), and why others are left out."""
+
+    index: np.ndarray
+    models: list[str]
+    a: FloatArray
+    thresholds: FloatArray  # (items, widest m), NaN-padded
+    free: np.ndarray
+    left_out: dict[int, str]  # bank position -> reason
+    scale: float
+
+    def items(self) -> PolytomousItems:
+        codes = np.array([MODEL_CODES[m] for m in self.models], dtype=np.int8)
+        return PolytomousItems(codes, self.a, self.thresholds, self.scale)
+
+    def layout(self) -> Layout:
+        """The free items' parameter layout (:class:`~irtcat.irt.polytomous_calibration.Layout`)."""
+        items = self.items()
+        return Layout(items.categories[self.free], items.model[self.free])
+
+    def free_values(self) -> tuple[FloatArray, FloatArray]:
+        """The free items' a and thresholds, trimmed to their widest m."""
+        b = self.thresholds[self.free]
+        width = int(np.max(np.sum(~np.isnan(b), axis=1)))
+        return self.a[self.free], b[:, :width]
+
+    def with_free(self, a: FloatArray, b: FloatArray) -> _Partial:
+        new_a, new_b = self.a.copy(), self.thresholds.copy()
+        new_a[self.free] = a
+        new_b[np.flatnonzero(self.free)[:, None], np.arange(b.shape[1])[None, :]] = b
+        return dataclasses.replace(self, a=new_a, thresholds=new_b)
+
+    def doc(self) -> dict[str, Any]:
+        return {"index": self.index.tolist(), "models": self.models, "a": self.a.tolist(),
+                "thresholds": [[None if np.isnan(x) else float(x) for x in row] for row in self.thresholds],
+                "free": self.free.tolist(), "left_out": {str(k): v for k, v in self.left_out.items()},
+                "scale": self.scale}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> _Partial:
+        return cls(np.array(doc["index"], dtype=np.int64), list(doc["models"]), np.array(doc["a"], dtype=float),
+                   np.array([[np.nan if x is None else x for x in row] for row in doc["thresholds"]], dtype=float),
+                   np.array(doc["free"], dtype=bool), {int(k): v for k, v in doc["left_out"].items()},
+                   float(doc["scale"]))
+
+
 def _params_doc(est: ItemEstimates, fixed: np.ndarray, free: np.ndarray, left_out: dict[int, str],
-                model: CalibModel) -> bytes:
+                model: CalibModel, partial: _Partial | None) -> bytes:
     return json.dumps({"model": model, "a": est.a.tolist(), "b": est.b.tolist(), "c": est.c.tolist(),
                        "fixed": fixed.tolist(), "free": free.tolist(),
-                       "left_out": {str(k): v for k, v in left_out.items()}}).encode()
+                       "left_out": {str(k): v for k, v in left_out.items()},
+                       "partial": partial.doc() if partial is not None else None}).encode()
 
 
 @dataclasses.dataclass
@@ -183,14 +246,19 @@ class _Params:
     fixed: np.ndarray
     free: np.ndarray
     left_out: dict[int, str]
+    partial: _Partial | None = None
 
     @classmethod
     def load(cls, store: ObjectStore, key: str) -> _Params:
         doc = json.loads(store.get(key))
         est = ItemEstimates(np.array(doc["a"], dtype=float), np.array(doc["b"], dtype=float),
                             np.array(doc["c"], dtype=float))
+        partial = _Partial.from_doc(doc["partial"]) if doc.get("partial") else None
         return cls(doc["model"], est, np.array(doc["fixed"], dtype=bool), np.array(doc["free"], dtype=bool),
-                   {int(k): v for k, v in doc["left_out"].items()})
+                   {int(k): v for k, v in doc["left_out"].items()}, partial)
+
+    def save(self, store: ObjectStore, key: str) -> None:
+        store.put(key, _params_doc(self.est, self.fixed, self.free, self.left_out, self.model, self.partial))
 
 
 # ------------------------------------------------------------------ history
@@ -246,13 +314,18 @@ def prepare(request: CalibrationRequest, banks: BankPublisher, history: ObjectSt
     through = since
     for rec in applied_answers(history, history_keys(history, since), request.bank_id, since):
         j = index.get(rec.item_id or "")
-        if j is None or bank.items[j].model is not None:
-            continue  # an item no longer in the current version, or a partial-credit one (not calibrated here)
+        if j is None:
+            continue  # an item no longer in the current version
         # the history is at-least-once: a session's answer to an item counts once
         sessions.setdefault(rec.session_id or "", {}).setdefault(j, int(rec.response or 0))
         through = rec.processed_at if through is None or rec.processed_at > through else through
-    n_responses = sum(len(v) for v in sessions.values())
     pretest = np.array([it.status == "pretest" for it in bank.items])
+    partial = _partial_items(bank, sessions, pretest, request.min_responses)
+    if partial is not None and partial.left_out:
+        for answers in sessions.values():  # a left-out item's provisional values must not inform anyone
+            for j in partial.left_out:
+                answers.pop(j, None)
+    n_responses = sum(len(v) for v in sessions.values())
     job = job.model_copy(update={"n_responses": n_responses, "n_sessions": len(sessions), "through": through})
     answered_pretest = {j for answers in sessions.values() for j in answers if pretest[j]}
     if not answered_pretest:
@@ -278,14 +351,52 @@ def prepare(request: CalibrationRequest, banks: BankPublisher, history: ObjectSt
     for answers in sessions.values():
         for j in answers:
             n_per_item[j] += 1
-    partial = np.array([it.model is not None for it in bank.items])
-    fixed = ~pretest | partial
+    is_partial = np.array([it.model is not None for it in bank.items])
+    fixed = ~pretest | is_partial
     initial = ItemEstimates(np.array([it.a * bank.scale for it in bank.items]),
                             np.array([0.0 if it.model else it.difficulty for it in bank.items]),
                             np.array([it.c for it in bank.items]))
     est, free, left_out = job.plan(model).setup(initial, n_per_item, fixed)
-    work.put(job.params_key(0), _params_doc(est, fixed, free, left_out, model))
+    _Params(model, est, fixed, free, left_out, partial).save(work, job.params_key(0))
     return job.model_copy(update={"n_shards": sum(1 for rows in buckets if rows)})
+
+
+def _partial_items(bank: ItemBank, sessions: dict[str, dict[int, int]], pretest: np.ndarray,
+                   min_responses: int) -> _Partial | None:
+    """The bank's partial-credit items: pretest ones with at least ``min_responses`` answers in
+    every category they state are estimated, from starting values from those answers
+    (:func:`~irtcat.irt.polytomous_calibration.starting_values`); other pretest ones are left
+    out with the reason; operational ones stay fixed."""
+    index = np.array([j for j, it in enumerate(bank.items) if it.model is not None], dtype=np.int64)
+    if index.size == 0:
+        return None
+    models = [str(bank.items[j].model) for j in index]
+    thresholds = [list(bank.items[j].thresholds) for j in index]
+    items = PolytomousItems.build(models, [bank.items[j].a for j in index], thresholds, bank.scale)
+    position = {int(j): k for k, j in enumerate(index)}
+    rows = [(p, position[j], x) for p, answers in enumerate(sessions.values()) for j, x in answers.items()
+            if j in position and pretest[j]]
+    arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    unusable = CategoryData.unusable(arr[:, 1], arr[:, 2], index.size, items.categories)
+    counts = np.bincount(arr[:, 1], minlength=index.size)
+    left_out: dict[int, str] = {}
+    for k, j in enumerate(index):
+        if not pretest[j]:
+            continue
+        if k in unusable:
+            left_out[int(j)] = unusable[k]
+        elif counts[k] < min_responses:
+            left_out[int(j)] = f"too few responses ({counts[k]} < {min_responses})"
+    free = np.array([pretest[j] and int(j) not in left_out for j in index], dtype=bool)
+    partial = _Partial(index, models, items.a.copy(), items.thresholds.copy(), free, left_out, bank.scale)
+    if free.any():
+        keep = free[arr[:, 1]]
+        position_free = np.cumsum(free) - 1
+        data = CategoryData.from_long(arr[keep, 0], position_free[arr[keep, 1]], arr[keep, 2],
+                                      categories=items.categories[free])
+        partial = partial.with_free(*partial_starting_values(data, [m for m, f in zip(models, free, strict=True)
+                                                                   if f]))
+    return partial
 
 
 def _calib_model(bank: ItemBank) -> CalibModel:
@@ -295,29 +406,50 @@ def _calib_model(bank: ItemBank) -> CalibModel:
     return "3PL" if bank.model in ("3PL", "4PL") else bank.model  # type: ignore[return-value]
 
 
-def load_shard(work: ObjectStore, key: str) -> ResponseData:
+def load_shard(work: ObjectStore, key: str, partial: _Partial | None = None
+               ) -> tuple[ResponseData, PartialAnswers | None]:
+    """A shard's right/wrong answers and, given the run's partial-credit items, its answers to them."""
     z = _load_npz(work.get(key))
-    return ResponseData.from_long(z["person"], z["item"], z["response"],
-                                  n_persons=int(z["n_persons"]), n_items=int(z["n_items"]))
+    n_persons, n_items = int(z["n_persons"]), int(z["n_items"])
+    person, item, response = z["person"].astype(np.int64), z["item"].astype(np.int64), z["response"].astype(np.int64)
+    answers = None
+    if partial is not None:
+        position = np.full(n_items, -1)
+        position[partial.index] = np.arange(partial.index.size)
+        rows = position[item] >= 0
+        answers = PartialAnswers(partial.items(), partial.free, person[rows], position[item[rows]], response[rows])
+        person, item, response = person[~rows], item[~rows], response[~rows]
+    return ResponseData.from_long(person, item, response, n_persons=n_persons, n_items=n_items), answers
 
 
 def e_step(task: ShardTask, work: ObjectStore, cache: dict[str, Any] | None = None) -> str:
-    """Expected counts of one shard at the current parameters (step 2); returns their key.
-    Idempotent: a retried worker overwrites the same object."""
+    """Expected counts of one shard at the current parameters (step 2); returns their key. On
+    the final pass a shard with answers to estimated partial-credit items also writes those
+    answers and their persons' log-likelihood of everything else (the anchors of their standard
+    errors). Idempotent: a retried worker overwrites the same objects."""
     job = task.job
     params = _Params.load(work, job.params_key(job.iteration))
-    data = cache.get(task.key) if cache is not None else None
-    if data is None:
-        data = load_shard(work, task.key)
+    shard = cache.get(task.key) if cache is not None else None
+    if shard is None:
+        shard = load_shard(work, task.key, params.partial)
         if cache is not None:
-            cache[task.key] = data  # a warm container keeps its shard between cycles
+            cache[task.key] = shard  # a warm container keeps its shard between cycles
+    data, partial = shard
+    if partial is not None and params.partial is not None:
+        partial = dataclasses.replace(partial, items=params.partial.items())
     plan = job.plan(params.model)
     nodes, log_w = plan.quadrature()
     final = job.phase == "final"
     use = None if final else plan.posterior_items(params.fixed)
-    counts = em_e_step(data, params.est, nodes, log_w, use,
-                       information=(params.model, params.free) if final else None)
-    key = f"{job.stats_prefix(job.iteration)}{task.key.rsplit('/', 1)[-1]}"
+    counts, others = joint_e_step(data, params.est, nodes, log_w, partial, use,
+                                  information=(params.model, params.free) if final else None)
+    name = task.key.rsplit("/", 1)[-1]
+    if final and partial is not None and partial.free.any():
+        free = partial.free_data(data.n_persons)
+        persons, person = np.unique(free.person, return_inverse=True)
+        work.put(f"{job.prefix}partial_se/{name}", _npz(anchors=others[persons], person=person, item=free.item,
+                                                        category=free.category))
+    key = f"{job.stats_prefix(job.iteration)}{name}"
     work.put(key, counts.to_bytes())
     return key
 
@@ -343,10 +475,23 @@ def m_step(job: CalibrationJob, work: ObjectStore) -> CalibrationJob:
     counts = summed_counts(job, work)
     plan = job.plan(params.model)
     new, change = plan.m_step(params.est, counts, params.free, params.fixed)
-    trace = [*job.trace, plan.objective(params.est, counts, params.free, params.fixed)]
+    objective = plan.objective(params.est, counts, params.free, params.fixed)
+    partial = params.partial
+    if partial is not None and partial.free.any() and counts.categories is not None:
+        layout = partial.layout()
+        a, b = partial.free_values()
+        vec = layout.pack(a, b)
+        priors = job.partial_priors().floated(a)
+        nodes, _ = plan.quadrature()
+        new_a, new_b = layout.unpack(partial_m_step(vec, layout, counts.categories, nodes, priors, partial.scale))
+        change = max(change, float(np.max(np.abs(new_a - a))), float(np.nanmax(np.abs(new_b - b))))
+        objective += partial_log_prior(a, b, priors)
+        partial = partial.with_free(new_a, new_b)
+    trace = [*job.trace, objective]
     converged = plan.converged(change, trace)
     iteration = job.iteration + 1
-    work.put(job.params_key(iteration), _params_doc(new, params.fixed, params.free, params.left_out, params.model))
+    _Params(params.model, new, params.fixed, params.free, params.left_out, partial).save(
+        work, job.params_key(iteration))
     phase: Phase = "final" if converged or iteration >= plan.max_iter else "iterate"
     return job.model_copy(update={"iteration": iteration, "change": change, "trace": trace,
                                   "converged": converged, "phase": phase})
@@ -365,6 +510,42 @@ def result_of(job: CalibrationJob, work: ObjectStore) -> CalibrationResult:
                   params.left_out, job.iteration, job.converged, seconds, trace=job.trace)
 
 
+def partial_result_of(job: CalibrationJob, work: ObjectStore) -> tuple[PolytomousResult, list[int]] | None:
+    """The estimated partial-credit items' result and bank positions (None: the run had none):
+    RMSD from the final E-step's category counts, SEs from the observed information over the
+    persons who answered them (:func:`~irtcat.irt.polytomous_calibration.observed_se`, with the
+    log-likelihood of their other answers as anchors: exact, those persons being the only ones
+    whose posterior the items touch)."""
+    params = _Params.load(work, job.params_key(job.iteration))
+    partial = params.partial
+    if partial is None or not partial.free.any():
+        return None
+    counts = summed_counts(job, work)
+    assert counts.categories is not None
+    plan = job.plan(params.model)
+    nodes, log_w = plan.quadrature()
+    layout = partial.layout()
+    a, b = partial.free_values()
+    priors = job.partial_priors()
+    parts = [_load_npz(work.get(key)) for key in work.list(f"{job.prefix}partial_se/")]
+    offsets = np.cumsum([0] + [len(z["anchors"]) for z in parts])
+    data = CategoryData(np.concatenate([z["person"] + offsets[k] for k, z in enumerate(parts)]).astype(np.int64),
+                        np.concatenate([z["item"] for z in parts]).astype(np.int64),
+                        np.concatenate([z["category"] for z in parts]).astype(np.int64), int(offsets[-1]),
+                        a.size, partial.items().categories[partial.free])
+    se_a, se_b = observed_se(data, layout.pack(a, b), layout, nodes, log_w, priors.floated(a), partial.scale,
+                             np.concatenate([z["anchors"] for z in parts]))
+    models = [m for m, f in zip(partial.models, partial.free, strict=True) if f]
+    codes = np.array([MODEL_CODES[m] for m in models], dtype=np.int8)
+    seconds = (datetime.now(UTC) - job.started_at).total_seconds()
+    result = PolytomousResult(
+        models=models, a=a, thresholds=b, se_a=se_a, se_thresholds=se_b,
+        rmsd=category_rmsd(counts.categories, a, b, codes, nodes, partial.scale),
+        n_responses=np.bincount(data.item, minlength=a.size), log_likelihood=counts.log_likelihood,
+        cycles=job.iteration, converged=job.converged, seconds=seconds, priors=priors, history=job.trace)
+    return result, [int(j) for j in partial.index[partial.free]]
+
+
 def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> CalibrationJob:
     """Candidate bank version, calibration report and quality gates (step 4)."""
     r = job.request
@@ -377,6 +558,22 @@ def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> Ca
     version = job.base_version + 1
     bank, report = calibrated_bank(result, item_ids, base, base.bank_id, version, pretest,
                                    r.promote_se_b, r.promote_n, r.promote_rmsd)
+    params = _Params.load(work, job.params_key(job.iteration))
+    left_out = {item_ids[j]: why for j, why in result.left_out.items()}
+    if params.partial is not None:
+        left_out.update({item_ids[j]: why for j, why in params.partial.left_out.items()})
+        bank = bank.model_copy(update={"items": [
+            it.model_copy(update={"calibration_note": f"left out: {params.partial.left_out[j]}"})
+            if j in params.partial.left_out else it for j, it in enumerate(bank.items)]})
+    partial = partial_result_of(job, work)
+    if partial is not None:
+        estimates, positions = partial
+        ids = [item_ids[j] for j in positions]
+        bank, rows, promoted = with_partial_estimates(bank, estimates, ids, r.promote_se_b, r.promote_n,
+                                                      r.promote_rmsd)
+        by_id = {row["item_id"]: row for row in rows}
+        report["items"] = [by_id.get(row["item_id"], row) for row in report["items"]]
+        report["promoted"] = [*report["promoted"], *promoted]
     failures = []
     if not result.converged:
         failures.append(f"EM did not converge in {job.iteration} cycles (max change {job.change})")
@@ -391,7 +588,7 @@ def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> Ca
                "since": r.since.isoformat() if r.since else None,
                "through": job.through.isoformat() if job.through else None,
                "gates_passed": not failures, "gate_failures": failures, "promoted": report["promoted"],
-               "left_out": {item_ids[j]: why for j, why in result.left_out.items()}}
+               "left_out": left_out}
     pretest_ids = {it.item_id for it in base.items if it.status == "pretest"}
     work.put(report_key(r.bank_id, job.run_id), json.dumps(
         {"summary": summary, "items": [row for row in report["items"] if row["item_id"] in pretest_ids]},

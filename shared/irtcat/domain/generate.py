@@ -49,10 +49,17 @@ def generate_bank(
 
 
 def provisional_bank(truth: ItemBank) -> ItemBank:
-    """``truth`` as published before any calibration: pretest items at a = 1, b = 0 (the
-    values a calibration must move them from)."""
-    return truth.model_copy(update={"items": [
-        it.model_copy(update={"a": 1.0, "b": 0.0}) if it.status == "pretest" else it for it in truth.items]})
+    """``truth`` as published before any calibration: pretest items at a = 1, b = 0 (a
+    partial-credit one's thresholds evenly from -1 to 1): the values a calibration must move
+    them from."""
+    def provisional(it: Item) -> Item:
+        if it.model is None:
+            return it.model_copy(update={"a": 1.0, "b": 0.0})
+        return it.model_copy(update={"a": 1.0, "b": [float(x) for x in np.linspace(-1.0, 1.0, len(it.thresholds))],
+                                     "se_a": None, "se_b": None})
+
+    return truth.model_copy(update={"items": [provisional(it) if it.status == "pretest" else it
+                                              for it in truth.items]})
 
 
 def simulated_history(bank: ItemBank, persons: int, max_items: int = 15,

@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from .calibration import (
     CalibModel,
     CalibrationResult,
+    ExpectedCounts,
     ItemEstimates,
     Priors,
     ResponseData,
@@ -46,10 +48,11 @@ from .calibration import (
     finish,
     log_prior,
     quadrature,
+    score_products,
     starting_values,
 )
 from .model import D_LOGISTIC, FloatArray
-from .polytomous import MODEL_CODES
+from .polytomous import MODEL_CODES, PolytomousItems, log_likelihood_table
 from .polytomous_calibration import (
     CategoryData,
     Layout,
@@ -249,3 +252,54 @@ def calibrate_polytomous(data: CategoryData, model: str | list[str], priors: Pri
                              standard_errors=standard_errors, accelerate=accelerate)
     assert result.partial is not None
     return result.partial
+
+
+@dataclass
+class PartialAnswers:
+    """A shard's answers to partial-credit items, for :func:`joint_e_step`: ``items`` holds
+    every partial-credit item of the run at its current values, ``free`` marks the estimated
+    ones; per answer the person, the item (its position in ``items``) and the category."""
+
+    items: PolytomousItems
+    free: np.ndarray
+    person: np.ndarray
+    item: np.ndarray
+    category: np.ndarray
+
+    def free_data(self, n_persons: int) -> CategoryData:
+        """The answers to the free items (numbered among themselves), each item with the
+        categories it states: a shard need not have seen them all."""
+        position = np.cumsum(self.free) - 1
+        rows = self.free[self.item]
+        return CategoryData(self.person[rows], position[self.item[rows]], self.category[rows], n_persons,
+                            int(self.free.sum()), self.items.categories[self.free])
+
+
+def joint_e_step(right_wrong: ResponseData, est: ItemEstimates, nodes: FloatArray, log_weights: FloatArray,
+                 partial: PartialAnswers | None = None, use: np.ndarray | None = None,
+                 information: tuple[CalibModel, np.ndarray] | None = None) -> tuple[ExpectedCounts, FloatArray]:
+    """One E-step of a sharded joint run over one shard's persons: the posterior from every
+    answer (``use``, as in :func:`.calibration.e_step`: only those right/wrong items, and then
+    no free partial-credit item, inform it: OEM), the right/wrong items' n_iq and r_iq, the free
+    partial-credit items' expected category counts, and with ``information`` the right/wrong
+    score products. Also returns each person's log-likelihood of every answer but those to free
+    partial-credit items (persons x nodes): what their standard errors take as anchors."""
+    n_persons = right_wrong.n_persons
+    others = _log_posterior(right_wrong, est, nodes, np.zeros(nodes.size), use)
+    free_part: FloatArray | float = 0.0
+    categories = None
+    if partial is not None:
+        table = log_likelihood_table(partial.items, nodes)
+        rows = np.where(np.isneginf(table), 0.0, table)[partial.item, partial.category]  # (answers, Q)
+        is_free = partial.free[partial.item]
+        by_person = sparse.csr_matrix((np.ones(partial.person.size), (partial.person, np.arange(partial.person.size))),
+                                      shape=(n_persons, partial.person.size))
+        others = others + by_person[:, ~is_free] @ rows[~is_free]
+        if use is None:
+            free_part = by_person[:, is_free] @ rows[is_free]
+    w, loglik = _posterior(log_weights[None, :] + others + free_part)
+    n, r = _expected_counts(right_wrong, w)
+    if partial is not None and partial.free.any():
+        categories = category_counts(partial.free_data(n_persons), w)
+    products = None if information is None else score_products(right_wrong, est, nodes, w, *information)
+    return ExpectedCounts(n, r, w.sum(axis=0), loglik, n_persons, products, categories), others
