@@ -10,7 +10,7 @@ import pytest
 from irtcat.adapters.aws import S3BankStore, S3Objects
 from irtcat.cli.local_calibration import format_summary, run_calibration
 from irtcat.domain.calibration_job import CalibrationRequest
-from irtcat.domain.generate import generate_bank, provisional_bank, simulated_history
+from irtcat.domain.generate import generate_bank, provisional_bank, simulated_history, with_partial_credit
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +24,10 @@ def stack() -> Iterator[Any]:
         settings = settings_of(rt)
         banks = S3BankStore(settings, ttl=0)
         history = S3Objects(settings.history_bucket)
-        for bank_id, persons in (("m", 1500), ("g", 200)):
+        for bank_id, persons in (("m", 1500), ("g", 200), ("p", 1500)):
             truth = generate_bank(150, "2PL", seed=5, bank_id=bank_id, pretest=4, with_content=False)
+            if bank_id == "p":  # items cycling 2PL, GRM, GPCM: pretest 2PL, GRM, GPCM, 2PL
+                truth = with_partial_credit(truth, ["2PL", "GRM", "GPCM"], seed=5)
             banks.publish(provisional_bank(truth))
             for key, data in simulated_history(truth, persons, seed=6).items():
                 history.put(key.replace("part-00000", f"part-{bank_id}"), data)
@@ -55,3 +57,22 @@ def test_a_run_that_fails_its_gates_stops_with_a_clear_error_and_leaves_the_bank
     assert s["status"] == "FAILED" and s["error"] == "CalibrationRejected"
     assert any("minimum" in f for f in s["gate_failures"])
     assert s["version_after"] == s["version_before"] == 1 and banks.current_version("g") == 1
+
+
+def test_a_run_calibrates_partial_credit_pretest_items_with_the_right_wrong_ones(stack: Any) -> None:
+    """Through the real state machine: a bank whose pretest items are 2PL, GRM, GPCM, 2PL; every
+    one is estimated in its model, the partial-credit ones with their thresholds and SEs."""
+    rt, banks, bucket = stack
+    s = run_calibration(rt.stack.outputs(), bucket, CalibrationRequest(bank_id="p", shards=2, promote_n=300),
+                        run_id="mixed-1")
+    assert s["status"] == "SUCCEEDED", s
+    assert s["converged"] and s["version_after"] == 2 and len(s["items"]) == 4
+    new = {it.item_id: it for it in banks.bank("p", 2).items}
+    rows = {row["item_id"]: row for row in s["items"]}
+    partial = [i for i, row in rows.items() if row.get("model")]
+    assert sorted(rows[i]["model"] for i in partial) == ["GPCM", "GRM"]
+    for item_id in partial:
+        assert len(new[item_id].thresholds) == 3 and new[item_id].se_b is not None
+        assert rows[item_id]["n_responses"] >= 300
+    assert all(new[i].model is None for i in rows if i not in partial)
+    assert "/" in format_summary(s)  # thresholds listed

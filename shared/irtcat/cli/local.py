@@ -76,6 +76,8 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
     cal.add_argument("--students", type=int, default=150,
                      help="with no stack up: simulated tablets whose answers are calibrated (demo traffic)")
     cal.add_argument("--pretest", type=int, default=2, help="with no stack up: pretest items in the demo test")
+    cal.add_argument("--models", help="with no stack up: cycle the demo bank's items through models, e.g. "
+                                      "3PL,GRM,GPCM (pretest items of each model are calibrated together)")
     cal.add_argument("--shards", type=int, default=None, help="E-step shards (default: by volume)")
     cal.add_argument("--promote-n", type=int, default=100, help="responses a pretest item needs to be promoted")
     cal.add_argument("--promote-se", type=float, default=0.4, help="largest SE(b) of a promoted item")
@@ -298,7 +300,7 @@ def demo(args: argparse.Namespace) -> int:
     summary = run_demo(students=args.students, seed=args.seed, items=args.items, pretest=args.pretest,
                        duplicate_rate=args.duplicates, report_dir=args.report_dir, shards=args.shards,
                        batch_size=args.batch_size, progress=progress,
-                       models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None)
+                       models=_models(args.models))
     if bar is not None:
         bar.close()
     if args.json:
@@ -340,6 +342,11 @@ def _print_summary(s: dict[str, Any]) -> None:
         print(f"tablet error: {err}")
 
 
+def _models(value: str | None) -> list[str] | None:
+    """``--models 3PL,GRM,GPCM`` as a list (None: the bank's one model)."""
+    return [m.strip() for m in value.split(",") if m.strip()] if value else None
+
+
 def calibrate(args: argparse.Namespace) -> int:
     """Against the stack of ``irtcat local up`` when one is up; otherwise start one, run demo
     traffic with pretest items through it (``--students``, ``--pretest``), then calibrate."""
@@ -376,7 +383,7 @@ def calibrate(args: argparse.Namespace) -> int:
               f"{args.pretest} pretest item(s) among their test...", file=sys.stderr)
         with LocalRuntime.up(parameters={"StreamShardCount": "2"}) as rt:
             demo_summary = run_demo(students=args.students, pretest=args.pretest, rt=rt,
-                                    report_dir=args.data_dir / "calibration-demo")
+                                    report_dir=args.data_dir / "calibration-demo", models=_models(args.models))
             print(f"[irtcat] demo: {demo_summary['answers_applied']} answers applied in "
                   f"{demo_summary['seconds']:.0f} s; calibrating...", file=sys.stderr)
             outputs = rt.stack.outputs()

@@ -74,10 +74,21 @@ def format_summary(s: dict[str, Any]) -> str:
     lines.append(f"  bank version {s.get('version_before')} -> {s.get('version_after')}; "
                  f"promoted: {', '.join(s.get('promoted') or []) or 'none'}")
     if s.get("items"):
-        lines.append(f"  {'item':12s} {'n':>6s} {'a':>7s} {'b':>7s} {'SE(b)':>7s} {'RMSD':>6s}  decision")
+        lines.append(f"  {'item':12s} {'model':5s} {'n':>6s} {'a':>7s} {'b (thresholds)':>20s} "
+                     f"{'SE(b)':>15s} {'RMSD':>6s}  decision")
         for row in s["items"]:
-            se_b = f"{row['se_b']:.3f}" if row.get("se_b") is not None else "-"
-            rmsd = f"{row['rmsd']:.3f}" if row.get("rmsd") is not None else "-"
-            lines.append(f"  {row['item_id']:12s} {row['n_responses']:6d} {row['a']:7.3f} {row['b']:7.3f} "
-                         f"{se_b:>7s} {rmsd:>6s}  {row.get('calibration_note') or row['status']}")
+            n = _number(row.get("n_responses"), "d")
+            lines.append(f"  {row['item_id']:12s} {row.get('model') or '':5s} {n:>6s} {_number(row.get('a')):>7s} "
+                         f"{_number(row.get('b')):>20s} {_number(row.get('se_b')):>15s} "
+                         f"{_number(row.get('rmsd')):>6s}  {row.get('calibration_note') or row.get('status') or ''}")
     return "\n".join(lines)
+
+
+def _number(value: Any, spec: str = ".3f") -> str:
+    """A report value for the table: a number, a partial-credit item's list (its thresholds or
+    their SEs) joined by '/', or '-' when absent."""
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return "/".join(format(x, ".2f") for x in value)
+    return format(value, spec)
