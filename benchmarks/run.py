@@ -876,6 +876,74 @@ def bench_mixed_simulation(examinees: int = 1000) -> dict[str, Any]:
     return out
 
 
+def bench_mixed_calibration(persons: int = 5000, seeds: tuple[int, ...] = tuple(range(1, 13))) -> dict[str, Any]:
+    """One EM for a mixed bank against each family calibrated alone on its own answers (what a
+    bank of right/wrong and partial-credit items needed before the joint run): 30 3PL items
+    (the generated bank's parameters) + 5 GRM + 5 GPCM items with 4 categories, theta ~ N(0, 1);
+    complete data, and each person answering a random quarter of the items; 12 samples each.
+    RMSE of a and b (thresholds) per family and seconds (without SEs, both): their means, the
+    mean ratio joint / alone and in how many samples the joint run's RMSE is the lower."""
+    from irtcat.domain.bank import Item
+    from irtcat.domain.generate import generate_bank
+    from irtcat.irt.calibration import ResponseData, calibrate
+    from irtcat.irt.mixed_calibration import calibrate_mixed, calibrate_polytomous
+    from irtcat.irt.model import prob
+    from irtcat.irt.polytomous import draw_responses
+    from irtcat.irt.polytomous_calibration import CategoryData
+
+    out: dict[str, Any] = {}
+    rows: dict[str, list[float]] = {}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        base = generate_bank(30, "3PL", seed=seed, with_content=False)
+        extra = [Item(item_id=f"g{k}", model="GRM", a=float(np.exp(rng.normal(0.2, 0.25))),
+                      b=[float(x) for x in np.cumsum([rng.normal(-1, 0.5), *rng.uniform(0.6, 1.2, 2)])])
+                 for k in range(5)]
+        extra += [Item(item_id=f"m{k}", model="GPCM", a=float(np.exp(rng.normal(0.2, 0.25))),
+                       b=[float(x) for x in rng.normal(0.0, 1.0, 3)]) for k in range(5)]
+        engine = base.model_copy(update={"items": [*base.items, *extra], "scale": 1.0}).engine
+        assert engine.poly is not None
+        theta = rng.normal(size=persons)
+        for design, share in (("complete", 1.0), ("quarter", 0.25)):
+            person = np.repeat(np.arange(persons), 40)
+            item = np.tile(np.arange(40), persons)
+            keep = rng.random(person.size) < share
+            person, item = person[keep], item[keep]
+            x = np.zeros(person.size, dtype=np.int64)
+            rw = item < 30
+            x[rw] = rng.random(int(rw.sum())) < prob(theta[person[rw]], engine.params.subset(item[rw]))
+            x[~rw] = draw_responses(theta[person[~rw]], engine.poly.subset(item[~rw] - 30), rng)
+            right_wrong = ResponseData.from_long(person[rw], item[rw], x[rw], persons, 30)
+            partial = CategoryData.from_long(person[~rw], item[~rw] - 30, x[~rw], persons, 10)
+            models = ["GRM"] * 5 + ["GPCM"] * 5
+            t = time.perf_counter()
+            joint = calibrate_mixed(right_wrong, partial, model="3PL", partial_models=models, standard_errors=False)
+            joint_s = time.perf_counter() - t
+            t = time.perf_counter()
+            rw_alone = calibrate(right_wrong, "3PL", n_nodes=61)
+            pc_alone = calibrate_polytomous(partial, models, standard_errors=False)
+            alone_s = time.perf_counter() - t
+            assert joint.right_wrong is not None and joint.partial is not None
+            for method, rw_fit, pc_fit, seconds in (("joint", joint.right_wrong, joint.partial, joint_s),
+                                                    ("alone", rw_alone, pc_alone, alone_s)):
+                tag = f"mixed_cal_{design}_{method}"
+                values = {
+                    "rw_rmse_a": float(np.sqrt(np.mean((rw_fit.a - engine.params.a[:30]) ** 2))),
+                    "rw_rmse_b": float(np.sqrt(np.mean((rw_fit.b - engine.params.b[:30]) ** 2))),
+                    "pc_rmse_a": float(np.sqrt(np.mean((pc_fit.a - engine.poly.a) ** 2))),
+                    "pc_rmse_b": float(np.sqrt(np.nanmean((pc_fit.thresholds - engine.poly.thresholds) ** 2))),
+                    "s": seconds}
+                for key, value in values.items():
+                    rows.setdefault(f"{tag}_{key}", []).append(value)
+    for key, values in rows.items():
+        out[f"{key}_mean"] = float(np.mean(values))
+    for key in [k for k in rows if "_joint_" in k]:
+        joint, alone = np.array(rows[key]), np.array(rows[key.replace("_joint_", "_alone_")])
+        out[f"{key.replace('_joint_', '_')}_ratio"] = float(np.mean(joint / alone))
+        out[f"{key.replace('_joint_', '_')}_joint_lower"] = f"{int(np.sum(joint < alone))} of {joint.size}"
+    return out
+
+
 def bench_calibration_study() -> dict[str, Any]:
     """Default priors vs none vs the PyPI mirt over several generators and designs
     (benchmarks/calibration_study.py); the markdown table goes to stderr."""
@@ -1072,6 +1140,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "exposure_tradeoff": lambda a: bench_exposure_tradeoff(),
     "partial_credit_peers": lambda a: bench_partial_credit_peers(),
     "mixed_simulation": lambda a: bench_mixed_simulation(),
+    "mixed_calibration": lambda a: bench_mixed_calibration(),
     "door": lambda a: bench_door(),
     "calibration_coverage": lambda a: bench_calibration_coverage(),
     "report": lambda a: bench_report(),
