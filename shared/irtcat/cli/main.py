@@ -197,15 +197,19 @@ def _calibrate_partial_credit(args: argparse.Namespace) -> int:
     bank.dump(args.out)
     summary = {**result.summary(), "n_persons": len(persons), "out": str(args.out), "bank_id": bank.bank_id,
                "version": bank.version, "estimated": item_ids, "anchored": False}
-    if args.report:
-        Path(args.report).write_text(json.dumps({"summary": summary, "items": [
-            it.model_dump(exclude_none=True) for it in bank.items]}, indent=1))
+    _write_report(args, summary, [it.model_dump(exclude_none=True) for it in bank.items])
     human = (f"{args.model}: {len(item_ids)} items from {summary['n_responses']} responses of {len(persons)} "
              f"persons in {result.cycles} cycles ({'converged' if result.converged else 'NOT converged'}, "
              f"{result.seconds:.2f}s); -2LL {summary['minus_2ll']:.1f}, AIC {summary['aic']:.1f}, "
              f"BIC {summary['bic']:.1f}; SE: {result.se_method}; wrote {args.out}")
     _emit(args, summary, human)
     return 0
+
+
+def _write_report(args: argparse.Namespace, summary: dict[str, Any], items: list[dict[str, Any]]) -> None:
+    """``--report``: the run's summary and the per-item rows, as JSON."""
+    if args.report:
+        Path(args.report).write_text(json.dumps({"summary": summary, "items": items}, indent=1))
 
 
 def _partial_priors(value: str) -> Any:
@@ -303,8 +307,7 @@ def _calibrate_bank_with_partial_credit(args: argparse.Namespace, base: Any) -> 
                "version": bank.version, "estimated": [i for i in right_wrong_ids if i not in rw_left] + partial_ids,
                "anchored": anchors is not None, "left_out": {**rw_left, **left_out}, "promoted": report["promoted"],
                "status_counts": report["status_counts"]}
-    if args.report:
-        Path(args.report).write_text(json.dumps({"summary": summary, "items": report["items"]}, indent=1))
+    _write_report(args, summary, report["items"])
     human = (f"{summary['model']}: {len(summary['estimated'])} items estimated from {summary['n_responses']} "
              f"responses of {n} persons{' (the other items fixed)' if anchors is not None else ''} in "
              f"{result.cycles} cycles ({'converged' if result.converged else 'NOT converged'}, "
@@ -369,8 +372,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     summary = {**result.summary(), "out": str(args.out), "bank_id": bank_id, "version": version,
                "left_out": {item_ids[j]: why for j, why in result.left_out.items()},
                "promoted": report["promoted"], "status_counts": report["status_counts"]}
-    if args.report:
-        Path(args.report).write_text(json.dumps({"summary": summary, "items": report["items"]}, indent=1))
+    _write_report(args, summary, report["items"])
     human = (f"{result.model}: {summary['n_estimated']} items estimated from {summary['n_responses']} responses "
              f"of {summary['n_persons']} persons in {result.iterations} cycles "
              f"({'converged' if result.converged else 'NOT converged'}, {result.seconds:.2f}s); "
