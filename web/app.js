@@ -55,7 +55,9 @@ function render(view) {
   const numeric = item.kind === "numeric";
   $("numeric").hidden = !numeric;
   $("numeric-value").value = "";
-  $("hint").textContent = numeric ? "Type your answer and press Enter."
+  $("hint").textContent = numeric && item.partial_credit
+    ? "Partial credit: an answer close to the right one earns part of the points. Type your answer and press Enter."
+    : numeric ? "Type your answer and press Enter."
     : item.partial_credit ? "Partial credit: an answer close to the right one earns part of the points. Tap an answer, or press 1–4."
     : "Tap an answer, or press 1–4.";
   (numeric ? [] : item.options || []).forEach((option, i) => {

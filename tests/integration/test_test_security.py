@@ -24,7 +24,7 @@ from .targets import stream_records
 pytestmark = pytest.mark.integration
 
 # a field that would carry a key, in JSON or in a log line
-KEY_FIELD = re.compile(r'"(key|answer_value|correct|is_correct|correct_option|credits)"\s*:')
+KEY_FIELD = re.compile(r'"(key|answer_value|correct|is_correct|correct_option|credits|credit_bands)"\s*:')
 
 
 @pytest.fixture(scope="module")

@@ -137,8 +137,44 @@ def test_a_partial_credit_option_earns_its_category_and_credits_never_show() -> 
     assert np.mean(earned) > 2.0  # a strong student mostly earns the top categories
     with pytest.raises(ValueError, match=r"credits must be categories 0\.\.3"):
         Item(item_id="q", model="GRM", b=[-1.0, 0.0, 1.0], options=["1", "2", "3", "4"], credits=[0, 1, 2, 2])
-    with pytest.raises(ValueError, match="scored by credits, not a key"):
+    with pytest.raises(ValueError, match=r"scored by credits \(options\) or credit_bands \(numeric entry\)"):
         Item(item_id="q", model="GRM", b=[0.0], options=["1", "2"], key=0)
+
+
+def test_a_partial_credit_numeric_entry_earns_the_band_it_falls_in() -> None:
+    """A numeric item with credit_bands [10, 2, 0]: exact earns 3, within 2 earns 2, within 10
+    earns 1, beyond earns 0; simulated students send numbers in the band of the category they
+    drew; the tablet's view says numeric and partial credit and carries neither answer nor bands;
+    bands that do not narrow, or do not match the categories, are refused by name."""
+    from irtcat.domain.generate import with_partial_credit
+    from irtcat.domain.scoring import score_choice, simulated_answer, simulated_category_choice
+    from irtcat.domain.session import ServedItem, new_session
+
+    bank = with_partial_credit(generate_bank(12, "3PL", seed=2), ["3PL", "GRM", "GPCM"], seed=2)
+    item = next(it for it in bank.items if it.credit_bands is not None)
+    assert item.kind == "numeric" and item.model is not None and item.credit_bands == [10.0, 2.0, 0.0]
+    assert item.answer_value is not None
+    for entered, category in ((0.0, 3), (1.5, 2), (-2.0, 2), (7.0, 1), (-10.0, 1), (10.5, 0), (-50.0, 0)):
+        assert score_choice(item, item.answer_value + entered, "secret", 1).score == category
+    rng = np.random.default_rng(3)
+    for category in range(4):
+        for _ in range(20):
+            sent = simulated_category_choice(item, [], category, rng)
+            assert score_choice(item, sent, "secret", 1).score == category
+    earned = [score_choice(item, simulated_answer(bank, item.item_id, 3.0, None, rng), "s", 1).score
+              for _ in range(200)]
+    assert np.mean(earned) > 2.0
+    started = new_session("s1", "u1", TestPolicy(test_id="t"), bank, None)
+    session = started.model_copy(update={"served": [ServedItem(seq=1, item_id=item.item_id)]})
+    view = session.view(bank).model_dump_json()
+    assert '"kind":"numeric"' in view and '"partial_credit":true' in view
+    assert "credit_bands" not in view and "answer_value" not in view and str(item.answer_value) not in view
+    with pytest.raises(ValueError, match="strictly narrowing"):
+        Item(item_id="q", model="GPCM", b=[0.0, 1.0], answer_value=5.0, credit_bands=[1.0, 2.0])
+    with pytest.raises(ValueError, match=r"one band per category 1\.\.2"):
+        Item(item_id="q", model="GPCM", b=[0.0, 1.0], answer_value=5.0, credit_bands=[1.0])
+    with pytest.raises(ValueError, match="need a partial-credit model"):
+        Item(item_id="q", answer_value=5.0, credit_bands=[1.0])
 
 
 def test_kl_of_a_one_threshold_item_is_the_2pl_kl() -> None:

@@ -51,6 +51,9 @@ class Item(Message):
     credits: list[int] | None = Field(
         default=None, description="partial-credit multiple choice: the category each option earns (never leaves "
                                   "the server)")
+    credit_bands: list[FiniteFloat] | None = Field(
+        default=None, description="partial-credit numeric entry: category k is earned within credit_bands[k-1] of "
+                                  "answer_value, widest first (never leaves the server)")
     exposure_k: float = Field(default=1.0, gt=0, le=1, description="Sympson-Hetter parameter")
     # written by calibration
     se_a: float | None = Field(default=None, ge=0)
@@ -71,14 +74,24 @@ class Item(Message):
                 raise ValueError(f"item {self.item_id}: graded response thresholds must increase, got {self.b}")
             if self.c != 0.0 or self.d != 1.0:
                 raise ValueError(f"item {self.item_id}: a partial-credit item has no c or d")
-            if self.key is not None or self.answer_value is not None:
-                raise ValueError(f"item {self.item_id}: a partial-credit item is scored by credits, not a key")
+            if self.key is not None or (self.answer_value is not None and self.credit_bands is None):
+                raise ValueError(f"item {self.item_id}: a partial-credit item is scored by credits (options) or "
+                                 "credit_bands (numeric entry), not a key")
         if self.credits is not None:
             m = len(self.thresholds)
             if self.model is None or self.options is None or len(self.credits) != len(self.options):
                 raise ValueError(f"item {self.item_id}: credits need a partial-credit model and one per option")
             if min(self.credits) < 0 or max(self.credits) != m:
                 raise ValueError(f"item {self.item_id}: credits must be categories 0..{m} with {m} earned by an option")
+        if self.credit_bands is not None:
+            m = len(self.thresholds)
+            bands = self.credit_bands
+            if self.model is None or self.answer_value is None or len(bands) != m:
+                raise ValueError(f"item {self.item_id}: credit_bands need a partial-credit model, an answer_value "
+                                 f"and one band per category 1..{m}")
+            if min(bands) < 0 or any(y >= x for x, y in pairwise(bands)):
+                raise ValueError(f"item {self.item_id}: credit_bands must be distances >= 0, widest first and "
+                                 f"strictly narrowing (category {m} the closest answers), got {bands}")
         se_b = self.se_b if isinstance(self.se_b, list) else [self.se_b] if self.se_b is not None else []
         if any(x < 0 for x in se_b):
             raise ValueError(f"item {self.item_id}: se_b must be >= 0")

@@ -94,9 +94,10 @@ def with_partial_credit(bank: ItemBank, models: list[str], seed: int = 0) -> Ite
     whose turn is GRM or GPCM becomes a 4-category item of that model, keeping its a, with
     thresholds around its b (GRM b - 1, b, b + 1 plus noise, sorted; GPCM steps b + N(0, 0.8^2)).
     A multiple-choice item keeps its options, and its credits follow how close each option is
-    to the right answer (the right one 3, the nearest distractor 2, then 1, then 0). Numeric-entry
-    items stay right/wrong; items without content become partial-credit items without content
-    (for simulation and calibration studies)."""
+    to the right answer (the right one 3, the nearest distractor 2, then 1, then 0). A
+    numeric-entry item keeps its answer and earns 3 within its tolerance, 2 within 2 of the
+    answer, 1 within 10 (``credit_bands``); items without content become partial-credit items
+    without content (for simulation and calibration studies)."""
     unknown = [m for m in models if m not in PARTIAL_CREDIT and m != bank.model]
     if not models or unknown:
         raise ValueError(f"models must name the bank's model ({bank.model}) or GRM/GPCM, got {models}")
@@ -104,7 +105,7 @@ def with_partial_credit(bank: ItemBank, models: list[str], seed: int = 0) -> Ite
     items = []
     for j, item in enumerate(bank.items):
         model = models[j % len(models)]
-        if model not in PARTIAL_CREDIT or item.kind == "numeric":
+        if model not in PARTIAL_CREDIT:
             items.append(item)
             continue
         b = item.difficulty
@@ -119,9 +120,12 @@ def with_partial_credit(bank: ItemBank, models: list[str], seed: int = 0) -> Ite
             credits = [0] * 4
             for rank, k in enumerate(np.argsort(distance, kind="stable")):
                 credits[int(k)] = 3 - rank
+        numeric = item.kind == "numeric"
         items.append(Item(item_id=item.item_id, model=model, a=item.a,  # type: ignore[arg-type]
                           b=[round(float(x), 4) for x in thresholds], status=item.status,
                           content_area=item.content_area, exposure_k=item.exposure_k,
-                          stem=item.stem if credits else None, options=item.options if credits else None,
-                          credits=credits))
+                          stem=item.stem if credits or numeric else None,
+                          options=item.options if credits else None, credits=credits,
+                          answer_value=item.answer_value if numeric else None,
+                          credit_bands=[10.0, 2.0, item.tolerance] if numeric else None))
     return bank.model_copy(update={"items": items})

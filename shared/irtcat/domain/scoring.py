@@ -7,7 +7,8 @@ entered. The shuffle is seeded by the session's secret (kept server-side), so ne
 labels nor the order carry the key, and the same label means different options to two
 students. The server recovers the bank's option from the label and scores it: 1 for the key,
 0 otherwise; a numeric entry scores 1 within the item's tolerance. A partial-credit item's
-option earns the category its ``credits`` give it (0..m).
+option earns the category its ``credits`` give it (0..m); a partial-credit numeric entry earns
+the highest category k whose band ``credit_bands[k-1]`` it falls within (0 outside them all).
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ def score_choice(item: Item, choice: str | float, secret: str, seq: int) -> Scor
         assert item.answer_value is not None
         if isinstance(choice, bool) or not isinstance(choice, int | float) or not math.isfinite(choice):
             raise InvalidChoice(f"choice {choice!r} is not a number (item {item.item_id} is numeric entry)")
-        return Scored(int(abs(float(choice) - item.answer_value) <= item.tolerance + 1e-12), None)
+        distance = abs(float(choice) - item.answer_value)
+        if item.credit_bands is not None:
+            return Scored(sum(distance <= band + 1e-12 for band in item.credit_bands), None)
+        return Scored(int(distance <= item.tolerance + 1e-12), None)
     raise ValueError(f"item {item.item_id} has no scoring rule (options with a key, or an answer value)")
 
 
@@ -94,9 +98,22 @@ def simulated_choice(item: Item, shown: list[tuple[str, str]] | None, correct: b
 
 
 def simulated_category_choice(item: Item, shown: list[tuple[str, str]], category: int,
-                              rng: np.random.Generator) -> str:
+                              rng: np.random.Generator) -> str | float:
     """What a simulated student whose answer earns ``category`` on a partial-credit item sends:
-    the id of an option (as shown) that earns it. For simulations and tests only."""
+    the id of an option (as shown) that earns it, or a number inside that category's band
+    (between the band and the next narrower one). For simulations and tests only."""
+    if item.kind == "numeric":
+        assert item.answer_value is not None and item.credit_bands is not None
+        bands = [*item.credit_bands, -1.0]
+        m = len(item.credit_bands)
+        if category >= m:
+            distance = 0.0
+        elif category == 0:
+            distance = bands[0] + float(rng.integers(1, 10))
+        else:
+            distance = (bands[category - 1] + max(bands[category], 0.0)) / 2
+            distance = distance if distance > bands[category] else bands[category - 1]
+        return item.answer_value + (distance if rng.random() < 0.5 else -distance)
     assert item.options is not None and item.credits is not None
     texts = [item.options[k] for k, c in enumerate(item.credits) if c == category]
     ids = [oid for oid, text in shown if text in texts]
