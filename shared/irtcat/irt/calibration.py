@@ -335,12 +335,15 @@ def _log_posterior(data: ResponseData, est: ItemEstimates, nodes: FloatArray,
 
 
 def _posterior(log_post: FloatArray) -> tuple[FloatArray, float]:
-    """Normalised posterior weights and the marginal log-likelihood."""
+    """Normalised posterior weights and the marginal log-likelihood. ``log_post`` must be a
+    temporary: it is overwritten by the weights (one array pass fewer per E-step)."""
     m = log_post.max(axis=1, keepdims=True)
-    w = np.exp(log_post - m)
-    total = w.sum(axis=1, keepdims=True)
+    log_post -= m
+    np.exp(log_post, out=log_post)
+    total = log_post.sum(axis=1, keepdims=True)
     ll = float(np.sum(np.log(total) + m))
-    return w / total, ll
+    log_post /= total
+    return log_post, ll
 
 
 def _expected_counts(data: ResponseData, w: FloatArray) -> tuple[FloatArray, FloatArray]:

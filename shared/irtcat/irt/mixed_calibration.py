@@ -162,9 +162,18 @@ def calibrate_mixed(right_wrong: ResponseData | None = None, partial: CategoryDa
             return 0.0
         return category_log_likelihoods(partial, *layout.unpack(v), codes, nodes, scale)
 
+    def joint_log_posterior(e: ItemEstimates, v: FloatArray) -> FloatArray:
+        """log g_q + every answer's log-likelihood (+ the anchors), a fresh array."""
+        parts = [x for x in (rw_loglik(e), pc_loglik(v)) if not isinstance(x, float)]
+        out = parts[0]
+        for part in parts[1:]:
+            out += part
+        out += base_log_post
+        return out
+
     def em(state: _State) -> tuple[_State, float]:
         """One joint EM cycle from ``state``, and the objective there."""
-        w, value = _posterior(base_log_post + rw_loglik(state.est) + pc_loglik(state.vec))
+        w, value = _posterior(joint_log_posterior(state.est, state.vec))
         new_est, new_vec = state.est, state.vec
         if right_wrong is not None:
             n, r = _expected_counts(right_wrong, w)
@@ -222,7 +231,7 @@ def calibrate_mixed(right_wrong: ResponseData | None = None, partial: CategoryDa
             rmsd=category_rmsd(category_counts(partial, w), a, b, codes, nodes, scale),
             n_responses=np.bincount(partial.item, minlength=partial.n_items), log_likelihood=0.0, cycles=cycle,
             converged=converged, seconds=seconds, priors=pc_priors, history=history)
-    _, loglik = _posterior(base_log_post + rw_loglik(est) + pc_loglik(vec))
+    _, loglik = _posterior(joint_log_posterior(est, vec))
     if pc_result is not None:
         pc_result.log_likelihood = loglik
     return MixedResult(rw_result, pc_result, loglik, cycle, converged, time.perf_counter() - started, history)

@@ -93,7 +93,7 @@ class PolytomousItems:
 def category_probabilities(theta: ArrayLike, items: PolytomousItems) -> FloatArray:
     """P(X = k | theta) for every theta, item and category: shape (t, items, m_max + 1); the
     categories an item does not have are 0."""
-    return category_derivatives(theta, items)[0]
+    return _derivatives(np.atleast_1d(np.asarray(theta, dtype=np.float64))[:, None, None], items, slopes=False)[0]
 
 
 def category_derivatives(theta: ArrayLike, items: PolytomousItems) -> tuple[FloatArray, FloatArray]:
@@ -103,8 +103,9 @@ def category_derivatives(theta: ArrayLike, items: PolytomousItems) -> tuple[Floa
     return _derivatives(np.atleast_1d(np.asarray(theta, dtype=np.float64))[:, None, None], items)
 
 
-def _derivatives(t: FloatArray, items: PolytomousItems) -> tuple[FloatArray, FloatArray]:
-    """:func:`category_derivatives` for ``t`` already shaped to broadcast against (t, items, 1)."""
+def _derivatives(t: FloatArray, items: PolytomousItems, slopes: bool = True) -> tuple[FloatArray, FloatArray]:
+    """:func:`category_derivatives` for ``t`` already shaped to broadcast against (t, items, 1);
+    without ``slopes`` the derivatives are left at 0 (the probabilities alone cost less)."""
     da = (items.scale * items.a)[None, :, None]
     b = items.thresholds[None, :, :]
     n, width = items.thresholds.shape
@@ -124,8 +125,9 @@ def _derivatives(t: FloatArray, items: PolytomousItems) -> tuple[FloatArray, Flo
         upper = np.concatenate([ones, star], axis=2)
         lower = np.concatenate([star, zeros], axis=2)
         p[:, grm] = upper - lower
-        dstar = da[:, grm] * star * (1.0 - star)
-        dp[:, grm] = np.concatenate([zeros, dstar], axis=2) - np.concatenate([dstar, zeros], axis=2)
+        if slopes:
+            dstar = da[:, grm] * star * (1.0 - star)
+            dp[:, grm] = np.concatenate([zeros, dstar], axis=2) - np.concatenate([dstar, zeros], axis=2)
     gpcm = ~grm
     if gpcm.any():
         steps = np.where(np.isnan(b[:, gpcm]), -np.inf, da[:, gpcm] * (at(gpcm) - np.nan_to_num(b[:, gpcm])))
@@ -133,10 +135,11 @@ def _derivatives(t: FloatArray, items: PolytomousItems) -> tuple[FloatArray, Flo
         z -= z.max(axis=2, keepdims=True)
         e = np.exp(z)
         pk = e / e.sum(axis=2, keepdims=True)
-        k = np.arange(width + 1)[None, None, :]
-        mean = np.sum(k * pk, axis=2, keepdims=True)
         p[:, gpcm] = pk
-        dp[:, gpcm] = da[:, gpcm] * pk * (k - mean)
+        if slopes:
+            k = np.arange(width + 1)[None, None, :]
+            mean = np.sum(k * pk, axis=2, keepdims=True)
+            dp[:, gpcm] = da[:, gpcm] * pk * (k - mean)
     return p, dp
 
 

@@ -321,7 +321,7 @@ def _item_terms(vec: FloatArray, layout: Layout, counts: FloatArray, nodes: Floa
 
 
 def m_step(vec: FloatArray, layout: Layout, counts: FloatArray, nodes: FloatArray, priors: Priors,
-            scale: float, max_steps: int = 25, tol: float = 1e-7) -> FloatArray:
+            scale: float, max_steps: int = 25, tol: float = 1e-5) -> FloatArray:
     """Maximise each item's Q_i (:func:`_item_terms`) by Fisher scoring, all items at once:
     x <- x + t I^-1 grad, the step capped at 1 in any parameter and halved per item until Q_i
     does not fall, so each M-step raises the EM objective (a generalised EM, Dempster, Laird
