@@ -87,6 +87,19 @@ def test_failed_gates_leave_the_bank_untouched() -> None:
     assert banks.current_version("m") == 1
 
 
+def test_an_answer_outside_its_items_categories_is_counted_and_left_out() -> None:
+    """A history record scored 2 for a right/wrong item (as under a version where it had more
+    categories) would fail every E-step: it is left out and counted, the run goes on."""
+    _truth, banks, history = _world(persons=400)
+    key = history.list("history/")[0]
+    rec = HistoryRecord.model_validate_json(history.get(key).splitlines()[0])
+    odd = rec.model_copy(update={"session_id": "odd", "response": 2})
+    history.put(key, history.get(key) + (odd.model_dump_json() + "\n").encode())
+    job = run_in_process(CalibrationRequest(bank_id="m"), banks, history, MemoryObjects(), run_id="o",
+                         publish_result=False)
+    assert job.n_out_of_range == 1 and job.converged
+
+
 def test_a_bank_without_answered_pretest_items_has_nothing_to_calibrate() -> None:
     _truth, banks, _history = _world(persons=50)
     job = prepare(CalibrationRequest(bank_id="m"), banks, MemoryObjects(), MemoryObjects(), run_id="x")

@@ -119,6 +119,8 @@ class CalibrationJob(Message):
     n_shards: int = 0
     n_responses: int = 0
     n_sessions: int = 0
+    n_out_of_range: int = Field(default=0, description="answers whose score is not one of the item's categories "
+                                                       "in the current version (left out)")
     iteration: int = 0
     phase: Phase = "iterate"
     change: float | None = None
@@ -310,12 +312,17 @@ def prepare(request: CalibrationRequest, banks: BankPublisher, history: ObjectSt
     job = CalibrationJob(request=request, run_id=run_id, prefix=prefix, shard_prefix=f"{prefix}shards/",
                          base_version=version, started_at=now)
     index = {it.item_id: j for j, it in enumerate(bank.items)}
+    categories = bank.engine.categories()
     sessions: dict[str, dict[int, int]] = {}
     through = since
+    out_of_range = 0
     for rec in applied_answers(history, history_keys(history, since), request.bank_id, since):
         j = index.get(rec.item_id or "")
         if j is None:
             continue  # an item no longer in the current version
+        if not 0 <= int(rec.response or 0) < categories[j]:
+            out_of_range += 1  # scored under a version whose item had other categories
+            continue
         # the history is at-least-once: a session's answer to an item counts once
         sessions.setdefault(rec.session_id or "", {}).setdefault(j, int(rec.response or 0))
         through = rec.processed_at if through is None or rec.processed_at > through else through
@@ -326,7 +333,8 @@ def prepare(request: CalibrationRequest, banks: BankPublisher, history: ObjectSt
             for j in partial.left_out:
                 answers.pop(j, None)
     n_responses = sum(len(v) for v in sessions.values())
-    job = job.model_copy(update={"n_responses": n_responses, "n_sessions": len(sessions), "through": through})
+    job = job.model_copy(update={"n_responses": n_responses, "n_sessions": len(sessions), "through": through,
+                                 "n_out_of_range": out_of_range})
     answered_pretest = {j for answers in sessions.values() for j in answers if pretest[j]}
     if not answered_pretest:
         return job.model_copy(update={"phase": "nothing"})
@@ -585,6 +593,7 @@ def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> Ca
         failures.append(f"{job.n_responses} responses < the minimum {r.min_run_responses}")
     summary = {**result.summary(), "run_id": job.run_id, "bank_id": r.bank_id, "base_version": job.base_version,
                "candidate_version": version, "sessions": job.n_sessions, "shards": job.n_shards,
+               "answers_out_of_range": job.n_out_of_range,
                "since": r.since.isoformat() if r.since else None,
                "through": job.through.isoformat() if job.through else None,
                "gates_passed": not failures, "gate_failures": failures, "promoted": report["promoted"],
