@@ -1,7 +1,8 @@
 """Calibration as a managed job: from the answer history to a new item-bank version.
 
 The job is online calibration (Ban et al. 2001): operational items keep their bank values and
-anchor the scale, pretest items are estimated by MEM (or OEM) with Bock-Aitkin EM. It runs as
+anchor the scale, pretest items are estimated by MEM (or OEM) with Bock-Aitkin EM, right/wrong
+and partial-credit (GRM, GPCM) ones in one joint EM (:mod:`irtcat.irt.mixed_calibration`). It runs as
 steps that a Standard state machine (``statemachines/calibration.asl.json``) sequences, each
 one a Lambda over the job's working storage in the bank bucket
 (``calibration/{bank_id}/{run_id}/``):
@@ -10,11 +11,14 @@ one a Lambda over the job's working storage in the bank bucket
    the ``history/dt=YYYY-MM-DD/`` partitions: the date prefixes prune the listing, and one pass
    over the records is needed anyway to group them by session), keeps the applied answers to
    this bank's items, and writes them as shards of whole sessions (a person's responses must
-   stay together: the E-step's posterior is per person), plus the starting parameters.
+   stay together: the E-step's posterior is per person), plus the starting parameters. An
+   answer outside its item's categories is counted and left out; a partial-credit pretest item
+   whose categories the answers do not all cover is left out with the reason.
 2. :func:`e_step` runs per shard (a Distributed Map over the shard objects) and writes the
-   shard's :class:`~irtcat.irt.calibration.ExpectedCounts`.
-3. :func:`m_step` sums them, runs the M-step and decides: another cycle, a last E-step at the
-   converged values (for SEs and fit), or done.
+   shard's :class:`~irtcat.irt.calibration.ExpectedCounts` (with the partial-credit items'
+   expected category counts).
+3. :func:`m_step` sums them, runs both families' M-steps and decides: another cycle, a last
+   E-step at the converged values (for SEs and fit), or done.
 4. :func:`finalize` builds the candidate bank version and the calibration report, and applies
    the quality gates.
 5. :func:`publish` writes the new version and moves the current-version pointer, only if the
