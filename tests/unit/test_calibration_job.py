@@ -143,7 +143,8 @@ def test_the_job_calibrates_partial_credit_pretest_items_beside_right_wrong_ones
     one run estimates all six, each in its model, from CAT histories. The partial-credit ones
     are recovered (RMSE of a under 0.25, of the thresholds under 0.3, with ~1,250 answers each)
     and promoted by the gates; one to four shards change neither their estimates nor their SEs
-    (within 1e-6 and 1e-4); operational items, right/wrong or partial credit, do not move."""
+    (within 1e-6 and 1e-4; SEs of the joint model, the block across the families summed over
+    the shards); operational items, right/wrong or partial credit, do not move."""
     from irtcat.domain.generate import with_partial_credit
 
     truth = with_partial_credit(generate_bank(150, "2PL", seed=4, bank_id="m", pretest=6, with_content=False),
@@ -170,6 +171,7 @@ def test_the_job_calibrates_partial_credit_pretest_items_beside_right_wrong_ones
     assert float(np.sqrt(np.mean(err_b**2))) < 0.3
     assert all(bank.items[j].model == truth.items[j].model and bank.items[j].se_b is not None for j in partial)
     assert {truth.items[j].item_id for j in partial} <= set(job.promoted)
+    assert bank.calibration is not None and bank.calibration.se_method.startswith("observed information of the joint")
     one = runs[1][1]
     for j in pretest:
         x, y = bank.items[j], one.items[j]

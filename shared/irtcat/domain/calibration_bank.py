@@ -134,9 +134,8 @@ def mixed_bank(base: ItemBank, result: MixedResult, right_wrong_ids: list[str], 
     summary = result.summary()
     priors = {"right_wrong": result.right_wrong.priors.describe() if result.right_wrong else None,
               "partial_credit": result.partial.priors.describe() if result.partial else None}
-    se_method = "; ".join(r.se_method for r in (result.right_wrong, result.partial) if r is not None)
-    info = CalibrationInfo(model=summary["model"], priors=priors, se_method=se_method + " (conditional on the "
-                           "other family's estimates)" if result.right_wrong and result.partial else se_method,
+    se_method = "; ".join(dict.fromkeys(r.se_method for r in (result.right_wrong, result.partial) if r is not None))
+    info = CalibrationInfo(model=summary["model"], priors=priors, se_method=se_method,
                            cycles=result.cycles, converged=result.converged, n_responses=summary["n_responses"],
                            n_persons=n_persons, log_likelihood=result.log_likelihood)
     bank = bank.model_copy(update={"bank_id": bank_id, "version": version, "calibration": info})

@@ -51,10 +51,12 @@ from ..irt.calibration import (
     ItemEstimates,
     Priors,
     ResponseData,
+    _covariance,
     finish,
+    observed_information,
     priors_from,
 )
-from ..irt.mixed_calibration import PartialAnswers, joint_e_step
+from ..irt.mixed_calibration import JOINT_SE_METHOD, PartialAnswers, joint_e_step
 from ..irt.model import FloatArray
 from ..irt.polytomous import MODEL_CODES, PolytomousItems
 from ..irt.polytomous_calibration import (
@@ -62,10 +64,11 @@ from ..irt.polytomous_calibration import (
     Layout,
     PolytomousResult,
     category_rmsd,
-    observed_se,
 )
 from ..irt.polytomous_calibration import log_prior as partial_log_prior
 from ..irt.polytomous_calibration import m_step as partial_m_step
+from ..irt.polytomous_calibration import observed_information as partial_information
+from ..irt.polytomous_calibration import standard_errors as partial_standard_errors
 from ..irt.polytomous_calibration import starting_values as partial_starting_values
 from .bank import ItemBank
 from .base import Message
@@ -453,14 +456,19 @@ def e_step(task: ShardTask, work: ObjectStore, cache: dict[str, Any] | None = No
     nodes, log_w = plan.quadrature()
     final = job.phase == "final"
     use = None if final else plan.posterior_items(params.fixed)
-    counts, others = joint_e_step(data, params.est, nodes, log_w, partial, use,
-                                  information=(params.model, params.free) if final else None)
+    cross = None
+    if final and params.partial is not None and params.partial.free.any():
+        layout = params.partial.layout()
+        cross = (layout, layout.pack(*params.partial.free_values()), params.partial.scale)
+    counts, others, across = joint_e_step(data, params.est, nodes, log_w, partial, use,
+                                          information=(params.model, params.free) if final else None, cross=cross)
     name = task.key.rsplit("/", 1)[-1]
     if final and partial is not None and partial.free.any():
         free = partial.free_data(data.n_persons)
         persons, person = np.unique(free.person, return_inverse=True)
+        assert across is not None
         work.put(f"{job.prefix}partial_se/{name}", _npz(anchors=others[persons], person=person, item=free.item,
-                                                        category=free.category))
+                                                        category=free.category, cross=across))
     key = f"{job.stats_prefix(job.iteration)}{name}"
     work.put(key, counts.to_bytes())
     return key
@@ -509,60 +517,73 @@ def m_step(job: CalibrationJob, work: ObjectStore) -> CalibrationJob:
                                   "converged": converged, "phase": phase})
 
 
-def result_of(job: CalibrationJob, work: ObjectStore) -> CalibrationResult:
-    """The calibration result from the final E-step's statistics."""
+def results_of(job: CalibrationJob, work: ObjectStore
+               ) -> tuple[CalibrationResult, tuple[PolytomousResult, list[int]] | None]:
+    """The run's result from the final E-step's statistics: the right/wrong items', and the
+    estimated partial-credit items' with their bank positions (None: the run had none). The
+    partial-credit RMSD comes from the final category counts; their information block is the
+    Hessian of the marginal log-likelihood over the persons who answered them (the only
+    persons whose posterior they touch), with the log-likelihood of those persons' other
+    answers as anchors; the block across the families is the shards' sum
+    (:func:`~irtcat.irt.mixed_calibration.cross_information`). With items of both families
+    estimated, the SEs come from the whole information matrix inverted
+    (:data:`~irtcat.irt.mixed_calibration.JOINT_SE_METHOD`)."""
     params = _Params.load(work, job.params_key(job.iteration))
     counts = summed_counts(job, work)
     plan = job.plan(params.model)
-    nodes, _ = plan.quadrature()
+    nodes, log_w = plan.quadrature()
     n_per_item = np.rint(counts.n.sum(axis=1)).astype(np.int64)
     seconds = (datetime.now(UTC) - job.started_at).total_seconds()
     priors = plan.priors_at(params.est, params.free, params.fixed)
-    return finish(params.est, counts, nodes, params.model, priors, params.free, n_per_item,
-                  params.left_out, job.iteration, job.converged, seconds, trace=job.trace)
-
-
-def partial_result_of(job: CalibrationJob, work: ObjectStore) -> tuple[PolytomousResult, list[int]] | None:
-    """The estimated partial-credit items' result and bank positions (None: the run had none):
-    RMSD from the final E-step's category counts, SEs from the observed information over the
-    persons who answered them (:func:`~irtcat.irt.polytomous_calibration.observed_se`, with the
-    log-likelihood of their other answers as anchors: exact, those persons being the only ones
-    whose posterior the items touch)."""
-    params = _Params.load(work, job.params_key(job.iteration))
-    partial = params.partial
-    if partial is None or not partial.free.any():
-        return None
-    counts = summed_counts(job, work)
-    assert counts.categories is not None
-    plan = job.plan(params.model)
-    nodes, log_w = plan.quadrature()
-    layout = partial.layout()
-    a, b = partial.free_values()
-    priors = job.partial_priors()
-    parts = [_load_npz(work.get(key)) for key in work.list(f"{job.prefix}partial_se/")]
-    offsets = np.cumsum([0] + [len(z["anchors"]) for z in parts])
-    data = CategoryData(np.concatenate([z["person"] + offsets[k] for k, z in enumerate(parts)]).astype(np.int64),
-                        np.concatenate([z["item"] for z in parts]).astype(np.int64),
-                        np.concatenate([z["category"] for z in parts]).astype(np.int64), int(offsets[-1]),
-                        a.size, partial.items().categories[partial.free])
-    se_a, se_b = observed_se(data, layout.pack(a, b), layout, nodes, log_w, priors.floated(a), partial.scale,
-                             np.concatenate([z["anchors"] for z in parts]))
-    models = [m for m, f in zip(partial.models, partial.free, strict=True) if f]
-    codes = np.array([MODEL_CODES[m] for m in models], dtype=np.int8)
-    seconds = (datetime.now(UTC) - job.started_at).total_seconds()
-    result = PolytomousResult(
-        models=models, a=a, thresholds=b, se_a=se_a, se_thresholds=se_b,
-        rmsd=category_rmsd(counts.categories, a, b, codes, nodes, partial.scale),
-        n_responses=np.bincount(data.item, minlength=a.size), log_likelihood=counts.log_likelihood,
-        cycles=job.iteration, converged=job.converged, seconds=seconds, priors=priors, history=job.trace)
-    return result, [int(j) for j in partial.index[partial.free]]
+    partial, rw_cov, joint = params.partial, None, False
+    partial_result = None
+    if partial is not None and partial.free.any():
+        assert counts.categories is not None
+        layout = partial.layout()
+        a, b = partial.free_values()
+        vec = layout.pack(a, b)
+        partial_priors = job.partial_priors()
+        parts = [_load_npz(work.get(key)) for key in work.list(f"{job.prefix}partial_se/")]
+        offsets = np.cumsum([0] + [len(z["anchors"]) for z in parts])
+        data = CategoryData(np.concatenate([z["person"] + offsets[k] for k, z in enumerate(parts)]).astype(np.int64),
+                            np.concatenate([z["item"] for z in parts]).astype(np.int64),
+                            np.concatenate([z["category"] for z in parts]).astype(np.int64), int(offsets[-1]),
+                            a.size, partial.items().categories[partial.free])
+        pc_info = partial_information(data, vec, layout, nodes, log_w, partial_priors.floated(a), partial.scale,
+                                      np.concatenate([z["anchors"] for z in parts]))
+        cross = np.sum([z["cross"] for z in parts], axis=0)
+        joint = bool(params.free.any()) and cross.size > 0
+        if joint:
+            rw_info = observed_information(params.est, counts, nodes, params.model, priors, params.free)
+            size = rw_info.shape[0]
+            cov = _covariance(np.block([[rw_info, cross], [cross.T, pc_info]]))
+            rw_cov, pc_cov = cov[:size, :size], cov[size:, size:]
+        else:
+            pc_cov = _covariance(pc_info)
+        se_a, se_b = partial_standard_errors(pc_cov, vec, layout)
+        models = [m for m, f in zip(partial.models, partial.free, strict=True) if f]
+        codes = np.array([MODEL_CODES[m] for m in models], dtype=np.int8)
+        estimates = PolytomousResult(
+            models=models, a=a, thresholds=b, se_a=se_a, se_thresholds=se_b,
+            rmsd=category_rmsd(counts.categories, a, b, codes, nodes, partial.scale),
+            n_responses=np.bincount(data.item, minlength=a.size), log_likelihood=counts.log_likelihood,
+            cycles=job.iteration, converged=job.converged, seconds=seconds, priors=partial_priors,
+            history=job.trace)
+        if joint:
+            estimates.se_method = JOINT_SE_METHOD
+        partial_result = (estimates, [int(j) for j in partial.index[partial.free]])
+    result = finish(params.est, counts, nodes, params.model, priors, params.free, n_per_item,
+                    params.left_out, job.iteration, job.converged, seconds, trace=job.trace, covariance=rw_cov)
+    if joint:
+        result.se_method = JOINT_SE_METHOD
+    return result, partial_result
 
 
 def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> CalibrationJob:
     """Candidate bank version, calibration report and quality gates (step 4)."""
     r = job.request
     base = banks.bank(r.bank_id, job.base_version)
-    result = result_of(job, work)
+    result, partial = results_of(job, work)
     if base.scale != 1.0:
         result = dataclasses.replace(result, a=result.a / base.scale, se_a=result.se_a / base.scale)
     item_ids = [it.item_id for it in base.items]
@@ -577,7 +598,6 @@ def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> Ca
         bank = bank.model_copy(update={"items": [
             it.model_copy(update={"calibration_note": f"left out: {params.partial.left_out[j]}"})
             if j in params.partial.left_out else it for j, it in enumerate(bank.items)]})
-    partial = partial_result_of(job, work)
     if partial is not None:
         estimates, positions = partial
         ids = [item_ids[j] for j in positions]

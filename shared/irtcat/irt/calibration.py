@@ -952,12 +952,14 @@ def log_prior(est: ItemEstimates, priors: Priors, model: CalibModel, free: np.nd
 def finish(est: ItemEstimates, final: ExpectedCounts, nodes: FloatArray, model: CalibModel, priors: Priors,
            free: np.ndarray, n_responses: np.ndarray, left_out: dict[int, str], iterations: int,
            converged: bool, seconds: float, latent_mean: float = 0.0, latent_sd: float = 1.0,
-           trace: list[float] | None = None) -> CalibrationResult:
+           trace: list[float] | None = None, covariance: FloatArray | None = None) -> CalibrationResult:
     """The result at the final estimates: standard errors from the observed information
     (:func:`observed_information`) and RMSD from the statistics of a last E-step at ``est``
-    with all items informing the posterior and ``information=(model, free)``."""
+    with all items informing the posterior and ``information=(model, free)``. ``covariance``:
+    the free items' parameters' covariance from a larger information matrix (a joint run's)."""
     k = _param_count(model)
-    cov = _covariance(observed_information(est, final, nodes, model, priors, free))
+    cov = _covariance(observed_information(est, final, nodes, model, priors, free)) if covariance is None \
+        else covariance
     se = [np.full(est.a.size, np.nan) for _ in range(3)]  # b, a, c
     idx = np.flatnonzero(free)
     variances = np.diagonal(cov).reshape(idx.size, k) if idx.size else np.zeros((0, k))

@@ -13,10 +13,13 @@ GPCM) together, each item keeping its model.
   Laird & Rubin 1977); SQUAREM (Varadhan & Roland 2008) accelerates the joint map with the
   same monotone safeguard as either calibration alone. Each family's slope prior is floated to
   its own mean log slope.
-* **Standard errors**: each family's from its observed information (Louis 1982 for the
-  right/wrong items; the Hessian of the marginal log-likelihood for the partial-credit ones)
-  with the other family's items held at their estimates in the posterior: conditional SEs, the
-  information's cross-family terms left out.
+* **Standard errors** from the observed information of the joint model, inverted whole: the
+  right/wrong block by Louis' identity (:func:`.calibration.observed_information`), the
+  partial-credit block as the Hessian of the marginal log-likelihood
+  (:func:`.polytomous_calibration.observed_information`), and the block across the families
+  from the persons' score cross-products (:func:`cross_information`). Without that block each
+  family's SEs would be conditional on the other's estimates, too small by up to 14% on a bank
+  of 12 right/wrong and 6 partial-credit items.
 
 Right/wrong items are on the logistic metric D = 1, as in :mod:`.calibration`.
 """
@@ -38,15 +41,19 @@ from .calibration import (
     Priors,
     ResponseData,
     _clip_estimates,
+    _covariance,
     _expected_counts,
     _from_vector,
     _log_posterior,
     _m_step,
+    _param_count,
     _posterior,
+    _response_function,
     e_step,
     em_cycle,
     finish,
     log_prior,
+    observed_information,
     quadrature,
     score_products,
     starting_values,
@@ -57,15 +64,20 @@ from .polytomous_calibration import (
     CategoryData,
     Layout,
     PolytomousResult,
+    answer_scores,
     category_counts,
     category_log_likelihoods,
     category_rmsd,
     m_step,
     model_names,
-    observed_se,
 )
 from .polytomous_calibration import log_prior as partial_log_prior
+from .polytomous_calibration import observed_information as partial_information
+from .polytomous_calibration import standard_errors as partial_standard_errors
 from .polytomous_calibration import starting_values as partial_starting_values
+
+JOINT_SE_METHOD = ("observed information of the joint model: Louis (1982) for the right/wrong items and "
+                   "across the families, the Hessian of the marginal log-likelihood for the partial-credit items")
 
 
 @dataclass
@@ -212,29 +224,94 @@ def calibrate_mixed(right_wrong: ResponseData | None = None, partial: CategoryDa
     seconds = time.perf_counter() - started
     est, vec = state.est, state.vec
 
-    rw_result = None
+    w, loglik = _posterior(joint_log_posterior(est, vec))
+    a, b = layout.unpack(vec) if layout is not None else (np.zeros(0), np.zeros((0, 0)))
+    pc_info = None
+    if partial is not None and layout is not None and standard_errors:
+        others = base_log_post - log_weights + rw_loglik(est)
+        pc_info = partial_information(partial, vec, layout, nodes, log_weights, pc_priors.floated(a), scale, others)
+    rw_result, rw_cov, pc_cov = None, None, None
     if right_wrong is not None:
         final = e_step(right_wrong, est, nodes, log_weights, None, information=(model, free),
                        anchors=base_log_post - log_weights + pc_loglik(vec))
-        rw_result = finish(est, final, nodes, model, rw_priors.floated(est.a[free]), free, counts_rw, left_out,
-                           cycle, converged, seconds, 0.0, 1.0, history)
+        at = rw_priors.floated(est.a[free])
+        if pc_info is not None and partial is not None and layout is not None:
+            rw_info = observed_information(est, final, nodes, model, at, free)
+            cross = cross_information(right_wrong, est, model, free, partial, layout, vec, nodes, w, scale)
+            cov = _covariance(np.block([[rw_info, cross], [cross.T, pc_info]]))
+            rw_cov, pc_cov = cov[:rw_info.shape[0], :rw_info.shape[0]], cov[rw_info.shape[0]:, rw_info.shape[0]:]
+        rw_result = finish(est, final, nodes, model, at, free, counts_rw, left_out, cycle, converged, seconds,
+                           0.0, 1.0, history, covariance=rw_cov)
+        if pc_info is not None:
+            rw_result.se_method = JOINT_SE_METHOD
     pc_result = None
     if partial is not None and layout is not None:
-        others = base_log_post - log_weights + rw_loglik(est)
-        a, b = layout.unpack(vec)
-        w, _ = _posterior(others + log_weights + pc_loglik(vec))
         se_a, se_b = np.full(a.size, np.nan), np.full(b.shape, np.nan)
-        if standard_errors:
-            se_a, se_b = observed_se(partial, vec, layout, nodes, log_weights, pc_priors.floated(a), scale, others)
+        if pc_info is not None:
+            se_a, se_b = partial_standard_errors(_covariance(pc_info) if pc_cov is None else pc_cov, vec, layout)
         pc_result = PolytomousResult(
             models=names, a=a, thresholds=b, se_a=se_a, se_thresholds=se_b,
             rmsd=category_rmsd(category_counts(partial, w), a, b, codes, nodes, scale),
-            n_responses=np.bincount(partial.item, minlength=partial.n_items), log_likelihood=0.0, cycles=cycle,
+            n_responses=np.bincount(partial.item, minlength=partial.n_items), log_likelihood=loglik, cycles=cycle,
             converged=converged, seconds=seconds, priors=pc_priors, history=history)
-    _, loglik = _posterior(joint_log_posterior(est, vec))
-    if pc_result is not None:
-        pc_result.log_likelihood = loglik
+        if pc_cov is not None:
+            pc_result.se_method = JOINT_SE_METHOD
     return MixedResult(rw_result, pc_result, loglik, cycle, converged, time.perf_counter() - started, history)
+
+
+def cross_information(right_wrong: ResponseData, est: ItemEstimates, model: CalibModel, free: np.ndarray,
+                      partial: CategoryData, layout: Layout, vec: FloatArray, nodes: FloatArray, w: FloatArray,
+                      scale: float, batch: int = 500) -> FloatArray:
+    """The observed information between the free right/wrong items' parameters ((b, a, c)[:k]
+    per item, item-major, as :func:`.calibration.observed_information` orders them) and the
+    partial-credit items' vector parameters. The complete-data log-likelihood has no terms
+    across items, so Louis' (1982) identity leaves only the persons' score cross-products:
+
+        I_rw,pc = sum_p [ u_p^rw (u_p^pc)^T - sum_q w_pq s_pq^rw (s_pq^pc)^T ],  u_p = sum_q w_pq s_pq,
+
+    with s_pq person p's complete-data score at node q (right/wrong: x d log P + (1 - x)
+    d log(1 - P) over their answers; partial credit: d log P_{i,x} over theirs) and w_pq the
+    joint posterior weights. Only persons who answered a partial-credit item contribute; they
+    are taken ``batch`` at a time."""
+    k = _param_count(model)
+    idx = np.flatnonzero(free)
+    out = np.zeros((idx.size * k, layout.size))
+    persons = np.unique(partial.person)
+    if idx.size == 0 or persons.size == 0:
+        return out
+    p, jac, _ = _response_function(est.a[idx], est.b[idx], est.c[idx], nodes, k)
+    dp = np.stack(jac, axis=-1)  # (items, nodes, k)
+    d_wrong = -dp / (1 - p)[..., None]
+    delta = dp / p[..., None] - d_wrong
+    answered = sparse.csr_matrix(right_wrong.answered)[:, idx]
+    right = sparse.csr_matrix(right_wrong.right)[:, idx]
+    scores = answer_scores(vec, layout, nodes, scale)  # (items, K, P, Q)
+    position = np.full(layout.valid.shape, -1)
+    position[layout.valid] = np.arange(layout.size)
+    order = np.argsort(partial.person, kind="stable")
+    sorted_person = partial.person[order]
+    n_nodes = nodes.size
+    for chunk in np.array_split(persons, max(1, persons.size // batch)):
+        rows = order[np.searchsorted(sorted_person, chunk[0]):np.searchsorted(sorted_person, chunk[-1], "right")]
+        local = np.searchsorted(chunk, partial.person[rows])
+        pos = position[partial.item[rows]]  # (answers, P)
+        vals = scores[partial.item[rows], partial.category[rows]]  # (answers, P, Q)
+        ok = pos >= 0
+        person_scores = np.zeros((chunk.size, layout.size, n_nodes))
+        person_scores[np.broadcast_to(local[:, None], pos.shape)[ok], pos[ok]] = vals[ok]
+        weighted = w[chunk][:, None, :] * person_scores  # (c, K_pc, Q)
+        u_pc = weighted.sum(axis=2)
+        wc = w[chunk]
+        a_c, x_c = answered[chunk], right[chunk]
+        u_rw = (a_c.toarray()[:, :, None] * np.einsum("pq,iqt->pit", wc, d_wrong)
+                + x_c.toarray()[:, :, None] * np.einsum("pq,iqt->pit", wc, delta))
+        out += u_rw.reshape(chunk.size, -1).T @ u_pc
+        flat = weighted.reshape(chunk.size, -1)
+        by_answered = np.asarray(a_c.T @ flat).reshape(idx.size, layout.size, n_nodes)
+        by_right = np.asarray(x_c.T @ flat).reshape(idx.size, layout.size, n_nodes)
+        cross = np.einsum("iqt,ikq->itk", d_wrong, by_answered) + np.einsum("iqt,ikq->itk", delta, by_right)
+        out -= cross.reshape(idx.size * k, layout.size)
+    return out
 
 
 def _largest_change(before: FloatArray, after: FloatArray, n_right_wrong: int, layout: Layout | None) -> float:
@@ -286,13 +363,18 @@ class PartialAnswers:
 
 def joint_e_step(right_wrong: ResponseData, est: ItemEstimates, nodes: FloatArray, log_weights: FloatArray,
                  partial: PartialAnswers | None = None, use: np.ndarray | None = None,
-                 information: tuple[CalibModel, np.ndarray] | None = None) -> tuple[ExpectedCounts, FloatArray]:
+                 information: tuple[CalibModel, np.ndarray] | None = None,
+                 cross: tuple[Layout, FloatArray, float] | None = None
+                 ) -> tuple[ExpectedCounts, FloatArray, FloatArray | None]:
     """One E-step of a sharded joint run over one shard's persons: the posterior from every
     answer (``use``, as in :func:`.calibration.e_step`: only those right/wrong items, and then
     no free partial-credit item, inform it: OEM), the right/wrong items' n_iq and r_iq, the free
     partial-credit items' expected category counts, and with ``information`` the right/wrong
     score products. Also returns each person's log-likelihood of every answer but those to free
-    partial-credit items (persons x nodes): what their standard errors take as anchors."""
+    partial-credit items (persons x nodes): what their standard errors take as anchors. With
+    ``information`` and ``cross`` (the free partial-credit items' layout, vector and scale)
+    also this shard's part of the information across the families (:func:`cross_information`;
+    a sum over persons, so shards add up)."""
     n_persons = right_wrong.n_persons
     others = _log_posterior(right_wrong, est, nodes, np.zeros(nodes.size), use)
     free_part: FloatArray | float = 0.0
@@ -311,4 +393,9 @@ def joint_e_step(right_wrong: ResponseData, est: ItemEstimates, nodes: FloatArra
     if partial is not None and partial.free.any():
         categories = category_counts(partial.free_data(n_persons), w)
     products = None if information is None else score_products(right_wrong, est, nodes, w, *information)
-    return ExpectedCounts(n, r, w.sum(axis=0), loglik, n_persons, products, categories), others
+    across = None
+    if information is not None and cross is not None and partial is not None and partial.free.any():
+        layout, vec, scale = cross
+        across = cross_information(right_wrong, est, information[0], information[1], partial.free_data(n_persons),
+                                   layout, vec, nodes, w, scale)
+    return ExpectedCounts(n, r, w.sum(axis=0), loglik, n_persons, products, categories), others, across

@@ -390,10 +390,22 @@ def log_prior(a: FloatArray, b: FloatArray, priors: Priors) -> float:
 
 
 def observed_se(data: CategoryData, vec: FloatArray, layout: Layout, nodes: FloatArray,
-                 log_weights: FloatArray, priors: Priors, scale: float,
-                 anchors: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
-    """SEs from the Hessian of the marginal log-likelihood + log prior (central differences of
-    its exact gradient), by the delta method to a and the thresholds."""
+                log_weights: FloatArray, priors: Priors, scale: float,
+                anchors: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
+    """SEs from the Hessian of the marginal log-likelihood + log prior
+    (:func:`observed_information`), by the delta method to a and the thresholds."""
+    from .calibration import _covariance
+
+    info = observed_information(data, vec, layout, nodes, log_weights, priors, scale, anchors)
+    return standard_errors(_covariance(info), vec, layout)
+
+
+def observed_information(data: CategoryData, vec: FloatArray, layout: Layout, nodes: FloatArray,
+                         log_weights: FloatArray, priors: Priors, scale: float,
+                         anchors: FloatArray | None = None) -> FloatArray:
+    """Minus the Hessian of the marginal log-likelihood + log prior in the vector's parameters,
+    by central differences of its exact gradient (Fisher's identity: the M-step objective's
+    gradient at the posterior weights of the same parameters; Louis 1982)."""
 
     def gradient(v: FloatArray) -> FloatArray:
         a, b = layout.unpack(v)
@@ -406,11 +418,13 @@ def observed_se(data: CategoryData, vec: FloatArray, layout: Layout, nodes: Floa
         step = np.zeros_like(vec)
         step[k] = h
         hessian[:, k] = (gradient(vec + step) - gradient(vec - step)) / (2 * h)
-    info = -(hessian + hessian.T) / 2
-    try:
-        cov = np.linalg.inv(info)
-    except np.linalg.LinAlgError:
-        cov = np.linalg.pinv(info)
+    out: FloatArray = -(hessian + hessian.T) / 2
+    return out
+
+
+def standard_errors(cov: FloatArray, vec: FloatArray, layout: Layout) -> tuple[FloatArray, FloatArray]:
+    """SE(a) and SE(thresholds) from the covariance of the vector's parameters (log a and the
+    raw thresholds) by the delta method: SE(a) = a SE(log a), SE(b) = sqrt(diag(J C J^T))."""
     a, b = layout.unpack(vec)
     jac = layout.jacobian(vec)
     se_a = a * np.sqrt(np.clip(np.diag(cov)[layout.start], 0, None))
@@ -421,6 +435,15 @@ def observed_se(data: CategoryData, vec: FloatArray, layout: Layout, nodes: Floa
         block = jac[j, 1:1 + m, 1:1 + m]
         se_b[j, :m] = np.sqrt(np.clip(np.diag(block @ cov[np.ix_(idx, idx)] @ block.T), 0, None))
     return se_a, se_b
+
+
+def answer_scores(vec: FloatArray, layout: Layout, nodes: FloatArray, scale: float) -> FloatArray:
+    """d log P_ik(t_q) / d (item i's vector parameters): (items, K, P, Q), the complete-data
+    score of an answer in category k at node q."""
+    a, b = layout.unpack(vec)
+    _, grads = _gradients(a, b, layout.models, nodes, scale)
+    out: FloatArray = np.einsum("npr,nkpq->nkrq", layout.jacobian(vec), grads)
+    return out
 
 
 def category_rmsd(counts: FloatArray, a: FloatArray, b: FloatArray, models: np.ndarray, nodes: FloatArray,
