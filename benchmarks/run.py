@@ -742,6 +742,86 @@ def bench_exposure_tradeoff(samples: int = 6, examinees: int = 8000) -> dict[str
     return out
 
 
+def bench_exposure_alternatives(samples: int = 4, examinees: int = 8000) -> dict[str, Any]:
+    """Two more ways to hold the demo bank's items at 0.25, on samples no setting was tuned on
+    (seeds 500+): Sympson-Hetter parameters from 12,000 simulees and 16 rounds aimed at 0.91 of
+    the cap (the default: 3,000, 12 rounds, 0.88), against unconstrained max-info, with the
+    largest exposure on 8 fresh samples of 2,000 (what ``irtcat simulate`` reports); and a
+    maximum priority index (Cheng & Chang 2009) on running exposure rates, what shared per-item
+    counters would allow: examinees one after another, each item's information times
+    (1 - rate / 0.25)^0.3 (0 at the cap; no control for the first 50), EAP on 121 nodes, SE <= 0.3
+    or 30 items, against the same loop without control."""
+    from dataclasses import replace
+
+    from irtcat.domain.exposure import with_exposure_control
+    from irtcat.domain.generate import generate_bank
+    from irtcat.domain.policy import TestPolicy
+    from irtcat.irt.model import prob
+    from irtcat.irt.simulation import simulate
+
+    bank = generate_bank(500, "3PL", seed=7, bank_id="demo-math", content_areas=["number", "operations"])
+    engine = bank.engine
+    policy = TestPolicy()
+    free_config = replace(policy.cat_config(), sympson_hetter=False, randomesque=1)
+    controlled, _ = with_exposure_control(bank, policy, examinees=12000, rounds=16, margin=0.91)
+    ratios, largest = [], []
+    for k in range(samples):
+        thetas = np.random.default_rng(500 + k).normal(size=examinees)
+        free = simulate(engine, free_config, thetas, seed=500 + k).summary(engine)["rmse"]
+        run = simulate(controlled.engine, policy.cat_config(), thetas, seed=500 + k).summary(controlled.engine)
+        ratios.append(run["rmse"] / free)
+    for k in range(8):
+        thetas = np.random.default_rng(900 + k).normal(size=2000)
+        largest.append(simulate(controlled.engine, policy.cat_config(), thetas, seed=900 + k)
+                       .summary(controlled.engine)["max_exposure"])
+    out: dict[str, Any] = {"exposure_sh12000_rmse_ratio_mean": float(np.mean(ratios)),
+                           "exposure_sh12000_rmse_ratios": [round(r, 4) for r in ratios],
+                           "exposure_sh12000_max_exposure_2000": [round(x, 4) for x in largest]}
+
+    grid = np.linspace(-6, 6, 121)
+    p_grid = prob(grid[:, None], engine.params)
+    log_p, log_q = np.log(p_grid), np.log1p(-p_grid)
+    info = engine.information(grid).astype(np.float64)
+
+    def sequential(control: bool, seed: int) -> tuple[float, float]:
+        rng = np.random.default_rng(seed)
+        thetas = rng.normal(size=examinees)
+        counts = np.zeros(info.shape[1])
+        estimates = np.zeros(examinees)
+        for e in range(examinees):
+            log_post = -grid**2 / 2
+            used = np.zeros(info.shape[1], dtype=bool)
+            theta = 0.0
+            for position in range(30):
+                crit = info[int(np.argmin(np.abs(grid - theta)))].copy()
+                if control and e >= 50:
+                    crit *= np.clip(1.0 - counts / e / 0.25, 0.0, None) ** 0.3
+                crit[used] = -1.0
+                j = int(np.argmax(crit))
+                used[j] = True
+                counts[j] += 1
+                right = rng.random() < float(prob(np.array([thetas[e]]), engine.params.subset([j]))[0])
+                log_post = log_post + (log_p[:, j] if right else log_q[:, j])
+                w = np.exp(log_post - log_post.max())
+                w /= w.sum()
+                theta = float(w @ grid)
+                if position + 1 >= 5 and float(np.sqrt(w @ (grid - theta) ** 2)) <= 0.3:
+                    break
+            estimates[e] = theta
+        return float(np.sqrt(np.mean((estimates - thetas) ** 2))), float(counts.max() / examinees)
+
+    mpi_ratios, mpi_largest = [], []
+    for k in range(samples):
+        free_rmse, _ = sequential(False, 500 + k)
+        rmse, top = sequential(True, 500 + k)
+        mpi_ratios.append(rmse / free_rmse)
+        mpi_largest.append(top)
+    out.update({"exposure_mpi_rmse_ratio_mean": float(np.mean(mpi_ratios)),
+                "exposure_mpi_rmse_ratios": [round(r, 4) for r in mpi_ratios],
+                "exposure_mpi_max_exposure": [round(x, 4) for x in mpi_largest]})
+    return out
+
+
 def partial_credit_data(model: str, persons: int, items: int, seed: int,
                         answered: float = 1.0) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
     """Items with 4 categories (log a ~ N(0.2, 0.25^2); GPCM steps ~ N(0, 1); GRM b_1 ~ N(-1, 0.5^2)
@@ -1138,6 +1218,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "calibration_study": lambda a: bench_calibration_study(),
     "exposure": lambda a: bench_exposure(),
     "exposure_tradeoff": lambda a: bench_exposure_tradeoff(),
+    "exposure_alternatives": lambda a: bench_exposure_alternatives(),
     "partial_credit_peers": lambda a: bench_partial_credit_peers(),
     "mixed_simulation": lambda a: bench_mixed_simulation(),
     "mixed_calibration": lambda a: bench_mixed_calibration(),

@@ -23,12 +23,13 @@ TARGET_MARGIN = 0.88
 
 
 def with_exposure_control(bank: ItemBank, policy: TestPolicy | None = None, examinees: int = 3000,
-                          rounds: int = 12, seed: int = 0) -> tuple[ItemBank, list[float]]:
+                          rounds: int = 12, seed: int = 0, margin: float = TARGET_MARGIN
+                          ) -> tuple[ItemBank, list[float]]:
     """``bank`` with ``exposure_k`` set so that, under ``policy`` (default: the default policy),
-    no item's exposure rate exceeds ``policy.max_exposure``; and the largest exposure rate of
-    each simulated round."""
+    no item's exposure rate exceeds ``policy.max_exposure`` (the iteration aims at ``margin``
+    times it); and the largest exposure rate of each simulated round."""
     policy = policy or TestPolicy()
-    k, history = sympson_hetter_parameters(bank.engine, policy.cat_config(), policy.max_exposure * TARGET_MARGIN,
+    k, history = sympson_hetter_parameters(bank.engine, policy.cat_config(), policy.max_exposure * margin,
                                            examinees, rounds, seed)
     items = [it.model_copy(update={"exposure_k": float(max(min(kk, 1.0), 1e-6))})
              for it, kk in zip(bank.items, np.asarray(k), strict=True)]
