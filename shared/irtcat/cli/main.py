@@ -259,29 +259,33 @@ def _calibrate_bank_with_partial_credit(args: argparse.Namespace, base: Any) -> 
         k = int(bad[0])
         raise CliError(f"response {int(response[k])} to item {item_col[k]} (line {k + 2}) is not one of its "
                        f"categories 0..{int(categories[item_of[k]]) - 1}")
-    chosen_ids = {it.item_id for it in chosen}
+    def family(ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The answers to ``ids``: person, the item's position in ``ids``, response."""
+        position = np.full(len(base.items), -1)
+        position[[index[i] for i in ids]] = np.arange(len(ids))
+        rows = position[item_of] >= 0
+        return person[rows], position[item_of[rows]], response[rows]
+
     # a partial-credit item whose thresholds the data cannot identify is left out, with the reason
     partial_all = [it.item_id for it in chosen if it.model is not None]
-    rows_of = {i: j for j, i in enumerate(partial_all)}
-    in_partial = np.array([i in rows_of for i in item_col], dtype=bool)
-    stated = np.array([categories[index[i]] for i in partial_all], dtype=np.int64)
-    unusable = CategoryData.unusable(np.array([rows_of[i] for i in np.array(item_col)[in_partial]], dtype=np.int64),
-                                     response[in_partial], len(partial_all), stated)
+    _, position, category = family(partial_all)
+    unusable = CategoryData.unusable(position, category, len(partial_all),
+                                     np.array([categories[index[i]] for i in partial_all], dtype=np.int64),
+                                     args.min_responses)
     left_out = {partial_all[j]: why for j, why in unusable.items()}
     right_wrong_ids = [it.item_id for it in chosen if it.model is None]
     partial_ids = [i for i in partial_all if i not in left_out]
-    free = chosen_ids - set(left_out)
-    is_free = np.array([i in free for i in item_col], dtype=bool)
+    free = np.zeros(len(base.items), dtype=bool)
+    free[[index[i] for i in right_wrong_ids + partial_ids]] = True
+    # every other item anchors the posteriors, but a left-out one: its values are provisional
+    fixed = ~free
+    fixed[[index[i] for i in left_out]] = False
+    anchored = fixed[item_of]
     n = len(persons)
     anchors = None
-    if (~is_free).any():
-        anchors = base.engine.answers_log_likelihood(person[~is_free], item_of[~is_free], response[~is_free], n,
+    if anchored.any():
+        anchors = base.engine.answers_log_likelihood(person[anchored], item_of[anchored], response[anchored], n,
                                                      Quadrature(args.nodes, -6.0, 6.0))
-
-    def family(ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        where = {i: j for j, i in enumerate(ids)}
-        rows = np.array([i in where for i in item_col], dtype=bool)
-        return person[rows], np.array([where[i] for i in np.array(item_col)[rows]], dtype=np.int64), response[rows]
 
     rw_model: CalibModel = args.model if not partial_only else "2PL"
     right_wrong = ResponseData.from_long(*family(right_wrong_ids), n, len(right_wrong_ids)) if right_wrong_ids else None

@@ -392,16 +392,8 @@ def _partial_items(bank: ItemBank, sessions: dict[str, dict[int, int]], pretest:
     rows = [(p, position[j], x) for p, answers in enumerate(sessions.values()) for j, x in answers.items()
             if j in position and pretest[j]]
     arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
-    unusable = CategoryData.unusable(arr[:, 1], arr[:, 2], index.size, items.categories)
-    counts = np.bincount(arr[:, 1], minlength=index.size)
-    left_out: dict[int, str] = {}
-    for k, j in enumerate(index):
-        if not pretest[j]:
-            continue
-        if k in unusable:
-            left_out[int(j)] = unusable[k]
-        elif counts[k] < min_responses:
-            left_out[int(j)] = f"too few responses ({counts[k]} < {min_responses})"
+    unusable = CategoryData.unusable(arr[:, 1], arr[:, 2], index.size, items.categories, min_responses)
+    left_out = {int(index[k]): why for k, why in unusable.items() if pretest[index[k]]}
     free = np.array([pretest[j] and int(j) not in left_out for j in index], dtype=bool)
     partial = _Partial(index, models, items.a.copy(), items.thresholds.copy(), free, left_out, bank.scale)
     if free.any():

@@ -102,11 +102,12 @@ class CategoryData:
         return cls(person, item, cat, n_p, n_i, highest + 1)
 
     @staticmethod
-    def unusable(item: np.ndarray, category: np.ndarray, n_items: int,
-                 categories: np.ndarray | None = None) -> dict[int, str]:
+    def unusable(item: np.ndarray, category: np.ndarray, n_items: int, categories: np.ndarray | None = None,
+                 min_responses: int = 0) -> dict[int, str]:
         """The items whose thresholds the responses cannot identify, and why: no responses,
-        only category 0, a category nobody answered in below the highest observed, or (given
-        each item's ``categories``) any of its categories never observed or one above them."""
+        only category 0, a category nobody answered in below the highest observed, (given each
+        item's ``categories``) any of its categories never observed or one above them, or
+        fewer than ``min_responses`` responses."""
         highest = np.full(n_items, -1)
         np.maximum.at(highest, item, category)
         top = highest if categories is None else np.asarray(categories, dtype=np.int64) - 1
@@ -124,6 +125,8 @@ class CategoryData:
             if missing:
                 out[j] = (f"category {', '.join(map(str, missing))} never observed (observed up to "
                           f"{highest[j]}{'' if categories is None else f' of {top[j]}'})")
+            elif counts[j].sum() < min_responses:
+                out[j] = f"too few responses ({counts[j].sum()} < {min_responses})"
         return out
 
 
