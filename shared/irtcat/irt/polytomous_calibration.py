@@ -392,17 +392,6 @@ def log_prior(a: FloatArray, b: FloatArray, priors: Priors) -> float:
     return value
 
 
-def observed_se(data: CategoryData, vec: FloatArray, layout: Layout, nodes: FloatArray,
-                log_weights: FloatArray, priors: Priors, scale: float,
-                anchors: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
-    """SEs from the Hessian of the marginal log-likelihood + log prior
-    (:func:`observed_information`), by the delta method to a and the thresholds."""
-    from .calibration import _covariance
-
-    info = observed_information(data, vec, layout, nodes, log_weights, priors, scale, anchors)
-    return standard_errors(_covariance(info), vec, layout)
-
-
 def observed_information(data: CategoryData, vec: FloatArray, layout: Layout, nodes: FloatArray,
                          log_weights: FloatArray, priors: Priors, scale: float,
                          anchors: FloatArray | None = None) -> FloatArray:
