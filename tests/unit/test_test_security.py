@@ -207,7 +207,7 @@ def test_exposure_control_is_on_by_default_and_a_copied_bank_is_not_stale():
     assert bank.engine.exposure_k.min() == 1.0  # built (and cached) before the copy
     policy = TestPolicy(stopping=StoppingPolicy(max_items=10, se_threshold=None))
     controlled, rounds = with_exposure_control(bank, policy, examinees=1500, rounds=10)
-    assert controlled.engine.exposure_k.min() < 1.0  # the copy's engine sees its own parameters
+    assert controlled.engine.exposure_k.min() < 1.0 and controlled.engine.priced  # the copy's engine sees them
     assert rounds[0] > 0.5 and min(rounds) < 0.26
     thetas = np.random.default_rng(5).normal(size=1500)
     config = TestPolicy(stopping=StoppingPolicy(max_items=10, se_threshold=None)).cat_config()

@@ -45,7 +45,9 @@ def _bank_generate(args: argparse.Namespace) -> int:
 
         bank, _ = with_exposure_control(bank, seed=args.seed)
         limited = sum(it.exposure_k < 1 for it in bank.items)
-        controlled = f"; Sympson-Hetter parameters for the default policy on {limited} items"
+        priced = sum(it.exposure_price > 0 for it in bank.items)
+        controlled = (f"; exposure control for the default policy: {priced} items priced, "
+                      f"{limited} with a Sympson-Hetter parameter")
     bank.dump(args.out)
     _emit(args, {"bank": str(args.out), "items": len(bank.items), "model": bank.model},
           f"wrote {len(bank.items)} items ({bank.model}) to {args.out}{controlled}")
@@ -143,9 +145,11 @@ def _exposure(args: argparse.Namespace) -> int:
     out, history = with_exposure_control(bank, policy, args.examinees, args.iterations, args.seed)
     out.dump(args.out)
     summary = {"bank": str(args.out), "max_exposure": policy.max_exposure, "max_exposure_by_round": history,
-               "controlled_items": sum(it.exposure_k < 1 for it in out.items)}
-    _emit(args, summary, f"wrote Sympson-Hetter parameters for {summary['controlled_items']} items to "
-          f"{args.out}; max exposure by round: {', '.join(f'{h:.3f}' for h in history)}")
+               "controlled_items": sum(it.exposure_k < 1 for it in out.items),
+               "priced_items": sum(it.exposure_price > 0 for it in out.items)}
+    _emit(args, summary, f"wrote allocation prices for {summary['priced_items']} items and Sympson-Hetter "
+          f"parameters for {summary['controlled_items']} items to {args.out}; max exposure by round: "
+          f"{', '.join(f'{h:.3f}' for h in history)}")
     return 0
 
 
@@ -529,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-content", action="store_true", help="no stems/options (smaller file)")
     g.add_argument("--no-exposure-control", action="store_true",
-                   help="leave exposure_k at 1 (skip the Sympson-Hetter simulation for the default policy)")
+                   help="no exposure control (skip the allocation prices and the Sympson-Hetter simulation)")
     g.add_argument("--normal-metric", action="store_true", help="D = 1.702 instead of 1")
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--json", action="store_true")
@@ -566,7 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_simulate)
 
-    e = sub.add_parser("exposure", help="Sympson-Hetter exposure parameters by simulation")
+    e = sub.add_parser("exposure",
+                       help="exposure control for a policy: allocation prices and Sympson-Hetter parameters")
     e.add_argument("--bank", type=Path, required=True)
     e.add_argument("--policy", type=Path)
     e.add_argument("--target", type=float, help="maximum exposure rate (default: the policy's max_exposure, 0.25)")

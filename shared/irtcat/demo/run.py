@@ -90,9 +90,9 @@ def exposure_controlled(bank: ItemBank, policy: TestPolicy) -> ItemBank:
     every run)."""
     import hashlib
 
-    from ..domain.exposure import with_exposure_control
+    from ..domain.exposure import METHOD, with_exposure_control
 
-    digest = hashlib.sha256((bank.model_dump_json() + policy.model_dump_json()).encode()).hexdigest()[:16]
+    digest = hashlib.sha256((METHOD + bank.model_dump_json() + policy.model_dump_json()).encode()).hexdigest()[:16]
     cached = Path(".irtcat") / "cache" / f"exposure-{digest}.json"
     if cached.exists():
         try:

@@ -55,6 +55,9 @@ class Item(Message):
         default=None, description="partial-credit numeric entry: category k is earned within credit_bands[k-1] of "
                                   "answer_value, widest first (never leaves the server)")
     exposure_k: float = Field(default=1.0, gt=0, le=1, description="Sympson-Hetter parameter")
+    exposure_price: float = Field(default=0.0, ge=0, allow_inf_nan=False,
+                                  description="allocation price: max-info under exposure control ranks this item "
+                                              "by its information less this")
     # written by calibration
     se_a: float | None = Field(default=None, ge=0)
     se_b: float | list[float] | None = Field(default=None)
@@ -191,6 +194,7 @@ class ItemBank(Message):
             item_ids=[i.item_id for i in its],
             poly=poly,
             poly_index=np.array(poly_index, dtype=np.int64),
+            exposure_price=np.array([i.exposure_price for i in its]),
         )
 
     def item(self, item_id: str) -> Item:

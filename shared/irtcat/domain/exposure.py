@@ -1,16 +1,21 @@
-"""Exposure control for a bank: Sympson-Hetter parameters computed for a test policy.
+"""Exposure control for a bank: allocation prices and Sympson-Hetter parameters for a test policy.
 
-The default policy serves an item only after it wins a lottery with probability ``exposure_k``
-(Sympson & Hetter 1985), which keeps every item's exposure rate at or below the policy's
-``max_exposure``. The parameters depend on the bank and the policy, so they are computed by
-simulation when a bank is made (``irtcat bank generate``, the demo) or on demand
+Under the default policy max-info ranks items by their information less an allocation price
+(:mod:`irtcat.irt.exposure`: the dual prices of the linear program that gives each theta its
+best test under the cap), and serves the chosen item only after it wins a lottery with
+probability ``exposure_k`` (Sympson & Hetter 1985); together they keep every item's exposure
+rate at or below the policy's ``max_exposure``. Both depend on the bank and the policy, so they
+are computed when a bank is made (``irtcat bank generate``, the demo) or on demand
 (``irtcat exposure``), and travel with the bank.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
+from ..irt.exposure import allocation_prices
 from ..irt.simulation import sympson_hetter_parameters
 from .bank import ItemBank
 from .policy import TestPolicy
@@ -20,17 +25,28 @@ from .policy import TestPolicy
 # couple of errors above the true largest, and the lottery's fixed point lags its target;
 # at 0.88 the largest rate measured on fresh examinees stayed under the maximum.
 TARGET_MARGIN = 0.88
+# names what with_exposure_control computes, for caches of its results
+METHOD = "allocation-prices+sympson-hetter"
 
 
 def with_exposure_control(bank: ItemBank, policy: TestPolicy | None = None, examinees: int = 3000,
-                          rounds: int = 12, seed: int = 0, margin: float = TARGET_MARGIN
+                          rounds: int = 12, seed: int = 0, margin: float = TARGET_MARGIN, prices: bool = True
                           ) -> tuple[ItemBank, list[float]]:
-    """``bank`` with ``exposure_k`` set so that, under ``policy`` (default: the default policy),
-    no item's exposure rate exceeds ``policy.max_exposure`` (the iteration aims at ``margin``
-    times it); and the largest exposure rate of each simulated round."""
+    """``bank`` with ``exposure_price`` (when ``prices`` and the policy selects by max-info) and
+    ``exposure_k`` set so that, under ``policy`` (default: the default policy), no item's
+    exposure rate exceeds ``policy.max_exposure`` (both aim at ``margin`` times it); and the
+    largest exposure rate of each simulated round."""
     policy = policy or TestPolicy()
-    k, history = sympson_hetter_parameters(bank.engine, policy.cat_config(), policy.max_exposure * margin,
+    config = policy.cat_config()
+    target = policy.max_exposure * margin
+    engine = bank.engine
+    price = np.zeros(len(engine))
+    if prices and policy.selection == "max_info":
+        # too few items for the cap: no allocation meets it, and the lottery does what it can
+        with contextlib.suppress(ValueError):
+            price = allocation_prices(engine, target, config.max_items, config.prior.mean, config.prior.sd).prices
+    k, history = sympson_hetter_parameters(engine.with_exposure_k(np.ones(len(engine)), price), config, target,
                                            examinees, rounds, seed)
-    items = [it.model_copy(update={"exposure_k": float(max(min(kk, 1.0), 1e-6))})
-             for it, kk in zip(bank.items, np.asarray(k), strict=True)]
+    items = [it.model_copy(update={"exposure_k": float(max(min(kk, 1.0), 1e-6)), "exposure_price": float(pp)})
+             for it, kk, pp in zip(bank.items, np.asarray(k), price, strict=True)]
     return bank.model_copy(update={"items": items}), history

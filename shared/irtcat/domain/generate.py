@@ -124,6 +124,7 @@ def with_partial_credit(bank: ItemBank, models: list[str], seed: int = 0) -> Ite
         items.append(Item(item_id=item.item_id, model=model, a=item.a,  # type: ignore[arg-type]
                           b=[round(float(x), 4) for x in thresholds], status=item.status,
                           content_area=item.content_area, exposure_k=item.exposure_k,
+                          exposure_price=item.exposure_price,
                           stem=item.stem if credits or numeric else None,
                           options=item.options if credits else None, credits=credits,
                           answer_value=item.answer_value if numeric else None,

@@ -96,8 +96,9 @@ class StoppingPolicy(Message):
 
 class TestPolicy(Message):
     """Per-test choices. Defaults: EAP with a N(0, 1) prior; maximum information with
-    Sympson-Hetter exposure control (each item's exposure rate at most
-    ``max_exposure`` = 0.25, with the bank's ``exposure_k`` computed for this policy by
+    exposure control (each item's exposure rate at most ``max_exposure`` = 0.25: items ranked by
+    information less the bank's ``exposure_price``, served after the Sympson-Hetter lottery on
+    its ``exposure_k``, both computed for this policy by
     :func:`irtcat.domain.exposure.with_exposure_control`); stop at SE <= 0.3 or 30 items, at
     least 5 items; items a student saw in earlier sessions of the test are not served again."""
 
@@ -111,7 +112,8 @@ class TestPolicy(Message):
     selection: str = Field(default="max_info", description="a registered selection rule (irt.selection)")
     randomesque: int = Field(default=1, ge=1, le=100)
     strata: int = Field(default=4, ge=1, le=20)
-    sympson_hetter: bool = True
+    sympson_hetter: bool = Field(
+        default=True, description="exposure control: the bank's allocation prices and Sympson-Hetter lottery")
     max_exposure: float = Field(default=0.25, gt=0, le=1,
                                 description="the exposure rate the bank's Sympson-Hetter parameters keep items under")
     content_targets: dict[str, float] = Field(default_factory=dict)

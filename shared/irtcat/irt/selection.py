@@ -5,7 +5,8 @@ A rule scores every item for each row of examinees (higher is better; the criter
 Rules register by name with :func:`selection_rule`; a test's policy names one. A new rule is one
 decorated function; no other rule changes.
 
-* ``max_info``: maximum Fisher information at theta_hat (Lord 1980).
+* ``max_info``: maximum Fisher information at theta_hat (Lord 1980); under exposure control,
+  less each item's allocation price (:mod:`.exposure`).
 * ``kl``: global Kullback-Leibler information (Chang & Ying 1996).
 * ``a_stratified``: a-stratification with b-blocking (Chang, Qian & Ying 2001).
 * ``random``: uniform among eligible items (a baseline for exposure studies).
@@ -64,7 +65,10 @@ def rule_named(name: str) -> Rule:
 @selection_rule("max_info")
 def _max_info(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, eligible: np.ndarray,
               rng: np.random.Generator) -> tuple[FloatArray, np.ndarray]:
-    return bank.information(state.theta[rows]), eligible
+    info = bank.information(state.theta[rows])
+    if config.sympson_hetter and bank.priced:
+        info -= bank.exposure_price[None, :]
+    return info, eligible
 
 
 @selection_rule("kl")
@@ -149,7 +153,7 @@ def select_next(
     todo = np.flatnonzero(choice < 0)
     peak_index = bank.peak_index
     pruned = (config.selection == "max_info" and rows.size == 1 and peak_index is not None
-              and not config.content_targets)
+              and not config.content_targets and not (config.sympson_hetter and bank.priced))
     for _ in range(len(bank)):
         if todo.size == 0:
             break

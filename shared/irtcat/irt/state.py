@@ -29,6 +29,8 @@ class Bank:
     information and log-likelihood come from :mod:`.polytomous`. On a mixed bank every
     estimator (through :class:`MixedPattern`), max-info and KL selection and every stopping rule
     work; a-stratification says it needs right/wrong items (:meth:`require_dichotomous`).
+    Exposure control reads ``exposure_k`` (Sympson-Hetter parameters) and ``exposure_price``
+    (allocation prices in information units, :mod:`.exposure`).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class Bank:
         item_ids: list[str] | None = None,
         poly: PolytomousItems | None = None,
         poly_index: np.ndarray | None = None,
+        exposure_price: np.ndarray | None = None,
     ) -> None:
         n = len(params)
         self.params = params
@@ -54,11 +57,14 @@ class Bank:
         self.area_names = sorted(set(areas))
         self.area = np.array([self.area_names.index(x) for x in areas], dtype=np.int64)
         self.exposure_k = np.ones(n) if exposure_k is None else np.asarray(exposure_k, np.float64)
+        self.exposure_price = (np.zeros(n, np.float32) if exposure_price is None
+                               else np.asarray(exposure_price, np.float32))
+        self.priced = bool(np.any(self.exposure_price > 0))
         self.item_ids = item_ids if item_ids is not None else [f"i{j:05d}" for j in range(n)]
         self.index = {item_id: j for j, item_id in enumerate(self.item_ids)}
         if len(self.index) != n:
             raise ValueError("item ids must be unique")
-        if not (self.status.shape == self.area.shape == self.exposure_k.shape == (n,)):
+        if not (self.status.shape == self.area.shape == self.exposure_k.shape == self.exposure_price.shape == (n,)):
             raise ValueError("status, content and exposure arrays must have one entry per item")
         self.operational = self.status == OPERATIONAL
         self.pretest = self.status == PRETEST
@@ -160,10 +166,11 @@ class Bank:
             raise ValueError(f"{what} works on right/wrong items only, and this bank has {len(self.poly)} "
                              "partial-credit item(s): use max_info or kl selection")
 
-    def with_exposure_k(self, exposure_k: FloatArray) -> Bank:
-        """The same bank with other Sympson-Hetter parameters."""
+    def with_exposure_k(self, exposure_k: FloatArray, exposure_price: np.ndarray | None = None) -> Bank:
+        """The same bank with other Sympson-Hetter parameters (and allocation prices, when given)."""
+        price = self.exposure_price if exposure_price is None else exposure_price
         return Bank(self.params, self.status, [self.area_names[a] for a in self.area], exposure_k, self.item_ids,
-                    self.poly, self.poly_index)
+                    self.poly, self.poly_index, price)
 
     def strata(self, n_strata: int) -> np.ndarray:
         """Cached a-stratified/b-blocked stratum per item (-1 for non-operational items)."""
