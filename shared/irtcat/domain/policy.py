@@ -115,7 +115,7 @@ class TestPolicy(Message):
     sympson_hetter: bool = Field(
         default=True, description="exposure control: the bank's allocation prices and Sympson-Hetter lottery")
     max_exposure: float = Field(default=0.25, gt=0, le=1,
-                                description="the exposure rate the bank's Sympson-Hetter parameters keep items under")
+                                description="the exposure rate the bank's exposure control keeps items under")
     content_targets: dict[str, float] = Field(default_factory=dict)
     stopping: StoppingPolicy = StoppingPolicy()
     pretest_positions: list[int] = Field(default_factory=list)

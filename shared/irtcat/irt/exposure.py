@@ -1,10 +1,10 @@
 """Allocation prices: which examinees an exposure cap should withhold each item from.
 
 An exposure cap r says that no item may reach more than a share r of the examinees. Which
-examinees go without a popular item decides what the cap costs in precision. The linear program
-(van der Linden 2005, *Linear Models for Optimal Test Design*, ch. 9, on item-exposure
-constraints) with theta known on a grid g (weights w_g from the prior) and x_gi the share of
-examinees at g given item i::
+examinees go without a popular item decides what the cap costs in precision. The linear
+program (after van der Linden 2005, *Linear Models for Optimal Test Design*, ch. 9: adaptive
+test assembly under item-exposure constraints) with theta known on a grid g (weights w_g from
+the prior) and x_gi the share of examinees at g given item i::
 
     maximise   sum_g w_g sum_i x_gi I_i(theta_g)
     subject to sum_i x_gi = L                  (L items each: the test's maximum length)
