@@ -66,3 +66,20 @@ def test_max_info_ranks_by_priced_information_under_exposure_control_only(items)
         state = CatState.start(1, bank, config, theta0=theta)
         assert select_next(state, bank, config, np.array([0]), np.random.default_rng(0))[0] == expected
     assert int(np.argmax(info - price)) != int(np.argmax(info))
+
+
+def test_a_bank_too_small_for_the_cap_gets_the_lottery_alone():
+    from irtcat.domain.exposure import with_exposure_control
+    from irtcat.domain.generate import generate_bank
+    from irtcat.domain.policy import StoppingPolicy, TestPolicy
+
+    policy = TestPolicy(stopping=StoppingPolicy(max_items=10, se_threshold=None))
+    small, _ = with_exposure_control(generate_bank(20, "2PL", seed=3, with_content=False), policy,
+                                     examinees=300, rounds=3)
+    assert not small.engine.priced and small.engine.exposure_k.min() < 1.0
+    large, _ = with_exposure_control(generate_bank(100, "2PL", seed=3, with_content=False), policy,
+                                     examinees=300, rounds=3)
+    assert large.engine.priced
+    unpriced, _ = with_exposure_control(generate_bank(100, "2PL", seed=3, with_content=False), policy,
+                                        examinees=300, rounds=3, prices=False)
+    assert not unpriced.engine.priced
