@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,3 +51,19 @@ def moto_stack(fake_aws: None, root: Path, monkeypatch: pytest.MonkeyPatch):  # 
         yield stack
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def deps() -> Any:
+    """``locks/deps.py``, the lock tool (a script beside the locks, not part of the package)."""
+    import importlib.util
+    import sys
+
+    if "irtcat_deps" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("irtcat_deps", ROOT / "locks" / "deps.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["irtcat_deps"] = module  # dataclasses look their module up while it loads
+        spec.loader.exec_module(module)
+    return sys.modules["irtcat_deps"]
+

@@ -4,6 +4,7 @@ the API's authentication and ownership rules over real HTTP with real tokens."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ PASSWORD = "Tablet-pass-1"
 
 
 def chromium() -> str | None:
+    """IRTCAT_CHROMIUM if set, else Debian's chromium (installed with apt-get where missing)."""
+    if os.environ.get("IRTCAT_CHROMIUM"):
+        return os.environ["IRTCAT_CHROMIUM"]
     found = shutil.which("chromium")
     if found is None and shutil.which("apt-get"):
         print("[test] installing Debian's chromium for the browser tests")

@@ -4,6 +4,7 @@ and the dashboard in a real headless browser."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -135,6 +136,9 @@ def test_empty_history_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def _chromium() -> str | None:
+    """IRTCAT_CHROMIUM if set, else Debian's chromium (installed with apt-get where missing)."""
+    if os.environ.get("IRTCAT_CHROMIUM"):
+        return os.environ["IRTCAT_CHROMIUM"]
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found:
         return found

@@ -1,6 +1,7 @@
 """Every change the local runtime makes to moto, in one place.
 
-moto is pinned (``pyproject.toml``); :func:`check_moto_version` refuses any other version, because
+moto is locked (``locks/dev.txt``; ``./dev deps upgrade`` moves it and :data:`MOTO_VERSION` together);
+:func:`check_moto_version` refuses any other version, because
 each patch below replaces an internal of that version. Each patch names the moto behaviour it
 changes and is one of two kinds:
 
@@ -23,6 +24,7 @@ import functools
 import importlib
 import json
 import os
+import re
 import threading
 import time
 import types
@@ -56,7 +58,7 @@ def check_moto_version() -> None:
     if installed != MOTO_VERSION:
         raise UnsupportedMoto(
             f"the local runtime patches moto {MOTO_VERSION}, but moto {installed} is installed: "
-            f"install moto[server]=={MOTO_VERSION} (pyproject.toml pins it), or, to move to "
+            f"install moto[server]=={MOTO_VERSION} (./dev deps sync installs the lock), or, to move to "
             f"{installed}, re-check each patch in shared/irtcat/emulator/moto_patches.py and run "
             "tests/unit/test_moto_patches.py (its reproductions say which moto bugs remain)")
 
@@ -146,6 +148,93 @@ def _run_machines_as_their_type() -> None:
 
     machine: Any = StateMachine
     machine.sm_type = property(lambda self: self.type, lambda self, value: None)
+
+
+# services whose botocore model speaks a REST protocol (the operation in the method and path) where
+# moto routes only the JSON protocol's single path "/" (the operation in X-Amz-Target)
+REST_ROUTED_SERVICES = ("athena",)
+
+
+def rest_routes(service: str) -> dict[str, str]:
+    """moto URL patterns (``{0}`` for the service's base URL) for every operation of ``service`` in
+    the installed botocore's model, if that model speaks rest-json or rest-xml: each requestUri's
+    path, its ``{Label}``s as named groups (``{Label+}`` spans slashes). Empty for other protocols."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model(service)
+    protocols = model.metadata.get("protocols") or [model.metadata.get("protocol")]
+    if not {"rest-json", "rest-xml"} & set(protocols):
+        return {}
+    routes = {}
+    for name in model.operation_names:
+        path = model.operation_model(name).http["requestUri"].split("?", 1)[0].rstrip("/")
+        # the paths are plain (letters, digits, '-', '/'), so they stay as they are: moto turns
+        # each pattern into a Flask rule too, and that takes no escapes
+        pattern = re.sub(r"\{(\w+)\+\}", r"(?P<\1>.+)", path)
+        pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
+        routes["{0}" + pattern + "/?$"] = name
+    return routes
+
+
+@_patch("rest_protocol_routes", "correctness",
+        "a service's url_paths route only the JSON protocol's '/', so a request of the REST protocol "
+        "that botocore's model speaks for it (Athena: rest-json, from botocore 1.44.18) answers 404 "
+        "Not yet implemented; routed, its response class finds the operation from the method and "
+        "path, but reads query-string members as strings (MaxResults)")
+def _route_rest_protocols() -> None:
+    import botocore.session
+
+    for service in REST_ROUTED_SERVICES:
+        urls = importlib.import_module(f"moto.{service}.urls")
+        response_class = next(iter(urls.url_paths.values())).__self__
+        model = botocore.session.get_session().get_service_model(service)
+        routed = _rest_dispatcher(response_class, model)
+        for pattern in rest_routes(service):
+            urls.url_paths.setdefault(pattern, routed)
+
+
+def _rest_dispatcher(response_class: Any, model: Any) -> Callable[..., Any]:
+    """A view for moto's router (a named function: moto names its Flask endpoints after it)."""
+    def rest_dispatch(request: Any, full_url: Any = None, headers: Any = None) -> Any:
+        return _dispatch_rest(response_class, model, request, full_url, headers)
+
+    return rest_dispatch
+
+
+def _dispatch_rest(response_class: Any, model: Any, request: Any, full_url: Any, headers: Any) -> Any:
+    """The response class's dispatch, with the operation's query-string members moved into the
+    JSON body with their model types, where its handlers look for them."""
+    handler = response_class()
+    setup = handler.setup_class
+
+    def typed_setup(*args: Any, **kwargs: Any) -> Any:
+        out = setup(*args, **kwargs)
+        operation = model.operation_model(handler._get_action())
+        members = operation.input_shape.members if operation.input_shape is not None else {}
+        body = json.loads(handler.body or "{}")
+        for name, shape in members.items():
+            key = shape.serialization.get("name", name)
+            if shape.serialization.get("location") == "querystring" and key in handler.querystring:
+                body[name] = _typed(handler.querystring.pop(key), shape)
+        handler.body = json.dumps(body)
+        return out
+
+    handler.setup_class = typed_setup
+    return handler._dispatch(request, full_url, headers)
+
+
+def _typed(values: list[str], shape: Any) -> Any:
+    """A query-string value as its model shape's JSON type."""
+    if shape.type_name == "list":
+        return [_typed([v], shape.member) for v in values]
+    value = values[0]
+    if shape.type_name in ("integer", "long"):
+        return int(value)
+    if shape.type_name in ("float", "double"):
+        return float(value)
+    if shape.type_name == "boolean":
+        return value.lower() == "true"
+    return value
 
 
 _EXECUTION_ENDED = threading.Condition()
@@ -403,5 +492,5 @@ def _cache_moto_module_list() -> None:
 
 
 # what each emulator process applies: the service process (DynamoDB, Kinesis) runs no state machine
-SERVICE_PATCHES = ("direct_item_results", "module_list", "stream_reads_follow_the_table")
+SERVICE_PATCHES = ("direct_item_results", "module_list", "stream_reads_follow_the_table", "rest_protocol_routes")
 STATE_MACHINE_PATCHES = tuple(name for name in PATCHES if name not in SERVICE_PATCHES)
