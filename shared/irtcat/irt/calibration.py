@@ -579,7 +579,7 @@ def _covariance(info: FloatArray) -> FloatArray:
     except np.linalg.LinAlgError:
         pass
     values, vectors = np.linalg.eigh(sym)
-    good = values > 1e-10 * max(float(values.max()), 1e-300)
+    good = values > 1e-10 * max(float(np.max(values)), 1e-300)
     cov: FloatArray = (vectors[:, good] / values[good]) @ vectors[:, good].T
     # a direction with no curvature makes the variance of the parameters in it unknown
     null = np.abs(vectors[:, ~good]).max(axis=1) > 1e-6 if (~good).any() else np.zeros(size, bool)

@@ -156,7 +156,7 @@ def top_information(
         val = index.information(theta, lo, hi)
         val[~eligible(index.order[lo:hi])] = -np.inf
         if k == 1:
-            j = int(val.argmax())
+            j = int(np.argmax(val))
             if best_val.size == 0 or val[j] > best_val[0]:
                 best_idx, best_val = np.array([lo + j]), val[j:j + 1]
         else:
@@ -166,7 +166,7 @@ def top_information(
             best_idx, best_val = best_idx[keep], best_val[keep]
         if hi >= n:
             break
-        kth = float(best_val.min()) if best_val.size >= k else -np.inf
+        kth = float(np.min(best_val)) if best_val.size >= k else -np.inf
         if kth > index.peaks[hi] * (1 + 1e-5):  # nothing further down can enter the top k
             break
     ranked = np.argsort(-best_val, kind="stable")

@@ -85,7 +85,7 @@ def eap_point(log_post: FloatArray, nodes: FloatArray, nodes_sq: FloatArray) -> 
     Same formula as :func:`eap_from_log_posterior` with scalar arithmetic after the two dot
     products (a handful of numpy calls on 61 values, ~10 us).
     """
-    w = np.exp(log_post - log_post.max())
+    w = np.exp(log_post - np.max(log_post))
     total = float(w.sum())
     mean = float(w.dot(nodes)) / total
     var = float(w.dot(nodes_sq)) / total - mean * mean
