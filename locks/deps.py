@@ -329,6 +329,9 @@ class Upgrader:
         self.config = config
         self.index = list(index)
         self.work = work or Path(tempfile.mkdtemp(prefix="deps-upgrade-"))
+        # every trial starts from the project as it was when the upgrade began: edits made to the
+        # checkout while the trials run (they take minutes each) must not leak into them
+        self.source = _copy_project(config, self.work / "snapshot" / config.root.name)
         self.say = say
         self.trials = 0
         self.guarded = {norm(g["package"]) for g in config.guards}
@@ -341,7 +344,7 @@ class Upgrader:
 
     def _trial(self, pins: dict[str, list[str]], held: Sequence[str], label: str) -> Trial:
         self.trials += 1
-        copy = _copy_project(self.config, self.work / f"trial-{self.trials}" / self.config.root.name)
+        copy = _copy_project(self.source, self.work / f"trial-{self.trials}" / self.config.root.name)
         if copy.tested_ranges:
             ranges = copy.root / copy.tested_ranges
             ranges.write_text(lift_ranges(ranges.read_text(encoding="utf-8")), encoding="utf-8")
@@ -350,8 +353,8 @@ class Upgrader:
             compile_lock(copy, lock, upgrade=True, index=self.index, pins=[*pins.get(name, ()), *held])
             resolved[name] = read_lock(copy.root / lock.path)
         newest = {n: max(vs, key=_key) for n, vs in _version_sets(resolved).items()}
-        if copy.tested_ranges and self.config.tested_ranges:
-            original = (self.config.root / self.config.tested_ranges).read_text(encoding="utf-8")
+        if copy.tested_ranges and self.source.tested_ranges:
+            original = (self.source.root / self.source.tested_ranges).read_text(encoding="utf-8")
             (copy.root / copy.tested_ranges).write_text(write_ranges(original, newest, self.guarded), encoding="utf-8")
             for lock in copy.locks.values():  # the digests name the rewritten inputs
                 path = copy.root / lock.path
