@@ -36,10 +36,10 @@ def _init_worker(shards: dict[str, bytes]) -> None:
 
 
 def _e_step_worker(args: tuple[str, np.ndarray, np.ndarray, np.ndarray]) -> bytes:
-    from irtcat.irt.calibration import EMPlan, ItemEstimates, e_step
+    from irtcat.irt.calibration import EMSettings, ItemEstimates, e_step
 
     key, a, b, c = args
-    nodes, log_w = EMPlan().quadrature()
+    nodes, log_w = EMSettings().quadrature()
     return e_step(_SHARDS[key], ItemEstimates(a, b, c), nodes, log_w).to_bytes()
 
 

@@ -879,8 +879,7 @@ def bench_partial_credit_peers() -> dict[str, Any]:
     complete, and a sparse design where each person answers a random quarter of the items.
     and an adaptive one (a 10-item max-info CAT per person). Seconds without standard errors for
     both (ours' SEs timed apart); RMSE of a and of the thresholds."""
-    from irtcat.irt.mixed_calibration import calibrate_polytomous
-    from irtcat.irt.polytomous_calibration import CategoryData
+    from irtcat.irt.calibration import CategoryData, calibrate_polytomous
 
     try:
         import mirt  # type: ignore[import-not-found,import-untyped,unused-ignore]
@@ -975,11 +974,9 @@ def bench_mixed_calibration(persons: int = 5000, seeds: tuple[int, ...] = tuple(
     mean ratio joint / alone and in how many samples the joint run's RMSE is the lower."""
     from irtcat.domain.bank import Item
     from irtcat.domain.generate import generate_bank
-    from irtcat.irt.calibration import ResponseData, calibrate
-    from irtcat.irt.mixed_calibration import calibrate_mixed, calibrate_polytomous
+    from irtcat.irt.calibration import CategoryData, ResponseData, calibrate, calibrate_mixed, calibrate_polytomous
     from irtcat.irt.model import prob
     from irtcat.irt.polytomous import draw_responses
-    from irtcat.irt.polytomous_calibration import CategoryData
 
     out: dict[str, Any] = {}
     rows: dict[str, list[float]] = {}

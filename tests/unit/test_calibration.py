@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from irtcat.domain.promotion import promote
 from irtcat.irt.calibration import (
     CalibrationWarning,
     ItemEstimates,
     Priors,
     ResponseData,
     calibrate,
-    promote,
     starting_values,
 )
 from irtcat.irt.config import CatConfig
@@ -191,14 +191,14 @@ def _online_cat_data(persons: int, seed: int):  # type: ignore[no-untyped-def]
 def test_sharded_em_equals_the_single_process_em() -> None:
     """The managed job's decomposition: E-steps over disjoint shards of persons, summed, give
     the same estimates, SEs, fit and log-likelihood as one pass over all the data."""
-    from irtcat.irt.calibration import EMPlan, calibrate_sharded
+    from irtcat.irt.calibration import EMSettings, calibrate_sharded
 
     ops, pre, (person, item, resp) = _online_cat_data(3000, seed=61)
     fixed_mask = np.r_[np.ones(120, dtype=bool), np.zeros(10, dtype=bool)]
     initial = ItemEstimates(np.r_[ops.a, np.ones(10)], np.r_[ops.b, np.zeros(10)], np.zeros(130))
     whole = ResponseData.from_long(person, item, resp, n_items=130)
-    plan = EMPlan(model="2PL", n_nodes=31, tol=1e-5)
-    single = calibrate_sharded([whole], initial, fixed_mask, plan)
+    settings = EMSettings(n_nodes=31, tol=1e-5, accelerate=False, max_cycles=200)
+    single = calibrate_sharded([whole], initial, fixed_mask, "2PL", settings)
     reference = calibrate(whole, "2PL", fixed={i: (float(ops.a[i]), float(ops.b[i]), 0.0) for i in range(120)},
                           n_nodes=31, tol=1e-5, initial=initial, accelerate=False, max_iter=200)
     shards = []
@@ -206,7 +206,7 @@ def test_sharded_em_equals_the_single_process_em() -> None:
         keep = person % 4 == k
         local = np.unique(person[keep], return_inverse=True)[1]
         shards.append(ResponseData.from_long(local, item[keep], resp[keep], n_items=130))
-    sharded = calibrate_sharded(shards, initial, fixed_mask, plan)
+    sharded = calibrate_sharded(shards, initial, fixed_mask, "2PL", settings)
     assert single.converged and sharded.converged and reference.converged
     assert sharded.iterations == single.iterations == reference.iterations
     # sums over shards differ from one sum in the last bits, and the M-step's "no lower" test can

@@ -17,9 +17,9 @@ from irtcat.irt.calibration import (
     ResponseData,
     calibrate,
     e_step,
-    log_prior,
     quadrature,
 )
+from irtcat.irt.calibration.right_wrong import log_prior
 from irtcat.irt.config import CatConfig
 from irtcat.irt.datagen import generate_parameters, generate_responses
 from irtcat.irt.simulation import simulate

@@ -13,11 +13,9 @@ import pytest
 from irtcat.cli.main import main
 from irtcat.domain.bank import Item, ItemBank
 from irtcat.domain.generate import generate_bank
-from irtcat.irt.calibration import Priors, ResponseData
-from irtcat.irt.mixed_calibration import calibrate_mixed, calibrate_polytomous
+from irtcat.irt.calibration import CategoryData, EMSettings, Priors, ResponseData, calibrate_mixed, calibrate_polytomous
 from irtcat.irt.model import prob
 from irtcat.irt.polytomous import draw_responses
-from irtcat.irt.polytomous_calibration import CategoryData
 
 
 def mixed_bank(n_right_wrong: int, seed: int, model: str = "3PL") -> ItemBank:
@@ -65,7 +63,8 @@ def test_a_joint_run_equals_one_family_where_the_models_coincide() -> None:
     person, item, x = complete_answers(bank, 1500, seed=3)
     right_wrong, partial = split(person, item, x, 12, 1500)
     joint = calibrate_mixed(right_wrong, partial, model="2PL", partial_models=["GRM"] * 3 + ["GPCM"] * 3,
-                            priors=Priors(), partial_priors=Priors(), standard_errors=False, tol=1e-7)
+                            priors=Priors(), partial_priors=Priors(), standard_errors=False,
+                            settings=EMSettings(n_nodes=61, tol=1e-7))
     everything = CategoryData.from_long(person, item, x, 1500)
     alone = calibrate_polytomous(everything, ["GRM"] * 15 + ["GPCM"] * 3, priors=Priors(), standard_errors=False,
                                  tol=1e-7)
@@ -119,16 +118,18 @@ def test_joint_standard_errors_are_those_of_the_whole_hessian() -> None:
     numerical Hessian of the joint marginal log-likelihood (second differences, h = 1e-3) within
     0.5%; holding the other family fixed (the diagonal blocks alone) would make some SEs at least
     2% smaller: the block across the families matters."""
-    from irtcat.irt.calibration import ItemEstimates, _log_posterior, _posterior, quadrature
+    from irtcat.irt.calibration import ItemEstimates, quadrature
+    from irtcat.irt.calibration.data import posterior
+    from irtcat.irt.calibration.partial_credit import category_log_likelihoods
+    from irtcat.irt.calibration.right_wrong import log_posterior
     from irtcat.irt.polytomous import MODEL_CODES
-    from irtcat.irt.polytomous_calibration import category_log_likelihoods
 
     bank = mixed_bank(8, seed=8, model="2PL")
     person, item, x = complete_answers(bank, 800, seed=8)
     right_wrong, partial = split(person, item, x, 8, 800)
     models = ["GRM"] * 3 + ["GPCM"] * 3
     result = calibrate_mixed(right_wrong, partial, model="2PL", partial_models=models, priors=Priors(),
-                             partial_priors=Priors(), tol=1e-7)
+                             partial_priors=Priors(), settings=EMSettings(n_nodes=61, tol=1e-7))
     rw, pc = result.right_wrong, result.partial
     assert rw is not None and pc is not None
     nodes, weights = quadrature(61)
@@ -136,9 +137,9 @@ def test_joint_standard_errors_are_those_of_the_whole_hessian() -> None:
 
     def loglik(v: np.ndarray) -> float:
         est = ItemEstimates(v[8:16], v[:8], np.zeros(8))
-        log_post = _log_posterior(right_wrong, est, nodes, np.log(weights))
+        log_post = log_posterior(right_wrong, est, nodes, np.log(weights))
         log_post += category_log_likelihoods(partial, v[16:22], v[22:].reshape(6, 3), codes, nodes, 1.0)
-        return _posterior(log_post)[1]
+        return posterior(log_post)[1]
 
     v0 = np.concatenate([rw.b, rw.a, pc.a, pc.thresholds.ravel()])
     h, size = 1e-3, v0.size

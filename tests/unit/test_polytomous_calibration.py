@@ -11,17 +11,15 @@ import numpy as np
 import pytest
 from irtcat.cli.main import main
 from irtcat.domain.bank import ItemBank
-from irtcat.irt.calibration import Priors, quadrature
-from irtcat.irt.mixed_calibration import calibrate_polytomous
-from irtcat.irt.polytomous import MODEL_CODES, PolytomousItems, draw_responses
-from irtcat.irt.polytomous_calibration import (
-    CategoryData,
+from irtcat.irt.calibration import CategoryData, Priors, calibrate_polytomous, quadrature
+from irtcat.irt.calibration.partial_credit import (
     Layout,
     _e_step,
     _item_terms,
     m_step,
     starting_values,
 )
+from irtcat.irt.polytomous import MODEL_CODES, PolytomousItems, draw_responses
 
 
 def simulated(model: str, persons: int, items: int, seed: int) -> tuple[PolytomousItems, CategoryData]:

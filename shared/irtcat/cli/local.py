@@ -79,8 +79,12 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
     cal.add_argument("--models", help="with no stack up: cycle the demo bank's items through models, e.g. "
                                       "3PL,GRM,GPCM (pretest items of each model are calibrated together)")
     cal.add_argument("--shards", type=int, default=None, help="E-step shards (default: by volume)")
-    cal.add_argument("--promote-n", type=int, default=100, help="responses a pretest item needs to be promoted")
-    cal.add_argument("--promote-se", type=float, default=0.4, help="largest SE(b) of a promoted item")
+    # the demo's traffic gives a pretest item ~100 answers, far fewer than production's gates
+    # (irtcat.domain.promotion.GATES) ask for: the demo passes its own, smaller ones
+    cal.add_argument("--promote-n", type=int, default=100, help="responses a pretest item needs to be promoted "
+                                                                "(production default: 500)")
+    cal.add_argument("--promote-se", type=float, default=0.4, help="largest SE(b) of a promoted item "
+                                                                   "(production default: 0.3)")
     cal.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     cal.add_argument("--json", action="store_true", help="print the run's summary as JSON on stdout")
     cal.set_defaults(fn=handler)

@@ -182,8 +182,7 @@ def _calibrate_partial_credit(args: argparse.Namespace) -> int:
     """``--model GRM|GPCM`` without a bank: every item in the responses, in that model."""
     from ..adapters.calibration_io import read_long_responses
     from ..domain.calibration_bank import partial_credit_bank
-    from ..irt.mixed_calibration import calibrate_polytomous
-    from ..irt.polytomous_calibration import CategoryData
+    from ..irt.calibration import CategoryData, calibrate_polytomous
 
     if args.fixed is not None:
         raise CliError(f"--model {args.model}: --fixed operational needs --bank (a bank of partial-credit items "
@@ -195,8 +194,9 @@ def _calibrate_partial_credit(args: argparse.Namespace) -> int:
     index = {item_id: j for j, item_id in enumerate(item_ids)}
     data = CategoryData.from_long(person, np.array([index[i] for i in item_col], dtype=np.int64), response,
                                   len(persons), len(item_ids), item_ids)
-    result = calibrate_polytomous(data, args.model, priors=_partial_priors(args.priors), n_nodes=args.nodes,
-                                  max_cycles=args.max_iter, tol=args.tol)
+    settings = _em_settings(args)
+    result = calibrate_polytomous(data, args.model, priors=_partial_priors(args.priors), n_nodes=settings.n_nodes,
+                                  max_cycles=settings.max_cycles, tol=settings.tol)
     bank = partial_credit_bank(result, item_ids, args.bank_id or "calibrated", args.version or 1, len(persons))
     bank.dump(args.out)
     summary = {**result.summary(), "n_persons": len(persons), "out": str(args.out), "bank_id": bank.bank_id,
@@ -231,10 +231,8 @@ def _calibrate_bank_with_partial_credit(args: argparse.Namespace, base: Any) -> 
     every other item keeps its parameters and informs each person's posterior (MEM)."""
     from ..adapters.calibration_io import read_long_responses
     from ..domain.calibration_bank import mixed_bank
-    from ..irt.calibration import CalibModel, ResponseData
+    from ..irt.calibration import CalibModel, CategoryData, ResponseData, calibrate_mixed
     from ..irt.estimation import Quadrature
-    from ..irt.mixed_calibration import calibrate_mixed
-    from ..irt.polytomous_calibration import CategoryData
 
     partial_only = args.model in ("GRM", "GPCM")
     if partial_only and args.fixed is None:
@@ -289,7 +287,7 @@ def _calibrate_bank_with_partial_credit(args: argparse.Namespace, base: Any) -> 
     anchors = None
     if anchored.any():
         anchors = base.engine.answers_log_likelihood(person[anchored], item_of[anchored], response[anchored], n,
-                                                     Quadrature(args.nodes, -6.0, 6.0))
+                                                     Quadrature(_em_settings(args).n_nodes, -6.0, 6.0))
 
     rw_model: CalibModel = args.model if not partial_only else "2PL"
     right_wrong = ResponseData.from_long(*family(right_wrong_ids), n, len(right_wrong_ids)) if right_wrong_ids else None
@@ -300,7 +298,7 @@ def _calibrate_bank_with_partial_credit(args: argparse.Namespace, base: Any) -> 
     models = {it.item_id: str(it.model) for it in base.items if it.model is not None}
     result = calibrate_mixed(right_wrong, partial, model=rw_model, partial_models=[models[i] for i in partial_ids],
                              priors=_priors_option(args.priors, rw_model), partial_priors=_partial_priors(args.priors),
-                             anchors=anchors, n_nodes=args.nodes, max_cycles=args.max_iter, tol=args.tol,
+                             anchors=anchors, settings=_em_settings(args),
                              min_responses=args.min_responses)
     bank, report = mixed_bank(base, result, right_wrong_ids, partial_ids, args.bank_id or base.bank_id,
                               args.version or base.version + 1, n, args.promote_se, args.promote_n,
@@ -366,9 +364,10 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CalibrationWarning)
-        result = calibrate(data, args.model, fixed=fixed, method=args.method, n_nodes=args.nodes, priors=priors,
-                           nodes_kind=args.quadrature, start=args.start, initial=initial, latent=args.latent,
-                           max_iter=args.max_iter, tol=args.tol, min_responses=args.min_responses,
+        s = _em_settings(args)
+        result = calibrate(data, args.model, fixed=fixed, method=s.method, n_nodes=s.n_nodes, priors=priors,
+                           nodes_kind=s.nodes_kind, start=args.start, initial=initial, latent=args.latent,
+                           max_iter=s.max_cycles, tol=s.tol, min_responses=args.min_responses,
                            progress=progress)
     for w in caught:
         print(f"irtcat: warning: {w.message}", file=sys.stderr)
@@ -390,6 +389,15 @@ def _calibrate(args: argparse.Namespace) -> int:
              f"{len(report['promoted'])} promoted; wrote {args.out}")
     _emit(args, summary, human)
     return 0
+
+
+def _em_settings(args: argparse.Namespace) -> Any:
+    """The EM settings the options give; the engine's defaults (:class:`EMSettings`) for the others."""
+    from ..irt.calibration import EMSettings
+
+    given = {"n_nodes": args.nodes, "nodes_kind": args.quadrature, "tol": args.tol, "max_cycles": args.max_iter,
+             "method": args.method}
+    return EMSettings(**{k: v for k, v in given.items() if v is not None})
 
 
 def _priors_option(value: str, model: str) -> Any:
@@ -517,6 +525,8 @@ def _local(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and the tests)."""
+    from ..domain.promotion import GATES
+
     p = argparse.ArgumentParser(prog="irtcat", description="IRT computerized adaptive testing engine")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -589,20 +599,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--bank", type=Path, help="existing bank: ids, starting values, fixed items")
     c.add_argument("--fixed", choices=["operational"], help="hold the bank's non-pretest items fixed")
     c.add_argument("--method", choices=["mem", "oem"], default="mem", help="online calibration method")
-    c.add_argument("--nodes", type=int, default=41)
-    c.add_argument("--quadrature", choices=["equal", "hermite"], default="equal")
+    c.add_argument("--nodes", type=int, help="quadrature nodes (default 41)")
+    c.add_argument("--quadrature", choices=["equal", "hermite"], help="node spacing (default equal)")
     c.add_argument("--start", choices=["pairwise", "pvalue", "flat"], default="pairwise")
     c.add_argument("--latent", choices=["fixed", "normal", "histogram"], default="fixed")
-    c.add_argument("--max-iter", type=int, default=500)
-    c.add_argument("--tol", type=float, default=1e-4)
+    c.add_argument("--max-iter", type=int, help="EM cycles, counted in E-steps (default 500)")
+    c.add_argument("--tol", type=float, help="largest parameter change at convergence (default 1e-4)")
     c.add_argument("--min-responses", type=int, default=30)
     c.add_argument("--priors", default="default", metavar="default|none|FILE",
                    help="default (chosen by a calibration study, see docs/calibration.md), none (plain "
                         'MML), or a JSON file: {"log_a": [mu, sigma], "b": [mu, sigma], "c": [alpha, beta], '
                         '"float_log_a": true}, a null or missing key switching that prior off')
-    c.add_argument("--promote-se", type=float, default=0.3, help="max SE(b) to promote a pretest item")
-    c.add_argument("--promote-n", type=int, default=500, help="min responses to promote a pretest item")
-    c.add_argument("--promote-rmsd", type=float, default=0.1, help="max RMSD to promote a pretest item")
+    c.add_argument("--promote-se", type=float, default=GATES.max_se_b, help="max SE(b) to promote a pretest item")
+    c.add_argument("--promote-n", type=int, default=GATES.min_responses, help="min responses to promote a pretest item")
+    c.add_argument("--promote-rmsd", type=float, default=GATES.max_rmsd, help="max RMSD to promote a pretest item")
     c.add_argument("--bank-id")
     c.add_argument("--version", type=int)
     c.add_argument("--out", type=Path, required=True)

@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ..irt.calibration import CalibrationResult, promote, promotion_decisions
-from ..irt.mixed_calibration import MixedResult
-from ..irt.polytomous_calibration import PolytomousResult
+from ..irt.calibration import CalibrationResult, MixedResult, PolytomousResult
 from .bank import CalibrationInfo, Item, ItemBank
+from .promotion import promote, promotion_decisions
 
 
 def _num(x: float) -> float | None:
@@ -39,7 +38,7 @@ def _partial_fields(result: PolytomousResult, j: int) -> dict[str, Any]:
 
 def partial_decisions(result: PolytomousResult, pretest: np.ndarray, max_se_b: float, min_responses: int,
                       max_rmsd: float) -> dict[int, str]:
-    """The promotion gates (:func:`.calibration.promotion_decisions`) for partial-credit items,
+    """The promotion gates (:func:`.promotion.promotion_decisions`) for partial-credit items,
     on the largest SE among each item's thresholds."""
     largest = np.array([np.nanmax(row) if np.isfinite(row).any() else np.nan for row in result.se_thresholds])
     return promotion_decisions(pretest, result.n_responses, largest, result.rmsd, result.converged, {},
@@ -106,7 +105,7 @@ def partial_credit_bank(result: PolytomousResult, item_ids: list[str], bank_id: 
 def mixed_bank(base: ItemBank, result: MixedResult, right_wrong_ids: list[str], partial_ids: list[str],
                bank_id: str, version: int, n_persons: int, promote_se: float, promote_n: int,
                promote_rmsd: float) -> tuple[ItemBank, dict[str, Any]]:
-    """``base`` with the estimates of a joint run (:func:`.mixed_calibration.calibrate_mixed`):
+    """``base`` with the estimates of a joint run (:func:`irtcat.irt.calibration.calibrate_mixed`):
     each estimated item keeps its content, scoring rule and exposure setting and takes its new
     parameters, SEs, responses and fit; an estimated pretest item passing the gates (SE,
     responses, RMSD; for a partial-credit item its largest threshold SE) becomes operational.

@@ -2,7 +2,7 @@
 
 The job is online calibration (Ban et al. 2001): operational items keep their bank values and
 anchor the scale, pretest items are estimated by MEM (or OEM) with Bock-Aitkin EM, right/wrong
-and partial-credit (GRM, GPCM) ones in one joint EM (:mod:`irtcat.irt.mixed_calibration`). It runs as
+and partial-credit (GRM, GPCM) ones in one joint EM (:mod:`irtcat.irt.calibration`). It runs as
 steps that a Standard state machine (``statemachines/calibration.asl.json``) sequences, each
 one a Lambda over the job's working storage in the bank bucket
 (``calibration/{bank_id}/{run_id}/``):
@@ -17,8 +17,10 @@ one a Lambda over the job's working storage in the bank bucket
 2. :func:`e_step` runs per shard (a Distributed Map over the shard objects) and writes the
    shard's :class:`~irtcat.irt.calibration.ExpectedCounts` (with the partial-credit items'
    expected category counts).
-3. :func:`m_step` sums them, runs both families' M-steps and decides: another cycle, a last
-   E-step at the converged values (for SEs and fit), or done.
+3. :func:`m_step` sums them, runs both families' M-steps (:class:`~irtcat.irt.calibration.JointModel`)
+   and tells the EM driver (:class:`~irtcat.irt.calibration.EMRun`, kept with the parameters
+   between steps: the same SQUAREM path as ``irtcat calibrate``), which decides: another
+   E-step, a last E-step at the converged values (for SEs and fit), or done.
 4. :func:`finalize` builds the candidate bank version and the calibration report, and applies
    the quality gates.
 5. :func:`publish` writes the new version and moves the current-version pointer, only if the
@@ -46,35 +48,34 @@ from pydantic import Field, field_validator
 from ..irt.calibration import (
     CalibModel,
     CalibrationResult,
-    EMPlan,
+    CategoryData,
+    EMRun,
+    EMSettings,
     ExpectedCounts,
     ItemEstimates,
+    JointModel,
+    PartialAnswers,
+    PolytomousResult,
     Priors,
     ResponseData,
-    _covariance,
-    finish,
-    observed_information,
+    joint_e_step,
     priors_from,
+    starting_values,
 )
-from ..irt.mixed_calibration import JOINT_SE_METHOD, PartialAnswers, joint_e_step
+from ..irt.calibration.engine import left_out_of, partial_result, right_wrong_start
+from ..irt.calibration.partial_credit import Layout
+from ..irt.calibration.partial_credit import observed_information as partial_information
+from ..irt.calibration.partial_credit import starting_values as partial_starting_values
+from ..irt.calibration.results import JOINT_SE_METHOD, covariance_of, finish
+from ..irt.calibration.right_wrong import observed_information
 from ..irt.model import FloatArray
 from ..irt.polytomous import MODEL_CODES, PolytomousItems
-from ..irt.polytomous_calibration import (
-    CategoryData,
-    Layout,
-    PolytomousResult,
-    category_rmsd,
-)
-from ..irt.polytomous_calibration import log_prior as partial_log_prior
-from ..irt.polytomous_calibration import m_step as partial_m_step
-from ..irt.polytomous_calibration import observed_information as partial_information
-from ..irt.polytomous_calibration import standard_errors as partial_standard_errors
-from ..irt.polytomous_calibration import starting_values as partial_starting_values
 from .bank import ItemBank
 from .base import Message
 from .calibration_bank import calibrated_bank, with_partial_estimates
 from .history import HistoryRecord
 from .ports import BankPublisher, ObjectStore
+from .promotion import GATES
 
 Phase = Literal["iterate", "final", "done", "nothing"]
 RESPONSES_PER_SHARD = 100_000
@@ -89,12 +90,13 @@ class CalibrationRequest(Message):
     method: Literal["mem", "oem"] = "mem"
     shards: int | None = Field(default=None, ge=1, le=1000,
                                description=f"default: one per {RESPONSES_PER_SHARD:,} responses")
-    max_iter: int = Field(default=200, ge=1, le=2000)
-    tol: float = Field(default=1e-4, gt=0)
+    max_iter: int = Field(default=EMSettings.max_cycles, ge=1, le=2000, description="EM cycles (E-steps)")
+    tol: float = Field(default=EMSettings.tol, gt=0)
+    n_nodes: int = Field(default=EMSettings.n_nodes, ge=5, le=201, description="quadrature nodes on [-6, 6]")
     min_responses: int = Field(default=30, ge=1, description="an item with fewer is left out")
-    promote_se_b: float = Field(default=0.3, gt=0)
-    promote_n: int = Field(default=500, ge=1)
-    promote_rmsd: float = Field(default=0.1, gt=0)
+    promote_se_b: float = Field(default=GATES.max_se_b, gt=0)
+    promote_n: int = Field(default=GATES.min_responses, ge=1)
+    promote_rmsd: float = Field(default=GATES.max_rmsd, gt=0)
     min_run_responses: int = Field(default=200, ge=0, description="quality gate: responses in the run")
     priors: Literal["default", "none"] | dict[str, Any] = Field(
         default="default", description="default, none (plain MML) or prior settings (Priors.from_dict)")
@@ -138,10 +140,9 @@ class CalibrationJob(Message):
     new_version: int | None = None
     promoted: list[str] = Field(default_factory=list)
 
-    def plan(self, model: CalibModel) -> EMPlan:
+    def settings(self) -> EMSettings:
         r = self.request
-        return EMPlan(model=model, method=r.method, tol=r.tol, max_iter=r.max_iter, min_responses=r.min_responses,
-                      priors=priors_from(r.priors, model))
+        return EMSettings(n_nodes=r.n_nodes, tol=r.tol, max_cycles=r.max_iter, method=r.method)
 
     def partial_priors(self) -> Priors:
         """The priors of the partial-credit items' slopes and thresholds (a c prior dropped)."""
@@ -240,22 +241,48 @@ class _Partial:
                    float(doc["scale"]))
 
 
-def _params_doc(est: ItemEstimates, fixed: np.ndarray, free: np.ndarray, left_out: dict[int, str],
-                model: CalibModel, partial: _Partial | None) -> bytes:
-    return json.dumps({"model": model, "a": est.a.tolist(), "b": est.b.tolist(), "c": est.c.tolist(),
-                       "fixed": fixed.tolist(), "free": free.tolist(),
-                       "left_out": {str(k): v for k, v in left_out.items()},
-                       "partial": partial.doc() if partial is not None else None}).encode()
-
-
 @dataclasses.dataclass
 class _Params:
+    """What the run estimates (right/wrong rows at their starting or fixed values, the
+    partial-credit items) and the EM driver's state: one JSON object per E-step."""
+
     model: CalibModel
-    est: ItemEstimates
+    base: ItemEstimates
     fixed: np.ndarray
     free: np.ndarray
     left_out: dict[int, str]
-    partial: _Partial | None = None
+    partial: _Partial | None
+    em: dict[str, Any]
+
+    def joint(self, job: CalibrationJob) -> JointModel:
+        """The run's :class:`~irtcat.irt.calibration.JointModel`: a partial-credit item's row
+        among the right/wrong ones is a placeholder, neither estimated nor informing the slope prior."""
+        nodes, _ = job.settings().quadrature()
+        informed = self.free | self.fixed
+        layout = None
+        if self.partial is not None:
+            informed[self.partial.index] = False
+            layout = self.partial.layout() if self.partial.free.any() else None
+        return JointModel(self.model, self.base, self.free, informed, priors_from(job.request.priors, self.model),
+                          nodes, layout, job.partial_priors(), self.partial.scale if self.partial else 1.0)
+
+    def run(self, job: CalibrationJob) -> EMRun:
+        return EMRun.from_doc(job.settings(), self.em)
+
+    def point(self, job: CalibrationJob) -> FloatArray:
+        """Where the next E-step goes: the driver's question, or its last point when it is done."""
+        run = self.run(job)
+        asked = run.ask()
+        return run.x if asked is None else asked
+
+    def at(self, job: CalibrationJob, x: FloatArray) -> tuple[ItemEstimates, _Partial | None]:
+        """The right/wrong estimates and the partial-credit items at point ``x``."""
+        joint = self.joint(job)
+        est, vec = joint.split(x)
+        partial = self.partial
+        if partial is not None and joint.layout is not None:
+            partial = partial.with_free(*joint.layout.unpack(vec))
+        return est, partial
 
     @classmethod
     def load(cls, store: ObjectStore, key: str) -> _Params:
@@ -264,10 +291,14 @@ class _Params:
                             np.array(doc["c"], dtype=float))
         partial = _Partial.from_doc(doc["partial"]) if doc.get("partial") else None
         return cls(doc["model"], est, np.array(doc["fixed"], dtype=bool), np.array(doc["free"], dtype=bool),
-                   {int(k): v for k, v in doc["left_out"].items()}, partial)
+                   {int(k): v for k, v in doc["left_out"].items()}, partial, doc["em"])
 
     def save(self, store: ObjectStore, key: str) -> None:
-        store.put(key, _params_doc(self.est, self.fixed, self.free, self.left_out, self.model, self.partial))
+        store.put(key, json.dumps({
+            "model": self.model, "a": self.base.a.tolist(), "b": self.base.b.tolist(), "c": self.base.c.tolist(),
+            "fixed": self.fixed.tolist(), "free": self.free.tolist(),
+            "left_out": {str(k): v for k, v in self.left_out.items()},
+            "partial": self.partial.doc() if self.partial is not None else None, "em": self.em}).encode())
 
 
 # ------------------------------------------------------------------ history
@@ -371,8 +402,23 @@ def prepare(request: CalibrationRequest, banks: BankPublisher, history: ObjectSt
     initial = ItemEstimates(np.array([it.a * bank.scale for it in bank.items]),
                             np.array([0.0 if it.model else it.difficulty for it in bank.items]),
                             np.array([it.c for it in bank.items]))
-    est, free, left_out = job.plan(model).setup(initial, n_per_item, fixed)
-    _Params(model, est, fixed, free, left_out, partial).save(work, job.params_key(0))
+    left_out = left_out_of(n_per_item, fixed, request.min_responses)
+    free = ~fixed & (n_per_item >= request.min_responses)
+    # free right/wrong items start where ``irtcat calibrate`` starts them: from the responses
+    # (pairwise), not from provisional bank values, so both follow the same EM path
+    rows = [(p, j, x) for p, answers in enumerate(sessions.values()) for j, x in answers.items() if not is_partial[j]]
+    if free.any() and rows:
+        arr = np.array(rows, dtype=np.int64)
+        start = starting_values(ResponseData.from_long(arr[:, 0], arr[:, 1], arr[:, 2], n_persons=len(sessions),
+                                                       n_items=len(bank.items)), model, "pairwise")
+        for values, chosen in ((initial.a, start.a), (initial.b, start.b), (initial.c, start.c)):
+            values[free] = chosen[free]
+    base = right_wrong_start(initial, model)
+    params = _Params(model, base, fixed, free, left_out, partial, {})
+    joint = params.joint(job)
+    vec = joint.layout.pack(*partial.free_values()) if joint.layout is not None and partial is not None else np.zeros(0)
+    params.em = EMRun(job.settings(), joint.join(base, vec)).to_doc()
+    params.save(work, job.params_key(0))
     return job.model_copy(update={"n_shards": sum(1 for rows in buckets if rows)})
 
 
@@ -424,16 +470,17 @@ def load_shard(work: ObjectStore, key: str, partial: _Partial | None = None
         position = np.full(n_items, -1)
         position[partial.index] = np.arange(partial.index.size)
         rows = position[item] >= 0
-        answers = PartialAnswers(partial.items(), partial.free, person[rows], position[item[rows]], response[rows])
+        answers = PartialAnswers(partial.items(), partial.free, person[rows], position[item[rows]], response[rows],
+                                 n_persons)
         person, item, response = person[~rows], item[~rows], response[~rows]
     return ResponseData.from_long(person, item, response, n_persons=n_persons, n_items=n_items), answers
 
 
 def e_step(task: ShardTask, work: ObjectStore, cache: dict[str, Any] | None = None) -> str:
-    """Expected counts of one shard at the current parameters (step 2); returns their key. On
-    the final pass a shard with answers to estimated partial-credit items also writes those
-    answers and their persons' log-likelihood of everything else (the anchors of their standard
-    errors). Idempotent: a retried worker overwrites the same objects."""
+    """Expected counts of one shard at the point the EM driver asks for (step 2); returns their
+    key. On the final pass a shard with answers to estimated partial-credit items also writes
+    those answers and their persons' log-likelihood of everything else (the anchors of their
+    standard errors). Idempotent: a retried worker overwrites the same objects."""
     job = task.job
     params = _Params.load(work, job.params_key(job.iteration))
     shard = cache.get(task.key) if cache is not None else None
@@ -441,24 +488,25 @@ def e_step(task: ShardTask, work: ObjectStore, cache: dict[str, Any] | None = No
         shard = load_shard(work, task.key, params.partial)
         if cache is not None:
             cache[task.key] = shard  # a warm container keeps its shard between cycles
-    data, partial = shard
-    if partial is not None and params.partial is not None:
-        partial = dataclasses.replace(partial, items=params.partial.items())
-    plan = job.plan(params.model)
-    nodes, log_w = plan.quadrature()
+    data, answers = shard
+    est, partial = params.at(job, params.point(job))
+    if answers is not None and partial is not None:
+        answers = answers.at(partial.items())
+    settings = job.settings()
+    nodes, log_w = settings.quadrature()
     final = job.phase == "final"
-    use = None if final else plan.posterior_items(params.fixed)
+    use = params.fixed if settings.method == "oem" and params.fixed.any() and not final else None
     cross = None
-    if final and params.partial is not None and params.partial.free.any():
-        layout = params.partial.layout()
-        cross = (layout, layout.pack(*params.partial.free_values()), params.partial.scale)
-    counts, others, across = joint_e_step(data, params.est, nodes, log_w, partial, use,
+    if final and partial is not None and partial.free.any():
+        layout = partial.layout()
+        cross = (layout, layout.pack(*partial.free_values()), partial.scale)
+    counts, others, across = joint_e_step(data, est, nodes, log_w, answers, use,
                                           information=(params.model, params.free) if final else None, cross=cross)
     name = task.key.rsplit("/", 1)[-1]
-    if final and partial is not None and partial.free.any():
-        free = partial.free_data(data.n_persons)
+    if final and answers is not None and answers.free.any():
+        free = answers.free_data()
         persons, person = np.unique(free.person, return_inverse=True)
-        assert across is not None
+        assert across is not None and others is not None
         work.put(f"{job.prefix}partial_se/{name}", _npz(anchors=others[persons], person=person, item=free.item,
                                                         category=free.category, cross=across))
     key = f"{job.stats_prefix(job.iteration)}{name}"
@@ -480,33 +528,22 @@ def summed_counts(job: CalibrationJob, work: ObjectStore) -> ExpectedCounts:
 
 
 def m_step(job: CalibrationJob, work: ObjectStore) -> CalibrationJob:
-    """Reduce, M-step, decide (step 3): ``iterate`` again, a ``final`` E-step, or ``done``."""
+    """Reduce, M-step, tell the EM driver (step 3): ``iterate`` again, a ``final`` E-step, or ``done``."""
     if job.phase == "final":
         return job.model_copy(update={"phase": "done"})
     params = _Params.load(work, job.params_key(job.iteration))
-    counts = summed_counts(job, work)
-    plan = job.plan(params.model)
-    new, change = plan.m_step(params.est, counts, params.free, params.fixed)
-    objective = plan.objective(params.est, counts, params.free, params.fixed)
-    partial = params.partial
-    if partial is not None and partial.free.any() and counts.categories is not None:
-        layout = partial.layout()
-        a, b = partial.free_values()
-        vec = layout.pack(a, b)
-        priors = job.partial_priors().floated(a)
-        nodes, _ = plan.quadrature()
-        new_a, new_b = layout.unpack(partial_m_step(vec, layout, counts.categories, nodes, priors, partial.scale))
-        change = max(change, float(np.max(np.abs(new_a - a))), float(np.nanmax(np.abs(new_b - b))))
-        objective += partial_log_prior(a, b, priors)
-        partial = partial.with_free(new_a, new_b)
-    trace = [*job.trace, objective]
-    converged = plan.converged(change, trace)
+    joint = params.joint(job)
+    run = params.run(job)
+    x = run.ask()
+    assert x is not None, "the EM driver asked for nothing: the run was over"
+    image, objective = joint.m_step(x, summed_counts(job, work))
+    run.tell(image, objective, joint.project, joint.change)
+    params.em = run.to_doc()
     iteration = job.iteration + 1
-    _Params(params.model, new, params.fixed, params.free, params.left_out, partial).save(
-        work, job.params_key(iteration))
-    phase: Phase = "final" if converged or iteration >= plan.max_iter else "iterate"
-    return job.model_copy(update={"iteration": iteration, "change": change, "trace": trace,
-                                  "converged": converged, "phase": phase})
+    params.save(work, job.params_key(iteration))
+    phase: Phase = "final" if run.finished else "iterate"
+    return job.model_copy(update={"iteration": iteration, "change": None if not math.isfinite(run.change) else
+                                  run.change, "trace": run.trace, "converged": run.converged, "phase": phase})
 
 
 def results_of(job: CalibrationJob, work: ObjectStore
@@ -517,58 +554,50 @@ def results_of(job: CalibrationJob, work: ObjectStore
     Hessian of the marginal log-likelihood over the persons who answered them (the only
     persons whose posterior they touch), with the log-likelihood of those persons' other
     answers as anchors; the block across the families is the shards' sum
-    (:func:`~irtcat.irt.mixed_calibration.cross_information`). With items of both families
+    (:func:`~irtcat.irt.calibration.estep.cross_information`). With items of both families
     estimated, the SEs come from the whole information matrix inverted
-    (:data:`~irtcat.irt.mixed_calibration.JOINT_SE_METHOD`)."""
+    (:data:`~irtcat.irt.calibration.JOINT_SE_METHOD`)."""
     params = _Params.load(work, job.params_key(job.iteration))
+    run = params.run(job)
+    joint = params.joint(job)
+    est, partial = params.at(job, run.x)
     counts = summed_counts(job, work)
-    plan = job.plan(params.model)
-    nodes, log_w = plan.quadrature()
+    nodes, log_w = job.settings().quadrature()
     n_per_item = np.rint(counts.n.sum(axis=1)).astype(np.int64)
     seconds = (datetime.now(UTC) - job.started_at).total_seconds()
-    priors = plan.priors_at(params.est, params.free, params.fixed)
-    partial, rw_cov, joint = params.partial, None, False
-    partial_result = None
-    if partial is not None and partial.free.any():
+    priors = joint.right_wrong_priors(est)
+    rw_cov, joint_se = None, False
+    partial_out = None
+    if partial is not None and joint.layout is not None:
         assert counts.categories is not None
-        layout = partial.layout()
+        layout = joint.layout
         a, b = partial.free_values()
         vec = layout.pack(a, b)
-        partial_priors = job.partial_priors()
         parts = [_load_npz(work.get(key)) for key in work.list(f"{job.prefix}partial_se/")]
         offsets = np.cumsum([0] + [len(z["anchors"]) for z in parts])
         data = CategoryData(np.concatenate([z["person"] + offsets[k] for k, z in enumerate(parts)]).astype(np.int64),
                             np.concatenate([z["item"] for z in parts]).astype(np.int64),
                             np.concatenate([z["category"] for z in parts]).astype(np.int64), int(offsets[-1]),
                             a.size, partial.items().categories[partial.free])
-        pc_info = partial_information(data, vec, layout, nodes, log_w, partial_priors.floated(a), partial.scale,
+        pc_info = partial_information(data, vec, layout, nodes, log_w, joint.partial_priors.floated(a), partial.scale,
                                       np.concatenate([z["anchors"] for z in parts]))
         cross = np.sum([z["cross"] for z in parts], axis=0)
-        joint = bool(params.free.any()) and cross.size > 0
-        if joint:
-            rw_info = observed_information(params.est, counts, nodes, params.model, priors, params.free)
+        joint_se = bool(params.free.any()) and cross.size > 0
+        if joint_se:
+            rw_info = observed_information(est, counts, nodes, params.model, priors, params.free)
             size = rw_info.shape[0]
-            cov = _covariance(np.block([[rw_info, cross], [cross.T, pc_info]]))
+            cov = covariance_of(np.block([[rw_info, cross], [cross.T, pc_info]]))
             rw_cov, pc_cov = cov[:size, :size], cov[size:, size:]
         else:
-            pc_cov = _covariance(pc_info)
-        se_a, se_b = partial_standard_errors(pc_cov, vec, layout)
-        models = [m for m, f in zip(partial.models, partial.free, strict=True) if f]
-        codes = np.array([MODEL_CODES[m] for m in models], dtype=np.int8)
-        estimates = PolytomousResult(
-            models=models, a=a, thresholds=b, se_a=se_a, se_thresholds=se_b,
-            rmsd=category_rmsd(counts.categories, a, b, codes, nodes, partial.scale),
-            n_responses=np.bincount(data.item, minlength=a.size), log_likelihood=counts.log_likelihood,
-            cycles=job.iteration, converged=job.converged, seconds=seconds, priors=partial_priors,
-            history=job.trace)
-        if joint:
-            estimates.se_method = JOINT_SE_METHOD
-        partial_result = (estimates, [int(j) for j in partial.index[partial.free]])
-    result = finish(params.est, counts, nodes, params.model, priors, params.free, n_per_item,
-                    params.left_out, job.iteration, job.converged, seconds, trace=job.trace, covariance=rw_cov)
-    if joint:
+            pc_cov = covariance_of(pc_info)
+        estimates = partial_result(joint, vec, counts.categories, np.bincount(data.item, minlength=a.size),
+                                   counts.log_likelihood, run, seconds, pc_cov, joint_se)
+        partial_out = (estimates, [int(j) for j in partial.index[partial.free]])
+    result = finish(est, counts, nodes, params.model, priors, params.free, n_per_item,
+                    params.left_out, run.cycles, run.converged, seconds, trace=run.trace, covariance=rw_cov)
+    if joint_se:
         result.se_method = JOINT_SE_METHOD
-    return result, partial_result
+    return result, partial_out
 
 
 def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> CalibrationJob:

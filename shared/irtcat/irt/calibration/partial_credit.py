@@ -1,21 +1,14 @@
-"""Calibration of partial-credit items (GRM, GPCM) by marginal maximum likelihood: Bock-Aitkin EM.
+"""The partial-credit item family (GRM, GPCM): parameters in an optimiser's vector
+(:class:`Layout`), category log-likelihoods and expected counts, the M-step, starting values,
+the log prior, the observed information and item fit.
 
-Data are long format (person, item, category 0..m), sparse like the dichotomous calibration's
-(:mod:`.calibration`): one sparse indicator matrix S (persons x items*categories) carries them.
-
-* **E-step** (Bock & Aitkin 1981): log w_pq = log g_q + sum over p's responses of
-  log P_{i,x}(t_q), that is S @ L with L the items' log-likelihood table; the expected
-  category counts r_ikq = sum_{p: x_pi = k} w_pq are S^T @ w.
-* **Acceleration**: SQUAREM (Varadhan & Roland 2008; :func:`.calibration.squarem_step`), an extrapolation kept
-  only when it does not lower the objective (as for the dichotomous EM).
 * **M-step**: all items at once by Fisher scoring on each item's
   sum_qk r_ikq log P_ik(t_q) + log prior, with analytic gradients and the expected information
   sum_q N_iq sum_k P_ikq g g^T (g the gradient of log P_ik), each step halved until the item's
   objective does not fall (a generalised EM). Parameters are log a and the thresholds; a GRM's
-  thresholds as b_1 and the logs of their increments, so they stay ordered. Items of both
-  models may be calibrated in one run, each keeping its own. Priors as for the dichotomous models
-  (:class:`.calibration.Priors`): log a ~ N(mu, sigma^2), floated to the mean log slope each
-  cycle, and each threshold ~ N(mu, sigma^2).
+  thresholds as b_1 and the logs of their increments, so they stay ordered. Priors as for the
+  right/wrong items: log a ~ N(mu, sigma^2), floated to the mean log slope each cycle, and each
+  threshold ~ N(mu, sigma^2).
 * **Starting values from the data**: a = 1; GRM b_k = -logit(share of responses >= k) x 1.7
   (the logistic marginal over N(0, 1) is about 1.7 times flatter); GPCM
   b_k = log(n_{k-1} / n_k), the adjacent-category log-odds at theta = 0.
@@ -25,145 +18,20 @@ Data are long format (person, item, category 0..m), sparse like the dichotomous 
   the posterior weights of the same parameters; Louis 1982), carried to a and b by the delta
   method.
 * **Fit**: RMSD per item between observed and model-implied category proportions across the
-  nodes, weighted by the expected counts (as for the dichotomous items).
-
-A category no one answered in leaves its threshold unidentified: such data are refused with the
-items and categories named.
+  nodes, weighted by the expected counts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
-from scipy import sparse
 
-from .calibration import Priors
-from .calibration import _posterior as posterior
-from .model import D_LOGISTIC, FloatArray
-from .polytomous import GRM, MODEL_CODES, PolytomousItems, category_probabilities, log_likelihood_table
+from ..model import FloatArray
+from ..polytomous import GRM, MODEL_CODES, PolytomousItems, category_probabilities, log_likelihood_table
+from .data import CategoryData, posterior
+from .priors import Priors
 
 LOG_A_BOUNDS = (np.log(0.05), np.log(6.0))
 B_BOUNDS = (-6.0, 6.0)
-SE_METHOD = "observed information (Hessian of the marginal log-likelihood; Louis 1982)"
-
-
-@dataclass
-class CategoryData:
-    """Long-format category responses and their indicator matrix."""
-
-    person: np.ndarray
-    item: np.ndarray
-    category: np.ndarray
-    n_persons: int
-    n_items: int
-    categories: np.ndarray  # per item: highest category + 1
-    indicator: sparse.csr_matrix = field(init=False, repr=False)  # persons x (items * width)
-
-    def __post_init__(self) -> None:
-        width = int(self.categories.max())
-        cols = self.item * width + self.category
-        self.indicator = sparse.csr_matrix((np.ones(self.person.size), (self.person, cols)),
-                                           shape=(self.n_persons, self.n_items * width))
-
-    @classmethod
-    def from_long(cls, person: np.ndarray, item: np.ndarray, category: np.ndarray,
-                  n_persons: int | None = None, n_items: int | None = None,
-                  item_ids: list[str] | None = None, categories: np.ndarray | None = None) -> CategoryData:
-        """Index arrays to data. ValueError on a negative or non-integer category, a repeated
-        person-item pair, an item with a single category, or a category below an item's highest
-        that nobody answered in (the items and categories named). ``categories``: each item's
-        number of categories as its bank entry states (every one must then be observed);
-        default: up to the highest observed."""
-        person = np.asarray(person, dtype=np.int64)
-        item = np.asarray(item, dtype=np.int64)
-        raw = np.asarray(category)
-        if not (person.shape == item.shape == raw.shape) or person.size == 0:
-            raise ValueError("person, item and category need the same, non-zero length")
-        if np.any(raw < 0) or np.any(raw != np.round(raw)):
-            raise ValueError("categories must be whole numbers 0, 1, 2, ...")
-        cat = raw.astype(np.int64)
-        n_p = int(person.max()) + 1 if n_persons is None else n_persons
-        n_i = int(item.max()) + 1 if n_items is None else n_items
-        key = person * n_i + item
-        if np.unique(key).size != key.size:
-            raise ValueError("duplicate person-item responses")
-        names = item_ids or [str(j) for j in range(n_i)]
-        problems = [f"{names[j]}: {why}" for j, why in cls.unusable(item, cat, n_i, categories).items()]
-        if problems:
-            shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
-            raise ValueError(f"{len(problems)} item(s) cannot be calibrated: {shown}. A threshold needs answers "
-                             "in the categories on both sides: collect more responses or merge the categories")
-        if categories is not None:
-            return cls(person, item, cat, n_p, n_i, np.asarray(categories, dtype=np.int64))
-        highest = np.full(n_i, -1)
-        np.maximum.at(highest, item, cat)
-        return cls(person, item, cat, n_p, n_i, highest + 1)
-
-    @staticmethod
-    def unusable(item: np.ndarray, category: np.ndarray, n_items: int, categories: np.ndarray | None = None,
-                 min_responses: int = 0) -> dict[int, str]:
-        """The items whose thresholds the responses cannot identify, and why: no responses,
-        only category 0, a category nobody answered in below the highest observed, (given each
-        item's ``categories``) any of its categories never observed or one above them, or
-        fewer than ``min_responses`` responses."""
-        highest = np.full(n_items, -1)
-        np.maximum.at(highest, item, category)
-        top = highest if categories is None else np.asarray(categories, dtype=np.int64) - 1
-        counts = np.zeros((n_items, max(int(top.max()), int(highest.max()), 0) + 1), dtype=np.int64)
-        np.add.at(counts, (item, category), 1)
-        out: dict[int, str] = {}
-        for j in range(n_items):
-            if highest[j] < 1:
-                out[j] = "no responses" if highest[j] < 0 else "only category 0"
-                continue
-            if categories is not None and highest[j] > top[j]:
-                out[j] = f"category {highest[j]} answered, but the item has categories 0..{top[j]}"
-                continue
-            missing = [k for k in range(top[j] + 1) if counts[j, k] == 0]
-            if missing:
-                out[j] = (f"category {', '.join(map(str, missing))} never observed (observed up to "
-                          f"{highest[j]}{'' if categories is None else f' of {top[j]}'})")
-            elif counts[j].sum() < min_responses:
-                out[j] = f"too few responses ({counts[j].sum()} < {min_responses})"
-        return out
-
-
-@dataclass
-class PolytomousResult:
-    models: list[str]  # per item
-    a: FloatArray
-    thresholds: FloatArray  # (items, width - 1), NaN-padded
-    se_a: FloatArray
-    se_thresholds: FloatArray
-    rmsd: FloatArray
-    n_responses: np.ndarray
-    log_likelihood: float
-    cycles: int
-    converged: bool
-    seconds: float
-    priors: Priors
-    se_method: str = SE_METHOD
-    history: list[float] = field(default_factory=list)
-
-    @property
-    def model(self) -> str:
-        """The items' model, or the models of a mixed run joined by '+'."""
-        return "+".join(sorted(set(self.models), key=list(MODEL_CODES).index))
-
-    def items(self, scale: float = D_LOGISTIC) -> PolytomousItems:
-        return PolytomousItems(np.array([MODEL_CODES[m] for m in self.models], dtype=np.int8), self.a,
-                               self.thresholds, scale)
-
-    def summary(self) -> dict[str, Any]:
-        k = int(np.sum(~np.isnan(self.thresholds))) + self.a.size
-        n = int(self.n_responses.sum())
-        return {"model": self.model, "n_items": int(self.a.size), "n_responses": n,
-                "cycles": self.cycles, "converged": self.converged, "seconds": self.seconds,
-                "minus_2ll": -2 * self.log_likelihood, "aic": -2 * self.log_likelihood + 2 * k,
-                "bic": -2 * self.log_likelihood + k * float(np.log(max(n, 1))),
-                "priors": self.priors.describe(), "se_method": self.se_method}
 
 
 class Layout:
@@ -280,6 +148,7 @@ def category_log_likelihoods(data: CategoryData, a: FloatArray, b: FloatArray, m
     return out
 
 
+
 def category_counts(data: CategoryData, w: FloatArray) -> FloatArray:
     """The expected category counts r_ikq = sum_{p: x_pi = k} w_pq, (items, K, Q), as S^T @ w."""
     out: FloatArray = np.asarray(data.indicator.T @ w).reshape(data.n_items, -1, w.shape[1])
@@ -293,6 +162,7 @@ def _e_step(data: CategoryData, a: FloatArray, b: FloatArray, models: np.ndarray
     log_post = category_log_likelihoods(data, a, b, models, nodes, scale) + log_weights[None, :]
     w, loglik = posterior(log_post if anchors is None else log_post + anchors)
     return category_counts(data, w), loglik
+
 
 
 def _item_terms(vec: FloatArray, layout: Layout, counts: FloatArray, nodes: FloatArray, priors: Priors,
