@@ -3,17 +3,17 @@ result (the session's student or a teacher only). A read after the time limit fi
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from irtcat.adapters.http import caller, http_errors
+from irtcat.adapters.http import api, caller, path_id
 from irtcat.adapters.wiring import adapters, powertools
 from irtcat.adapters.wiring import tracer as tracer_for
 from irtcat.domain.steps import get_session
 
 logger, metrics = powertools("get_session")
 tracer = tracer_for("get_session")
-app = APIGatewayHttpResolver(cors=CORSConfig())
+app = api()
 
 
 @app.get("/sessions/<session_id>")
@@ -21,8 +21,8 @@ app = APIGatewayHttpResolver(cors=CORSConfig())
 def read_session(session_id: str) -> Response[str]:
     who = caller(app)
     a = adapters()
-    with http_errors():
-        view = get_session(session_id, a.sessions, a.banks, a.history, authorize=who.require_reader)
+    view = get_session(path_id("session_id", session_id), a.sessions, a.banks, a.history,
+                       authorize=who.require_reader)
     metrics.add_metric(name="SessionReads", unit=MetricUnit.Count, value=1)
     return Response(200, "application/json", view.model_dump_json())
 

@@ -11,11 +11,10 @@ failed submit, so a retry is acknowledged (here, or downstream as a duplicate) a
 import json
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from irtcat.adapters.http import caller, http_errors
+from irtcat.adapters.http import BadInput, api, caller, json_body, path_id
 from irtcat.adapters.wiring import adapters, answer_stream, powertools
 from irtcat.adapters.wiring import tracer as tracer_for
 from irtcat.domain.events import AnswerEvent, contract_problem
@@ -24,31 +23,27 @@ from pydantic import ValidationError
 
 logger, metrics = powertools("publish_answer")
 tracer = tracer_for("publish_answer")
-app = APIGatewayHttpResolver(cors=CORSConfig())
+app = api()
 
 
 @app.post("/sessions/<session_id>/answers")
 @tracer.capture_method
 def post_answer(session_id: str) -> Response[str]:
     who = caller(app)
-    try:
-        body = app.current_event.json_body or {}
-    except (ValueError, RecursionError):
-        raise BadRequestError("invalid answer: the body is not JSON") from None
+    path_id("session_id", session_id)
+    body = json_body(app, "answer")
     problem = contract_problem(body)
     if problem:
-        raise BadRequestError(f"invalid answer: {problem}")
+        raise BadInput(f"invalid answer: {problem}")
     try:
         event = AnswerEvent.model_validate(body)
     except ValidationError as exc:
-        raise BadRequestError(f"invalid answer: {event_error(exc)}") from None
+        raise BadInput(f"invalid answer: {event_error(exc)}") from None
     if event.session_id != session_id:
-        raise BadRequestError("session_id in the body does not match the path")
-    with http_errors():
-        who.require_student(event.student_id)
-        a = adapters()
-        fresh = admit_answer(event, a.sessions, a.banks)
-    if fresh:
+        raise BadInput("session_id in the body does not match the path")
+    who.require_student(event.student_id)
+    a = adapters()
+    if admit_answer(event, a.sessions, a.banks):
         answer_stream().publish(event)
         metrics.add_metric(name="AnswersPublished", unit=MetricUnit.Count, value=1)
     return Response(202, "application/json", json.dumps({"event_id": str(event.event_id)}))

@@ -206,7 +206,10 @@ def test_publish_answer_refuses_a_deeply_nested_body_with_a_400(moto_stack):
     ev = event("publish_answer")
     ev["body"] = '{"a": ' * 50_000 + "1" + "}" * 50_000
     out = moto_stack.function_by_logical_id("PublishAnswerFunction").invoke(ev)
-    assert out.error is None and out.payload["statusCode"] == 400 and "not JSON" in out.payload["body"]
+    assert out.error is None and out.payload["statusCode"] == 400 and "the limit is" in out.payload["body"]
+    ev["body"] = '{"a": ' * 600 + "1" + "}" * 600  # under the size limit: parsed, and refused as no answer
+    out = moto_stack.function_by_logical_id("PublishAnswerFunction").invoke(ev)
+    assert out.error is None and out.payload["statusCode"] == 400 and "invalid answer" in out.payload["body"]
 
 
 def test_list_sessions_for_the_teacher_view(moto_stack):
@@ -315,3 +318,53 @@ def test_the_sam_env_vars_file_covers_every_function_and_variable_of_the_templat
         assert set(variables) == declared[logical_id], logical_id
         assert variables["IRTCAT_AWS_ENDPOINT"] == "http://host.docker.internal:4566"
         assert all(isinstance(v, str) and "${" not in v for v in variables.values())
+
+
+def test_bad_input_gets_a_400_under_1_kb_that_echoes_no_more_than_a_prefix(moto_stack):
+    """Found by an adversarial run: a superscript digit as the limit answered 502, a 1 MB choice
+    came back inside a 1 MB reply, a 100,000-character session id inside a 100 kB 404, and a
+    5,000-character test id listed nothing with a 200."""
+    from irtcat.emulator.api import http_event, id_token_claims
+
+    def call(function: str, ev: dict) -> dict:  # type: ignore[type-arg]
+        out = moto_stack.function_by_logical_id(function).invoke(ev)
+        assert out.error is None
+        return out.payload
+
+    teacher = id_token_claims("t1", ("teachers",))
+    superscript = http_event("GET", "/tests/sample-math/sessions", path_parameters={"test_id": "sample-math"},
+                             route_key="GET /tests/{test_id}/sessions", query="limit=%C2%B2", claims=teacher)
+    long_test = "t" * 5000
+    listing = http_event("GET", f"/tests/{long_test}/sessions", path_parameters={"test_id": long_test},
+                         route_key="GET /tests/{test_id}/sessions", claims=teacher)
+    huge = event("publish_answer")
+    body = json.loads(huge["body"])
+    body["choice"] = "x" * 1_000_000
+    huge["body"] = json.dumps(body)
+    long_session = "s" * 100_000
+    reading = event("get_session")
+    reading["rawPath"] = f"/sessions/{long_session}"
+    reading["pathParameters"] = {"session_id": long_session}
+    cases = [("ListSessionsFunction", superscript, "limit must be a whole number"),
+             ("ListSessionsFunction", listing, "test_id must be"),
+             ("PublishAnswerFunction", huge, "the limit is 4,096"),
+             ("GetSessionFunction", reading, "session_id must be")]
+    for function, ev, reason in cases:
+        out = call(function, ev)
+        assert out["statusCode"] == 400 and reason in out["body"], (function, out["body"][:200])
+        assert len(out["body"]) < 1024, function
+
+
+def test_every_api_error_has_one_shape(moto_stack):
+    """Each API function answers its errors as ``{"statusCode", "message"}``, the 409 of a
+    start as much as the others."""
+    from irtcat.adapters.http import reply
+
+    body = json.loads(reply(409, "r" * 5000).body)
+    assert body["statusCode"] == 409 and len(body["message"]) < 500
+    for function, sample in [("StartSessionFunction", "start_session"), ("GetSessionFunction", "get_session"),
+                             ("PublishAnswerFunction", "publish_answer"),
+                             ("ListSessionsFunction", "list_sessions")]:
+        out = moto_stack.function_by_logical_id(function).invoke(_as(event(sample), None))
+        assert json.loads(out.payload["body"]) == {"statusCode": 401, "message": json.loads(
+            out.payload["body"])["message"]}

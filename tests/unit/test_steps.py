@@ -202,6 +202,11 @@ def test_the_screen_quarantines_every_kind_of_poison_and_passes_answers_on_in_or
     assert sum("exceeds" in r for r in reasons) == 2 and any("nested too deeply" in r for r in reasons)
     assert any("schema_version" in r for r in reasons)
     assert max(len(str(item["raw"])) for item in w.quarantine.items.values()) >= 1024 * 1024  # kept whole
+    # a refused payload whose event_id reads carries it in the history, so readers can de-duplicate it
+    tagged = str(uuid.uuid4())
+    screen_batch([record(json.dumps({"schema_version": 1, "response": 1, "event_id": tagged}).encode())],
+                 w.history, w.quarantine)
+    assert w.history.records[-1].outcome == "rejected" and w.history.records[-1].event_id == tagged
     # what passed is still applied by the pipeline, once
     out, _ = w.process(None, raw=base64.b64decode(passed[0]["data"]))
     assert out.outcome == "applied"

@@ -303,6 +303,8 @@ def record_outcome(step: Step, history: HistorySink, quarantine: Quarantine) -> 
             k: step.record.get(k) for k in ("partitionKey", "sequenceNumber", "eventID", "eventSourceARN")
         })
         rec.raw_event = raw[:4096]
+        if rec.event_id is None:  # refused before it parsed as an event: readers still de-duplicate on it
+            rec.event_id = readable_event_id(raw)
     history.put([rec])
     return {"outcome": step.outcome, "reason": step.reason, "quarantine_key": key}
 
@@ -338,6 +340,21 @@ def by_session(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for record in records:
         groups.setdefault(str(record.get("partitionKey", "")), []).append(record)
     return [{"session_id": session, "records": group} for session, group in groups.items()]
+
+
+def readable_event_id(raw: str) -> str | None:
+    """The ``event_id`` of a payload refused as an answer, when it has a well-formed one."""
+    try:
+        payload = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    value = payload.get("event_id") if isinstance(payload, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
 
 
 def _raw_text(record: dict[str, Any]) -> str:
