@@ -32,7 +32,7 @@ def _init_worker(shards: dict[str, bytes]) -> None:
     store = MemoryObjects()
     for key, data in shards.items():
         store.put(key, data)
-        _SHARDS[key] = load_shard(store, key)
+        _SHARDS[key] = load_shard(store, key)[0]  # the right/wrong answers (the bank has no others)
 
 
 def _e_step_worker(args: tuple[str, np.ndarray, np.ndarray, np.ndarray]) -> bytes:
@@ -124,8 +124,8 @@ def run(folder: str) -> dict[str, Any]:
     out["calibjob_pretest_rmse_b"] = float(np.sqrt(np.mean([(new[it.item_id].b - it.b) ** 2 for it in pre])))
 
     # the sharded E-step: n shards, each in its own worker process
-    final = json.loads(work.get(job.params_key(job.iteration)))
-    a, b, c = (np.array(final[k]) for k in "abc")
+    final = np.array(json.loads(work.get(job.params_key(job.iteration)))["em"]["x"])  # the EM driver's last point
+    a, b, c = np.split(final, 3)
     for n in (1, 2, 4, 8):
         shard_work = MemoryObjects()
         sharded = job_steps.prepare(request.model_copy(update={"shards": n}), banks, history, shard_work,

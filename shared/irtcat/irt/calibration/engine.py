@@ -267,8 +267,8 @@ def calibrate_mixed(right_wrong: ResponseData | None = None, partial: CategoryDa
 
     run = run_em(joint, joint.join(est, vec), settings, lambda x: counts_at(x)[0], progress)
     est, vec = joint.split(run.x)
-    seconds = time.perf_counter() - started
     final, others, across = counts_at(run.x, final=True)
+    seconds = time.perf_counter() - started  # the EM and its last pass (the SEs' statistics)
     log_w = weights.log_w
     pc_info, pc_cov, rw_cov = None, None, None
     if partial is not None and layout is not None and standard_errors:

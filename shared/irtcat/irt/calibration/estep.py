@@ -132,14 +132,20 @@ class PartialAnswers:
         data: CategoryData = self.cache["free_data"]
         return data
 
-    def by_person(self) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
-        """Persons x answers indicators of the answers to fixed and to free items."""
-        if "by_person" not in self.cache:
-            size = self.person.size
-            matrix = sparse.csr_matrix((np.ones(size), (self.person, np.arange(size))), shape=(self.n_persons, size))
+    def indicators(self, width: int) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+        """Persons x (items * ``width``) indicators of the answers to fixed and to free items:
+        times the items' log-likelihood table, (items * width) x nodes, each gives every
+        person's log-likelihood of those answers."""
+        if self.cache.get("width") != width:
+            cols = self.item * width + self.category
             is_free = self.free[self.item]
-            self.cache["by_person"] = (matrix[:, ~is_free], matrix[:, is_free])
-        out: tuple[sparse.csr_matrix, sparse.csr_matrix] = self.cache["by_person"]
+            shape = (self.n_persons, self.free.size * width)
+
+            def indicator(rows: np.ndarray) -> sparse.csr_matrix:
+                return sparse.csr_matrix((np.ones(int(rows.sum())), (self.person[rows], cols[rows])), shape=shape)
+
+            self.cache["width"], self.cache["indicators"] = width, (indicator(~is_free), indicator(is_free))
+        out: tuple[sparse.csr_matrix, sparse.csr_matrix] = self.cache["indicators"]
         return out
 
 
@@ -168,14 +174,13 @@ def joint_e_step(right_wrong: ResponseData | None, est: ItemEstimates, nodes: Fl
     free_part: FloatArray | None = None
     categories = None
     if partial is not None:
-        table = log_likelihood_table(partial.items, nodes)
-        rows = np.where(np.isneginf(table), 0.0, table)[partial.item, partial.category]  # (answers, Q)
-        to_fixed, to_free = partial.by_person()
-        is_free = partial.free[partial.item]
-        if not is_free.all():
-            log_post += to_fixed @ rows[~is_free]
-        if use is None and is_free.any():
-            free_part = to_free @ rows[is_free]
+        table = log_likelihood_table(partial.items, nodes)  # (items, K, Q)
+        table = np.where(np.isneginf(table), 0.0, table).reshape(-1, nodes.size)  # never-indexed cells: 0
+        to_fixed, to_free = partial.indicators(table.shape[0] // partial.free.size)
+        if to_fixed.nnz:
+            log_post += to_fixed @ table
+        if use is None and to_free.nnz:
+            free_part = to_free @ table
     others = log_post - log_weights[None, :] if information is not None else None
     if free_part is not None:
         log_post += free_part
