@@ -83,6 +83,12 @@ class Stack:
         self.process.wait(timeout=60)
 
 
+def _members(group: int) -> int:
+    """How many live (not zombie) processes are in process group ``group`` (``ps``, as on macOS)."""
+    rows = subprocess.run(["ps", "-A", "-o", "pgid=,stat="], capture_output=True, text=True, check=True).stdout
+    return sum(1 for row in rows.splitlines() if row.split()[:1] == [str(group)] and not row.split()[1].startswith("Z"))
+
+
 def _answer(api: str, token: str, student: str, view: dict[str, Any]) -> dict[str, Any]:
     item = view["item"]
     choice = item["options"][0]["id"] if item["kind"] == "choice" else 7
@@ -119,7 +125,14 @@ def test_a_stack_killed_with_sigkill_applies_every_acknowledged_answer_after_a_r
             sessions[student] = view["session_id"]
             acknowledged.append(_answer(first.api, tokens[student], student, view))
     finally:
+        group = int(first.info["process_group"])
+        assert _members(group) >= 2, "the stack's processes are not in its group"
         first.kill_9()  # right after the last 202: some answers are still on their way
+    # its processes (service process, zygote, containers mid-invocation) die with it
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _members(group):
+        time.sleep(0.1)
+    assert _members(group) == 0, f"processes of the killed stack live on: {_members(group)}"
 
     # the journal the killed stack left: answers it acknowledged but had not yet applied
     from irtcat.emulator.journal import entries

@@ -1,6 +1,7 @@
 """The irtcat command line: generate, simulate, exposure; clear one-line errors on bad input."""
 
 import json
+from pathlib import Path
 
 import pytest
 from irtcat.cli.main import main
@@ -200,6 +201,22 @@ def test_local_calibrate_rejects_bad_options_in_one_line(capsys: pytest.CaptureF
     assert err.startswith("irtcat: error: --shards:") and err.count("\n") == 1
     assert main(["local", "calibrate", "--promote-se", "-1", "--data-dir", "/nonexistent-irtcat"]) == 2
     assert capsys.readouterr().err.startswith("irtcat: error: --promote-se:")
+
+
+
+def test_every_command_fails_the_same_way(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One error path: exit status 2 and one line ``irtcat: error: reason``, the local commands
+    included; an event file that does not parse is such an error, not a traceback."""
+    from irtcat.cli.main import main
+
+    bad_event = tmp_path / "e.json"
+    bad_event.write_text("{")
+    for argv in (["local", "demo", "--students", "0"], ["local", "demo", "--duplicates", "1"],
+                 ["local", "invoke", "UpdateThetaFunction", "--event", str(bad_event), "--data-dir", str(tmp_path)],
+                 ["bank", "generate", "--items", "0", "--out", str(tmp_path / "b.json")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("irtcat: error: ") and err.count("\n") == 1, (argv, err)
 
 
 def test_local_up_overrides_the_templates_pipe_parameters() -> None:

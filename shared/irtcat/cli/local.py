@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..demo import DEFAULT_TABLETS
-
-DEFAULT_DATA_DIR = Path(".irtcat")
+from .common import DATA_DIR, CliError, emit
 
 
 def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> None:
@@ -28,7 +27,7 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
     up.add_argument("--port", type=int, default=4566, help="emulator port (0: any free port)")
     up.add_argument("--host", default="127.0.0.1",
                     help="address the emulator listens on; 0.0.0.0 lets Docker containers (sam local) reach it")
-    up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+    up.add_argument("--data-dir", type=Path, default=DATA_DIR,
                     help="the stack's state persists in DATA_DIR/state: a stack started on it again (after "
                          "'local down', Ctrl-C or kill -9) holds what this one held")
     up.add_argument("--fresh", action="store_true", help="discard the state kept in DATA_DIR/state and start empty")
@@ -46,13 +45,13 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
     up.set_defaults(fn=handler)
 
     down = cmds.add_parser("down", help="stop a stack started with 'irtcat local up'")
-    down.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    down.add_argument("--data-dir", type=Path, default=DATA_DIR)
     down.set_defaults(fn=handler)
 
     inv = cmds.add_parser("invoke", help="run one function's handler as the template declares it")
     inv.add_argument("function", help="logical id (UpdateThetaFunction) or handler folder (update_theta)")
     inv.add_argument("-e", "--event", type=Path, help="event JSON file (default: {})")
-    inv.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    inv.add_argument("--data-dir", type=Path, default=DATA_DIR)
     inv.set_defaults(fn=handler)
 
     demo = cmds.add_parser("demo", help="simulated tablets take tests through the whole local pipeline")
@@ -85,7 +84,7 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
                                                                 "(production default: 500)")
     cal.add_argument("--promote-se", type=float, default=0.4, help="largest SE(b) of a promoted item "
                                                                    "(production default: 0.3)")
-    cal.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    cal.add_argument("--data-dir", type=Path, default=DATA_DIR)
     cal.add_argument("--json", action="store_true", help="print the run's summary as JSON on stdout")
     cal.set_defaults(fn=handler)
 
@@ -109,8 +108,7 @@ def up(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     state_file = data_dir / "runtime.json"
     if state_file.exists() and _alive(json.loads(state_file.read_text()).get("pid", 0)):
-        print(f"irtcat: error: a local stack is already up (see {state_file})", file=sys.stderr)
-        return 2
+        raise CliError(f"a local stack is already up (see {state_file})")
     state_dir = None if args.memory_only else data_dir / "state"
     if state_dir is not None and args.fresh:
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -118,8 +116,7 @@ def up(args: argparse.Namespace) -> int:
         rt = LocalRuntime.up(port=args.port, parameters=_overrides(args), data_dir=state_dir, fsync=args.fsync,
                              host=args.host)
     except (StateMismatch, ValueError) as exc:  # a folder of another stack, or a journal that is not one
-        print(f"irtcat: error: {exc}", file=sys.stderr)
-        return 2
+        raise CliError(str(exc)) from None
     api_url = rt.start_api(port=args.api_port)
     if args.demo_bank:
         load_demo_bank(rt)
@@ -135,7 +132,10 @@ def up(args: argparse.Namespace) -> int:
         pool.provision("teacher-0001", password, teacher=True)
         accounts = {"students": users, "teachers": ["teacher-0001"], "password": password}
     outputs = rt.stack.outputs()
-    info = {"pid": os.getpid(), "endpoint": rt.endpoint, "api_url": api_url, "outputs": outputs,
+    from ..emulator.lifetime import stack_group
+
+    info = {"pid": os.getpid(), "process_group": stack_group(), "endpoint": rt.endpoint, "api_url": api_url,
+            "outputs": outputs,
             "functions": sorted(f.logical_id for f in rt.stack.functions.values()),
             "parameters": _overrides(args), "started_seconds": round(rt.started_seconds, 2),
             "accounts": accounts}
@@ -204,19 +204,25 @@ def down(args: argparse.Namespace) -> int:
     if not state_file.exists():
         print("irtcat: no local stack is up", file=sys.stderr)
         return 0
-    pid = int(json.loads(state_file.read_text()).get("pid", 0))
+    from ..emulator.lifetime import stop_group
+
+    info = json.loads(state_file.read_text())
+    pid, group = int(info.get("pid", 0)), int(info.get("process_group") or 0)
     if not _alive(pid):
         state_file.unlink(missing_ok=True)
-        print("irtcat: the local stack had already stopped", file=sys.stderr)
+        left = stop_group(group) if group else 0  # a killed stack's children, should any remain
+        print("irtcat: the local stack had already stopped"
+              + (f"; stopped what was left of its processes (group {group})" if left else ""), file=sys.stderr)
         return 0
     os.kill(pid, signal.SIGTERM)
     for _ in range(300):
         if not _alive(pid):
+            if group:
+                stop_group(group)
             print("irtcat local stack stopped", file=sys.stderr)
             return 0
         time.sleep(0.1)
-    print(f"irtcat: error: process {pid} did not stop", file=sys.stderr)
-    return 1
+    raise CliError(f"process {pid} did not stop")
 
 
 def invoke(args: argparse.Namespace) -> int:
@@ -230,8 +236,7 @@ def invoke(args: argparse.Namespace) -> int:
         try:
             event = json.loads(Path(args.event).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            print(f"irtcat: error: cannot read event {args.event}: {exc}", file=sys.stderr)
-            return 2
+            raise CliError(f"cannot read event {args.event}: {exc}") from None
     state_file: Path = args.data_dir / "runtime.json"
     server = None
     parameters: dict[str, str] = {}
@@ -259,8 +264,7 @@ def invoke(args: argparse.Namespace) -> int:
                       if name in (f.logical_id, f.name, Path(f.code_dir).name)]
         if not candidates:
             known = ", ".join(sorted(f.logical_id for f in stack.functions.values()))
-            print(f"irtcat: error: no function {name!r} in template.yaml (known: {known})", file=sys.stderr)
-            return 2
+            raise CliError(f"no function {name!r} in template.yaml (known: {known})")
         spec = candidates[0]
         in_process = [InProcessFunction(f) for f in stack.functions.values()]
         shared_environment(in_process)
@@ -279,11 +283,9 @@ def demo(args: argparse.Namespace) -> int:
     from ..demo.run import run_demo
 
     if args.students < 1:
-        print("irtcat: error: --students must be >= 1", file=sys.stderr)
-        return 2
+        raise CliError("--students must be >= 1")
     if not 0 <= args.duplicates < 1:
-        print("irtcat: error: --duplicates must be in [0, 1)", file=sys.stderr)
-        return 2
+        raise CliError("--duplicates must be in [0, 1)")
     bar = None
     total_guess = args.students * 27
     try:
@@ -307,15 +309,12 @@ def demo(args: argparse.Namespace) -> int:
                        models=_models(args.models))
     if bar is not None:
         bar.close()
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        _print_summary(summary)
+    emit(args, summary, _demo_summary(summary))
     failed = summary["answers_lost"] > 0 or summary["executions_failed"] > 0 or summary["tablet_errors"]
     return 1 if failed else 0
 
 
-def _print_summary(s: dict[str, Any]) -> None:
+def _demo_summary(s: dict[str, Any]) -> str:
     rows = [
         ("sessions (finished)", f"{s['sessions']} ({s['sessions_finished']})"),
         ("answers published", f"{s['answers_published']} ({s['answers_unique']} unique, "
@@ -340,10 +339,8 @@ def _print_summary(s: dict[str, Any]) -> None:
         ("report", s["report_dir"]),
         ("dashboard", s.get("dashboard", "-")),
     ]
-    for key, value in rows:
-        print(f"{key:26s} {value}")
-    for err in s["tablet_errors"]:
-        print(f"tablet error: {err}")
+    lines = [f"{key:26s} {value}" for key, value in rows]
+    return "\n".join(lines + [f"tablet error: {err}" for err in s["tablet_errors"]])
 
 
 def _models(value: str | None) -> list[str] | None:
@@ -365,8 +362,7 @@ def calibrate(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         err = exc.errors()[0]
         option = {"promote_se_b": "promote-se"}.get(str(err["loc"][0]), str(err["loc"][0]).replace("_", "-"))
-        print(f"irtcat: error: --{option}: {err['msg']}", file=sys.stderr)
-        return 2
+        raise CliError(f"--{option}: {err['msg']}") from None
     state_file: Path = args.data_dir / "runtime.json"
     info = _use_running_stack(state_file)
     if info is not None:
@@ -378,11 +374,9 @@ def calibrate(args: argparse.Namespace) -> int:
         from ..emulator.runtime import LocalRuntime
 
         if args.students < 1:
-            print("irtcat: error: --students must be >= 1", file=sys.stderr)
-            return 2
+            raise CliError("--students must be >= 1")
         if args.pretest < 1:
-            print("irtcat: error: --pretest must be >= 1 (there must be something to calibrate)", file=sys.stderr)
-            return 2
+            raise CliError("--pretest must be >= 1 (there must be something to calibrate)")
         print(f"[irtcat] no local stack is up: starting one, and {args.students} simulated tablets answer "
               f"{args.pretest} pretest item(s) among their test...", file=sys.stderr)
         with LocalRuntime.up(parameters={"StreamShardCount": "2"}) as rt:
@@ -392,8 +386,5 @@ def calibrate(args: argparse.Namespace) -> int:
                   f"{demo_summary['seconds']:.0f} s; calibrating...", file=sys.stderr)
             outputs = rt.stack.outputs()
             summary = run_calibration(outputs, str(outputs["BankBucketName"]), request)
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
-    else:
-        print(format_summary(summary))
+    emit(args, summary, format_summary(summary))
     return 0 if summary["status"] == "SUCCEEDED" else 1

@@ -11,18 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from .common import DATA_DIR, CliError, emit
+
 Handler = Callable[[argparse.Namespace], int]
 
 
-class CliError(Exception):
-    """A one-line reason the command cannot run (exit status 2)."""
-
-
-def _emit(args: argparse.Namespace, summary: dict[str, Any], human: str) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(summary, indent=2, default=str))
-    else:
-        print(human)
 
 
 def _bank_generate(args: argparse.Namespace) -> int:
@@ -49,7 +42,7 @@ def _bank_generate(args: argparse.Namespace) -> int:
         controlled = (f"; exposure control for the default policy: {priced} items priced, "
                       f"{limited} with a Sympson-Hetter parameter")
     bank.dump(args.out)
-    _emit(args, {"bank": str(args.out), "items": len(bank.items), "model": bank.model},
+    emit(args, {"bank": str(args.out), "items": len(bank.items), "model": bank.model},
           f"wrote {len(bank.items)} items ({bank.model}) to {args.out}{controlled}")
     return 0
 
@@ -81,7 +74,7 @@ def _responses_generate(args: argparse.Namespace) -> int:
     write_responses_csv(args.out, rows)
     if args.thetas_out:
         Path(args.thetas_out).write_text("\n".join(f"{t:.6f}" for t in thetas) + "\n", encoding="utf-8")
-    _emit(args, {"responses": str(args.out), "rows": len(rows), "examinees": int(thetas.size)},
+    emit(args, {"responses": str(args.out), "rows": len(rows), "examinees": int(thetas.size)},
           f"wrote {len(rows)} responses of {thetas.size} examinees to {args.out}")
     return 0
 
@@ -129,7 +122,7 @@ def _simulate(args: argparse.Namespace) -> int:
         f"never used {summary['never_used_share']:.3f}  overlap {summary['overlap_rate']:.3f}  "
         f"stops {summary['stop_reasons']}  {summary['seconds']:.2f}s"
     )
-    _emit(args, summary, human)
+    emit(args, summary, human)
     return 0
 
 
@@ -147,7 +140,7 @@ def _exposure(args: argparse.Namespace) -> int:
     summary = {"bank": str(args.out), "max_exposure": policy.max_exposure, "max_exposure_by_round": history,
                "controlled_items": sum(it.exposure_k < 1 for it in out.items),
                "priced_items": sum(it.exposure_price > 0 for it in out.items)}
-    _emit(args, summary, f"wrote allocation prices for {summary['priced_items']} items and Sympson-Hetter "
+    emit(args, summary, f"wrote allocation prices for {summary['priced_items']} items and Sympson-Hetter "
           f"parameters for {summary['controlled_items']} items to {args.out}; max exposure by round: "
           f"{', '.join(f'{h:.3f}' for h in history)}")
     return 0
@@ -173,7 +166,7 @@ def _bank_publish(args: argparse.Namespace) -> int:
         store.put_test(TestDefinition(test_id=args.test_id, bank_id=bank.bank_id,
                                       policy=policy.model_copy(update={"test_id": args.test_id})))
         summary["test_id"] = args.test_id
-    _emit(args, summary, f"published {bank.bank_id} v{bank.version} to s3://{args.bucket}"
+    emit(args, summary, f"published {bank.bank_id} v{bank.version} to s3://{args.bucket}"
           + (f" and test {args.test_id}" if args.test_id else ""))
     return 0
 
@@ -206,7 +199,7 @@ def _calibrate_partial_credit(args: argparse.Namespace) -> int:
              f"persons in {result.cycles} cycles ({'converged' if result.converged else 'NOT converged'}, "
              f"{result.seconds:.2f}s); -2LL {summary['minus_2ll']:.1f}, AIC {summary['aic']:.1f}, "
              f"BIC {summary['bic']:.1f}; SE: {result.se_method}; wrote {args.out}")
-    _emit(args, summary, human)
+    emit(args, summary, human)
     return 0
 
 
@@ -320,7 +313,7 @@ def _calibrate_bank_with_partial_credit(args: argparse.Namespace, base: Any) -> 
              f"{result.seconds:.2f}s); -2LL {summary['minus_2ll']:.1f}, AIC {summary['aic']:.1f}, "
              f"BIC {summary['bic']:.1f}; {len(summary['left_out'])} left out; "
              f"{len(report['promoted'])} promoted; wrote {args.out}")
-    _emit(args, summary, human)
+    emit(args, summary, human)
     return 0
 
 
@@ -387,7 +380,7 @@ def _calibrate(args: argparse.Namespace) -> int:
              f"priors {args.priors if args.priors in ('default', 'none') else Path(args.priors).name}; "
              f"SE: {result.se_method}; "
              f"{len(report['promoted'])} promoted; wrote {args.out}")
-    _emit(args, summary, human)
+    emit(args, summary, human)
     return 0
 
 
@@ -425,7 +418,7 @@ def _report(args: argparse.Namespace) -> int:
     from ..analytics.report import build_report
 
     summary = build_report(args.history, args.out)
-    _emit(args, summary, f"answered {len(summary['queries'])} questions over {summary['history_records']} "
+    emit(args, summary, f"answered {len(summary['queries'])} questions over {summary['history_records']} "
           f"history records in {summary['seconds']:.1f}s; dashboard: {summary['dashboard']}")
     return 0
 
@@ -471,7 +464,7 @@ def _dlq(args: argparse.Namespace) -> int:
         parked += list_dlq(out["PipeDeadLetterQueueUrl"])
     if args.dlq_command == "list":
         rows = [p.summary() for p in parked]
-        _emit(args, {"parked": rows, "count": len(rows)},
+        emit(args, {"parked": rows, "count": len(rows)},
               "\n".join(f"{r['source']:10s} {r['records']:3d} record(s)  {r['reason'][:70]:70s}  {r['id']}"
                         for r in rows) or "nothing parked")
         return 0
@@ -481,7 +474,7 @@ def _dlq(args: argparse.Namespace) -> int:
             raise CliError(f"nothing parked with id {args.id}")
     report = replay(parked, out["AnswerStreamName"], out["HistoryBucketName"], out["PipeDeadLetterQueueUrl"])
     failed = "".join(f"\n  not replayed {key}: {why}" for key, why in report.failed.items())
-    _emit(args, {"replayed": report.sent, "items": len(report.replayed), "failed": report.failed},
+    emit(args, {"replayed": report.sent, "items": len(report.replayed), "failed": report.failed},
           f"replayed {report.sent} record(s) from {len(report.replayed)} parked item(s){failed}")
     return 0
 
@@ -512,7 +505,7 @@ def _capacity(args: argparse.Namespace) -> int:
                  f"at {profile.provenance.get('commit', '?')} ({profile.provenance.get('date', '?')})")
     if unchecked:
         lines.append("prices not confirmed on an AWS page (check them, or pass --prices): " + ", ".join(unchecked))
-    _emit(args, out, "\n".join(lines))
+    emit(args, out, "\n".join(lines))
     return 0
 
 
@@ -627,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
         d = dqs.add_parser(name, help=helptext)
         d.add_argument("--source", choices=["all", "quarantine", "dlq"], default="all")
         d.add_argument("--stack", help="a deployed stack's name (default: the local stack)")
-        d.add_argument("--data-dir", type=Path, default=Path(".irtcat"))
+        d.add_argument("--data-dir", type=Path, default=DATA_DIR)
         d.add_argument("--bucket", help="history bucket (quarantine/)")
         d.add_argument("--queue-url", help="the Pipe's dead-letter queue")
         d.add_argument("--stream", help="the answer stream")

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
+from . import lifetime
 from .function import FunctionSpec, InvokeResult
 from .zygote import ZygoteDied, fork_enabled, zygote
 
@@ -87,7 +88,7 @@ class Container:
     def _spawn(cls, spec: FunctionSpec) -> Container:
         # a fresh interpreter, not a fork of this process: the emulator's threads make that
         # unsafe, and multiprocessing's spawn would re-import the caller's __main__
-        proc = subprocess.Popen(
+        proc = lifetime.start(
             [sys.executable, "-m", "irtcat.emulator.inprocess", json.dumps(asdict(spec))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         assert proc.stdin is not None and proc.stdout is not None

@@ -3,25 +3,18 @@
 Per shard, in order, a poller reads the table's stream and invokes the function with batches
 shaped as Lambda delivers them (``{"Records": [...]}``), after the mapping's filter. A failed
 batch is retried (with ``BisectBatchOnFunctionError``, split in halves) until the function takes
-it, as ``MaximumRetryAttempts: -1`` asks: a stream record is never skipped. The loops are
-supervised as the Pipe's are.
+it, as ``MaximumRetryAttempts: -1`` asks: a stream record is never skipped. The reading,
+supervision and back-off are the Pipe's (:mod:`.shard_poller`).
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import threading
-import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from .journal import Checkpoints
-from .template import REGION
+from .shard_poller import PollerStats, ShardPoller
 
 
 @dataclass(frozen=True)
@@ -70,102 +63,63 @@ def matches(pattern: Any, value: Any) -> bool:
 
 
 @dataclass
-class StreamStats:
-    batches: int = 0
-    records: int = 0
+class StreamStats(PollerStats):
     filtered_out: int = 0
     failed_invocations: int = 0
-    loop_errors: int = 0
-    last_error: str | None = None
-    errors: list[str] = field(default_factory=list)
 
 
-class StreamPoller:
-    """A reader thread per shard of the mapping's stream; ``stop()`` ends them."""
+class StreamPoller(ShardPoller):
+    """A reader thread per shard of the mapping's stream, delivering to its function."""
+
+    kind = "stream poller"
 
     def __init__(self, mapping: StreamMapping, poll_interval: float = 0.05,
                  checkpoints: Checkpoints | None = None) -> None:
+        super().__init__(StreamStats(), poll_interval, checkpoints)
         self.mapping = mapping
-        # where each shard's reading resumes after a restart (kept in the data folder, if any)
-        self.checkpoints = checkpoints or Checkpoints(None)
-        self.poll_interval = poll_interval
-        self.stats = StreamStats()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        # per shard: when the latest read that found no new record started (None after a read
-        # that found records, until they are delivered and the shard is read empty again)
-        self._empty_read_started: dict[str, float | None] = {}
+        self.stats: StreamStats
 
-    def quiet_since(self, moment: float) -> bool:
-        """Every stream record written before ``moment`` (``time.monotonic()``) is delivered:
-        every shard has since been read and found to hold nothing new."""
-        with self._lock:
-            started = list(self._empty_read_started.values())
-        return bool(started) and all(s is not None and s >= moment for s in started)
+    def shards(self) -> list[str]:
+        description = self.client("dynamodbstreams").describe_stream(StreamArn=self.mapping.stream_arn)
+        return [shard["ShardId"] for shard in description["StreamDescription"]["Shards"]]
 
-    def start(self) -> None:
-        streams = boto3.client("dynamodbstreams", region_name=REGION)
-        shards = streams.describe_stream(StreamArn=self.mapping.stream_arn)["StreamDescription"]["Shards"]
-        for shard in shards:
-            self._empty_read_started[shard["ShardId"]] = None
-            thread = threading.Thread(target=self._read, args=(shard["ShardId"],), daemon=True,
-                                      name=f"stream-{self.mapping.function_name[-24:]}")
-            thread.start()
-            self._threads.append(thread)
-
-    def abandon(self) -> None:
-        """Tell the threads to stop, and wait for nothing (a stack that dies)."""
-        self._stop.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
+    def start_shard(self, shard_id: str) -> None:
+        self.spawn(self._read, (shard_id,), f"stream-{self.mapping.function_name[-24:]}")
 
     def _read(self, shard_id: str) -> None:
-        streams = boto3.client("dynamodbstreams", region_name=REGION)
+        streams = self.client("dynamodbstreams")
         # the sequence number of the last record delivered
-        last = self.checkpoints.get(self.mapping.function_name, shard_id)
-        idle = self.poll_interval
-        while not self._stop.is_set():
-            try:
-                started = time.monotonic()
-                # a fresh iterator for every read, after the last record delivered: moto's
-                # iterators hold the shard object, which a failed TransactWriteItems replaces
-                # with a copy when it rolls the table back (docs/moto.md)
-                where = ({"ShardIteratorType": "TRIM_HORIZON"} if last is None else
-                         {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last})
-                iterator = streams.get_shard_iterator(StreamArn=self.mapping.stream_arn, ShardId=shard_id,
-                                                      **where)["ShardIterator"]
-                records = streams.get_records(ShardIterator=iterator, Limit=self.mapping.batch_size).get("Records", [])
-                with self._lock:
-                    self._empty_read_started[shard_id] = None if records else started
-                if not records:
-                    self._stop.wait(idle)
-                    idle = min(idle * 2, 0.25)
-                    continue
-                idle = self.poll_interval
-                wanted = [r for r in records if self.mapping.wants(r)]
-                self._count(filtered_out=len(records) - len(wanted), records=len(wanted))
-                if wanted:
-                    self._deliver(wanted)
-                if not self._stop.is_set():  # moved on only once the batch is delivered
-                    last = str(records[-1]["dynamodb"]["SequenceNumber"])
-                    self.checkpoints.set(self.mapping.function_name, shard_id, last)
-            except Exception as exc:
-                self._count(loop_errors=1)
-                with self._lock:
-                    self.stats.last_error = f"{shard_id}: {type(exc).__name__}: {exc}"
-                print(f"[irtcat] stream poller {shard_id}: {type(exc).__name__}: {exc}\n"
-                      f"{traceback.format_exc(limit=5)}", file=sys.stderr)
-                self._stop.wait(0.2)
+        last = [self.checkpoints.get(self.mapping.function_name, shard_id)]
+
+        def read() -> list[Any]:
+            # a fresh iterator for every read, after the last record delivered: moto's
+            # iterators hold the shard object, which a failed TransactWriteItems replaces
+            # with a copy when it rolls the table back (docs/moto.md)
+            where = ({"ShardIteratorType": "TRIM_HORIZON"} if last[0] is None else
+                     {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last[0]})
+            iterator = streams.get_shard_iterator(StreamArn=self.mapping.stream_arn, ShardId=shard_id,
+                                                  **where)["ShardIterator"]
+            records: list[Any] = streams.get_records(ShardIterator=iterator,
+                                                     Limit=self.mapping.batch_size).get("Records", [])
+            return records
+
+        def handle(records: list[Any]) -> None:
+            wanted = [r for r in records if self.mapping.wants(r)]
+            self.count(filtered_out=len(records) - len(wanted), records=len(wanted))
+            if wanted:
+                self._deliver(wanted)
+            if not self._stop.is_set():  # moved on only once the batch is delivered
+                delivered = str(records[-1]["dynamodb"]["SequenceNumber"])
+                last[0] = delivered
+                self.checkpoints.set(self.mapping.function_name, shard_id, delivered)
+
+        self.poll(shard_id, read, handle)
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         """Invoke until the function takes the batch (halves when bisecting), or the poller stops."""
         for attempt in range(1_000_000):
             if self._invoke(batch):
-                self._count(batches=1)
+                self.count(batches=1)
                 return
             if self.mapping.bisect and len(batch) > 1:
                 mid = len(batch) // 2
@@ -177,26 +131,13 @@ class StreamPoller:
 
     def _invoke(self, batch: list[dict[str, Any]]) -> bool:
         try:
-            reply = self._lambda().invoke(FunctionName=self.mapping.function_name,
-                                          Payload=json.dumps({"Records": batch}, default=str))
+            reply = self.client("lambda", read_timeout=330).invoke(
+                FunctionName=self.mapping.function_name, Payload=json.dumps({"Records": batch}, default=str))
             ok = not reply.get("FunctionError")
             error = "" if ok else reply["Payload"].read().decode("utf-8", "replace")[:1000]
         except Exception as exc:  # the emulator unreachable: retried like a failed invocation
             ok, error = False, f"{type(exc).__name__}: {exc}"
         if not ok:
-            self._count(failed_invocations=1)
-            with self._lock:
-                self.stats.last_error = error
-                self.stats.errors.append(error)
+            self.count(failed_invocations=1)
+            self.failed(error)
         return ok
-
-    def _lambda(self) -> Any:
-        local = getattr(self, "_client", None)
-        if local is None:
-            local = self._client = boto3.client("lambda", region_name=REGION, config=Config(read_timeout=330))
-        return local
-
-    def _count(self, **increments: int) -> None:
-        with self._lock:
-            for name, value in increments.items():
-                setattr(self.stats, name, getattr(self.stats, name) + value)

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
+from . import lifetime
 from .function import FunctionSpec, InvokeResult, LambdaContext, common_environment
 
 _ENV_LOCK = threading.RLock()
@@ -194,6 +195,7 @@ def serve_socket(spec: dict[str, Any], channel: Any, environment: dict[str, str]
 
 def _serve_stdio(spec: FunctionSpec) -> None:
     """A container started as a fresh interpreter: the protocol is its stdin and stdout."""
+    lifetime.watch_parent()
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     serve(spec, sys.stdin, replies)
 

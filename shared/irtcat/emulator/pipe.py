@@ -12,8 +12,9 @@ record cannot hold the others; a record that still fails, or is older than
 function, when the Pipe has one, gets each batch first and hands the target what it returns
 (nothing: the target is not run); its failure fails the batch like the target's.
 
-Every loop is supervised: an unexpected exception is logged and counted
-(``PipeStats.loop_errors``), the batch in hand is retried, and the loop goes on. A dead-letter
+Every loop is supervised (:mod:`.shard_poller`, shared with the table-stream pollers): an
+unexpected exception is logged and counted (``PipeStats.loop_errors``), the batch in hand is
+retried, and the loop goes on. A dead-letter
 message that SQS would refuse for its size keeps each record's metadata and drops its data, as
 a Pipe's dead-letter message for a stream source carries no data either.
 """
@@ -23,21 +24,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sys
 import threading
 import time
-import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from .journal import Checkpoints
+from .shard_poller import PollerStats, ShardPoller
 from .template import REGION
 
 
@@ -77,18 +74,13 @@ class PipeSettings:
 
 
 @dataclass
-class PipeStats:
-    batches: int = 0
-    records: int = 0
+class PipeStats(PollerStats):
     executions_succeeded: int = 0
     executions_failed: int = 0
     retried: int = 0
     dead_lettered: int = 0
     execution_seconds: float = 0.0
-    last_error: str | None = None
-    errors: list[str] = field(default_factory=list)
     enriched_out: int = 0  # records the enrichment did not pass on
-    loop_errors: int = 0  # unexpected exceptions caught by the supervised loops
 
 
 def pipe_record(rec: dict[str, Any], shard_id: str, settings: PipeSettings) -> dict[str, Any]:
@@ -177,126 +169,60 @@ class _Lanes:
             self._cond.notify_all()
 
 
-class PipePoller:
+class PipePoller(ShardPoller):
     """Per shard, a reader thread and ``parallelization`` lane threads; ``stop()`` ends them
     after the batches in flight."""
 
+    kind = "pipe"
+
     def __init__(self, settings: PipeSettings, poll_interval: float = 0.02,
                  on_batch: Callable[[int], None] | None = None, checkpoints: Checkpoints | None = None) -> None:
+        super().__init__(PipeStats(), poll_interval, checkpoints)
         self.settings = settings
-        # where each shard's reading resumes after a restart (kept in the data folder, if any)
-        self.checkpoints = checkpoints or Checkpoints(None)
-        self.poll_interval = poll_interval
         self.on_batch = on_batch
-        self.stats = PipeStats()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._pending = 0  # records read from the stream and not yet delivered or dead-lettered
-        self._clients = threading.local()
-        # per shard: when the latest read that found the shard empty started (None after a read
-        # that found records); see quiet_since
-        self._empty_read_started: dict[str, float | None] = {}
+        self.stats: PipeStats
 
-    @property
-    def idle(self) -> bool:
-        """Nothing read and not yet delivered (records may still wait in the stream)."""
-        return self._pending == 0
+    def shards(self) -> list[str]:
+        listing = self.client("kinesis").list_shards(StreamName=self.settings.stream_name)
+        return [shard["ShardId"] for shard in listing["Shards"]]
 
-    def quiet_since(self, moment: float) -> bool:
-        """Every record put before ``moment`` (``time.monotonic()``) is delivered: nothing is in
-        flight and every shard has since been read and found empty. (Nothing in flight alone is
-        not enough: a record put just before may be in a read that has not returned yet.)"""
-        with self._lock:
-            started = list(self._empty_read_started.values())
-            return self._pending == 0 and bool(started) and all(s is not None and s >= moment for s in started)
-
-    def start(self) -> None:
-        kinesis = boto3.client("kinesis", region_name=REGION)
-        shards = kinesis.list_shards(StreamName=self.settings.stream_name)["Shards"]
-        for shard in shards:
-            shard_id = shard["ShardId"]
-            self._empty_read_started[shard_id] = None
-            lanes = _Lanes(self.settings.parallelization, _Progress(shard_id, self.checkpoints, "pipe"))
-            for n in range(self.settings.parallelization):
-                self._spawn(self._run_lane, (lanes, n), f"pipe-{shard_id}-lane{n}")
-            self._spawn(self._read, (shard_id, lanes), f"pipe-{shard_id}")
-
-    def _spawn(self, target: Callable[..., None], args: tuple[Any, ...], name: str) -> None:
-        t = threading.Thread(target=target, args=args, daemon=True, name=name)
-        t.start()
-        self._threads.append(t)
-
-    def abandon(self) -> None:
-        """Tell the threads to stop, and wait for nothing (a stack that dies)."""
-        self._stop.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=30)
-
-    def _supervised(self, name: str, step: Callable[[], bool]) -> None:
-        """Run ``step`` until it returns False or the poller stops; an unexpected exception is
-        logged, counted and followed by the next step, never the end of the loop."""
-        while not self._stop.is_set():
-            try:
-                if not step():
-                    return
-            except Exception as exc:
-                self._log_error(name, exc)
-                self._stop.wait(0.2)
-
-    def _log_error(self, name: str, exc: Exception) -> None:
-        self._count(loop_errors=1)
-        with self._lock:
-            self.stats.last_error = f"{name}: {type(exc).__name__}: {exc}"
-        print(f"[irtcat] pipe {name}: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
-              file=sys.stderr)
+    def start_shard(self, shard_id: str) -> None:
+        lanes = _Lanes(self.settings.parallelization, _Progress(shard_id, self.checkpoints, "pipe"))
+        for n in range(self.settings.parallelization):
+            self.spawn(self._run_lane, (lanes, n), f"pipe-{shard_id}-lane{n}")
+        self.spawn(self._read, (shard_id, lanes), f"pipe-{shard_id}")
 
     def _read(self, shard_id: str, lanes: _Lanes) -> None:
-        kinesis = boto3.client("kinesis", region_name=REGION)
+        kinesis = self.client("kinesis")
         after = self.checkpoints.get("pipe", shard_id)
         where = ({"ShardIteratorType": "TRIM_HORIZON"} if after is None else
                  {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after})
-        iterator = kinesis.get_shard_iterator(StreamName=self.settings.stream_name, ShardId=shard_id,
-                                              **where)["ShardIterator"]
-        state = {"iterator": iterator, "idle": self.poll_interval}
+        iterator = [kinesis.get_shard_iterator(StreamName=self.settings.stream_name, ShardId=shard_id,
+                                               **where)["ShardIterator"]]
 
-        def step() -> bool:
-            # read only when a lane is free: records wait in the stream, not here, and a free
-            # lane gets everything that arrived meanwhile as one batch
-            if not lanes.wait_for_free(self._stop, self.settings.batch_size):
-                return False
-            started = time.monotonic()
+        def read() -> list[Any] | None:
             try:
-                resp = kinesis.get_records(ShardIterator=state["iterator"], Limit=self.settings.batch_size)
-            except Exception as exc:
+                resp = kinesis.get_records(ShardIterator=iterator[0], Limit=self.settings.batch_size)
+            except Exception as exc:  # the emulator busy or restarting: read again
                 self.stats.last_error = f"get_records: {exc}"
                 time.sleep(0.2)
-                return True
-            state["iterator"] = resp["NextShardIterator"]
-            records = resp["Records"]
-            with self._lock:
-                self._empty_read_started[shard_id] = None if records else started
-            if not records:
-                # an empty shard is polled less and less often (every API call costs CPU that
-                # the executions need); the first record resets the interval
-                self._stop.wait(state["idle"])
-                state["idle"] = min(state["idle"] * 2, 0.25)
-                return True
-            state["idle"] = self.poll_interval
+                return None
+            iterator[0] = resp["NextShardIterator"]
+            records: list[Any] = resp["Records"]
+            return records
+
+        def handle(records: list[Any]) -> None:
             chunks: dict[int, list[dict[str, Any]]] = {}
             for r in records:
                 record = pipe_record(r, shard_id, self.settings)
                 chunks.setdefault(self.settings.lane_of(record["partitionKey"]), []).append(record)
-            with self._lock:
-                self._pending += len(records)
+            self.pending(len(records))
             lanes.progress.read([r["SequenceNumber"] for r in records])
             lanes.put(chunks)
-            return True
 
-        self._supervised(f"{shard_id} reader", step)
+        # read only when a lane is free: records wait in the stream, not here, and a free lane
+        # gets everything that arrived meanwhile as one batch
+        self.poll(shard_id, read, handle, ready=lambda: lanes.wait_for_free(self._stop, self.settings.batch_size))
 
     def _run_lane(self, lanes: _Lanes, n: int) -> None:
         def step() -> bool:
@@ -311,27 +237,20 @@ class PipePoller:
                         delivered = True
                         break
                     except Exception as exc:
-                        self._log_error(f"lane {n}", exc)
+                        self.log_error(f"lane {n}", exc)
                         if self._stop.wait(0.5):
                             return False
-                self._count(batches=1, records=len(batch))
+                self.count(batches=1, records=len(batch))
                 if self.on_batch:
                     self.on_batch(len(batch))
             finally:
-                with self._lock:
-                    self._pending -= len(batch)
+                self.pending(-len(batch))
                 if delivered:
                     lanes.progress.delivered([r["sequenceNumber"] for r in batch])
                 lanes.done(n)
             return True
 
-        self._supervised(f"lane {n}", step)
-
-    def _count(self, **increments: float) -> None:
-        """Add to the stats: lanes run in threads of their own."""
-        with self._lock:
-            for name, value in increments.items():
-                setattr(self.stats, name, getattr(self.stats, name) + value)
+        self.supervised(f"lane {n}", step)
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         now = time.time()
@@ -348,11 +267,11 @@ class PipePoller:
             try:
                 ok, error = self._enrich_and_run(batch)
             except Exception as exc:  # the emulator unreachable, a reply cut short: retried
-                self._count(loop_errors=1)
+                self.count(loop_errors=1)
                 ok, error = False, f"{type(exc).__name__}: {exc}"
             if ok:
                 return
-            self._count(retried=1)
+            self.count(retried=1)
             time.sleep(min(2.0, 0.1 * 2**attempt))
             if self.settings.bisect and len(batch) > 1:
                 mid = len(batch) // 2
@@ -364,14 +283,15 @@ class PipePoller:
     def _enrich_and_run(self, batch: list[dict[str, Any]]) -> tuple[bool, str]:
         """The enrichment (if any) on the batch, then the target on what it returned."""
         if self.settings.enrichment:
-            reply = self._lambda().invoke(FunctionName=self.settings.enrichment, Payload=json.dumps(batch))
+            reply = self.client("lambda", read_timeout=330).invoke(FunctionName=self.settings.enrichment,
+                                                                   Payload=json.dumps(batch))
             payload = json.loads(reply["Payload"].read() or b"null")
             if reply.get("FunctionError") or not isinstance(payload, list):
                 error = f"enrichment failed: {json.dumps(payload)[:1000]}"
                 with self._lock:
                     self.stats.last_error = error
                 return False, error
-            self._count(enriched_out=len(batch) - len(payload))
+            self.count(enriched_out=len(batch) - len(payload))
             batch = payload
             if not batch:
                 return True, ""
@@ -381,47 +301,33 @@ class PipePoller:
         """Run the state machine on a batch and wait for its end: StartSyncExecution, as a Pipe
         with a REQUEST_RESPONSE Express target does."""
         started = time.perf_counter()
-        result = self._sfn().start_sync_execution(stateMachineArn=self.settings.state_machine_arn,
+        # StartSyncExecution's host prefix ("sync-") cannot be put on a loopback endpoint; an
+        # Express execution may run for 5 minutes
+        sfn = self.client("stepfunctions", inject_host_prefix=False, read_timeout=330)
+        result = sfn.start_sync_execution(stateMachineArn=self.settings.state_machine_arn,
                                                   name=f"pipe-{uuid.uuid4()}", input=json.dumps(batch))
-        self._count(execution_seconds=time.perf_counter() - started)
+        self.count(execution_seconds=time.perf_counter() - started)
         if result["status"] == "SUCCEEDED":
-            self._count(executions_succeeded=1)
+            self.count(executions_succeeded=1)
             return True, ""
-        self._count(executions_failed=1)
+        self.count(executions_failed=1)
         error = f"{result.get('error', result['status'])}: {result.get('cause', '')}"[:2000]
-        with self._lock:
-            self.stats.last_error = error
-            self.stats.errors.append(error)
+        self.failed(error)
         return False, error
-
-    def _lambda(self) -> Any:
-        local = self._clients
-        if not hasattr(local, "lambda_"):
-            local.lambda_ = boto3.client("lambda", region_name=REGION, config=Config(read_timeout=330))
-        return local.lambda_
-
-    def _sfn(self) -> Any:
-        local = self._clients
-        if not hasattr(local, "sfn"):
-            # StartSyncExecution's host prefix ("sync-") cannot be put on a loopback endpoint;
-            # an Express execution may run for 5 minutes
-            local.sfn = boto3.client("stepfunctions", region_name=REGION,
-                                     config=Config(inject_host_prefix=False, read_timeout=330))
-        return local.sfn
 
     def _dead_letter(self, batch: list[dict[str, Any]], reason: str) -> None:
         """Park a batch in the dead-letter queue, retrying until SQS takes it (a Pipe holds its
         shard until then)."""
-        self._count(dead_lettered=len(batch))
+        self.count(dead_lettered=len(batch))
         if not self.settings.dlq_url:
             return
         body = dead_letter_body(batch, reason)
         for attempt in range(1_000_000):
             try:
-                boto3.client("sqs", region_name=REGION).send_message(QueueUrl=self.settings.dlq_url, MessageBody=body)
+                self.client("sqs").send_message(QueueUrl=self.settings.dlq_url, MessageBody=body)
                 return
             except Exception as exc:
-                self._count(loop_errors=1)
+                self.count(loop_errors=1)
                 with self._lock:
                     self.stats.last_error = f"dead-letter: {type(exc).__name__}: {exc}"
                 if self._stop.wait(min(5.0, 0.2 * 2**attempt)):

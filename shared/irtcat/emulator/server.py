@@ -27,7 +27,7 @@ from urllib.parse import unquote
 from waitress.server import create_server
 from werkzeug.wrappers import Request, Response
 
-from . import moto_patches
+from . import lifetime, moto_patches
 from .function import Runner
 from .journal import Entry, Journal, Replayed, changes_state, peek_body, read_body, replay
 
@@ -370,8 +370,8 @@ class ServiceProcess:
     def __init__(self, services: tuple[str, ...]) -> None:
         """Launch it (it starts while this process gets ready; :meth:`wait` for its endpoint)."""
         self.services = services
-        self.process = subprocess.Popen([sys.executable, "-m", "irtcat.emulator.server", *services],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.process = lifetime.start([sys.executable, "-m", "irtcat.emulator.server", *services],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self._ready: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read_port, daemon=True).start()
         self.endpoint = ""
@@ -538,7 +538,8 @@ class EmulatorServer:
 
 
 def _serve_services(services: tuple[str, ...]) -> None:
-    """A service process: serve until stdin closes (so it never outlives its parent)."""
+    """A service process: serve until stdin closes or its parent is gone."""
+    lifetime.watch_parent()
     server = EmulatorServer({}, service_processes=(), state_machines=False)
     server.start()
     print(json.dumps({"port": server.port, "services": services}), flush=True)

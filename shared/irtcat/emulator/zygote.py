@@ -32,6 +32,8 @@ import sys
 import threading
 from typing import Any
 
+from . import lifetime
+
 # what every handler imports; preloading a module that reads the environment at import time
 # would freeze the zygote's values into every container, so those stay out (the X-Ray SDK)
 PRELOAD = (
@@ -76,7 +78,7 @@ class Zygote:
     def __init__(self, start_timeout_s: float = 60.0) -> None:
         control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = {**os.environ, **_SINGLE_THREADED}
-        self.process = subprocess.Popen(
+        self.process = lifetime.start(
             [sys.executable, "-m", "irtcat.emulator.zygote", str(theirs.fileno())],
             pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL)
         theirs.close()
@@ -182,6 +184,8 @@ def _serve_forever(control: socket.socket) -> None:
             status = 0
             try:
                 control.close()
+                lifetime.die_with_parent()  # the zygote is single-threaded: safe here
+                lifetime.watch_parent()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 os.environ.clear()
                 os.environ.update(request["env"])
