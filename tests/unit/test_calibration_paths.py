@@ -77,3 +77,35 @@ def test_the_command_line_the_sharded_loop_and_the_job_agree(tmp_path: Path) -> 
         assert loop == pytest.approx(cli, abs=AGREE), name
     report = json.loads(work.get("calibration/m/j/report.json"))
     assert report["summary"]["iterations"] == sharded.iterations
+
+
+def test_the_em_driver_resumes_from_its_saved_state_on_the_same_path() -> None:
+    """EMRun saved to JSON and restored between every two E-steps (what the job's Lambdas do)
+    takes the very path of an uninterrupted run: same points, same trace, same stop."""
+    from irtcat.irt.calibration import EMRun, JointModel, Priors, e_step
+    from irtcat.irt.datagen import generate_parameters, generate_responses
+
+    params = generate_parameters(20, "3PL", seed=5)
+    data = ResponseData.from_long(*generate_responses(params, np.random.default_rng(6).normal(size=800), seed=7))
+    settings = EMSettings(tol=1e-5)
+    nodes, log_w = settings.quadrature()
+    start = starting_values(data, "3PL", "pairwise")
+    free = np.ones(20, dtype=bool)
+    model = JointModel("3PL", start, free, free, Priors.default("3PL"), nodes)
+
+    def image(x: np.ndarray) -> tuple[np.ndarray, float]:
+        return model.m_step(x, e_step(data, model.split(x)[0], nodes, log_w))
+
+    whole = EMRun(settings, model.join(start, np.zeros(0)))
+    while (x := whole.ask()) is not None:
+        whole.tell(*image(x), model.project, model.change)
+    doc = EMRun(settings, model.join(start, np.zeros(0))).to_doc()
+    while True:
+        run = EMRun.from_doc(settings, json.loads(json.dumps(doc)))
+        x = run.ask()
+        if x is None:
+            break
+        run.tell(*image(x), model.project, model.change)
+        doc = run.to_doc()
+    assert whole.converged and run.converged and run.cycles == whole.cycles
+    assert run.trace == whole.trace and np.array_equal(run.x, whole.x)

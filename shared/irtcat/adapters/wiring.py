@@ -3,8 +3,8 @@ container (module import), never per invocation.
 
 Cold start matters on the per-answer path, so its handlers use Powertools' Logger and Metrics
 and validate with the domain's pydantic models directly (what Powertools' ``event_parser`` does,
-without importing the models of every AWS event source, ~170 ms here). The X-Ray SDK behind
-Powertools' Tracer costs ~230 ms to import; the per-answer functions are traced by Lambda's and
+without importing the models of every AWS event source, a large part of a cold start). The
+X-Ray SDK behind Powertools' Tracer is slow to import too; the per-answer functions are traced by Lambda's and
 Step Functions' active tracing instead, and the API handlers use the Tracer (see README).
 """
 

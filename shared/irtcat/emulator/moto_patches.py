@@ -316,7 +316,7 @@ def start_sync_execution(raw: bytes) -> tuple[int, dict[str, Any]]:
 # ----------------------------------------------------------------------------- speed
 
 def route_state_machine_clients(lambda_client: Any) -> None:
-    """moto's state machines build a new boto3 client for every Task (~30 ms each): reuse one
+    """moto's state machines build a new boto3 client for every Task (a costly step): reuse one
     per (region, service), and send Lambda invocations to ``lambda_client`` (the gateway's
     in-process Invoke, same contract as the HTTP route). Applied by the emulator server, which
     owns that client; switch it off as ``state_machine_clients``."""
@@ -345,7 +345,7 @@ def route_state_machine_clients(lambda_client: Any) -> None:
 
 PATCHES["state_machine_clients"] = Patch(
     "state_machine_clients", "speed",
-    "a new boto3 client for every Task state, and Lambda reached over HTTP (~30 ms a Task)",
+    "a new boto3 client for every Task state, and Lambda reached over HTTP, on every Task",
     lambda: None)  # applied by route_state_machine_clients, which needs the gateway's client
 
 
@@ -456,7 +456,7 @@ def _is_plain_json(value: Any) -> bool:
 
 @_patch("direct_item_results", "speed",
         "DynamoDB item results, already in the wire format, walked member by member against the "
-        "service model (~1 ms for one session item)")
+        "service model, for every item read")
 def _serialise_item_results_directly() -> None:
     # for item operations whose result is plain JSON with only the output's members, that walk
     # is the identity, so the result is written as it is; anything else still goes through it

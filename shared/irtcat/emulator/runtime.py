@@ -77,9 +77,8 @@ def _is_calibration(spec: FunctionSpec) -> bool:
 
 def warm_up(pools: list[ContainerPool]) -> threading.Event:
     """Warm one container of each pool, in order, in a background thread; the event is set when
-    all have started (or failed to). (Starting every pool's extra containers ahead as well was
-    tried: those ~30 starts then compete with the first sessions for the cores, and the demo
-    got slower.)"""
+    all have started (or failed to). Only one per pool: extra containers started ahead would
+    compete with the first sessions for the cores."""
     warm = threading.Event()
 
     def run() -> None:

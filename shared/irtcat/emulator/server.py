@@ -357,9 +357,9 @@ class InProcessLambdaClient:
 
 
 # Services served by a second emulator process: moto runs every request under one GIL, and
-# DynamoDB, with the tablets' polls, takes ~45% of the requests per answer, Kinesis (the tablets'
-# puts and the Pipe's reads) another ~20%; in a process of their own they have a core of their
-# own (see the README). Firehose stays: it writes into this process's S3.
+# DynamoDB (with the tablets' polls) and Kinesis (the tablets' puts and the Pipe's reads) take
+# most of the requests per answer; in a process of their own they have a core of their own.
+# Firehose stays: it writes into this process's S3.
 SERVICE_PROCESS_SERVICES = ("dynamodb", "kinesis")
 
 
@@ -440,7 +440,7 @@ class EmulatorServer:
         # which costs a TCP connect per AWS call); enough threads for nested calls:
         # state machine -> Lambda Invoke -> handler -> DynamoDB/S3/Firehose.
         logging.getLogger("waitress").setLevel(logging.ERROR)
-        # moto logs every failed state with the repr of the whole parsed definition (~20 kB a
+        # moto logs every failed state with the repr of the whole parsed definition (a very long
         # line); the failure itself is reported by DescribeExecution, where the Pipe reads it
         logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
         # ... and warns, without the error, for every failed Task and Map iteration (a killed

@@ -208,8 +208,8 @@ _CLIENTS: dict[tuple[str, str], Any] = {}
 
 
 def _client(service: str) -> Any:
-    """One client per service and endpoint: creating a boto3 client costs ~35 ms, and a stack
-    has dozens of resources."""
+    """One client per service and endpoint: creating a boto3 client is costly, and a stack has
+    dozens of resources."""
     key = (service, os.environ.get("AWS_ENDPOINT_URL", ""))
     if key not in _CLIENTS:
         _CLIENTS[key] = boto3.client(service, region_name=REGION)

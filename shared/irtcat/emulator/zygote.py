@@ -1,7 +1,7 @@
 """The template process that Lambda containers are forked from.
 
-A container started as a fresh interpreter spends ~0.5 s (1-2 s while the stack is busy) importing
-numpy, pydantic, boto3, Powertools and the domain before its handler module loads. The zygote
+A container started as a fresh interpreter spends most of its start-up importing numpy,
+pydantic, boto3, Powertools and the domain before its handler module loads. The zygote
 imports them once; each container is then a ``fork`` of it and loads only its handler. That is
 what Lambda SnapStart does for Python (an execution environment restored from a snapshot taken
 after the common initialisation), and it keeps the per-function parts of a cold start (the

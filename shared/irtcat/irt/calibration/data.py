@@ -72,7 +72,7 @@ class ResponseData:
         ones = np.ones(person.size)
         answered = sparse.csr_matrix((ones, (person, item)), shape=(n_p, n_i))
         # building the matrix sums duplicate cells: a count above 1 is a repeated row (and much
-        # cheaper than np.unique, whose hash path takes 0.35 s on 500,000 keys)
+        # cheaper than np.unique's hash path on large inputs)
         if answered.nnz and answered.data.max() > 1:
             raise ValueError("duplicate person-item responses")
         right = sparse.csr_matrix((response.astype(np.float64), (person, item)), shape=(n_p, n_i))
