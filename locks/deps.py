@@ -440,13 +440,24 @@ class Upgrader:
         return {"written": True, "changed": self._write(trial, old_versions), "broke": broke, "trials": self.trials}
 
     def _write(self, trial: Trial, old: dict[str, str]) -> list[tuple[str, str, str]]:
-        """Copy the passing trial's locks, tested ranges and guards into the project."""
-        files = [lock.path for lock in self.config.locks.values()] + [g["file"] for g in self.config.guards]
+        """Bring the passing trial's versions into the project: its locks, and the tested ranges
+        and guards rewritten in the project's own files (edited since the upgrade began, they
+        keep those edits). Refused when the locks' inputs changed meanwhile: the trial did not
+        resolve them."""
+        moved = [name for name, lock in self.config.locks.items()
+                 if inputs_digest(self.config, lock) != inputs_digest(self.source, lock)]
+        if moved:
+            raise SystemExit(f"[deps] the inputs of {', '.join(moved)} changed while the upgrade ran: "
+                             "nothing written; run ./dev deps upgrade again")
+        newest = {n: max(vs, key=_key) for n, vs in _version_sets(trial.pins).items()}
         if self.config.tested_ranges:
-            files.append(self.config.tested_ranges)
-        for rel in files:
-            if (trial.config.root / rel).exists():
-                shutil.copyfile(trial.config.root / rel, self.config.root / rel)
+            ranges = self.config.root / self.config.tested_ranges
+            ranges.write_text(write_ranges(ranges.read_text(encoding="utf-8"), newest, self.guarded),
+                              encoding="utf-8")
+        for guard in self.config.guards:
+            _rewrite_guard(self.config, guard, newest)
+        for lock in self.config.locks.values():
+            shutil.copyfile(trial.config.root / lock.path, self.config.root / lock.path)
         return [(p, old.get(p, "-"), v) for p, v in sorted(trial.versions().items()) if old.get(p) != v]
 
 

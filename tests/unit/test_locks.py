@@ -129,8 +129,10 @@ def fake_project(tmp_path: Path, deps: Any) -> tuple[Path, Path]:
     (project / "requirements.in").write_text("fakepkg\nhelperpkg\n")
     (project / "run_suite.py").write_text(SUITE)
     (project / "tests" / "test_app.py").write_text(TESTS)
+    (project / "ranges.toml").write_text('tested = ["helperpkg>=1.0,<=1.0"]\n')
     (project / "locks" / "locks.toml").write_text(
-        f'[project]\npython = "3.11"\ntest = {json.dumps([sys.executable, "run_suite.py"])}\n\n'
+        f'[project]\npython = "3.11"\ntest = {json.dumps([sys.executable, "run_suite.py"])}\n'
+        'tested_ranges = "ranges.toml"\n\n'
         '[locks.app]\nlock = "locks/app.txt"\ninputs = ["requirements.in"]\ntarget = "universal"\n')
     config = deps.load_config(project)
     deps.compile_all(config, index=["--find-links", str(wheels), "--no-index"])
@@ -149,7 +151,12 @@ def test_upgrade_names_the_first_bad_release_and_writes_only_what_passed(
     said: list[str] = []
     upgrader = deps.Upgrader(deps.load_config(project), ["--find-links", str(wheels), "--no-index"],
                              tmp_path / "work", said.append)
+    # the checkout is edited while the trials run: the edits are kept (the tested range rewritten
+    # in the edited file, not the file copied back from the trial's snapshot)
+    (project / "ranges.toml").write_text('tested = ["helperpkg>=1.0,<=1.0"]\n# edited during the upgrade\n')
     result = upgrader.run()
+    assert (project / "ranges.toml").read_text() == (
+        'tested = ["helperpkg>=1.0,<=1.1"]\n# edited during the upgrade\n')
     assert result["broke"] == [{"package": "fakepkg", "first_bad": "1.2", "last_good": "1.1",
                                 "tests": ["tests/test_app.py::test_fakepkg_answers_one"]}], said
     assert result["written"]
