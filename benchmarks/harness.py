@@ -43,12 +43,14 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """The checkout's commit (short), with "+changes" when the tree differs from it."""
+    """The checkout's commit (short), with "+changes" when the code differs from it."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    # the results file itself changes with every benchmark run: not a change to the code measured
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results.json")
+    return head + ("+changes" if changed else "")
 
 
 def provenance(command: str) -> dict[str, str]:
