@@ -38,10 +38,14 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def moto_stack(fake_aws: None, root: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Every resource of template.yaml in in-process moto, with the events/ fixtures loaded."""
     from irtcat.demo.samples import seed_fixtures
+    from irtcat.emulator import moto_patches
     from irtcat.emulator.inprocess import shared_environment
     from irtcat.emulator.stack import deploy
     from moto import mock_aws
 
+    # the emulator's patches (Athena's rest-json routes among them), whichever test runs first:
+    # a file run alone must see the moto the local runtime sees
+    moto_patches.apply()
     saved = dict(os.environ)
     with mock_aws():
         stack = deploy(root)

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from ..domain.access import Caller, Forbidden, Unauthenticated
 from ..domain.base import ID_PATTERN, first_error
-from ..domain.events import MAX_EVENT_BYTES
+from ..domain.events import MAX_EVENT_BYTES, MAX_EVENT_DEPTH, nesting_depth
 from ..domain.ports import NotFound
 from ..domain.session import Rejection
 from ..domain.steps import NotAnAnswer, NotServing
@@ -95,6 +95,8 @@ def json_body(app: APIGatewayHttpResolver, what: str = "request") -> dict[str, A
         raise BadInput(f"invalid {what}: the body is not JSON") from None
     if not isinstance(body, dict):
         raise BadInput(f"invalid {what}: the body must be a JSON object")
+    if nesting_depth(body) > MAX_EVENT_DEPTH:
+        raise BadInput(f"invalid {what}: the body is nested too deeply")
     return body
 
 

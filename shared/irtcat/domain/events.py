@@ -10,6 +10,9 @@ from pydantic import AwareDatetime, ConfigDict, Field, StrictFloat, StrictInt, S
 from .base import ID_PATTERN, Message
 
 MAX_EVENT_BYTES = 4096
+# an answer event is flat (a choice may be a list or an object of values): anything deeper is
+# refused by this limit, the same on every Python (whose parser's own recursion limit varies)
+MAX_EVENT_DEPTH = 8
 ANSWER_SCHEMA_VERSION = 2
 # what a student chose: an option's id as shown ("A", "B", ...), or the number entered
 Choice = StrictStr | StrictInt | StrictFloat
@@ -50,3 +53,18 @@ def contract_problem(payload: object) -> str | None:
         return (f"unknown answer contract version {version!r}: "
                 f"this server accepts schema_version {ANSWER_SCHEMA_VERSION}")
     return None
+
+
+def nesting_depth(value: object, limit: int = MAX_EVENT_DEPTH) -> int:
+    """How deep lists and objects nest in a parsed JSON value (a scalar: 0), counted only up
+    to ``limit + 1``: enough to tell that it is too deep, without walking all of it."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest

@@ -20,7 +20,7 @@ from pydantic import ConfigDict, ValidationError
 from .access import Forbidden
 from .api import SessionSummary, SessionView, StartSessionRequest, TrajectoryPoint
 from .base import Message, first_error
-from .events import MAX_EVENT_BYTES, AnswerEvent, contract_problem
+from .events import MAX_EVENT_BYTES, MAX_EVENT_DEPTH, AnswerEvent, contract_problem, nesting_depth
 from .history import HistoryRecord
 from .ports import (
     BankStore,
@@ -96,6 +96,8 @@ def decode_record(record: dict[str, Any]) -> tuple[str, AnswerEvent]:
         raise Rejection("payload is not JSON") from None
     except RecursionError:
         raise Rejection("payload is nested too deeply") from None
+    if nesting_depth(payload) > MAX_EVENT_DEPTH:
+        raise Rejection("payload is nested too deeply")
     problem = contract_problem(payload)
     if problem:
         raise Rejection(problem)
