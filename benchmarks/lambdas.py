@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from harness import ROOT
+from irtcat.capacity.model import ANSWER_CHAIN, handler_folder
 
 
 def bench_handlers() -> dict[str, Any]:
@@ -76,8 +77,7 @@ def bench_handlers() -> dict[str, Any]:
     return out
 
 
-PER_ANSWER_HANDLERS = ("update_theta", "check_end_condition", "select_next_item", "commit_step",
-                       "record_outcome", "finish_session")
+PER_ANSWER_HANDLERS = tuple(handler_folder(f) for f in ANSWER_CHAIN)
 _HANDLER_ENV = {"TABLE_NAME": "t", "BANK_BUCKET": "b", "HISTORY_STREAM": "h", "HISTORY_BUCKET": "h",
                 "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}
 

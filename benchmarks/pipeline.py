@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from harness import ROOT, median_us, provenance
+from irtcat.capacity.model import ANSWER_CHAIN, handler_folder
 from lambdas import bench_handlers
 
 
@@ -64,8 +65,7 @@ def bench_capacity(students: int) -> dict[str, Any]:
     s = run_demo(students=students, report_dir=ROOT / ".irtcat" / "bench-report", shards=2, batch_size=10)
     if "calls_per_answer" not in s or s["answers_lost"]:
         raise RuntimeError("the capacity run lost answers or restarted: no profile")
-    names = {"update_theta": "UpdateThetaFunction", "check_end_condition": "CheckEndConditionFunction",
-             "select_next_item": "SelectNextItemFunction", "commit_step": "CommitStepFunction"}
+    names = {handler_folder(f): f for f in ANSWER_CHAIN if f"handler_{handler_folder(f)}_ms" in handlers}
     measured = {key: s[key] for key in ("calls_per_answer", "polls_per_answer", "answer_record_bytes",
                                         "history_records_per_answer", "history_record_bytes",
                                         "session_item_bytes", "mean_test_length")}

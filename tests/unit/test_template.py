@@ -302,3 +302,24 @@ def test_alarms_watch_iterator_age_and_throttling(sam):
     assert all(sum("MetricStat" in m for m in a.get("Metrics", [])) <= 10 for a in alarms.values())
     for alarm in alarms.values():  # what to do is in docs/operations.md, which every alarm points to
         assert alarm["AlarmDescription"]
+
+
+def test_the_answer_chain_is_the_state_machines(sam: dict[str, Any]) -> None:
+    """``ANSWER_CHAIN`` (what the capacity model, the chaos run and the benchmarks take as the
+    per-answer functions) is the list of functions the answer state machine's definition
+    invokes, in its order, each with its folder under functions/."""
+    import re
+
+    from irtcat.capacity.model import ANSWER_CHAIN, handler_folder
+
+    props = sam["Resources"]["AnswerStateMachine"]["Properties"]
+    substitutions = props["DefinitionSubstitutions"]
+    named = re.findall(r"\$\{(\w+)\}", (ROOT / props["DefinitionUri"]).read_text())
+    chain = []
+    for name in named:
+        target = substitutions[name]["Fn::GetAtt"][0]
+        if target not in chain:
+            chain.append(target)
+    assert tuple(chain) == ANSWER_CHAIN
+    for logical_id in ANSWER_CHAIN:
+        assert (ROOT / "functions" / handler_folder(logical_id) / "app.py").exists(), logical_id

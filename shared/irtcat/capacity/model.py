@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,6 +31,15 @@ from typing import Any
 # the tablet's own calls, which the local run makes without the API (see profile.json):
 # POST /sessions/{id}/answers per answer put, GET /sessions/{id} per poll, POST /sessions per test
 API_FUNCTIONS = ("PublishAnswerFunction", "GetSessionFunction", "StartSessionFunction")
+# the functions the answer state machine (statemachines/answer.asl.json) runs per answer, in the
+# order its definition names them; a test holds this to the definition and the template
+ANSWER_CHAIN = ("UpdateThetaFunction", "CheckEndConditionFunction", "SelectNextItemFunction",
+                "FinishSessionFunction", "CommitStepFunction", "RecordOutcomeFunction")
+
+
+def handler_folder(logical_id: str) -> str:
+    """A function's folder under functions/: ``UpdateThetaFunction`` -> ``update_theta``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id.removesuffix("Function")).lower()
 
 
 @dataclass(frozen=True)
@@ -187,10 +197,8 @@ def plan(students: int, seconds_per_item: float, profile: Profile, table: PriceT
     handler_ms: dict[str, float] = m.get("handler_cpu_ms", {})
     duration_ms = {f: a["invoke_overhead_ms"] + handler_ms.get(f, a["handler_cpu_ms_default"]) * cpu_scale
                    + per_invocation_io_ms for f in invocations}
-    chain_functions = ("UpdateThetaFunction", "CheckEndConditionFunction", "SelectNextItemFunction",
-                       "FinishSessionFunction", "CommitStepFunction", "RecordOutcomeFunction")
     chain_s = sum(invocations[f] * (duration_ms[f] + a["task_transition_ms"])
-                  for f in chain_functions if f in invocations) / 1000
+                  for f in ANSWER_CHAIN if f in invocations) / 1000
     enrich_ms = duration_ms.get("ScreenBatchFunction", a["invoke_overhead_ms"] + per_invocation_io_ms)
     cycle_s = chain_s + (enrich_ms + a["task_transition_ms"]) / 1000
     lane_capacity = knobs.batch_size / cycle_s

@@ -26,6 +26,7 @@ import boto3
 import numpy as np
 
 from ..adapters.aws import S3BankStore, Settings
+from ..capacity.model import ANSWER_CHAIN
 from ..domain.bank import ItemBank
 from ..domain.generate import generate_bank
 from ..domain.history import HistoryRecord
@@ -372,9 +373,7 @@ def run_soak(sessions: int = 200, faults: dict[str, float] | None = None,
 
 
 # the functions behind the stream: a tablet's own API calls would need a retry of their own
-PIPELINE_FUNCTIONS = ("UpdateThetaFunction", "CheckEndConditionFunction", "SelectNextItemFunction",
-                      "CommitStepFunction", "FinishSessionFunction", "RecordOutcomeFunction",
-                      "ScreenBatchFunction", "ShipHistoryFunction")
+PIPELINE_FUNCTIONS = (*ANSWER_CHAIN, "ScreenBatchFunction", "ShipHistoryFunction")
 
 
 def run_chaos(sessions: int = 60, seed: int = 5, report_dir: str | Path = "chaos-report",
