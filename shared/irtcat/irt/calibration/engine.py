@@ -241,7 +241,7 @@ def calibrate_mixed(right_wrong: ResponseData | None = None, partial: CategoryDa
         est.a[i], est.b[i], est.c[i] = values
 
     names = model_names(partial_models, partial.n_items) if partial is not None else []
-    pc_priors = partial_priors if partial_priors is not None else replace(Priors.default("2PL"))
+    pc_priors = partial_priors if partial_priors is not None else Priors.default("2PL")
     if pc_priors.c is not None:
         raise ValueError("a guessing prior (c) has no meaning for partial-credit items")
     layout = Layout(partial.categories, np.array([MODEL_CODES[n] for n in names], dtype=np.int8)) \
