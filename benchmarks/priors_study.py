@@ -10,10 +10,11 @@ cells (skewed difficulties, or guessing up to 0.35) are held out for the final c
 
 Per cell and candidate: RMSE of a, b and c against the generating values, averaged over the
 replications, and the paired difference from no priors with its Monte Carlo standard error
-(SD of the per-replication differences / sqrt(replications)). The choice minimises the mean
-over the choice cells of the RMSE of b relative to no priors, among candidates that are worse
-than no priors on no choice cell by more than two of those SEs. The final check: on every cell,
-the chosen candidate's RMSE of a, b and c is at most that of no priors plus its SE.
+(SD of the per-replication differences / sqrt(replications)). A candidate *holds* on a set of
+cells when on none of them its RMSE of a, b or c exceeds that of no priors by more than that SE.
+The choice minimises the mean over the choice cells of the RMSE of b relative to no priors, among
+candidates that hold on the choice cells. The final check: the chosen candidate holds on every
+cell, held-out ones included. Every candidate's check is reported, so a near miss is visible.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from irtcat.irt.model import ItemParameters
 SLOPES = ("lognormal", "uniform")
 DIFFICULTIES = ("normal", "uniform", "skewed")
 GUESSING = ("fixed", "uniform25", "uniform35")
-PERSONS = {2000: 8, 10000: 8}  # persons: replications
+PERSONS = {2000: 12, 10000: 12}  # persons: replications
 ITEMS = 50
 
 
@@ -75,7 +76,8 @@ CELLS = [Cell(s, d, g, n) for s, d, g, n in itertools.product(SLOPES, DIFFICULTI
 # candidate 3PL defaults: (priors, nodes)
 CANDIDATES: dict[str, tuple[Priors, int]] = {
     "none": (Priors(), 41),
-    "current: c~Beta(5,17)": (Priors(log_a=(0.0, 0.5), b=(0.0, 3.0), c=(5.0, 17.0), float_log_a=True), 41),
+    "c~Beta(5,17) (BILOG-MG)": (Priors(log_a=(0.0, 0.5), b=(0.0, 3.0), c=(5.0, 17.0), float_log_a=True), 41),
+    "c~Beta(3,12)": (Priors(log_a=(0.0, 0.5), b=(0.0, 3.0), c=(3.0, 12.0), float_log_a=True), 41),
     "c~Beta(2,8)": (Priors(log_a=(0.0, 0.5), b=(0.0, 3.0), c=(2.0, 8.0), float_log_a=True), 41),
     "c~Beta(2,10)": (Priors(log_a=(0.0, 0.5), b=(0.0, 3.0), c=(2.0, 10.0), float_log_a=True), 41),
     "c~Beta(1.5,6)": (Priors(log_a=(0.0, 0.5), b=(0.0, 3.0), c=(1.5, 6.0), float_log_a=True), 41),
@@ -112,33 +114,43 @@ def study(cells: list[Cell] = CELLS, candidates: dict[str, tuple[Priors, int]] =
                                                      strict=True)])
         return float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else math.inf
 
+    def losses(name: str, among: list[Cell]) -> list[str]:
+        """Where ``name`` is worse than no priors by more than one Monte Carlo SE."""
+        found = []
+        for cell in among:
+            for key in ("a", "b", "c"):
+                mean, se = diff(cell, name, key)
+                if mean > se:
+                    found.append(f"{cell.name} {key}: +{mean:.4f} (SE {se:.4f})")
+        return found
+
+    choice = [c for c in cells if not c.held_out]
     scores = {}
     for name in candidates:
         if name == "none":
             continue
-        choice = [c for c in cells if not c.held_out]
-        safe = all(diff(c, name, key)[0] <= 2 * diff(c, name, key)[1] for c in choice for key in ("a", "b", "c"))
         ratio = float(np.mean([np.mean([x["b"] for x in runs[(c.name, name)]])
                                / np.mean([x["b"] for x in runs[(c.name, "none")]]) for c in choice]))
+        holds = not losses(name, choice)
+        everywhere = losses(name, cells)
         out[f"priors_study_{name}_choice_rmse_b_ratio"] = ratio
-        out[f"priors_study_{name}_safe_on_choice_cells"] = safe
-        if safe:
+        out[f"priors_study_{name}_holds_on_choice_cells"] = holds
+        out[f"priors_study_{name}_worse_than_none_on"] = (f"{len(everywhere)} of {3 * len(cells)}"
+                                                          " cell x parameter comparisons")
+        if holds:
             scores[name] = ratio
     chosen = min(scores, key=lambda n: scores[n]) if scores else "none"
     out["priors_study_chosen"] = chosen
-    failures = []
     for cell in cells:
         for name in candidates:
             means = {key: float(np.mean([x[key] for x in runs[(cell.name, name)]])) for key in ("a", "b", "c")}
             out[f"priors_study_{cell.name} | {name}"] = " / ".join(f"{means[k]:.4f}" for k in ("a", "b", "c"))
         if chosen != "none":
-            for key in ("a", "b", "c"):
-                mean, se = diff(cell, chosen, key)
-                if mean > se:
-                    failures.append(f"{cell.name} {key}: +{mean:.4f} (SE {se:.4f})")
+            out[f"priors_study_{cell.name} | chosen - none (SE)"] = " / ".join(
+                "{:+.4f} ({:.4f})".format(*diff(cell, chosen, k)) for k in ("a", "b", "c"))
+    failures = losses(chosen, cells) if chosen != "none" else []
     out["priors_study_held_out_check"] = "passed" if not failures else "; ".join(failures)
     return out
-
 
 if __name__ == "__main__":
     for key, value in study().items():
