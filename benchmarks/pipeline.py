@@ -60,6 +60,7 @@ def bench_capacity(students: int) -> dict[str, Any]:
     (AWS calls per answer by operation, Lambda invocations by function, the billed sizes) and
     the handlers' CPU per answer; written to shared/irtcat/capacity/profile.json."""
     from irtcat.demo.run import run_demo
+    from irtcat.domain.steps import POLL_READ
 
     handlers = bench_handlers()
     s = run_demo(students=students, report_dir=ROOT / ".irtcat" / "bench-report", shards=2, batch_size=10)
@@ -68,12 +69,19 @@ def bench_capacity(students: int) -> dict[str, Any]:
     names = {handler_folder(f): f for f in ANSWER_CHAIN if f"handler_{handler_folder(f)}_ms" in handlers}
     measured = {key: s[key] for key in ("calls_per_answer", "polls_per_answer", "answer_record_bytes",
                                         "history_records_per_answer", "history_record_bytes",
-                                        "session_item_bytes", "mean_test_length")}
+                                        "session_item_bytes", "session_item_bytes_max", "session_item_bytes_read",
+                                        "write_units_per_answer", "index_write_units_per_answer",
+                                        "commit_write_units", "commit_index_write_units", "mean_test_length")}
+    measured["poll_read"] = POLL_READ
     measured["handler_cpu_ms"] = {fn: round(handlers[f"handler_{k}_ms"], 4) for k, fn in names.items()}
     profile = {"provenance": {**provenance("./dev bench --only capacity"), "tablets": str(students)},
                "measured": measured, "assumed": CAPACITY_ASSUMPTIONS}
     CAPACITY_PROFILE.write_text(json.dumps(profile, indent=2) + "\n")
     return {"capacity_answers": s["answers_unique"], "capacity_session_item_bytes": s["session_item_bytes"],
+            "capacity_session_item_bytes_max": s["session_item_bytes_max"],
+            "capacity_write_units_per_answer": s["write_units_per_answer"],
+            "capacity_commit_write_units": s["commit_write_units"],
+            "capacity_commit_index_write_units": s["commit_index_write_units"],
             "capacity_history_record_bytes": s["history_record_bytes"],
             "capacity_lambda_invocations_per_answer": sum(v for k, v in s["calls_per_answer"].items()
                                                           if k.startswith("lambda:"))}

@@ -6,27 +6,39 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
-from irtcat.capacity.model import PRICE_KEYS, QUOTA_KEYS, Knobs, PriceTable, Profile, dynamodb_item_bytes, plan
+from irtcat.capacity.model import (
+    PRICE_KEYS,
+    QUOTA_KEYS,
+    IndexSpec,
+    Knobs,
+    PriceTable,
+    Profile,
+    dynamodb_item_bytes,
+    plan,
+    write_units,
+)
 from irtcat.cli.main import main
 
 ASSUMED = {"aws_call_ms": 10.0, "invoke_overhead_ms": 0.0, "task_transition_ms": 20.0,
            "handler_cpu_ms_default": 0.0}
 
 
-def hand_profile(session_bytes: float = 2000.0) -> Profile:
-    """One answer: four chain functions once each, one enrichment per answer, two GetItems, one
-    PutItem, one Kinesis put of 300 bytes, one history record of 700 bytes; no AWS call time
-    beyond what ``aws_call_ms`` gives."""
+def hand_profile(session_bytes: float = 2000.0, write_units: float = 2.0, poll_read: str = "strong") -> Profile:
+    """One answer: four chain functions once each, one enrichment per answer, two GetItems (one
+    a poll), one PutItem of ``write_units``, one Kinesis put of 300 bytes, one history record
+    of 700 bytes; no AWS call time beyond what ``aws_call_ms`` gives."""
     calls = {"lambda:x-UpdateThetaFunction": 1.0, "lambda:x-CheckEndConditionFunction": 1.0,
              "lambda:x-SelectNextItemFunction": 1.0, "lambda:x-CommitStepFunction": 1.0,
              "lambda:x-ScreenBatchFunction": 1.0, "dynamodb:GetItem": 2.0, "dynamodb:PutItem": 1.0,
              "kinesis:PutRecord": 1.0, "firehose:PutRecordBatch": 0.1}
     return Profile(measured={"calls_per_answer": calls, "polls_per_answer": 1.0, "answer_record_bytes": 300.0,
                              "history_records_per_answer": 1.0, "history_record_bytes": 700.0,
-                             "session_item_bytes": session_bytes, "mean_test_length": 20.0,
-                             "handler_cpu_ms": {}},
+                             "session_item_bytes": session_bytes, "session_item_bytes_read": session_bytes,
+                             "write_units_per_answer": write_units, "poll_read": poll_read,
+                             "mean_test_length": 20.0, "handler_cpu_ms": {}},
                    assumed=dict(ASSUMED))
 
 
@@ -46,7 +58,7 @@ def test_plan_follows_the_formulas_on_a_hand_made_profile() -> None:
     assert out["lanes"] == lanes
     assert out["StreamShardCount"] == max(1, math.ceil(lanes / 10))
     assert out["StreamShardCount"] * out["PipeParallelization"] >= lanes
-    # 2 KB items: a read is 1 unit, a write 2; three reads per answer (two and the door's)
+    # 2 KB items: a read is 1 unit; three reads per answer (two and the door's); writes as measured
     assert out["dynamodb_read_units_per_second"] == pytest.approx(100.0 * 3)
     assert out["dynamodb_write_units_per_second"] == pytest.approx(100.0 * 2)
     assert out["firehose_records_per_second"] == pytest.approx(100.0)
@@ -71,10 +83,43 @@ def test_load_scales_throughput_not_the_cost_per_answer() -> None:
 
 def test_bigger_session_items_cost_more_units_and_a_quota_warning() -> None:
     table = PriceTable.load()
-    out = plan(100_000, 10.0, hand_profile(session_bytes=12_000.0), table)
+    out = plan(100_000, 10.0, hand_profile(session_bytes=12_000.0, write_units=12.0), table)
     assert out["dynamodb_write_units_per_second"] == pytest.approx(10_000 * 12)
+    assert out["dynamodb_read_units_per_second"] == pytest.approx(10_000 * 3 * 3)
     assert any("DynamoDB" in w and "write units/s" in w for w in out["warnings"])
     assert not plan(1_000, 30.0, hand_profile(), table)["warnings"]
+
+
+def test_eventually_consistent_polls_cost_half_a_unit() -> None:
+    table = PriceTable.load()
+    strong, eventual = (plan(3000, 30.0, hand_profile(poll_read=r), table) for r in ("strong", "eventual"))
+    assert strong["dynamodb_read_units_per_second"] - eventual["dynamodb_read_units_per_second"] == \
+        pytest.approx(100.0 * 0.5)
+
+
+def test_write_units_price_each_write_at_its_own_size_with_index_copies() -> None:
+    def item(doc: str, **more: str) -> dict[str, Any]:
+        return {"pk": {"S": "SESSION#1"}, "sk": {"S": "STATE"}, "doc": {"S": doc},
+                **{k: {"S": v} for k, v in more.items()}}
+
+    keys = {"gsi1pk": "TEST#t", "gsi1sk": "2026#1"}
+    everything = (IndexSpec("by_test", ("gsi1pk", "gsi1sk"), "ALL"),)
+    keys_only = (IndexSpec("by_test", ("gsi1pk", "gsi1sk"), "KEYS_ONLY"),)
+    small, big = item("x" * 500, **keys), item("x" * 2800, **keys)
+    # a new item: the table write and the index's copy (plus its 100 bytes of overhead)
+    assert write_units(None, small, everything) == (1, 1)
+    assert write_units(None, big, everything) == (3, 3)
+    # a put over a bigger item is billed at the bigger size; a transaction twice
+    assert write_units(big, small, everything) == (3, 1)
+    assert write_units(None, small, everything, transactional=True) == (2, 1)
+    # an index that projects no changed attribute is not written
+    assert write_units(small, big, keys_only) == (3, 0)
+    assert write_units(None, big, keys_only) == (3, 1)
+    # a changed index key: the old entry deleted, the new one put
+    moved = item("x" * 500, gsi1pk="TEST#u", gsi1sk="2026#1")
+    assert write_units(small, moved, keys_only) == (1, 2)
+    # an item without the index's keys is not in the index
+    assert write_units(None, item("x"), everything) == (1, 0)
 
 
 def test_bad_loads_are_refused() -> None:

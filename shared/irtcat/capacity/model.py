@@ -13,9 +13,10 @@ every quota and price from ``aws_prices.json``, which names its source and date 
 * Executions/s: a lane that finds records waiting starts the next batch at once, so
   executions/s = min(lambda, lanes / cycle), and at least lambda / batch_size.
 * Lambda concurrency per function (Little's law): invocations/s x duration.
-* DynamoDB units: a read of an item of S bytes costs ceil(S / 4 KB) read units, a write
-  ceil(S / 1 KB) write units, a transactional write twice that (DynamoDB Developer Guide,
-  "Read/write capacity mode"); every read is counted strongly consistent (an upper bound).
+* DynamoDB units: writes as the local run measured them (:func:`write_units`: every write at its
+  own size, the larger of the item before and after, index copies included, transactions
+  doubled); a read of an item of S bytes costs ceil(S / 4 KB) read units, half that when
+  eventually consistent (DynamoDB Developer Guide, "Read/write capacity mode").
 """
 
 from __future__ import annotations
@@ -142,6 +143,56 @@ def dynamodb_item_bytes(item: dict[str, Any]) -> int:
     return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
 
 
+@dataclass(frozen=True)
+class IndexSpec:
+    """A global secondary index as DynamoDB bills its writes: its key attributes and what it
+    projects (``ALL``, ``KEYS_ONLY`` or ``INCLUDE`` with ``include``)."""
+
+    name: str
+    keys: tuple[str, ...]
+    projection: str = "ALL"
+    include: tuple[str, ...] = ()
+
+    def entry(self, item: dict[str, Any], table_keys: tuple[str, ...]) -> dict[str, Any] | None:
+        """The index's copy of ``item`` (None when the item lacks the index keys: not indexed)."""
+        if any(k not in item for k in self.keys):
+            return None
+        if self.projection == "ALL":
+            return dict(item)
+        names = {*table_keys, *self.keys, *(self.include if self.projection == "INCLUDE" else ())}
+        return {k: v for k, v in item.items() if k in names}
+
+
+# DynamoDB Developer Guide, "Provisioned throughput considerations for global secondary indexes":
+# an index entry's size is its attributes plus 100 bytes of overhead
+INDEX_ENTRY_OVERHEAD = 100
+
+
+def write_units(old: dict[str, Any] | None, new: dict[str, Any], indexes: tuple[IndexSpec, ...] = (),
+                table_keys: tuple[str, ...] = ("pk", "sk"), transactional: bool = False) -> tuple[int, int]:
+    """The write units one put of ``new`` over ``old`` costs: (table, indexes).
+
+    Table: ceil(max(old, new) / 1 KB), doubled in a transaction (Developer Guide, "Read/write
+    capacity mode": a put that replaces an item is billed at the larger of the two). Each index:
+    nothing when the write changes neither its keys nor what it projects; a put of the new entry
+    (ceil((entry + 100 B) / 1 KB)) when it does, and a delete of the old entry as well when its
+    keys changed.
+    """
+    size = max(dynamodb_item_bytes(new), dynamodb_item_bytes(old) if old else 0)
+    table = math.ceil(size / 1024) * (2 if transactional else 1)
+    index = 0
+    for spec in indexes:
+        before = spec.entry(old, table_keys) if old else None
+        after = spec.entry(new, table_keys)
+        if before == after:
+            continue
+        if after is not None:
+            index += math.ceil((dynamodb_item_bytes(after) + INDEX_ENTRY_OVERHEAD) / 1024)
+        if before is not None and any(before[k] != (after or {}).get(k) for k in spec.keys):
+            index += math.ceil((dynamodb_item_bytes(before) + INDEX_ENTRY_OVERHEAD) / 1024)
+    return table, index
+
+
 def _read(path: Path | None, shipped: str) -> Any:
     """A JSON table: ``path``, or the one shipped beside this module; ValueError with the reason
     when it cannot be read."""
@@ -210,13 +261,18 @@ def plan(students: int, seconds_per_item: float, profile: Profile, table: PriceT
     parallelization = min(int(q["pipe_parallelization_max"]), math.ceil(lanes / shards))
     executions_per_s = max(rate / knobs.batch_size, min(rate, shards * parallelization / cycle_s))
     concurrency = {f: rate * n * duration_ms[f] / 1000 for f, n in invocations.items()}
-    item = float(m["session_item_bytes"])
-    read_units = math.ceil(item / 4096)
-    write_units = math.ceil(item / 1024)
-    reads = ddb.get("GetItem", 0.0) + ddb.get("Query", 0.0) + invocations["PublishAnswerFunction"]  # + the door's read
-    writes = ddb.get("PutItem", 0.0) + ddb.get("UpdateItem", 0.0) + ddb.get("DeleteItem", 0.0)
-    rru_per_answer = reads * read_units
-    wru_per_answer = writes * write_units + ddb.get("TransactWriteItems", 0.0) * 2 * 2 * write_units
+    # reads are billed by the item's size when read (the mean over the test), in 4 KB units, a
+    # strongly consistent read one unit and an eventually consistent one half (Developer Guide,
+    # "Read/write capacity mode"); the tablets' polls are eventually consistent when the profile
+    # says so, every other read strongly consistent
+    read_units = math.ceil(float(m["session_item_bytes_read"]) / 4096)
+    polls = float(m["polls_per_answer"])
+    strong_reads = (ddb.get("GetItem", 0.0) - polls + ddb.get("Query", 0.0) + ddb.get("BatchGetItem", 0.0)
+                    + invocations["PublishAnswerFunction"])  # + the door's read
+    poll_factor = 0.5 if m.get("poll_read") == "eventual" else 1.0
+    rru_per_answer = (strong_reads + polls * poll_factor) * read_units
+    # writes as measured: each priced at its own size, index copies and transactions included
+    wru_per_answer = float(m["write_units_per_answer"])
     history_per_answer = float(m["history_records_per_answer"])
     firehose_records_s = rate * history_per_answer
     firehose_requests_s = rate * profile.calls("firehose:").get("PutRecordBatch", 0.0)

@@ -46,6 +46,8 @@ from .session import (
 from .student import StudentProfile, seen_after
 
 MAX_CONFLICT_ATTEMPTS = 5
+# how GET /sessions/{id} reads the session: the tablet's poll, where a stale answer only delays it
+POLL_READ: Literal["strong", "eventual"] = "strong"
 
 
 class TooManyConflicts(Exception):
