@@ -50,3 +50,22 @@ def test_a_figure_carries_its_run_and_a_missing_result_is_said() -> None:
     doc = report.render_doc({name: record})
     assert f"`./dev bench --only {name}` · 2030-01-02 · commit abc1234 · m" in doc and "| v | 1.235 |" in doc
     assert "No result recorded yet" in report.render_doc({})
+
+
+def test_the_3pl_default_priors_are_the_ones_the_study_chose() -> None:
+    """The shipped default is the candidate ``benchmarks/priors_study.py`` chose in its last
+    recorded run, and that run's final check passed."""
+    import sys
+
+    from irtcat.irt.calibration import Priors
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from priors_study import CANDIDATES
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    values = json.loads((ROOT / "benchmarks" / "results.json").read_text())["priors_study"]["values"]
+    chosen = values["priors_study_chosen"]
+    assert values["priors_study_held_out_check"] == "passed"
+    priors, nodes = CANDIDATES[chosen]
+    assert priors == Priors.default("3PL") and nodes == 41

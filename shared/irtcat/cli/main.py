@@ -407,7 +407,7 @@ def _priors_option(value: str, model: str) -> Any:
         raise CliError(f"--priors: {value} is not JSON ({exc.msg}, line {exc.lineno})") from exc
     if not isinstance(doc, dict):
         raise CliError(f"--priors: {value} must hold a JSON object such as "
-                       '{"log_a": [0, 0.5], "b": [0, 3], "c": [5, 17], "float_log_a": true}')
+                       '{"log_a": [0, 0.5], "b": [0, 3], "c": [3, 12], "float_log_a": true}')
     try:
         return Priors.from_dict(doc)
     except ValueError as exc:
