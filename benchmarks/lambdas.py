@@ -45,7 +45,7 @@ def bench_handlers() -> dict[str, Any]:
     banks.publish(bank)
     banks.put_test(TestDefinition(test_id="t", bank_id=bank.bank_id))
     history = MemoryHistory()
-    sessions = MemorySessions(students=MemoryStudents(), history=history)
+    sessions = MemorySessions(catalog=banks, students=MemoryStudents(), history=history)
     timings: dict[str, list[float]] = {"update_theta": [], "check_end_condition": [], "select_next_item": [],
                                       "commit_step": []}
     for k in range(40):

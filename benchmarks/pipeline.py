@@ -55,10 +55,37 @@ CAPACITY_ASSUMPTIONS = {
 }
 
 
+# the profile of the layout that stored each session whole (its history and its policy inside),
+# measured by the same capacity benchmark: the plan below prices both with the same prices
+CAPACITY_BASELINE = ROOT / "benchmarks" / "baselines" / "capacity_whole_session_item.json"
+
+
+def capacity_plans(profile: Any, students: int = 100_000, seconds_per_item: float = 30.0) -> dict[str, Any]:
+    """``irtcat capacity --students 100000 --seconds-per-item 30`` on ``profile`` and on the
+    whole-item baseline, with today's price table, and their ratio."""
+    from irtcat.capacity.model import PriceTable, Profile, plan
+
+    table = PriceTable.load()
+    out: dict[str, Any] = {}
+    for name, prof in (("compact", profile), ("whole_item", Profile.load(CAPACITY_BASELINE))):
+        row = plan(students, seconds_per_item, prof, table)
+        out[f"capacity_100k_{name}_usd_per_1000_answers"] = row["usd_per_1000_answers"]
+        out[f"capacity_100k_{name}_dynamodb_usd_per_1000_answers"] = row["usd_per_1000_answers_by_service"]["dynamodb"]
+        out[f"capacity_100k_{name}_write_units_per_second"] = row["dynamodb_write_units_per_second"]
+        out[f"capacity_100k_{name}_read_units_per_second"] = row["dynamodb_read_units_per_second"]
+        out[f"capacity_100k_{name}_warnings"] = len(row["warnings"])
+        out[f"capacity_{name}_write_units_per_answer"] = prof.measured["write_units_per_answer"]
+    out["capacity_100k_usd_ratio"] = (out["capacity_100k_compact_usd_per_1000_answers"]
+                                      / out["capacity_100k_whole_item_usd_per_1000_answers"])
+    return out
+
+
 def bench_capacity(students: int) -> dict[str, Any]:
     """The per-answer profile of ``irtcat capacity``: the local demo with ``students`` tablets
-    (AWS calls per answer by operation, Lambda invocations by function, the billed sizes) and
-    the handlers' CPU per answer; written to shared/irtcat/capacity/profile.json."""
+    (AWS calls per answer by operation, Lambda invocations by function, the billed sizes,
+    write units per commit with index copies) and the handlers' CPU per answer; written to
+    shared/irtcat/capacity/profile.json. Then 100,000 students planned on it and on the
+    whole-item baseline (benchmarks/baselines/), same prices."""
     from irtcat.demo.run import run_demo
     from irtcat.domain.steps import POLL_READ
 
@@ -77,7 +104,10 @@ def bench_capacity(students: int) -> dict[str, Any]:
     profile = {"provenance": {**provenance("./dev bench --only capacity"), "tablets": str(students)},
                "measured": measured, "assumed": CAPACITY_ASSUMPTIONS}
     CAPACITY_PROFILE.write_text(json.dumps(profile, indent=2) + "\n")
-    return {"capacity_answers": s["answers_unique"], "capacity_session_item_bytes": s["session_item_bytes"],
+    from irtcat.capacity.model import Profile
+
+    return {**capacity_plans(Profile.load(CAPACITY_PROFILE)),
+            "capacity_answers": s["answers_unique"], "capacity_session_item_bytes": s["session_item_bytes"],
             "capacity_session_item_bytes_max": s["session_item_bytes_max"],
             "capacity_write_units_per_answer": s["write_units_per_answer"],
             "capacity_commit_write_units": s["commit_write_units"],
@@ -218,7 +248,7 @@ def bench_door(repeat: int = 200) -> dict[str, Any]:
         banks = S3BankStore(settings)
         banks.publish(bank)
         banks.put_test(TestDefinition(test_id="door", bank_id="door"))
-        sessions = DynamoSessions(settings)
+        sessions = DynamoSessions(settings, banks)
         view, _ = start_session(StartSessionRequest(student_id="d1", test_id="door"), sessions,
                                 DynamoStudents(settings), banks)
         item = view.item

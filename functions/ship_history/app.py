@@ -5,7 +5,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from irtcat.adapters.aws import OUTBOX_ATTRIBUTE
+from irtcat.adapters.aws import outbox_of
 from irtcat.adapters.wiring import adapters, powertools
 from irtcat.domain.steps import ship_history
 
@@ -18,8 +18,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = event.get("Records")
     if not isinstance(records, list):
         raise TypeError("expected a DynamoDB stream batch ({'Records': [...]})")
-    outboxes = [r["dynamodb"]["NewImage"][OUTBOX_ATTRIBUTE]["S"] for r in records
-                if OUTBOX_ATTRIBUTE in r.get("dynamodb", {}).get("NewImage", {})]
+    outboxes = [o for r in records if (o := outbox_of(r.get("dynamodb", {}).get("NewImage", {}))) is not None]
     shipped = ship_history(outboxes, adapters().history)
     metrics.add_metric(name="HistoryRecordsShipped", unit=MetricUnit.Count, value=shipped)
     return {"shipped": shipped}

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import boto3
+from irtcat.adapters.aws import DynamoSessions, S3BankStore, Settings
 from irtcat.domain.bank import ItemBank
 from irtcat.domain.history import HistoryRecord
 from irtcat.domain.policy import TestDefinition
@@ -44,14 +45,16 @@ class Target:
         assert error is None, payload
         return payload["statusCode"], json.loads(payload["body"])
 
+    def settings(self) -> Settings:
+        return Settings(self.outputs["StateTableName"], self.outputs["BankBucketName"], "-",
+                        self.outputs["HistoryBucketName"])
+
     def load(self, bank: ItemBank, test: TestDefinition) -> None:
-        s3 = boto3.client("s3")
-        bucket = self.outputs["BankBucketName"]
-        s3.put_object(Bucket=bucket, Key=f"banks/{bank.bank_id}/v{bank.version}.json",
-                      Body=bank.model_dump_json(exclude_none=True).encode())
-        s3.put_object(Bucket=bucket, Key=f"banks/{bank.bank_id}/current.json",
-                      Body=json.dumps({"version": bank.version}).encode())
-        s3.put_object(Bucket=bucket, Key=f"tests/{test.test_id}.json", Body=test.model_dump_json().encode())
+        """Publish the bank and the test (its policy as a published version), as
+        ``irtcat bank publish`` does."""
+        store = S3BankStore(self.settings())
+        store.publish(bank)
+        store.put_test(test)
 
     def publish(self, data: bytes, partition_key: str) -> None:
         boto3.client("kinesis").put_record(StreamName=self.outputs["AnswerStreamName"], Data=data,
@@ -61,7 +64,7 @@ class Target:
         item = boto3.client("dynamodb").get_item(
             TableName=self.outputs["StateTableName"], ConsistentRead=True,
             Key={"pk": {"S": f"SESSION#{session_id}"}, "sk": {"S": "STATE"}})["Item"]
-        return SessionState.model_validate_json(item["doc"]["S"])
+        return DynamoSessions(self.settings(), S3BankStore(self.settings())).state_of(item)
 
     def history(self) -> list[HistoryRecord]:
         s3 = boto3.client("s3")

@@ -20,6 +20,7 @@ from irtcat.domain.bank import ItemBank
 from irtcat.domain.generate import generate_bank
 from irtcat.domain.policy import StoppingPolicy, TestDefinition, TestPolicy
 from irtcat.domain.scoring import simulated_choice
+from irtcat.domain.session import event_digest
 from irtcat.emulator.api import get_session_event, id_token_claims, start_session_event
 
 from .targets import Target, encode, make_target, stream_records
@@ -631,9 +632,9 @@ def test_a_kill_storm_loses_no_answer_and_no_history_record(target: Target) -> N
     for s in students:
         state = target.session(s.session_id)
         assert state.status == "finished"
-        in_state = [a.event_id for a in state.served if a.response is not None]
+        in_state = [a.event_digest for a in state.served if a.response is not None]
         assert len(in_state) == len(set(in_state)) == state.answered  # none applied twice
         wait_history(target, s.session_id, state.answered)
-        in_history = {r.event_id for r in target.history() if r.session_id == s.session_id
+        in_history = {event_digest(r.event_id or "") for r in target.history() if r.session_id == s.session_id
                       and r.record_type == "answer" and r.outcome == "applied"}
         assert in_history == set(in_state)  # after de-duplication: one record per applied answer

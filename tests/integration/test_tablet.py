@@ -89,7 +89,7 @@ def take_test(page: Any, url: str, student: str) -> int:
 
 def test_a_student_completes_a_test_and_sees_the_dynamodb_result(stack: Any, browser: Any) -> None:
     import boto3
-    from irtcat.domain.session import SessionState
+    from irtcat.adapters.aws import DynamoSessions, S3BankStore, Settings
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1024, "height": 768})
@@ -99,9 +99,11 @@ def test_a_student_completes_a_test_and_sees_the_dynamodb_result(stack: Any, bro
     page.screenshot(path=str(ARTIFACTS / "tablet-result.png"))
     assert answered == 6 and not errors, errors
     shown_theta = float(page.get_attribute("#result", "data-theta") or "nan")
-    table = stack.function("GetSessionFunction").spec.environment["TABLE_NAME"]
-    items = boto3.client("dynamodb").scan(TableName=table)["Items"]
-    sessions = [SessionState.model_validate_json(i["doc"]["S"]) for i in items if i["pk"]["S"].startswith("SESSION#")]
+    env = stack.function("GetSessionFunction").spec.environment
+    items = boto3.client("dynamodb").scan(TableName=env["TABLE_NAME"])["Items"]
+    settings = Settings(env["TABLE_NAME"], env["BANK_BUCKET"], "-", "-")
+    stored = DynamoSessions(settings, S3BankStore(settings))
+    sessions = [stored.state_of(i) for i in items if i["pk"]["S"].startswith("SESSION#")]
     mine = [s for s in sessions if s.student_id == "tablet-student-1"]
     assert len(mine) == 1 and mine[0].status == "finished"
     assert shown_theta == pytest.approx(mine[0].theta, abs=1e-9)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from irtcat.adapters.aws import DynamoSessions, S3BankStore, Settings
 from irtcat.demo.samples import SESSION_ID, make_samples, render
 from irtcat.domain.session import SessionState
 
@@ -21,7 +22,8 @@ def session_doc(stack) -> SessionState:  # type: ignore[no-untyped-def]
     env = stack.function_by_logical_id("UpdateThetaFunction").spec.environment
     item = boto3.client("dynamodb").get_item(
         TableName=env["TABLE_NAME"], Key={"pk": {"S": f"SESSION#{SESSION_ID}"}, "sk": {"S": "STATE"}})["Item"]
-    return SessionState.model_validate_json(item["doc"]["S"])
+    settings = Settings(env["TABLE_NAME"], env["BANK_BUCKET"], "-", "-")
+    return DynamoSessions(settings, S3BankStore(settings)).state_of(item)
 
 
 def test_sample_events_are_what_the_code_produces(root):

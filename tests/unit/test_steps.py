@@ -43,7 +43,7 @@ class World:
         self.banks.put_test(TestDefinition(test_id="t", bank_id=self.bank.bank_id, policy=policy or TestPolicy()))
         self.students = MemoryStudents()
         self.history = MemoryHistory()
-        self.sessions = MemorySessions(students=self.students, history=self.history)
+        self.sessions = MemorySessions(catalog=self.banks, students=self.students, history=self.history)
         self.quarantine = MemoryQuarantine()
 
     def start(self, student="s1"):
@@ -272,8 +272,8 @@ def test_the_history_comes_from_the_write_so_a_crash_after_it_loses_nothing():
             super().commit(*args, **kwargs)
             raise Crash
 
-    dying = DiesAfterTheWrite(items=w.sessions.items, students=w.students, latest=w.sessions.latest,
-                              history=w.history)
+    dying = DiesAfterTheWrite(catalog=w.banks, items=w.sessions.items, students=w.students,
+                              latest=w.sessions.latest, history=w.history)
     with pytest.raises(Crash):
         commit_step(step.model_copy(deep=True), dying)
     assert [r.event_id for r in w.history.records if r.outcome == "applied"] == [ev["event_id"]]
@@ -283,14 +283,20 @@ def test_the_history_comes_from_the_write_so_a_crash_after_it_loses_nothing():
 
 def test_ship_history_reads_the_outbox_lines():
     from irtcat.domain.steps import ship_history
+    from irtcat.domain.stored import pack_outbox, state_context
 
     w = World()
     view = w.start()
     w.process(w.event(view))
+    state = w.sessions.get(view.session_id)
+    assert state is not None
+    context = state_context(state)
     shipped = MemoryHistory()
-    lines = "\n".join(r.model_dump_json() for r in w.history.records)
-    assert ship_history([lines, "", lines], shipped) == 2 * len(w.history.records)
-    assert shipped.records[: len(w.history.records)] == w.history.records
+    packed = pack_outbox(w.history.records, context)
+    whole = "\n".join(r.model_dump_json() for r in w.history.records)  # as written before the packed layout
+    assert ship_history([(packed, context), ("", context), (whole, context)], shipped) == 2 * len(w.history.records)
+    assert shipped.records == 2 * w.history.records
+    assert len(packed) < 0.6 * len(whole)
 
 
 def test_too_many_conflicts_fails_loudly():

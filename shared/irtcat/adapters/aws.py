@@ -22,10 +22,11 @@ from botocore.exceptions import ClientError
 from ..domain.bank import ItemBank
 from ..domain.events import AnswerEvent
 from ..domain.history import HistoryRecord
-from ..domain.policy import TestDefinition
-from ..domain.ports import Conflict, NotFound
+from ..domain.policy import TestDefinition, TestPolicy
+from ..domain.ports import BankStore, Conflict, NotFound
 from ..domain.session import SessionState
-from ..domain.student import StudentProfile
+from ..domain.stored import outbox_context, pack, pack_outbox, state_context, unpack
+from ..domain.student import StudentProfile, pack_seen, unpack_seen
 
 T = TypeVar("T")
 _RETRYABLE = {
@@ -78,6 +79,7 @@ def reset_caches() -> None:
     """Forget clients and cached banks (a new endpoint or a fresh stack in the same process)."""
     client.cache_clear()
     S3BankStore._banks.clear()
+    S3BankStore._policies.clear()
 
 
 def with_retries(fn: Callable[[], T], attempts: int = 6, base: float = 0.05) -> T:
@@ -113,45 +115,72 @@ def _student_key(student_id: str) -> dict[str, Any]:
 
 # the session item's attribute that carries the last write's history records
 OUTBOX_ATTRIBUTE = "outbox"
+# a test's sessions, newest first: keys only (template.yaml)
+SESSIONS_BY_TEST = "sessions_by_test"
 
 
 class DynamoSessions:
-    """Sessions as one item each: the state as JSON in ``doc``, ``version`` for locking."""
+    """Sessions as one item each: the stored form (:mod:`irtcat.domain.stored`) in ``doc``,
+    ``version`` for locking, the identity and status beside it; banks and policies, which the
+    stored form refers to, from ``catalog``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, catalog: BankStore) -> None:
         self.table = settings.table_name
         self.ttl_seconds = settings.session_ttl_days * 86400
+        self.catalog = catalog
 
-    def get(self, session_id: str) -> SessionState | None:
+    def get(self, session_id: str, consistent: bool = True) -> SessionState | None:
         resp = with_retries(lambda: client("dynamodb").get_item(
-            TableName=self.table, Key=_session_key(session_id), ConsistentRead=True))
+            TableName=self.table, Key=_session_key(session_id), ConsistentRead=consistent))
         item = resp.get("Item")
-        return SessionState.model_validate_json(item["doc"]["S"]) if item else None
+        return self.state_of(item) if item else None
+
+    def state_of(self, item: dict[str, Any]) -> SessionState:
+        """The working state of a session item (in DynamoDB's wire format)."""
+        return unpack(json.loads(item["doc"]["S"]), session_id=item["pk"]["S"].removeprefix("SESSION#"),
+                      student_id=item["student_id"]["S"], status=item["status"]["S"],
+                      version=int(item["version"]["N"]), bank_of=self.catalog.bank, policy_of=self.catalog.policy)
 
     def _item(self, state: SessionState, outbox: list[HistoryRecord] | None = None) -> dict[str, Any]:
+        doc = pack(state, self.catalog.bank(state.bank_id, state.bank_version))
         item = {
             **_session_key(state.session_id),
-            "doc": {"S": state.model_dump_json()},
+            "doc": {"S": json.dumps(doc, separators=(",", ":"))},
             "version": {"N": str(state.version)},
             "status": {"S": state.status},
             "student_id": {"S": state.student_id},
             "expires_at": {"N": str(int(time.time()) + self.ttl_seconds)},
-            # the by_test index: a test's sessions, newest first
+            # the sessions_by_test index (keys only: written when a session starts, never per answer):
+            # a test's sessions, newest first
             "gsi1pk": {"S": f"TEST#{state.test_id}"},
             "gsi1sk": {"S": f"{state.created_at.isoformat()}#{state.session_id}"},
         }
         if outbox:
             # the step's history records, written with the state they describe: the table's
             # stream hands them to ShipHistory (a transactional outbox in one item)
-            item[OUTBOX_ATTRIBUTE] = {"S": "\n".join(r.model_dump_json() for r in outbox)}
+            item[OUTBOX_ATTRIBUTE] = {"S": pack_outbox(outbox, state_context(state))}
         return item
 
     def list_by_test(self, test_id: str, limit: int = 50) -> list[SessionState]:
-        """A test's most recent sessions (the ``by_test`` index)."""
+        """A test's most recent sessions: their keys from the ``sessions_by_test`` index, then the items
+        (eventually consistent: a teacher's list may be a moment behind)."""
         resp = with_retries(lambda: client("dynamodb").query(
-            TableName=self.table, IndexName="by_test", KeyConditionExpression="gsi1pk = :t",
+            TableName=self.table, IndexName=SESSIONS_BY_TEST, KeyConditionExpression="gsi1pk = :t",
             ExpressionAttributeValues={":t": {"S": f"TEST#{test_id}"}}, ScanIndexForward=False, Limit=limit))
-        return [SessionState.model_validate_json(i["doc"]["S"]) for i in resp.get("Items", [])]
+        keys = [{"pk": i["pk"], "sk": i["sk"]} for i in resp.get("Items", [])]
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 100):  # BatchGetItem takes up to 100 keys
+            pending: dict[str, Any] = {self.table: {"Keys": keys[start:start + 100]}}
+            for attempt in range(8):
+                got = with_retries(lambda ask=pending: client("dynamodb").batch_get_item(  # type: ignore[misc]
+                    RequestItems=ask))
+                for item in got.get("Responses", {}).get(self.table, []):
+                    found[item["pk"]["S"]] = item
+                pending = got.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))
+        return [self.state_of(found[k["pk"]["S"]]) for k in keys if k["pk"]["S"] in found]
 
     def latest_for(self, student_id: str, test_id: str) -> SessionState | None:
         """The student's most recently started session of the test (its pointer item)."""
@@ -195,7 +224,7 @@ class DynamoSessions:
             else:
                 # each test's seen items in an attribute of its own: writing one keeps the others
                 names = {f"#seen{k}": f"{SEEN_PREFIX}{test}" for k, test in enumerate(profile.seen)}
-                values = {f":seen{k}": {"S": json.dumps(ids)} for k, ids in enumerate(profile.seen.values())}
+                values = {f":seen{k}": {"S": pack_seen(ids)} for k, ids in enumerate(profile.seen.values())}
                 sets = "".join(f", #seen{k} = :seen{k}" for k in range(len(profile.seen)))
                 update: dict[str, Any] = {
                     "TableName": self.table, "Key": _student_key(profile.student_id),
@@ -218,6 +247,16 @@ class DynamoSessions:
             raise
 
 
+def outbox_of(image: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """A session write's outbox, as the table's stream delivers its new image, and what its
+    records share with the state (None: a write without one)."""
+    if OUTBOX_ATTRIBUTE not in image or "doc" not in image:
+        return None
+    context = outbox_context(image["pk"]["S"].removeprefix("SESSION#"), image["student_id"]["S"],
+                             json.loads(image["doc"]["S"]))
+    return image[OUTBOX_ATTRIBUTE]["S"], context
+
+
 class DynamoStudents:
     """Student profiles (last known ability)."""
 
@@ -232,7 +271,7 @@ class DynamoStudents:
             return None
         profile = StudentProfile.model_validate_json(item["doc"]["S"])
         finished = int(item.get("sessions_finished", {}).get("N", "0"))
-        seen = {name[len(SEEN_PREFIX):]: json.loads(value["S"]) for name, value in item.items()
+        seen = {name[len(SEEN_PREFIX):]: unpack_seen(value["S"]) for name, value in item.items()
                 if name.startswith(SEEN_PREFIX)}
         return profile.model_copy(update={"sessions_finished": finished, "seen": seen})
 
@@ -245,8 +284,9 @@ class S3BankStore:
     the pointer and test definitions are cached for ``ttl`` seconds.
     """
 
-    # shared by every store in the process: a bank version never changes once written
+    # shared by every store in the process: a bank version or policy version never changes once written
     _banks: ClassVar[dict[tuple[str, int], ItemBank]] = {}
+    _policies: ClassVar[dict[tuple[str, int], TestPolicy]] = {}
 
     def __init__(self, settings: Settings, ttl: float = 30.0) -> None:
         self.bucket = settings.bank_bucket
@@ -290,6 +330,16 @@ class S3BankStore:
     def test(self, test_id: str) -> TestDefinition:
         return TestDefinition.model_validate(self._cached(f"tests/{test_id}.json", f"test {test_id}"))
 
+    def policy(self, test_id: str, version: int) -> TestPolicy:
+        """A published policy version (``tests/{test_id}/policy/v{version}.json``), cached for the
+        life of the process: a published version never changes."""
+        key = (test_id, version)
+        policy = self._policies.get(key)
+        if policy is None:
+            raw = self._get_json(f"tests/{test_id}/policy/v{version}.json", f"policy v{version} of test {test_id}")
+            policy = self._policies[key] = TestPolicy.model_validate(raw)
+        return policy
+
     def publish(self, bank: ItemBank, make_current: bool = True) -> None:
         """Write a bank version (immutable) and, optionally, move the pointer to it."""
         s3 = client("s3")
@@ -299,10 +349,26 @@ class S3BankStore:
             s3.put_object(Bucket=self.bucket, Key=f"banks/{bank.bank_id}/current.json",
                           Body=json.dumps({"version": bank.version}).encode(), ContentType="application/json")
 
-    def put_test(self, test: TestDefinition) -> None:
-        """Write a test definition."""
+    def put_test(self, test: TestDefinition) -> TestDefinition:
+        """Write a test definition. Its policy is published as a new immutable version when it
+        differs from the current definition's (sessions refer to the version they started on);
+        returns the definition as written, with its ``policy_version``."""
+        try:
+            last: TestDefinition | None = TestDefinition.model_validate(
+                self._get_json(f"tests/{test.test_id}.json", f"test {test.test_id}"))
+        except NotFound:
+            last = None
+        if last is not None and last.policy_version is not None and last.policy == test.policy:
+            version = last.policy_version
+        else:
+            version = (last.policy_version or 0) + 1 if last is not None else 1
+            client("s3").put_object(Bucket=self.bucket, Key=f"tests/{test.test_id}/policy/v{version}.json",
+                                    Body=test.policy.model_dump_json().encode(), ContentType="application/json")
+        written = test.model_copy(update={"policy_version": version})
         client("s3").put_object(Bucket=self.bucket, Key=f"tests/{test.test_id}.json",
-                                Body=test.model_dump_json().encode(), ContentType="application/json")
+                                Body=written.model_dump_json().encode(), ContentType="application/json")
+        self._small.pop(f"tests/{test.test_id}.json", None)
+        return written
 
 
 class S3Objects:

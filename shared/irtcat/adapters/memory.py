@@ -2,32 +2,50 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..domain.bank import ItemBank
 from ..domain.history import HistoryRecord
-from ..domain.policy import TestDefinition
+from ..domain.policy import TestDefinition, TestPolicy
 from ..domain.ports import Conflict, NotFound
 from ..domain.session import SessionState
+from ..domain.stored import outbox_context, pack, pack_outbox, unpack, unpack_outbox
 from ..domain.student import StudentProfile
 
 
 @dataclass
 class MemorySessions:
-    """Sessions with the same optimistic locking as DynamoDB; profiles go to ``students``."""
+    """Sessions with the same optimistic locking as DynamoDB and the same stored form
+    (:mod:`irtcat.domain.stored`, banks and policies from ``catalog``); profiles go to
+    ``students``."""
 
-    items: dict[str, str] = field(default_factory=dict)
+    catalog: MemoryBanks
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
     students: MemoryStudents | None = None
     latest: dict[tuple[str, str], str] = field(default_factory=dict)
     # where a commit's outbox goes, as the table's stream and ShipHistory deliver it on AWS
     history: MemoryHistory | None = None
 
-    def get(self, session_id: str) -> SessionState | None:
-        doc = self.items.get(session_id)
-        return SessionState.model_validate_json(doc) if doc else None
+    def _state(self, stored: dict[str, Any]) -> SessionState:
+        return unpack(json.loads(stored["doc"]), session_id=stored["session_id"], student_id=stored["student_id"],
+                      status=stored["status"], version=stored["version"], bank_of=self.catalog.bank,
+                      policy_of=self.catalog.policy)
+
+    def _put(self, state: SessionState) -> dict[str, Any]:
+        doc = pack(state, self.catalog.bank(state.bank_id, state.bank_version))
+        stored = {"session_id": state.session_id, "student_id": state.student_id, "status": state.status,
+                  "version": state.version, "doc": json.dumps(doc, separators=(",", ":"))}
+        self.items[state.session_id] = stored
+        return doc
+
+    def get(self, session_id: str, consistent: bool = True) -> SessionState | None:
+        stored = self.items.get(session_id)
+        return self._state(stored) if stored else None
 
     def list_by_test(self, test_id: str, limit: int = 50) -> list[SessionState]:
-        states = [SessionState.model_validate_json(d) for d in self.items.values()]
+        states = [self._state(d) for d in self.items.values()]
         mine = sorted((s for s in states if s.test_id == test_id), key=lambda s: s.created_at, reverse=True)
         return mine[:limit]
 
@@ -39,19 +57,21 @@ class MemorySessions:
         key = (state.student_id, state.test_id)
         if state.session_id in self.items or self.latest.get(key) != replaces:
             raise Conflict(f"session {state.session_id} exists, or another start won")
-        self.items[state.session_id] = state.model_dump_json()
+        self._put(state)
         self.latest[key] = state.session_id
 
     def commit(self, state: SessionState, expected_version: int, profile: StudentProfile | None,
                outbox: list[HistoryRecord] | None = None) -> None:
-        current = self.get(state.session_id)
-        if current is None or current.version != expected_version:
+        current = self.items.get(state.session_id)
+        if current is None or current["version"] != expected_version:
             raise Conflict(f"session {state.session_id} is no longer at version {expected_version}")
-        self.items[state.session_id] = state.model_dump_json()
+        doc = self._put(state)
         if profile is not None and self.students is not None:
             self.students.put(profile)
         if outbox and self.history is not None:
-            self.history.put(outbox)
+            # through the stored form, as the table's stream hands the outbox to ShipHistory
+            context = outbox_context(state.session_id, state.student_id, doc)
+            self.history.put(unpack_outbox(pack_outbox(outbox, context), context))
 
 
 @dataclass
@@ -79,8 +99,25 @@ class MemoryBanks:
         if make_current:
             self.current[bank.bank_id] = bank.version
 
-    def put_test(self, test: TestDefinition) -> None:
-        self.tests[test.test_id] = test
+    policies: dict[tuple[str, int], TestPolicy] = field(default_factory=dict)
+
+    def put_test(self, test: TestDefinition) -> TestDefinition:
+        """Store the test; its policy becomes a new published version when it differs from
+        the last one."""
+        last = self.tests.get(test.test_id)
+        if last is not None and last.policy_version is not None and last.policy == test.policy:
+            version = last.policy_version
+        else:
+            version = max((v for t, v in self.policies if t == test.test_id), default=0) + 1
+            self.policies[(test.test_id, version)] = test.policy
+        written = self.tests[test.test_id] = test.model_copy(update={"policy_version": version})
+        return written
+
+    def policy(self, test_id: str, version: int) -> TestPolicy:
+        try:
+            return self.policies[(test_id, version)]
+        except KeyError:
+            raise NotFound(f"policy v{version} of test {test_id} not found") from None
 
     def bank(self, bank_id: str, version: int) -> ItemBank:
         try:

@@ -93,10 +93,10 @@ def adapters() -> Adapters:
     )
 
     settings = Settings.from_env()
+    banks = S3BankStore(settings)
     return Adapters(
-        sessions=DynamoSessions(settings), students=DynamoStudents(settings),
-        banks=S3BankStore(settings), history=FirehoseHistory(settings),
-        quarantine=S3Quarantine(settings),
+        sessions=DynamoSessions(settings, banks), students=DynamoStudents(settings),
+        banks=banks, history=FirehoseHistory(settings), quarantine=S3Quarantine(settings),
     )
 
 

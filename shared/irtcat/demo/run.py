@@ -25,7 +25,7 @@ from typing import Any
 import boto3
 import numpy as np
 
-from ..adapters.aws import S3BankStore, Settings
+from ..adapters.aws import DynamoSessions, S3BankStore, Settings
 from ..capacity.model import ANSWER_CHAIN, dynamodb_item_bytes
 from ..domain.bank import ItemBank
 from ..domain.generate import generate_bank
@@ -363,13 +363,14 @@ def _write_units_per_answer(table: str, answers: int) -> dict[str, float | None]
     }
 
 
-def _sessions(table: str) -> dict[str, SessionState]:
+def _sessions(settings: Settings) -> dict[str, SessionState]:
     ddb = boto3.client("dynamodb", region_name=REGION)
+    sessions = DynamoSessions(settings, S3BankStore(settings))
     out: dict[str, SessionState] = {}
-    for page in ddb.get_paginator("scan").paginate(TableName=table):
+    for page in ddb.get_paginator("scan").paginate(TableName=settings.table_name):
         for item in page["Items"]:
             if item["pk"]["S"].startswith("SESSION#"):
-                state = SessionState.model_validate_json(item["doc"]["S"])
+                state = sessions.state_of(item)
                 out[state.session_id] = state
     return out
 
@@ -521,9 +522,12 @@ def run_chaos(sessions: int = 60, seed: int = 5, report_dir: str | Path = "chaos
 
 
 def outbox_event_ids(rt: LocalRuntime) -> set[str]:
-    """The event_ids of every history record the table's stream carries in a session write's
-    outbox (read from the start of the stream)."""
-    from ..adapters.aws import OUTBOX_ATTRIBUTE
+    """The event_id digests (:func:`~irtcat.domain.session.event_digest`) of every history
+    record the table's stream carries in a session write's outbox (read from the start of the
+    stream)."""
+    from ..adapters.aws import outbox_of
+    from ..domain.session import event_digest
+    from ..domain.stored import unpack_outbox
 
     streams = boto3.client("dynamodbstreams", region_name=REGION)
     ids: set[str] = set()
@@ -537,9 +541,9 @@ def outbox_event_ids(rt: LocalRuntime) -> set[str]:
                 if not reply["Records"]:
                     break
                 for record in reply["Records"]:
-                    outbox = record["dynamodb"].get("NewImage", {}).get(OUTBOX_ATTRIBUTE, {}).get("S", "")
-                    ids.update(HistoryRecord.model_validate_json(line).event_id or ""
-                               for line in outbox.splitlines() if line.strip())
+                    outbox = outbox_of(record["dynamodb"].get("NewImage", {}))
+                    if outbox is not None:
+                        ids.update(event_digest(r.event_id) for r in unpack_outbox(*outbox) if r.event_id)
                 iterator = reply.get("NextShardIterator")
     return ids
 
@@ -620,7 +624,7 @@ def sustained_rate(applied_at: list[float], trim: float = 0.1) -> float | None:
 def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: list[TabletResult],
               elapsed: float, report_dir: Path, warm_seconds: float | None = None) -> dict[str, Any]:
     """Check every answer against DynamoDB and the history; export the history; the summary."""
-    sessions = _sessions(settings.table_name)
+    sessions = _sessions(settings)
     report_dir.mkdir(parents=True, exist_ok=True)
     exported = export_history(settings.history_bucket, report_dir)
     lines = [line for f in exported["files"] for line in Path(f).read_text().splitlines() if line]
@@ -636,7 +640,7 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
     unique = sum(r.unique for r in results)
     applied_state = sum(s.answered for s in sessions.values())
     history_unique = len(applied_in_history)
-    missing = sorted((sid, x.seq, x.event_id) for sid, state in sessions.items() for x in state.served
+    missing = sorted((sid, x.seq, x.event_digest) for sid, state in sessions.items() for x in state.served
                      if x.response is not None and (sid, x.seq) not in applied_in_history)
     finished = [r for r in results if r.final is not None]
     errors = [r.error for r in results if r.error]

@@ -22,6 +22,7 @@ from ..domain.policy import TestDefinition
 from ..domain.scoring import simulated_choice
 from ..domain.session import SessionState, new_session
 from ..domain.steps import Step, answer_record, by_session, check_end_condition, select_next_item, update_theta
+from ..domain.stored import pack, pack_outbox, state_context
 from ..emulator.api import get_session_event, http_event, id_token_claims, start_session_event
 
 SESSION_ID = "00000000-0000-4000-8000-000000000001"
@@ -42,11 +43,12 @@ def sample_bank() -> ItemBank:
 def sample_session(bank: ItemBank) -> SessionState:
     test = sample_test()
     return new_session(SESSION_ID, STUDENT_ID, test.policy.model_copy(update={"test_id": TEST_ID}),
-                       bank, theta_start=None, now=CLOCK).model_copy(update={"version": 1, "secret": SECRET})
+                       bank, theta_start=None, now=CLOCK, policy_version=test.policy_version,
+                       ).model_copy(update={"version": 1, "secret": SECRET})
 
 
 def sample_test() -> TestDefinition:
-    return TestDefinition(test_id=TEST_ID, bank_id="sample-math")
+    return TestDefinition(test_id=TEST_ID, bank_id="sample-math", policy_version=1)
 
 
 SAMPLE_SEQUENCE = "49650000000000000000000000000000000000000000000000000001"
@@ -83,7 +85,8 @@ def make_samples() -> dict[str, Any]:
     session = sample_session(bank)
     banks = MemoryBanks()
     banks.publish(bank)
-    sessions = MemorySessions(students=MemoryStudents())
+    banks.put_test(sample_test())
+    sessions = MemorySessions(catalog=banks, students=MemoryStudents())
     sessions.create(session)
     good = kinesis_record(answer_event(session, bank))
     bad = kinesis_record({"schema_version": 2, "session_id": SESSION_ID, "choice": ["A", "B"]},
@@ -122,25 +125,29 @@ def make_samples() -> dict[str, Any]:
         "events/screen_batch.json": [good, kinesis_record({"padding": "x" * 5000},
                                                           "49650000000000000000000000000000000000000000000000000003")],
         # the table's stream after CommitStep's write: ShipHistory ships the write's outbox
-        "events/ship_history.json": {"Records": [outbox_stream_record(selected)]},
+        "events/ship_history.json": {"Records": [outbox_stream_record(selected, bank)]},
         "events/fixtures/bank.json": json.loads(bank.model_dump_json(exclude_none=True)),
         "events/fixtures/test.json": sample_test().model_dump(mode="json"),
         "events/fixtures/session.json": session.model_dump(mode="json"),
     }
 
 
-def outbox_stream_record(step: Step) -> dict[str, Any]:
-    """A DynamoDB stream record (NEW_IMAGE) of the session write that commits ``step``."""
+def outbox_stream_record(step: Step, bank: ItemBank) -> dict[str, Any]:
+    """A DynamoDB stream record (NEW_IMAGE) of the session write that commits ``step``: the
+    stored state and its outbox, as DynamoSessions writes them."""
     assert step.session is not None
     record = answer_record(step).model_copy(update={"processed_at": CLOCK})
+    state = step.session
     return {
         "eventID": "1", "eventName": "MODIFY", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
         "awsRegion": "us-east-1",
         "dynamodb": {
             "Keys": {"pk": {"S": f"SESSION#{step.session.session_id}"}, "sk": {"S": "STATE"}},
             "NewImage": {"pk": {"S": f"SESSION#{step.session.session_id}"}, "sk": {"S": "STATE"},
-                         "version": {"N": str(step.session.version + 1)},
-                         "outbox": {"S": record.model_dump_json()}},
+                         "version": {"N": str(state.version + 1)}, "status": {"S": state.status},
+                         "student_id": {"S": state.student_id},
+                         "doc": {"S": json.dumps(pack(state, bank), separators=(",", ":"))},
+                         "outbox": {"S": pack_outbox([record], state_context(state))}},
             "SequenceNumber": "1100000000017454423009", "SizeBytes": 1024, "StreamViewType": "NEW_IMAGE",
         },
         "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/irtcat-local-StateTable/stream/sample",
@@ -180,4 +187,4 @@ def seed_fixtures(root: str | Path, table: str, bank_bucket: str) -> None:
     ddb.delete_item(TableName=table, Key={"pk": {"S": f"SESSION#{session.session_id}"}, "sk": {"S": "STATE"}})
     ddb.delete_item(TableName=table, Key={"pk": {"S": f"STUDENT#{session.student_id}"},
                                           "sk": {"S": f"LATEST#{session.test_id}"}})
-    DynamoSessions(settings).create(session)
+    DynamoSessions(settings, store).create(session)

@@ -154,7 +154,8 @@ class ItemBank(Message):
     model: Model | PartialCreditModel = Field(
         default="3PL", description="the right/wrong items' model; a bank calibrated as GRM or GPCM names that")
     scale: float = Field(default=D_LOGISTIC, gt=0)
-    items: list[Item] = Field(min_length=1)
+    # a session stores its items as positions in the bank, two bytes each (domain/stored.py)
+    items: list[Item] = Field(min_length=1, max_length=65_535)
     calibration: CalibrationInfo | None = Field(default=None, description="how this version was calibrated")
 
     @model_validator(mode="after")

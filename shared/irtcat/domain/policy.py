@@ -194,3 +194,6 @@ class TestDefinition(Message):
     test_id: str
     bank_id: str
     policy: TestPolicy = Field(default_factory=TestPolicy)
+    # the version of ``policy`` as published (a published version never changes; sessions refer
+    # to it); None before the store has published it
+    policy_version: int | None = None

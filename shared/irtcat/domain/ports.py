@@ -6,7 +6,7 @@ from typing import Protocol
 
 from .bank import ItemBank
 from .history import HistoryRecord
-from .policy import TestDefinition
+from .policy import TestDefinition, TestPolicy
 from .session import SessionState
 from .student import StudentProfile
 
@@ -20,7 +20,10 @@ class NotFound(Exception):
 
 
 class SessionRepository(Protocol):
-    def get(self, session_id: str) -> SessionState | None: ...
+    def get(self, session_id: str, consistent: bool = True) -> SessionState | None:
+        """The stored session; ``consistent=False`` may return the one before the latest write
+        (half the read's cost: for reads where a stale answer is harmless)."""
+        ...
     def latest_for(self, student_id: str, test_id: str) -> SessionState | None: ...
     def create(self, state: SessionState, replaces: str | None = None) -> None: ...
     def commit(self, state: SessionState, expected_version: int, profile: StudentProfile | None,
@@ -40,6 +43,9 @@ class BankStore(Protocol):
     def bank(self, bank_id: str, version: int) -> ItemBank: ...
     def current_version(self, bank_id: str) -> int: ...
     def test(self, test_id: str) -> TestDefinition: ...
+    def policy(self, test_id: str, version: int) -> TestPolicy:
+        """A published version of a test's policy (immutable)."""
+        ...
 
 
 class BankPublisher(BankStore, Protocol):

@@ -8,6 +8,7 @@ computes the same result (item selection is seeded by session and position).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -27,23 +28,32 @@ from .events import AnswerEvent
 from .policy import TestPolicy
 from .scoring import score_choice, shown_options
 
+# an answered position keeps a digest of its event_id, not the id: enough to tell a redelivery
+# from another answer (two ids share a 6-byte digest with probability 2^-48)
+DIGEST_BYTES = 6
+
+
+def event_digest(event_id: str) -> str:
+    """The short digest of an answer's ``event_id`` kept per answered position (8 characters)."""
+    return base64.b64encode(hashlib.sha256(event_id.encode()).digest()[:DIGEST_BYTES]).decode()
+
 
 class ServedItem(Message):
-    """One item served in a session, and its answer once it is in."""
+    """One item served in a session, and its answer once it is in: what the next steps need.
+    What the history needs of the answer (the choice, times) travels in the step's outbox."""
 
     model_config = ConfigDict(extra="forbid")
 
     seq: int
     item_id: str
     pretest: bool = False
-    choice: str | int | float | None = None  # what the student sent
-    option: int | None = None  # the bank's option index that choice meant (multiple choice)
-    response: int | None = None  # the score of the choice: 0/1
-    event_id: str | None = None
-    answered_at: datetime | None = None
-    response_time_ms: int | None = None
+    response: int | None = None  # the score of the choice: 0/1, or the category
+    event_digest: str | None = None  # :func:`event_digest` of the answer's event_id
     theta: float | None = None  # after this answer
     se: float | None = None
+    # the bank's option index the choice meant (multiple choice), for the step's history record
+    # only: not stored with the session
+    option: int | None = None
 
 
 class SessionState(Message):
@@ -61,6 +71,9 @@ class SessionState(Message):
     bank_id: str
     bank_version: int
     policy: TestPolicy
+    # the published policy's version (the stored session refers to it); None: a session whose
+    # test had no versioned policy carries the policy itself
+    policy_version: int | None = None
     status: Literal["active", "finished"] = "active"
     version: int = 0
     theta_start: float
@@ -164,6 +177,7 @@ def new_session(
     theta_start: float | None,
     now: datetime | None = None,
     seen: list[str] | None = None,
+    policy_version: int | None = None,
 ) -> SessionState:
     """A new session serving its first item.
 
@@ -178,7 +192,7 @@ def new_session(
     limit = policy.stopping.time_limit_seconds
     state = SessionState(
         session_id=session_id, student_id=student_id, test_id=policy.test_id, bank_id=bank.bank_id,
-        bank_version=bank.version, policy=policy, theta_start=start, theta=start,
+        bank_version=bank.version, policy=policy, policy_version=policy_version, theta_start=start, theta=start,
         se=policy.prior.sd, created_at=now, updated_at=now,
         excluded=list(seen or []) if policy.exclude_seen_items else [],
         expires_at=now + timedelta(seconds=limit) if limit else None,
@@ -195,8 +209,9 @@ def check_answer(state: SessionState, event: AnswerEvent) -> None:
     """Raise :class:`Duplicate` or :class:`Rejection` unless the answer applies to ``state``."""
     if state.student_id != event.student_id:
         raise Rejection("session belongs to another student")
+    digest = event_digest(str(event.event_id))
     for s in state.served:
-        if s.event_id == str(event.event_id):
+        if s.event_digest == digest:
             raise Duplicate("event_id already applied")
     if event.seq <= len(state.served) and state.served[event.seq - 1].response is not None:
         raise Duplicate(f"seq {event.seq} already answered")
@@ -228,12 +243,9 @@ def apply_answer(state: SessionState, event: AnswerEvent, bank: ItemBank) -> Ses
         theta, se = float(cat.theta[0]), float(cat.se[0])
     new = state.model_copy(deep=True)
     cur = new.served[-1]
-    cur.choice = event.choice
     cur.option = scored.option
     cur.response = scored.score
-    cur.event_id = str(event.event_id)
-    cur.answered_at = event.answered_at
-    cur.response_time_ms = event.response_time_ms
+    cur.event_digest = event_digest(str(event.event_id))
     new.theta, new.se = theta, se
     cur.theta, cur.se = theta, se
     return new

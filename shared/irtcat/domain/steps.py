@@ -40,14 +40,16 @@ from .session import (
     check_answer,
     choose_next_item,
     end_condition,
+    event_digest,
     finish,
     new_session,
 )
+from .stored import unpack_outbox
 from .student import StudentProfile, seen_after
 
 MAX_CONFLICT_ATTEMPTS = 5
 # how GET /sessions/{id} reads the session: the tablet's poll, where a stale answer only delays it
-POLL_READ: Literal["strong", "eventual"] = "strong"
+POLL_READ: Literal["strong", "eventual"] = "eventual"
 
 
 class TooManyConflicts(Exception):
@@ -264,7 +266,7 @@ def commit_step(step: Step, sessions: SessionRepository) -> dict[str, Any]:
         else:
             landed = (
                 stored is not None and ev.seq <= len(stored.served)
-                and stored.served[ev.seq - 1].event_id == str(ev.event_id)
+                and stored.served[ev.seq - 1].event_digest == event_digest(str(ev.event_id))
             )
         if not landed:
             raise
@@ -273,13 +275,13 @@ def commit_step(step: Step, sessions: SessionRepository) -> dict[str, Any]:
             "status": new.status, "version": new.version, "reason": step.reason}
 
 
-def ship_history(outboxes: list[str], history: HistorySink) -> int:
-    """ShipHistory: the history records of session writes (each write's ``outbox``, JSON lines,
-    as the table's stream delivers them) into the history. At least once: a stream retry sends
-    them again, and readers de-duplicate on ``event_id`` (and ``record_type``). Returns the
-    number of records shipped."""
-    records = [HistoryRecord.model_validate_json(line) for outbox in outboxes
-               for line in outbox.splitlines() if line.strip()]
+def ship_history(outboxes: list[tuple[str, dict[str, Any]]], history: HistorySink) -> int:
+    """ShipHistory: the history records of session writes into the history. Each write's
+    ``outbox`` comes as the table's stream delivers it, with what the records share with the
+    state written beside them (:func:`~irtcat.domain.stored.outbox_context`). At least once: a
+    stream retry sends them again, and readers de-duplicate on ``event_id`` (and
+    ``record_type``). Returns the number of records shipped."""
+    records = [r for text, context in outboxes for r in unpack_outbox(text, context)]
     if records:
         history.put(records)
     return len(records)
@@ -397,7 +399,7 @@ def admit_answer(event: AnswerEvent, sessions: SessionRepository, banks: BankSto
         raise NotFound(f"session {event.session_id} not found")
     if state.student_id != event.student_id:
         raise Forbidden("this session belongs to another student")
-    if event.seq <= len(state.served) and state.served[event.seq - 1].event_id == str(event.event_id):
+    if event.seq <= len(state.served) and state.served[event.seq - 1].event_digest == event_digest(str(event.event_id)):
         return False
     if state.expired(_now()):
         raise NotServing(f"the session's time limit passed at {state.expires_at:%H:%M:%S} UTC; read the session "
@@ -438,7 +440,7 @@ def start_session(
             session_id=str(uuid.uuid4()), student_id=request.student_id,
             policy=test.policy.model_copy(update={"test_id": test.test_id}), bank=bank,
             theta_start=profile.theta if profile else None, now=now,
-            seen=profile.seen_in(test.test_id) if profile else None,
+            seen=profile.seen_in(test.test_id) if profile else None, policy_version=test.policy_version,
         )
         try:
             # finished at once (bank_exhausted) when the student has seen every item
@@ -455,8 +457,10 @@ def get_session(session_id: str, sessions: SessionRepository, banks: BankStore,
     """GET /sessions/{id}: the item to answer next with its content, or the final result. A
     session read after its time limit is finished here with stop reason ``time_limit`` (one
     conditional write, and its history record when ``history`` is given). ``authorize`` is
-    called with the session's student before anything is written (it raises to refuse)."""
-    state = sessions.get(session_id)
+    called with the session's student before anything is written (it raises to refuse). The
+    read is the tablet's poll: eventually consistent (:data:`POLL_READ`), since a stale answer
+    only makes the tablet poll again."""
+    state = sessions.get(session_id, consistent=POLL_READ == "strong")
     if state is None:
         raise NotFound(f"session {session_id} not found")
     if authorize is not None:

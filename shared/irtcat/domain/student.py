@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from pydantic import ConfigDict, Field
@@ -9,7 +10,7 @@ from pydantic import ConfigDict, Field
 from .base import Message
 
 # how many item ids a profile keeps per test, newest last: bounds the profile's list for one test
-# at 500 ids (about 6 KB at 12-byte ids; DynamoDB items hold 400 KB)
+# at 500 ids (about 5 KB at 10-byte ids, stored by :func:`pack_seen`; DynamoDB items hold 400 KB)
 SEEN_ITEMS_PER_TEST = 500
 
 
@@ -38,3 +39,18 @@ def seen_after(earlier: list[str], served: list[str]) -> list[str]:
     newest :data:`SEEN_ITEMS_PER_TEST` kept (a student who has seen more than that may meet
     the oldest again)."""
     return list(dict.fromkeys([*earlier, *served]))[-SEEN_ITEMS_PER_TEST:]
+
+
+def pack_seen(ids: list[str]) -> str:
+    """A test's seen items as stored: the ids one per line (a JSON list, the layout before, when
+    an id could be mistaken for it)."""
+    if any("\n" in i for i in ids) or (ids and ids[0].startswith("[")):
+        return json.dumps(ids)
+    return "\n".join(ids)
+
+
+def unpack_seen(text: str) -> list[str]:
+    """The ids of :func:`pack_seen` (either layout)."""
+    if text.startswith("["):
+        return [str(i) for i in json.loads(text)]
+    return text.split("\n") if text else []
