@@ -48,8 +48,10 @@ def commit() -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    # the results file itself changes with every benchmark run: not a change to the code measured
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results.json")
+    # what benchmarks write (the results, the capacity profile) changes with a run: not a change
+    # to the code measured
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results.json",
+                  ":!shared/irtcat/capacity/profile.json")
     return head + ("+changes" if changed else "")
 
 

@@ -152,6 +152,11 @@ def test_shipped_tables_name_a_source_for_every_figure() -> None:
     profile = Profile.load()
     assert {"date", "commit", "command"} <= set(profile.provenance)
     assert profile.measured["calls_per_answer"] and profile.measured["session_item_bytes"] > 0
+    # the budget of the session item, as measured: a poll costs half a read unit (eventually
+    # consistent, under 4 KB), an answer's commit at most two write units with index and outbox
+    m = profile.measured
+    assert m["poll_read"] == "eventual" and m["session_item_bytes_read"] <= 4096
+    assert m["commit_write_units"] <= 2.0 and m["session_item_bytes_max"] <= 2048
     for name in ASSUMED:
         assert name in profile.assumed
 

@@ -323,3 +323,19 @@ def test_the_answer_chain_is_the_state_machines(sam: dict[str, Any]) -> None:
     assert tuple(chain) == ANSWER_CHAIN
     for logical_id in ANSWER_CHAIN:
         assert (ROOT / "functions" / handler_folder(logical_id) / "app.py").exists(), logical_id
+
+
+@pytest.mark.parametrize(("keep", "indexes"), [("false", ["sessions_by_test"]),
+                                                ("true", ["sessions_by_test", "by_test"])])
+def test_the_session_index_projects_keys_and_the_old_one_is_kept_only_when_asked(
+        sam: dict[str, Any], keep: str, indexes: list[str]) -> None:
+    """The index a session's answers never write (keys only); a stack deployed with the old
+    ``by_test`` keeps it for one deploy (CloudFormation adds or drops one index per update)."""
+    from irtcat.emulator.template import Resolver
+
+    params = {k: str(v) for k, v in parameter_defaults(sam, {"KeepByTestIndex": keep}).items()}
+    cfn = expand_sam(sam, params)
+    table = Resolver(parameters=params, conditions=cfn.get("Conditions", {})).resolve(
+        cfn["Resources"]["StateTable"]["Properties"])
+    found = {g["IndexName"]: g["Projection"]["ProjectionType"] for g in table["GlobalSecondaryIndexes"]}
+    assert list(found) == indexes and found["sessions_by_test"] == "KEYS_ONLY"

@@ -128,7 +128,9 @@ class Resolver:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self.resolve(v) for v in value if not (isinstance(v, dict) and v.get("Ref") == "AWS::NoValue")]
+            # AWS::NoValue, directly or as the branch an Fn::If takes, removes the element
+            resolved = [(v, self.resolve(v)) for v in value]
+            return [r for v, r in resolved if not (isinstance(v, dict) and r is None)]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
