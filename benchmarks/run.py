@@ -1,7 +1,7 @@
 """irtcat benchmarks: ``./dev bench [--only NAME ...] [--area AREA ...]``.
 
 The benchmarks live by area (``engine.py``, ``lambdas.py``, ``pipeline.py``, ``calibration.py``,
-``exposure.py``); each module's ``BENCHES`` names them. A run prints a table and records each
+``exposure.py``, ``blueprint.py``); each module's ``BENCHES`` names them. A run prints a table and records each
 benchmark's values in ``benchmarks/results.json`` with its date, commit, machine and command;
 ``python benchmarks/report.py`` then writes docs/benchmarks.md and the README's figures from
 those records (never by hand).
@@ -18,6 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import blueprint
 import calibration
 import engine
 import exposure
@@ -28,7 +29,7 @@ from harness import ROOT, provenance
 Bench = Callable[[argparse.Namespace], dict[str, Any]]
 AREAS: dict[str, dict[str, Bench]] = {"engine": engine.BENCHES, "lambdas": lambdas.BENCHES,
                                       "pipeline": pipeline.BENCHES, "calibration": calibration.BENCHES,
-                                      "exposure": exposure.BENCHES}
+                                      "exposure": exposure.BENCHES, "blueprint": blueprint.BENCHES}
 BENCHES: dict[str, Bench] = {name: fn for benches in AREAS.values() for name, fn in benches.items()}
 RESULTS = ROOT / "benchmarks" / "results.json"
 DEFAULTS = {"students": 30, "soak_sessions": 200}

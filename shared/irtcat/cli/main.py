@@ -107,10 +107,23 @@ def _simulate(args: argparse.Namespace) -> int:
         raise CliError("the bank has no operational items")
     update, close = _progress(thetas.size, "simulating")
     try:
-        result = simulate(engine, policy.cat_config(), thetas, seed=args.seed, progress=update)
+        result = simulate(engine, policy.cat_config(bank), thetas, seed=args.seed, progress=update)
     finally:
         close()
     summary = result.summary(engine)
+    if policy.blueprint is not None:
+        from ..domain.blueprint import conformance
+
+        assert result.administered is not None
+        summary["blueprint"] = conformance(policy.blueprint, bank, result.administered)
+        summary["blueprint"]["tests_with_relaxed_rules"] = sum(1 for r in result.relaxed.values() if r)
+    if args.administered:
+        assert result.administered is not None
+        with open(args.administered, "w", encoding="utf-8") as out:
+            for k, row in enumerate(result.administered):
+                out.write(json.dumps({"examinee": k, "theta": float(thetas[k]),
+                                      "items": [engine.item_ids[j] for j in row if j >= 0]}) + "\n")
+        summary["administered"] = str(args.administered)
     if args.plots:
         from ..adapters.plots import simulation_plots
 
@@ -122,6 +135,9 @@ def _simulate(args: argparse.Namespace) -> int:
         f"never used {summary['never_used_share']:.3f}  overlap {summary['overlap_rate']:.3f}  "
         f"stops {summary['stop_reasons']}  {summary['seconds']:.2f}s"
     )
+    if "blueprint" in summary:
+        human += "\nblueprint rules met (share of tests, worst deviation): " + ", ".join(
+            f"{r['rule']} {r['met']:.3f} ({r['worst']:g})" for r in summary["blueprint"]["rules"])
     emit(args, summary, human)
     return 0
 
@@ -158,17 +174,52 @@ def _bank_publish(args: argparse.Namespace) -> int:
         raise CliError(f"{len(unscorable)} operational item(s) without a scoring rule ({', '.join(unscorable[:3])}): "
                        "the session API could not score them (options with a key or credits, or an answer value)")
     store = S3BankStore(Settings(table_name="-", bank_bucket=args.bucket, history_stream="-", history_bucket="-"))
+    policy = load_policy(args.policy) if args.test_id else None
+    if policy is not None and policy.blueprint is not None:
+        from ..domain.blueprint import check_blueprint
+
+        verdict = check_blueprint(policy.blueprint, bank)
+        if not verdict["feasible"]:
+            raise CliError(f"the bank cannot meet the blueprint of {args.test_id}: " + _blueprint_problems(verdict)
+                           + " (irtcat blueprint check says more); nothing published")
     store.publish(bank, make_current=not args.no_current)
     summary: dict[str, Any] = {"bucket": args.bucket, "bank_id": bank.bank_id, "version": bank.version,
                                "current": not args.no_current}
-    if args.test_id:
-        policy = load_policy(args.policy)
+    if policy is not None:
         store.put_test(TestDefinition(test_id=args.test_id, bank_id=bank.bank_id,
                                       policy=policy.model_copy(update={"test_id": args.test_id})))
         summary["test_id"] = args.test_id
     emit(args, summary, f"published {bank.bank_id} v{bank.version} to s3://{args.bucket}"
           + (f" and test {args.test_id}" if args.test_id else ""))
     return 0
+
+
+def _blueprint_problems(verdict: dict[str, Any]) -> str:
+    parts = [f"{r['rule']} short by {r['by']:g}" for r in verdict["infeasible_rules"]]
+    if verdict["short_by"]:
+        parts.append(f"{verdict['short_by']} item(s) short of the length {verdict['length']}")
+    return "; ".join(parts) or "no test of its length can be assembled"
+
+
+def _blueprint_check(args: argparse.Namespace) -> int:
+    from ..adapters.files import load_policy
+    from ..domain.bank import ItemBank
+    from ..domain.blueprint import check_blueprint
+
+    bank = ItemBank.load(args.bank)
+    policy = load_policy(args.policy)
+    if policy.blueprint is None:
+        raise CliError(f"{args.policy} has no blueprint")
+    verdict = check_blueprint(policy.blueprint, bank)
+    if verdict["feasible"]:
+        human = (f"the bank can meet the blueprint: at least {verdict['disjoint_tests_at_least']} tests without a "
+                 "shared item")
+    else:
+        human = f"the bank cannot meet the blueprint: {_blueprint_problems(verdict)}"
+    if verdict["enemies_not_in_bank"]:
+        human += f"; enemies not in the bank: {', '.join(verdict['enemies_not_in_bank'][:5])}"
+    emit(args, verdict, human)
+    return 0 if verdict["feasible"] else 2
 
 
 def _calibrate_partial_credit(args: argparse.Namespace) -> int:
@@ -570,8 +621,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--thetas", type=Path, help="true abilities, one per line (instead of --examinees)")
     s.add_argument("--policy", type=Path, help="TestPolicy JSON (default policy when absent)")
     s.add_argument("--plots", type=Path, help="write PNG plots into this folder")
+    s.add_argument("--administered", type=Path,
+                   help="write every simulee's items in order here (NDJSON: examinee, theta, items)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_simulate)
+
+    bp = sub.add_parser("blueprint", help="test blueprints").add_subparsers(dest="blueprint_command", required=True)
+    bc = bp.add_parser("check", help="can the bank meet the policy's blueprint (exit 2 if not)")
+    bc.add_argument("--bank", type=Path, required=True)
+    bc.add_argument("--policy", type=Path, required=True, help="TestPolicy JSON with a blueprint")
+    bc.add_argument("--json", action="store_true")
+    bc.set_defaults(fn=_blueprint_check)
 
     e = sub.add_parser("exposure",
                        help="exposure control for a policy: allocation prices and Sympson-Hetter parameters")

@@ -28,9 +28,10 @@ import numpy as np
 from ..adapters.aws import DynamoSessions, S3BankStore, Settings
 from ..capacity.model import ANSWER_CHAIN, dynamodb_item_bytes
 from ..domain.bank import ItemBank
+from ..domain.blueprint import Blueprint
 from ..domain.generate import generate_bank
 from ..domain.history import HistoryRecord
-from ..domain.policy import TestDefinition, TestPolicy
+from ..domain.policy import StoppingPolicy, TestDefinition, TestPolicy
 from ..domain.scoring import simulated_answer
 from ..domain.session import SessionState
 from ..emulator.api import get_session_event, start_session_event
@@ -76,13 +77,27 @@ def load_demo_bank(rt: LocalRuntime, items: int = 500, pretest: int = 0, seed: i
         bank = with_partial_credit(bank, models, seed)
     if policy is None:
         positions = [3, 8, 13][: min(pretest, 3)] if pretest else []
-        policy = TestPolicy(pretest_positions=positions)
+        policy = TestPolicy(pretest_positions=positions, selection="shadow", blueprint=demo_blueprint(bank),
+                            stopping=StoppingPolicy(min_items=30, max_items=30))
     if policy.sympson_hetter:
         bank = exposure_controlled(bank, policy)
     store = S3BankStore(settings_of(rt))
     store.publish(bank)
     store.put_test(TestDefinition(test_id=TEST_ID, bank_id=bank.bank_id, policy=policy))
     return bank
+
+
+def demo_blueprint(bank: ItemBank, length: int = 30) -> Blueprint:
+    """The demo test's blueprint: both content areas within bounds, a few numeric-entry items,
+    and the four most informative items at theta 0 as two pairs of enemies (so that the rule
+    has work to do)."""
+    info = bank.engine.information(np.zeros(1))[0]
+    top = [bank.engine.item_ids[j] for j in np.argsort(-info)[:4]]
+    return Blueprint.model_validate({
+        "length": length,
+        "constraints": [{"attribute": "content_area", "value": "number", "min": 13, "max": 17},
+                        {"attribute": "item_type", "value": "numeric", "min": 2}],
+        "enemies": [top[:2], top[2:]]})
 
 
 def exposure_controlled(bank: ItemBank, policy: TestPolicy) -> ItemBank:

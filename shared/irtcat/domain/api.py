@@ -40,6 +40,15 @@ class ServedItemView(Message):
     options: list[OptionView] | None = None
 
 
+class RelaxedRule(Message):
+    """A blueprint rule the session's test could not meet with the items left, and by how much
+    it gave way (items for a count rule, the quantity's units for a sum rule)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rule: str
+    by: float
+
+
 class SessionResult(Message):
     """A finished session's outcome: theta and its SE, and what people read, the score on the
     test's reporting scale with its SE and the proficiency level reached."""
@@ -52,6 +61,7 @@ class SessionResult(Message):
     items_answered: int
     stop_reason: str
     finished_at: datetime
+    relaxed: list[RelaxedRule] = Field(default_factory=list)  # blueprint rules the test could not meet
 
 
 class SessionView(Message):

@@ -41,6 +41,10 @@ class Item(Message):
     d: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
     status: ItemStatus = "operational"
     content_area: str = ""
+    # blueprint attributes (domain/blueprint.py): string values, e.g. {"dok": "2", "passage": "p07"}
+    attributes: dict[str, str] = Field(default_factory=dict)
+    expected_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                                           description="typical working time (a blueprint's sum rule)")
     stem: str | None = None
     options: list[str] | None = None
     key: int | None = Field(default=None, ge=0, description="index of the correct option (never leaves the server)")

@@ -33,21 +33,27 @@ METHOD = "allocation-prices+sympson-hetter"
 def with_exposure_control(bank: ItemBank, policy: TestPolicy | None = None, examinees: int = 3000,
                           rounds: int = 12, seed: int = 0, margin: float = TARGET_MARGIN, prices: bool = True
                           ) -> tuple[ItemBank, list[float]]:
-    """``bank`` with ``exposure_price`` (when ``prices`` and the policy selects by max-info) and
-    ``exposure_k`` set so that, under ``policy`` (default: the default policy), no item's
-    exposure rate exceeds ``policy.max_exposure`` (both aim at ``margin`` times it); and the
-    largest exposure rate of each simulated round."""
+    """``bank`` with ``exposure_price`` (when ``prices`` and the policy selects by max-info or
+    the shadow test) and ``exposure_k`` set so that, under ``policy`` (default: the default
+    policy), no item's exposure rate exceeds ``policy.max_exposure`` (both aim at ``margin``
+    times it); and the largest exposure rate of each simulated round (none for the shadow test,
+    which has prices only)."""
     policy = policy or TestPolicy()
     config = policy.cat_config()
     target = policy.max_exposure * margin
     engine = bank.engine
     price = np.zeros(len(engine))
-    if prices and policy.selection == "max_info":
+    if prices and policy.selection in ("max_info", "shadow"):
         # too few items for the cap: no allocation meets it, and the lottery does what it can
         with contextlib.suppress(ValueError):
             price = allocation_prices(engine, target, config.max_items, config.prior.mean, config.prior.sd).prices
-    k, history = sympson_hetter_parameters(engine.with_exposure_k(np.ones(len(engine)), price), config, target,
-                                           examinees, rounds, seed)
+    if policy.selection == "shadow":
+        # the shadow test prices exposure in its objective and runs no lottery (irt.selection):
+        # the prices are all (a linear program, seconds), never a simulation of integer programs
+        k, history = np.ones(len(engine)), list[float]()
+    else:
+        k, history = sympson_hetter_parameters(engine.with_exposure_k(np.ones(len(engine)), price), config,
+                                               target, examinees, rounds, seed)
     items = [it.model_copy(update={"exposure_k": float(max(min(kk, 1.0), 1e-6)), "exposure_price": float(pp)})
              for it, kk, pp in zip(bank.items, np.asarray(k), price, strict=True)]
     return bank.model_copy(update={"items": items}), history

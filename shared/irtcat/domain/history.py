@@ -49,6 +49,8 @@ class HistoryRecord(Message):
     scale_score: float | None = None  # a finished session's score on the test's reporting scale
     scale_se: float | None = None
     level: str | None = None  # the proficiency level reached
+    blueprint_version: int | None = None  # the blueprint the session's test was assembled to
+    relaxed: str | None = None  # JSON [{"rule", "by"}]: blueprint rules the test could not meet
     raw_event: str | None = None
 
     def partition_date(self) -> str:

@@ -10,7 +10,9 @@ from pydantic import ConfigDict, Field, model_validator
 from ..irt.config import CatConfig, Classification
 from ..irt.estimation import Estimator, NormalPrior, Quadrature
 from ..irt.selection import rule_named
+from .bank import ItemBank
 from .base import Message
+from .blueprint import Blueprint, compile_blueprint
 
 
 class PriorPolicy(Message):
@@ -123,10 +125,24 @@ class TestPolicy(Message):
         default=True, description="never serve a student an item of their earlier sessions of this test")
     scale: ReportingScale = ReportingScale()
     levels: list[ProficiencyLevel] = Field(default_factory=lambda: list(DEFAULT_LEVELS))
+    blueprint: Blueprint | None = Field(
+        default=None, description="the rules every test meets (domain/blueprint.py); needs selection \"shadow\"")
 
     @model_validator(mode="after")
     def _check(self) -> TestPolicy:
         rule_named(self.selection)
+        bp = self.blueprint
+        if (bp is not None) != (self.selection == "shadow"):
+            raise ValueError("a blueprint is met by the selection rule \"shadow\", and that rule needs a blueprint")
+        if bp is not None:
+            s = self.stopping
+            if bp.allow_early_stop and s.max_items != bp.length:
+                raise ValueError(f"blueprint: stopping.max_items must equal its length {bp.length}")
+            if not bp.allow_early_stop and not s.min_items == s.max_items == bp.length:
+                raise ValueError(f"blueprint: a fixed-length test of {bp.length} items needs stopping.min_items = "
+                                 f"max_items = {bp.length} (or \"allow_early_stop\": true)")
+            if self.content_targets:
+                raise ValueError("blueprint: content rules go in the blueprint, not content_targets")
         if any(p < 1 for p in self.pretest_positions):
             raise ValueError("pretest positions are 1-based")
         if any(v < 0 for v in self.content_targets.values()):
@@ -162,8 +178,9 @@ class TestPolicy(Message):
                 name = lv.name
         return name
 
-    def cat_config(self) -> CatConfig:
-        """The engine's configuration for this policy."""
+    def cat_config(self, bank: ItemBank | None = None) -> CatConfig:
+        """The engine's configuration for this policy (with its blueprint compiled against
+        ``bank`` for the shadow-test rule)."""
         s = self.stopping
         cls = s.classification
         return CatConfig(
@@ -182,6 +199,7 @@ class TestPolicy(Message):
             classification=Classification(cuts=self.classification_cuts(), method=cls.method, z=cls.z,
                                           delta=cls.delta, alpha=cls.alpha, beta=cls.beta) if cls else None,
             pretest_positions=tuple(self.pretest_positions),
+            shadow=compile_blueprint(self.blueprint, bank) if self.blueprint is not None and bank is not None else None,
         )
 
 

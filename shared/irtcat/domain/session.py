@@ -21,7 +21,7 @@ from ..irt.cat import record_answer, restore
 from ..irt.selection import select_next
 from ..irt.state import PRETEST, CatState
 from ..irt.stopping import check_stop
-from .api import OptionView, ServedItemView, SessionResult, SessionView
+from .api import OptionView, RelaxedRule, ServedItemView, SessionResult, SessionView
 from .bank import ItemBank
 from .base import Message
 from .events import AnswerEvent
@@ -86,6 +86,10 @@ class SessionState(Message):
     # seeds the option order shown at each position; never leaves the server
     secret: str = Field(default_factory=lambda: secrets.token_hex(16))
     stop_reason: str | None = None
+    # shadow-test selection (a blueprint): the last shadow test (the next one's starting point)
+    # and the rules that gave way so far
+    shadow_test: list[str] = Field(default_factory=list)
+    relaxed: list[RelaxedRule] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None = None
@@ -131,7 +135,8 @@ class SessionState(Message):
             scale_score, scale_se = self.policy.scale.score(self.theta, self.se)
             result = SessionResult(theta=self.theta, se=self.se, scale_score=scale_score, scale_se=scale_se,
                                    level=self.policy.level(self.theta), items_answered=self.scored_answered,
-                                   stop_reason=self.stop_reason or "", finished_at=self.finished_at)
+                                   stop_reason=self.stop_reason or "", finished_at=self.finished_at,
+                                   relaxed=list(self.relaxed))
         return SessionView(session_id=self.session_id, student_id=self.student_id, test_id=self.test_id,
                            status=self.status, answered=self.answered, item=item, result=result,
                            expires_at=self.expires_at, remaining_seconds=remaining)
@@ -262,9 +267,11 @@ def choose_next_item(state: SessionState, bank: ItemBank) -> SessionState | None
     """SelectNextItem: serve the next item (None when nothing is left to serve)."""
     engine = bank.engine
     cat = _engine_state(state, bank)
+    if state.shadow_test:
+        cat.shadow[0] = np.array([engine.index[i] for i in state.shadow_test if i in engine.index], dtype=np.int64)
     position = len(state.served) + 1
     before = cat.blocked[0].copy()
-    item = select_next(cat, engine, state.policy.cat_config(), np.array([0]), _rng(state.session_id, position))[0]
+    item = select_next(cat, engine, state.policy.cat_config(bank), np.array([0]), _rng(state.session_id, position))[0]
     if item < 0:
         return None
     new = state.model_copy(deep=True)
@@ -272,6 +279,12 @@ def choose_next_item(state: SessionState, bank: ItemBank) -> SessionState | None
     new.blocked.extend(engine.item_ids[j] for j in newly_blocked)
     new.served.append(ServedItem(seq=position, item_id=engine.item_ids[item],
                                  pretest=bool(engine.status[item] == PRETEST)))
+    if 0 in cat.shadow:
+        new.shadow_test = [engine.item_ids[j] for j in cat.shadow[0]]
+        worst = {r.rule: r.by for r in new.relaxed}
+        for rule, by in cat.relaxed.get(0, {}).items():
+            worst[rule] = max(worst.get(rule, 0.0), by)
+        new.relaxed = [RelaxedRule(rule=k, by=v) for k, v in sorted(worst.items())]
     return new
 
 

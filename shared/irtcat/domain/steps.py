@@ -236,6 +236,8 @@ def session_record(state: SessionState) -> HistoryRecord:
         theta_after=state.theta, se_after=state.se, items_answered=state.scored_answered,
         stop_reason=state.stop_reason, scale_score=scale_score, scale_se=scale_se,
         level=state.policy.level(state.theta),
+        blueprint_version=state.policy.blueprint.version if state.policy.blueprint is not None else None,
+        relaxed=json.dumps([r.model_dump() for r in state.relaxed]) if state.relaxed else None,
     )
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..irt.state import PRETEST
+from .api import RelaxedRule
 from .bank import ItemBank
 from .history import HistoryRecord
 from .policy import TestPolicy
@@ -94,6 +95,10 @@ def pack(state: SessionState, bank: ItemBank) -> dict[str, Any]:
         gone = [i for i in state.excluded if i not in index]
         if gone:
             doc["xg"] = gone
+    if state.shadow_test:
+        doc["sh"] = _b64(np.array([index[i] for i in state.shadow_test], dtype="<u2"))
+    if state.relaxed:
+        doc["rl"] = [[r.rule, r.by] for r in state.relaxed]
     for key, value in (("ex", _micros(state.expires_at)), ("f", _micros(state.finished_at)),
                        ("sr", state.stop_reason)):
         if value is not None:
@@ -132,6 +137,8 @@ def unpack(doc: dict[str, Any], *, session_id: str, student_id: str, status: str
         blocked=[ids[j] for j in _un64(doc.get("bl", ""), "<u2")],
         excluded=[ids[j] for j in _un64(doc.get("x", ""), "<u2")] + list(doc.get("xg", [])),
         secret=base64.b64decode(doc["k"]).hex(), stop_reason=doc.get("sr"),
+        shadow_test=[ids[j] for j in _un64(doc.get("sh", ""), "<u2")],
+        relaxed=[RelaxedRule(rule=r, by=b) for r, b in doc.get("rl", [])],
         created_at=_EPOCH + timedelta(microseconds=doc["c"]), updated_at=_EPOCH + timedelta(microseconds=doc["u"]),
         expires_at=_time(doc.get("ex")),
         finished_at=_time(doc.get("f")),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .estimation import Estimator, NormalPrior, Quadrature
+from .shadow import ShadowSpec
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class CatConfig:
     theta_change: float | None = None
     classification: Classification | None = None
     pretest_positions: tuple[int, ...] = ()
+    # the blueprint compiled against the bank, for the "shadow" selection rule (irt.shadow)
+    shadow: ShadowSpec | None = None
 
     def __post_init__(self) -> None:
         if self.min_items < 0 or self.max_items < 1 or self.min_items > self.max_items:

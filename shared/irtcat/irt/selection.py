@@ -10,6 +10,8 @@ decorated function; no other rule changes.
 * ``kl``: global Kullback-Leibler information (Chang & Ying 1996).
 * ``a_stratified``: a-stratification with b-blocking (Chang, Qian & Ying 2001).
 * ``random``: uniform among eligible items (a baseline for exposure studies).
+* ``shadow``: the shadow test of the policy's blueprint (van der Linden & Reese 1998;
+  :mod:`.shadow`): its most informative unused item, a started passage first.
 
 :func:`select_next` wraps the rule with what every test gets: pretest positions, content
 balancing (Kingsbury & Zara 1989), randomesque-k and the Sympson-Hetter lottery (Sympson &
@@ -32,6 +34,7 @@ from .criteria import (
     top_information,
 )
 from .model import FloatArray
+from .shadow import assemble
 from .state import Bank, CatState, eligible_operational
 
 # (state, bank, config, rows, eligible, rng) -> (criterion per row and item, eligible)
@@ -90,6 +93,49 @@ def _a_stratified(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarr
     # when the stage's stratum has run dry, fall back to any eligible item
     in_stage |= ~in_stage.any(axis=1, keepdims=True) & eligible
     return stratified_closeness(state.theta[rows], bank.params.b), in_stage
+
+
+@selection_rule("shadow")
+def _shadow(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, eligible: np.ndarray,
+            rng: np.random.Generator) -> tuple[FloatArray, np.ndarray]:
+    """Per row, assemble the shadow test at theta (the scored items given, exposure through the
+    allocation prices) and offer its unused items by information; while a set (passage) of the
+    shadow test is started and not yet complete, only its items."""
+    spec = config.shadow
+    if spec is None:
+        raise ValueError("the shadow selection rule needs a blueprint in the test's policy")
+    info = bank.information(state.theta[rows]).astype(np.float64)
+    crit: FloatArray = np.full(info.shape, -np.inf)
+    offer = np.zeros_like(eligible)
+    price = bank.exposure_price.astype(np.float64) if config.sympson_hetter and bank.priced else None
+    for k, r in enumerate(rows.tolist()):
+        given = np.flatnonzero(state.administered[r] & bank.operational)  # pretest slots do not count
+        test = assemble(spec, info[k], given, eligible[k], price=price, previous=state.shadow.get(r))
+        state.shadow[r] = test.items
+        worst = state.relaxed.setdefault(r, {})
+        for name, by in test.relaxed:
+            worst[name] = max(worst.get(name, 0.0), by)
+        unused = np.setdiff1d(test.items, given)
+        if spec.sets is not None and unused.size:
+            unused = _open_set_first(spec.sets.set_of, state, r, given, test.items, unused)
+        crit[k, unused] = info[k, unused]
+        offer[k, unused] = True
+    return crit, offer
+
+
+def _open_set_first(set_of: np.ndarray, state: CatState, row: int, given: np.ndarray, test: np.ndarray,
+                    unused: np.ndarray) -> np.ndarray:
+    """The unused items of the set the last scored item opened, while the shadow test holds more
+    of it than were served (a passage's items come together); otherwise ``unused``."""
+    n = int(state.n_scored[row])
+    if n == 0:
+        return unused
+    last = int(state.scored_items[row, n - 1])
+    current = int(set_of[last])
+    if current < 0:
+        return unused
+    rest = unused[set_of[unused] == current]
+    return rest if rest.size else unused
 
 
 @selection_rule("random")
@@ -179,7 +225,8 @@ def select_next(
         found = cand >= 0
         if selected_counter is not None:
             np.add.at(selected_counter, cand[found], 1)
-        if not config.sympson_hetter:
+        # the shadow test prices exposure in its objective: no lottery on top of a hard rule
+        if not config.sympson_hetter or config.selection == "shadow":
             choice[todo] = cand
             break
         accept = ~found | (rng.random(todo.size) <= bank.exposure_k[np.maximum(cand, 0)])

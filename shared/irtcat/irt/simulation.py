@@ -37,6 +37,10 @@ class SimulationResult:
     seconds: float = 0.0
     # every response given, pretest included, in long format: (person, item, response)
     responses: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    # the items each simulee was served, in order (pretest included), -1 padded
+    administered: np.ndarray | None = None
+    # shadow-test selection: per simulee, the blueprint rules that gave way and by how much
+    relaxed: dict[int, dict[str, float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self, bank: Bank) -> dict[str, Any]:
@@ -116,6 +120,7 @@ def simulate(
     selected = np.zeros(len(bank), dtype=np.int64)
     active = np.arange(n)
     log: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    order = np.full((n, config.max_items + len(config.pretest_positions)), -1, dtype=np.int64)
     while active.size:
         items = select_next(state, bank, config, active, rng, selected)
         none_left = items < 0
@@ -133,6 +138,9 @@ def simulate(
             if is_poly.any():
                 x[is_poly] = draw_responses(true_theta[active[is_poly]], bank.poly.subset(where[is_poly]), rng)
         record_answer(state, bank, config, active, items, x)
+        slot = state.n_served[active] - 1
+        fits = slot < order.shape[1]
+        order[active[fits], slot[fits]] = items[fits]
         if keep_responses:
             log.append((active.copy(), items.copy(), x.copy()))
         traj[active, state.n_scored[active]] = state.theta[active]
@@ -155,6 +163,8 @@ def simulate(
         seconds=time.perf_counter() - started,
         responses=tuple(np.concatenate(col) for col in zip(*log, strict=True))  # type: ignore[arg-type]
         if keep_responses and log else None,
+        administered=order,
+        relaxed=dict(state.relaxed),
     )
 
 

@@ -4,7 +4,7 @@ one examinee (the live per-answer path) or thousands at once (the simulator)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -198,6 +198,10 @@ class CatState:
     n_scored: np.ndarray
     n_served: np.ndarray
     area_counts: np.ndarray  # (n, areas) scored items per content area
+    # shadow-test selection (irt.shadow), per row: the last shadow test (a starting solution for
+    # the next) and the blueprint rules that had to give way, with by how much (the most so far)
+    shadow: dict[int, np.ndarray] = field(default_factory=dict)
+    relaxed: dict[int, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
     def start(

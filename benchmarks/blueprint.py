@@ -1,0 +1,162 @@
+"""Benchmarks of blueprints: the shadow test's solve time per selection, and what holding every
+test to a blueprint costs in precision, beside unconstrained max-info and Kingsbury-Zara content
+balancing on the same content rules.
+
+The bank: ``items`` 3PL items in five content areas, every fifth numeric entry, a depth of
+knowledge 1-3 and one of nine skills each, expected seconds U(40, 110), 25 passages of six items;
+40 enemy sets of two or three items. The blueprint (30 items, 20 rules): each area 5-7 items
+(algebra 6-8), at least 4 numeric and 20 choice items, depth 1 at most 12, depth 2 at least 8,
+depth 3 at least 4, each skill at most 6 items, at most 2,400 expected seconds; the enemies;
+passages of 3-5 items, at most 2 per test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+AREAS = ("algebra", "geometry", "number", "data", "measure")
+
+
+def blueprint_bank(items: int, seed: int = 11) -> tuple[Any, Any]:
+    """The benchmark's bank and its blueprint (module docstring)."""
+    from irtcat.domain.bank import ItemBank
+    from irtcat.domain.blueprint import Blueprint
+    from irtcat.domain.generate import generate_bank
+
+    rng = np.random.default_rng(seed)
+    bank = generate_bank(items, "3PL", seed=seed, bank_id=f"blueprint-{items}", content_areas=list(AREAS))
+    passage_items = rng.permutation(items)[:150]
+    passage = {int(j): f"p{k // 6:02d}" for k, j in enumerate(passage_items)}
+    rows = []
+    for k, it in enumerate(bank.items):
+        attrs = {"dok": str(rng.integers(1, 4)), "skill": f"s{rng.integers(0, 9)}"}
+        if k in passage:
+            attrs["passage"] = passage[k]
+        rows.append(it.model_copy(update={"attributes": attrs,
+                                          "expected_seconds": float(rng.uniform(40, 110))}).model_dump())
+    bank = ItemBank.model_validate({**bank.model_dump(), "items": rows})
+    ids = [it.item_id for it in bank.items]
+    enemies = [[ids[j] for j in rng.choice(items, size=int(rng.integers(2, 4)), replace=False)] for _ in range(40)]
+    constraints: list[dict[str, Any]] = [
+        {"attribute": "content_area", "value": a, "min": 6 if a == "algebra" else 5, "max": 8 if a == "algebra" else 7}
+        for a in AREAS]
+    constraints += [{"attribute": "item_type", "value": "numeric", "min": 4},
+                    {"attribute": "item_type", "value": "choice", "min": 20},
+                    {"attribute": "dok", "value": "1", "max": 12}, {"attribute": "dok", "value": "2", "min": 8},
+                    {"attribute": "dok", "value": "3", "min": 4}]
+    constraints += [{"attribute": "skill", "value": f"s{k}", "max": 6} for k in range(9)]
+    constraints.append({"sum": "expected_seconds", "max": 2400})
+    blueprint = Blueprint.model_validate({
+        "length": 30, "constraints": constraints, "enemies": enemies,
+        "sets": {"attribute": "passage", "items_min": 3, "items_max": 5, "max_sets": 2}})
+    return bank, blueprint
+
+
+def _policy(blueprint: Any, **over: Any) -> Any:
+    from irtcat.domain.policy import StoppingPolicy, TestPolicy
+
+    fixed = StoppingPolicy(se_threshold=None, min_items=30, max_items=30)
+    if blueprint is None:
+        return TestPolicy(stopping=fixed, **over)
+    return TestPolicy(selection="shadow", blueprint=blueprint, stopping=fixed, **over)
+
+
+def bench_shadow_solve(examinees: int = 20) -> dict[str, Any]:
+    """One shadow-test selection (the solve and the pick), median and p99 milliseconds, over the
+    selections of ``examinees`` simulees of a 30-item test, on banks of 500, 1,000 and 5,000
+    items with the 20-rule blueprint, 40 enemy sets and 25 passages; and how often the candidate
+    problem had to fall back to every item."""
+    from irtcat.irt import selection
+    from irtcat.irt.simulation import simulate
+
+    out: dict[str, Any] = {}
+    assemble = selection.assemble
+    for items in (500, 1000, 5000):
+        bank, blueprint = blueprint_bank(items)
+        config = _policy(blueprint, sympson_hetter=False).cat_config(bank)
+        times: list[float] = []
+        full = [0]
+
+        def timed(*args: Any, times: list[float] = times, full: list[int] = full, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            test = assemble(*args, **kwargs)
+            times.append(time.perf_counter() - started)
+            full[0] += bool(test.full)
+            return test
+
+        selection.assemble = timed  # type: ignore[assignment]
+        try:
+            simulate(bank.engine, config, np.random.default_rng(5).normal(size=examinees), seed=5)
+        finally:
+            selection.assemble = assemble  # type: ignore[assignment]
+        ms = np.asarray(times) * 1000
+        out[f"shadow_{items}_selections"] = ms.size
+        out[f"shadow_{items}_median_ms"] = float(np.median(ms))
+        out[f"shadow_{items}_p99_ms"] = float(np.percentile(ms, 99))
+        out[f"shadow_{items}_full_problem_share"] = full[0] / max(ms.size, 1)
+    return out
+
+
+def bench_blueprint(examinees: int = 2000) -> dict[str, Any]:
+    """``examinees`` simulees (N(0, 1)) on the 1,000-item bank, fixed length 30: the shadow test
+    of the 20-rule blueprint, without and with exposure control (allocation prices at a 0.25
+    cap, computed by the linear program); unconstrained max-info without and with the default
+    exposure control (prices and Sympson-Hetter); Kingsbury-Zara content balancing on the
+    blueprint's content-area shares. Violated rules per condition, RMSE, the RMSE ratio of the
+    shadow test to max-info at the same exposure setting, and max exposure."""
+    from irtcat.domain.blueprint import conformance
+    from irtcat.domain.exposure import with_exposure_control
+    from irtcat.irt.simulation import simulate
+
+    bank, blueprint = blueprint_bank(1000)
+    thetas = np.random.default_rng(2026).normal(size=examinees)
+    shadow, maxinfo = _policy(blueprint, sympson_hetter=False), _policy(None, sympson_hetter=False)
+    started = time.perf_counter()
+    priced, _ = with_exposure_control(bank, _policy(blueprint))
+    prices_s = time.perf_counter() - started
+    controlled, _ = with_exposure_control(bank, _policy(None))
+    mid = {a: 7.0 if a == "algebra" else 6.0 for a in AREAS}
+    conditions = {"shadow": (bank, shadow), "shadow_exposure": (priced, _policy(blueprint)),
+                  "maxinfo": (bank, maxinfo), "maxinfo_exposure": (controlled, _policy(None)),
+                  "kingsbury_zara": (bank, _policy(None, sympson_hetter=False, content_targets=mid))}
+    out: dict[str, Any] = {"blueprint_examinees": examinees, "blueprint_prices_s": prices_s}
+    for name, (b, policy) in conditions.items():
+        started = time.perf_counter()
+        result = simulate(b.engine, policy.cat_config(b), thetas, seed=7)
+        seconds = time.perf_counter() - started
+        summary = result.summary(b.engine)
+        assert result.administered is not None
+        report = conformance(blueprint, b, result.administered)
+        violated = [r for r in report["rules"] if r["met"] < 1.0]
+        out[f"blueprint_{name}_rmse"] = summary["rmse"]
+        out[f"blueprint_{name}_max_exposure"] = summary["max_exposure"]
+        out[f"blueprint_{name}_tests_meeting_every_rule"] = float(np.mean(
+            [all(_met(blueprint, b, row)) for row in result.administered]))
+        out[f"blueprint_{name}_rules_violated"] = len(violated)
+        content = [r for r in report["rules"] if r["rule"].startswith("content_area=")]
+        out[f"blueprint_{name}_content_rules_met_share"] = float(np.mean([r["met"] for r in content]))
+        out[f"blueprint_{name}_tests_relaxed"] = sum(1 for r in result.relaxed.values() if r)
+        out[f"blueprint_{name}_seconds"] = seconds
+    out["blueprint_rmse_ratio_shadow_vs_maxinfo"] = out["blueprint_shadow_rmse"] / out["blueprint_maxinfo_rmse"]
+    out["blueprint_rmse_ratio_shadow_vs_maxinfo_exposure"] = (out["blueprint_shadow_exposure_rmse"]
+                                                              / out["blueprint_maxinfo_exposure_rmse"])
+    out["blueprint_rmse_ratio_shadow_vs_kingsbury_zara"] = (out["blueprint_shadow_rmse"]
+                                                            / out["blueprint_kingsbury_zara_rmse"])
+    return out
+
+
+def _met(blueprint: Any, bank: Any, row: np.ndarray) -> list[bool]:
+    from irtcat.domain.blueprint import conformance
+
+    return [r["met"] == 1.0 for r in conformance(blueprint, bank, row[None, :])["rules"]]
+
+
+BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "shadow_solve": lambda a: bench_shadow_solve(),
+    "blueprint": lambda a: bench_blueprint(),
+}
