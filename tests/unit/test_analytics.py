@@ -44,11 +44,12 @@ def history(tmp_path: Path) -> Path:
         answer("s2", "bob", 1, "i1", 0, -0.5, 0.9), answer("s2", "bob", 2, "p1", 1, -0.5, 0.9, scored=False),
         rec(record_type="answer", outcome="duplicate", session_id="s2", seq=1, item_id="i1", event_id="x"),
         rec(record_type="answer", outcome="rejected", reason="payload is not JSON", raw_event="{"),
-        session("s1", "alice", 0.1, 0.7, 2, "max_items", "2026-01-05"),
+        {**session("s1", "alice", 0.1, 0.7, 2, "max_items", "2026-01-05"), "blueprint_version": 1},
         session("s2", "bob", -0.5, 0.9, 1, "se_threshold", "2026-01-05"),
     ]
     day2 = [answer("s3", "alice", 1, "i3", 1, 1.2, 0.8, day="2026-01-06"),
-            session("s3", "alice", 1.2, 0.8, 1, "max_items", "2026-01-06")]
+            {**session("s3", "alice", 1.2, 0.8, 1, "max_items", "2026-01-06"), "blueprint_version": 1,
+             "relaxed": json.dumps([{"rule": "content_area=algebra", "by": 1.0}])}]
     for day, recs in (("2026-01-05", day1), ("2026-01-06", day2)):
         folder = tmp_path / "history" / f"dt={day}"
         folder.mkdir(parents=True)
@@ -70,6 +71,12 @@ def test_ability_by_test_and_day(history: Path) -> None:
     rows = run(connect(history), "ability_by_test_day")
     assert [(str(r["dt"]), r["sessions"], round(r["mean_theta"], 6)) for r in rows] == [
         ("2026-01-05", 2, -0.2), ("2026-01-06", 1, 1.2)]
+
+
+def test_blueprint_conformance_per_test(history: Path) -> None:
+    rows = run(connect(history), "blueprint_conformance")
+    assert [(r["test_id"], r["blueprint_version"], r["sessions"], r["sessions_meeting_every_rule"],
+             r["sessions_with_relaxed_rules"]) for r in rows] == [("t1", 1, 2, 1, 1)]
 
 
 def test_length_and_stop_reasons(history: Path) -> None:
@@ -156,6 +163,8 @@ def test_dashboard_renders_in_headless_chromium(history: Path, tmp_path: Path) -
     summary = build_report(history, out)
     page = Path(summary["dashboard"]).read_text()
     assert "<script" in page and "cdn.plot.ly" not in page.split("plotly.js v")[0][-200:]
+    # blueprint conformance per test: test, version, sessions, met every rule, relaxed
+    assert '<table id="blueprints">' in page and "<td>t1</td><td>1</td><td>2</td><td>1</td><td>1</td>" in page
     assert all(Path(p).stat().st_size > 1000 for p in summary["pngs"])
     browser = _chromium()
     if browser is None:

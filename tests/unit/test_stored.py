@@ -75,6 +75,49 @@ def test_an_answer_costs_at_most_two_write_units_and_the_finished_item_is_under_
     assert len(json.dumps(big.banks.policy("t", 1).model_dump())) > 2000
 
 
+def blueprint_world(bank_items: int) -> World:
+    """A world whose test is held to a 20-rule blueprint (shadow-test selection): five areas,
+    item types, depth of knowledge, nine skills, working time, enemies and passages."""
+    from irtcat.domain.bank import ItemBank
+    from irtcat.domain.blueprint import Blueprint
+    from irtcat.domain.generate import generate_bank
+
+    areas = ["algebra", "geometry", "number", "data", "measure"]
+    bank = generate_bank(bank_items, seed=5, content_areas=areas)
+    rows = [it.model_copy(update={"expected_seconds": 60.0 + k % 5 * 10, "attributes": {
+        "dok": str(1 + k % 3), "skill": f"s{k % 9}", **({"passage": f"p{k // 5}"} if k < 40 else {})}}).model_dump()
+        for k, it in enumerate(bank.items)]
+    bank = ItemBank.model_validate({**bank.model_dump(), "items": rows})
+    ids = [it.item_id for it in bank.items]
+    rules: list[dict[str, Any]] = [{"attribute": "content_area", "value": a, "min": 5, "max": 7} for a in areas]
+    rules += [{"attribute": "item_type", "value": "numeric", "min": 3},
+              {"attribute": "item_type", "value": "choice", "min": 20},
+              {"attribute": "dok", "value": "1", "max": 12}, {"attribute": "dok", "value": "2", "min": 8},
+              {"attribute": "dok", "value": "3", "min": 4}, {"sum": "expected_seconds", "max": 2400}]
+    rules += [{"attribute": "skill", "value": f"s{k}", "max": 6} for k in range(9)]
+    blueprint = Blueprint.model_validate({
+        "length": 30, "constraints": rules, "enemies": [ids[k:k + 2] for k in range(40, 80, 2)],
+        "sets": {"attribute": "passage", "items_min": 3, "items_max": 5, "max_sets": 2}})
+    assert len(blueprint.constraints) == 20
+    world = World(TestPolicy(selection="shadow", blueprint=blueprint, stopping=FIXED_30, sympson_hetter=False))
+    world.bank = bank
+    world.banks.publish(bank.model_copy(update={"version": 2}))
+    world.bank = world.banks.bank(bank.bank_id, 2)
+    return world
+
+
+@pytest.mark.parametrize("bank_items", [100, 500])
+def test_a_twenty_rule_blueprint_keeps_the_item_in_budget(bank_items: int) -> None:
+    """The policy (and its blueprint) is stored by reference; the shadow test the session keeps
+    for its next solve is two bytes an item."""
+    items, final = run_test(blueprint_world(bank_items))
+    assert final.scored_answered == 30 and final.shadow_test and not final.relaxed
+    sizes = [dynamodb_item_bytes(i) for i in items]
+    assert max(sizes) <= 2048, sizes
+    units = [sum(write_units(old, new, INDEX)) for old, new in itertools.pairwise(items)]
+    assert sum(units) / len(units) <= 2.0 and max(units) <= 2, units
+
+
 def test_the_stored_form_keeps_what_the_steps_need() -> None:
     world = World(TestPolicy(stopping=FIXED_30, pretest_positions=[3, 8]), pretest=5)
     _, final = run_test(world)

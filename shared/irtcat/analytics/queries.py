@@ -10,7 +10,8 @@ from ..domain.history import HistoryRecord
 
 QUERY_DIR = Path(__file__).with_name("queries")
 NAMES = ("latest_ability", "session_trajectory", "ability_by_test_day", "length_and_stop_reasons",
-         "item_exposure", "pretest_responses", "distractor_analysis", "category_frequencies")
+         "item_exposure", "pretest_responses", "distractor_analysis", "category_frequencies",
+         "blueprint_conformance")
 
 
 def query(name: str) -> str:

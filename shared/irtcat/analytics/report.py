@@ -179,6 +179,13 @@ def _dashboard(results: dict[str, list[dict[str, Any]]], traj: dict[str, list[di
         for r in latest)
     questions = "".join(f"<li><b>{n}</b>: {html.escape(description(n))} ({len(v)} rows)</li>"
                         for n, v in results.items())
+    conformance = "".join(
+        f"<tr><td>{html.escape(str(r['test_id']))}</td><td>{r['blueprint_version']}</td><td>{r['sessions']}</td>"
+        f"<td>{r['sessions_meeting_every_rule']}</td><td>{r['sessions_with_relaxed_rules']}</td></tr>"
+        for r in results["blueprint_conformance"])
+    blueprints = ("<h2>Blueprint conformance</h2><table id=\"blueprints\"><tr><th>test</th><th>blueprint</th>"
+                  "<th>sessions</th><th>met every rule</th><th>rules relaxed</th></tr>" + conformance + "</table>"
+                  if conformance else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>irtcat dashboard</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;max-width:1100px}}
@@ -188,6 +195,7 @@ table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid
 <p>{len(latest)} students · {sum(r['sessions'] for r in stops)} finished sessions ·
 {sum(r['administrations'] for r in exp)} applied answers</p>
 {''.join(parts)}
+{blueprints}
 <h2>Students (latest ability)</h2>
 <table id="students"><tr><th>student</th><th>score ± SE</th><th>level</th><th>theta</th><th>SE</th><th>test</th>
 <th>finished</th></tr>{table}</table>
