@@ -21,6 +21,14 @@ from .base import Message
 ITEM_TYPES = ("choice", "multiple_response", "inline_choice", "numeric", "text")
 
 
+def _check_bounds(name: str, low: float | None, high: float | None) -> None:
+    """A rule needs a bound, and its min may not exceed its max (the error names the rule)."""
+    if low is None and high is None:
+        raise ValueError(f"rule {name}: give min, max or both")
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"rule {name}: min {low:g} exceeds max {high:g}")
+
+
 class AttributeRule(Message):
     """Between ``min`` and ``max`` items whose ``attribute`` is ``value``."""
 
@@ -32,10 +40,7 @@ class AttributeRule(Message):
 
     @model_validator(mode="after")
     def _bounds(self) -> AttributeRule:
-        if self.min is None and self.max is None:
-            raise ValueError(f"rule {self.name}: give min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"rule {self.name}: min {self.min} exceeds max {self.max}")
+        _check_bounds(self.name, self.min, self.max)
         return self
 
     @property
@@ -53,10 +58,7 @@ class TotalRule(Message):
 
     @model_validator(mode="after")
     def _bounds(self) -> TotalRule:
-        if self.min is None and self.max is None:
-            raise ValueError(f"rule sum {self.sum}: give min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"rule sum {self.sum}: min {self.min} exceeds max {self.max}")
+        _check_bounds(self.name, self.min, self.max)
         return self
 
     @property
