@@ -140,7 +140,7 @@ _COMPILED: dict[tuple[str, int, int, str, float, int], ShadowSpec] = {}
 
 
 def compile_blueprint(blueprint: Blueprint, bank: ItemBank, time_limit: float = 0.05,
-                      candidates_per_group: int = 15) -> ShadowSpec:
+                      candidates_per_group: int = 8) -> ShadowSpec:
     """The blueprint as arrays over ``bank``'s items, cached per bank object and blueprint (a
     bank version never changes; a container keeps both)."""
     key = (bank.bank_id, bank.version, id(bank), blueprint.model_dump_json(), time_limit, candidates_per_group)
