@@ -182,3 +182,21 @@ def test_the_command_line_checks_refuses_and_reports(tmp_path: Any, capsys: Any)
     assert [x["examinee"] for x in lines] == list(range(12)) and all(len(x["items"]) == LENGTH for x in lines)
     rare = {bank.items[3].item_id, bank.items[50].item_id}
     assert all(rare & set(x["items"]) for x in lines)
+
+
+def test_a_solve_the_time_limit_stops_before_any_solution_goes_on_to_one() -> None:
+    """A time limit too short for any solution (as on a busy machine) must not serve from a
+    non-solution: the assembly solves on and the test still meets every rule."""
+    import dataclasses
+
+    from irtcat.irt.shadow import assemble
+
+    bank = bank_with(area=lambda k, it: "rare" if k % 30 == 0 else "common")
+    pol = policy({"constraints": [{"attribute": "area", "value": "rare", "min": 3}],
+                  "enemies": [[bank.items[j].item_id for j in most_informative(bank, 2)]]})
+    spec = dataclasses.replace(pol.cat_config(bank).shadow, time_limit=1e-9, candidates_per_group=0)  # type: ignore[type-var]
+    info = bank.engine.information(np.zeros(1))[0].astype(np.float64)
+    test = assemble(spec, info, np.zeros(0, dtype=np.int64), bank.engine.operational.copy())
+    assert test.items.size == LENGTH and not test.relaxed
+    rare = [k for k in range(len(bank.items)) if k % 30 == 0]
+    assert np.isin(test.items, rare).sum() >= 3

@@ -264,8 +264,15 @@ def _solve(spec: ShadowSpec, info: FloatArray, given: np.ndarray, cand: np.ndarr
         sol.value_valid = True
         h.setSolution(sol)
     h.run()
-    values = np.asarray(h.getSolution().col_value)
-    if values.size < ncol:
+    solution = h.getSolution()
+    if not solution.value_valid:
+        # the time limit came before any solution: never serve from a non-solution; solve on
+        # without the limit (the problem is always feasible while the length can be met)
+        h.setOptionValue("time_limit", highspy.kHighsInf)
+        h.run()
+        solution = h.getSolution()
+    values = np.asarray(solution.col_value)
+    if not solution.value_valid or values.size < ncol:
         raise RuntimeError(f"the shadow test found no solution ({h.modelStatusToString(h.getModelStatus())})")
     chosen = cand[values[:m] > 0.5]
     relaxed = [(name, round(float(values[col]), 3)) for name, col, _ in slacks if values[col] > 1e-6]
