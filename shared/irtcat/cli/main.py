@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .blueprint import add_blueprint_commands
 from .common import DATA_DIR, CliError, emit
 
 Handler = Callable[[argparse.Namespace], int]
@@ -110,20 +111,10 @@ def _simulate(args: argparse.Namespace) -> int:
         result = simulate(engine, policy.cat_config(bank), thetas, seed=args.seed, progress=update)
     finally:
         close()
-    summary = result.summary(engine)
-    if policy.blueprint is not None:
-        from ..domain.blueprint import conformance
+    from .blueprint import blueprint_report
 
-        assert result.administered is not None
-        summary["blueprint"] = conformance(policy.blueprint, bank, result.administered)
-        summary["blueprint"]["tests_with_relaxed_rules"] = sum(1 for r in result.relaxed.values() if r)
-    if args.administered:
-        assert result.administered is not None
-        with open(args.administered, "w", encoding="utf-8") as out:
-            for k, row in enumerate(result.administered):
-                out.write(json.dumps({"examinee": k, "theta": float(thetas[k]),
-                                      "items": [engine.item_ids[j] for j in row if j >= 0]}) + "\n")
-        summary["administered"] = str(args.administered)
+    summary = result.summary(engine)
+    summary.update(blueprint_report(policy, bank, result, thetas, args.administered))
     if args.plots:
         from ..adapters.plots import simulation_plots
 
@@ -175,13 +166,10 @@ def _bank_publish(args: argparse.Namespace) -> int:
                        "the session API could not score them (options with a key or credits, or an answer value)")
     store = S3BankStore(Settings(table_name="-", bank_bucket=args.bucket, history_stream="-", history_bucket="-"))
     policy = load_policy(args.policy) if args.test_id else None
-    if policy is not None and policy.blueprint is not None:
-        from ..domain.blueprint import check_blueprint
+    if policy is not None:
+        from .blueprint import refuse_unmeetable
 
-        verdict = check_blueprint(policy.blueprint, bank)
-        if not verdict["feasible"]:
-            raise CliError(f"the bank cannot meet the blueprint of {args.test_id}: " + _blueprint_problems(verdict)
-                           + " (irtcat blueprint check says more); nothing published")
+        refuse_unmeetable(policy, bank, args.test_id)
     store.publish(bank, make_current=not args.no_current)
     summary: dict[str, Any] = {"bucket": args.bucket, "bank_id": bank.bank_id, "version": bank.version,
                                "current": not args.no_current}
@@ -192,34 +180,6 @@ def _bank_publish(args: argparse.Namespace) -> int:
     emit(args, summary, f"published {bank.bank_id} v{bank.version} to s3://{args.bucket}"
           + (f" and test {args.test_id}" if args.test_id else ""))
     return 0
-
-
-def _blueprint_problems(verdict: dict[str, Any]) -> str:
-    parts = [f"{r['rule']} short by {r['by']:g}" for r in verdict["infeasible_rules"]]
-    if verdict["short_by"]:
-        parts.append(f"{verdict['short_by']} item(s) short of the length {verdict['length']}")
-    return "; ".join(parts) or "no test of its length can be assembled"
-
-
-def _blueprint_check(args: argparse.Namespace) -> int:
-    from ..adapters.files import load_policy
-    from ..domain.bank import ItemBank
-    from ..domain.blueprint import check_blueprint
-
-    bank = ItemBank.load(args.bank)
-    policy = load_policy(args.policy)
-    if policy.blueprint is None:
-        raise CliError(f"{args.policy} has no blueprint")
-    verdict = check_blueprint(policy.blueprint, bank)
-    if verdict["feasible"]:
-        human = (f"the bank can meet the blueprint: at least {verdict['disjoint_tests_at_least']} tests without a "
-                 "shared item")
-    else:
-        human = f"the bank cannot meet the blueprint: {_blueprint_problems(verdict)}"
-    if verdict["enemies_not_in_bank"]:
-        human += f"; enemies not in the bank: {', '.join(verdict['enemies_not_in_bank'][:5])}"
-    emit(args, verdict, human)
-    return 0 if verdict["feasible"] else 2
 
 
 def _calibrate_partial_credit(args: argparse.Namespace) -> int:
@@ -626,12 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_simulate)
 
-    bp = sub.add_parser("blueprint", help="test blueprints").add_subparsers(dest="blueprint_command", required=True)
-    bc = bp.add_parser("check", help="can the bank meet the policy's blueprint (exit 2 if not)")
-    bc.add_argument("--bank", type=Path, required=True)
-    bc.add_argument("--policy", type=Path, required=True, help="TestPolicy JSON with a blueprint")
-    bc.add_argument("--json", action="store_true")
-    bc.set_defaults(fn=_blueprint_check)
+    add_blueprint_commands(sub)
 
     e = sub.add_parser("exposure",
                        help="exposure control for a policy: allocation prices and Sympson-Hetter parameters")

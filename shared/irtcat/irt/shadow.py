@@ -12,8 +12,8 @@ informative unused item. The assembly is a 0-1 integer program, solved with HiGH
          m_p z_p <= sum_{i in p} x_i <= M_p z_p,  sum_p z_p <= K   for passages p (sets)
 
 Nothing here is ever infeasible while L items can be found: the slacks s, t are penalised so that
-the solver gives way in a fixed order: first an item exposure control holds back (a small penalty
-per such item), then a sum rule (per unit), then a count rule (per item, a much larger penalty);
+the solver gives way in a fixed order: first a sum rule (per unit), then a count rule (per item,
+a much larger penalty);
 enemies and the length never. The rules that gave way are returned with by how much.
 
 Speed: the problem is built over a candidate set (the items given, the most informative allowed
@@ -35,7 +35,6 @@ import numpy as np
 from .model import FloatArray
 
 # penalties per unit of relaxation, in information units (an item's information is at most ~10)
-EXPOSURE_PENALTY = 1e3
 SUM_PENALTY = 1e5
 COUNT_PENALTY = 1e7
 
@@ -91,7 +90,6 @@ class ShadowTest:
 
     items: np.ndarray
     relaxed: list[tuple[str, float]] = field(default_factory=list)
-    exposure_relaxed: int = 0
     candidates: int = 0
     full: bool = False
 
@@ -122,25 +120,21 @@ def _highs() -> Any:
 
 
 def assemble(spec: ShadowSpec, info: FloatArray, given: np.ndarray, allowed: np.ndarray,
-             held_back: np.ndarray | None = None, price: FloatArray | None = None,
-             previous: np.ndarray | None = None) -> ShadowTest:
+             price: FloatArray | None = None, previous: np.ndarray | None = None) -> ShadowTest:
     """The shadow test at one theta.
 
     ``info``: each item's information at theta; ``given``: positions already in the test (kept);
-    ``allowed``: bool per item (operational, not seen or blocked); ``held_back``: allowed items
-    exposure control would rather not serve (usable at a penalty); ``price``: allocation prices
+    ``allowed``: bool per item (operational, not seen or blocked); ``price``: allocation prices
     subtracted from the information; ``previous``: the last shadow test (a starting solution).
     """
-    n = info.size
-    held = np.zeros(n, bool) if held_back is None else held_back & allowed
     free = allowed.copy()
     free[given] = True
     if spec.candidates_per_group:
         cand = _candidates(spec, info, given, free, spec.candidates_per_group)
-        test = _solve(spec, info, given, cand, held, price, previous)
-        if not test.relaxed and not test.exposure_relaxed:
+        test = _solve(spec, info, given, cand, price, previous)
+        if not test.relaxed:
             return test
-    test = _solve(spec, info, given, np.flatnonzero(free), held, price, previous)
+    test = _solve(spec, info, given, np.flatnonzero(free), price, previous)
     test.full = True
     return test
 
@@ -161,13 +155,13 @@ def _candidates(spec: ShadowSpec, info: FloatArray, given: np.ndarray, free: np.
     return np.flatnonzero(keep & free)
 
 
-def _solve(spec: ShadowSpec, info: FloatArray, given: np.ndarray, cand: np.ndarray, held: np.ndarray,
+def _solve(spec: ShadowSpec, info: FloatArray, given: np.ndarray, cand: np.ndarray,
            price: FloatArray | None, previous: np.ndarray | None) -> ShadowTest:
     import highspy
 
     m = cand.size
     pos = {int(j): k for k, j in enumerate(cand)}
-    gain = info[cand] - (price[cand] if price is not None else 0.0) - EXPOSURE_PENALTY * held[cand]
+    gain = info[cand] - (price[cand] if price is not None else 0.0)
     cols_cost: list[float] = list(gain)
     lower = np.zeros(m)
     lower[[pos[int(j)] for j in given]] = 1.0
@@ -276,4 +270,4 @@ def _solve(spec: ShadowSpec, info: FloatArray, given: np.ndarray, cand: np.ndarr
         raise RuntimeError(f"the shadow test found no solution ({h.modelStatusToString(h.getModelStatus())})")
     chosen = cand[values[:m] > 0.5]
     relaxed = [(name, round(float(values[col]), 3)) for name, col, _ in slacks if values[col] > 1e-6]
-    return ShadowTest(items=chosen, relaxed=relaxed, exposure_relaxed=int(held[chosen].sum()), candidates=m)
+    return ShadowTest(items=chosen, relaxed=relaxed, candidates=m)
