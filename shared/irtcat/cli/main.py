@@ -13,6 +13,7 @@ import numpy as np
 
 from .blueprint import add_blueprint_commands
 from .common import DATA_DIR, CliError, emit
+from .health import add_health_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -587,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_simulate)
 
     add_blueprint_commands(sub)
+    add_health_commands(sub)
 
     e = sub.add_parser("exposure",
                        help="exposure control for a policy: allocation prices and Sympson-Hetter parameters")

@@ -1,0 +1,164 @@
+"""``irtcat itemfit``, ``irtcat dif`` and ``irtcat link``: a bank's health from its response
+data (docs/health.md; the statistics are in :mod:`irtcat.irt.health`)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from .common import CliError, emit
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else round(float(x), 6)
+
+
+def _load(bank_path: Path, responses: Path) -> tuple[Any, list[str], list[int], Any]:
+    from ..adapters.calibration_io import read_long_responses
+    from ..domain.bank import ItemBank
+    from ..domain.health import response_matrix
+
+    bank = ItemBank.load(bank_path)
+    students, items, values = read_long_responses(responses, categories=True)
+    people, positions, matrix = response_matrix(students, items, values, bank)
+    return bank, people, positions, matrix
+
+
+def _itemfit(args: argparse.Namespace) -> int:
+    from ..domain.health import bank_curves
+    from ..irt.health.common import normal_grid
+    from ..irt.health.itemfit import item_fit
+
+    bank, _, positions, matrix = _load(args.bank, args.responses)
+    theta, w = normal_grid()
+    fits, note = item_fit(matrix, bank_curves(bank, positions, theta), w, args.mincell, args.adjust, args.alpha)
+    rows = [{"item_id": bank.items[j].item_id, "S_X2": _num(f.s_x2), "df": f.df or None, "p": _num(f.p),
+             "rmsd": _num(f.rmsd), "flagged": f.flagged} for j, f in zip(positions, fits, strict=True)]
+    summary: dict[str, Any] = {"items": rows, "adjust": args.adjust, "alpha": args.alpha, "mincell": args.mincell,
+                               "note": note}
+    flagged = [r["item_id"] for r in rows if r["flagged"]]
+    human = "\n".join([f"{'item':<16}{'S-X2':>10}{'df':>5}{'p':>10}{'RMSD':>8}",
+                       *(f"{r['item_id']:<16}{_fmt(r['S_X2'])}{r['df'] or '':>5}{_fmt(r['p'])}{_fmt(r['rmsd'], 8)}"
+                         f"{'  flagged' if r['flagged'] else ''}" for r in rows),
+                       note or f"{len(flagged)} item(s) flagged at alpha {args.alpha} ({args.adjust} adjustment)"])
+    emit(args, summary, human)
+    return 0
+
+
+def _fmt(x: float | None, width: int = 10) -> str:
+    return f"{'-':>{width}}" if x is None else f"{x:>{width}.3f}"
+
+
+def _dif(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..domain.health import focal_and_reference, read_groups
+    from ..irt.health.common import MISSING, normal_grid
+    from ..irt.health.dif import dif
+
+    bank, people, positions, matrix = _load(args.bank, args.responses)
+    values = read_groups(args.groups, args.variable)
+    focal_value, reference_value = focal_and_reference(values, args.focal, args.reference)
+    keep = np.array([values.get(s) in (focal_value, reference_value) for s in people])
+    rw = [k for k, j in enumerate(positions) if bank.items[j].model is None]
+    if not rw:
+        raise CliError("no right/wrong item in the responses: DIF here is for right/wrong items")
+    x = matrix[keep][:, rw]
+    focal = np.array([values[s] == focal_value for s, k in zip(people, keep, strict=True) if k])
+    params = bank.engine.params
+    cols = [positions[k] for k in rw]
+    a, b, c = params.a[cols] * params.scale, params.b[cols], params.c[cols]
+    theta = None
+    if (x == MISSING).any():  # adaptive data: each examinee's EAP without the studied item
+        from ..domain.health import bank_curves
+        from ..irt.health.common import log_likelihoods
+
+        grid, w = normal_grid()
+        curves = bank_curves(bank, cols, grid)
+        total = log_likelihoods(x, curves)
+        theta = np.empty(x.shape, float)
+        for i in range(len(cols)):
+            own = log_likelihoods(x[:, [i]], curves.subset([i]))
+            lp = total - own + np.log(w)[None, :]
+            lp = np.exp(lp - lp.max(axis=1, keepdims=True))
+            theta[:, i] = (lp @ grid) / lp.sum(axis=1)
+    results = dif(x, focal, a, b, c, theta=theta, strata=args.strata, adjust=args.adjust, alpha=args.alpha,
+                  likelihood_ratio=not args.no_lr)
+    rows = [{"item_id": bank.items[j].item_id, "mh_delta": _num(r.mh.delta), "mh_chi2": _num(r.mh.chi2),
+             "mh_p": _num(r.mh.p), "ets_class": r.mh.ets_class or None, "lr_chi2": _num(r.lr_chi2),
+             "lr_df": r.lr_df or None, "lr_p": _num(r.lr_p), "lr_uniform_p": _num(r.lr_uniform_p),
+             "lr_nonuniform_p": _num(r.lr_nonuniform_p), "flagged": r.flagged}
+            for j, r in zip(cols, results, strict=True)]
+    summary = {"variable": args.variable, "focal": focal_value, "reference": reference_value,
+               "focal_n": int(focal.sum()), "reference_n": int((~focal).sum()),
+               "matching": "ability strata" if theta is not None else "purified summed score", "items": rows}
+    human = "\n".join([f"{args.variable}: focal {focal_value} ({summary['focal_n']}) vs reference {reference_value} "
+                       f"({summary['reference_n']}), matched on {summary['matching']}",
+                       f"{'item':<16}{'MH delta':>10}{'ETS':>5}{'LR chi2':>10}{'LR p':>10}",
+                       *(f"{r['item_id']:<16}{_fmt(r['mh_delta'])}{r['ets_class'] or '-':>5}{_fmt(r['lr_chi2'])}"
+                         f"{_fmt(r['lr_p'])}{'  flagged' if r['flagged'] else ''}" for r in rows)])
+    emit(args, summary, human)
+    return 0
+
+
+def _link(args: argparse.Namespace) -> int:
+    from ..domain.bank import ItemBank
+    from ..domain.health import link_items, rescaled
+    from ..irt.health.linking import link
+
+    old, new = ItemBank.load(args.from_), ItemBank.load(args.to)
+    new_ids = set(new.engine.index)
+    common = [it.item_id for it in old.items if it.item_id in new_ids
+              and (it.model is None) == (new.items[new.engine.index[it.item_id]].model is None)]
+    result = link(link_items(old, common), link_items(new, common), args.method, args.replications, args.seed)
+    summary: dict[str, Any] = {"method": result.method, "A": result.A, "B": result.B, "se_A": result.se_A,
+                               "se_B": result.se_B, "anchors": result.anchors}
+    human = (f"{result.method}: theta_old = {result.A:.4f} (SE {result.se_A:.4f}) theta_new + {result.B:.4f} "
+             f"(SE {result.se_B:.4f}), from {result.anchors} common items")
+    if args.apply:
+        out = rescaled(new, result.A, result.B)
+        out.dump(args.apply)
+        summary["applied"] = str(args.apply)
+        human += f"; wrote {args.apply} on {old.bank_id} v{old.version}'s scale"
+    emit(args, summary, human)
+    return 0
+
+
+def add_health_commands(sub: Any) -> None:
+    """Register ``itemfit``, ``dif`` and ``link``."""
+    f = sub.add_parser("itemfit", help="item fit: S-X2 (Orlando & Thissen) and RMSD per item")
+    f.add_argument("--bank", type=Path, required=True)
+    f.add_argument("--responses", type=Path, required=True, help="CSV or Parquet: student_id,item_id,response")
+    f.add_argument("--mincell", type=float, default=1.0, help="smallest expected cell count before score groups merge")
+    f.add_argument("--adjust", choices=["bonferroni", "bh", "none"], default="bh")
+    f.add_argument("--alpha", type=float, default=0.05)
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(fn=_itemfit)
+
+    d = sub.add_parser("dif", help="differential item functioning: Mantel-Haenszel (ETS A/B/C) and IRT-LR")
+    d.add_argument("--bank", type=Path, required=True)
+    d.add_argument("--responses", type=Path, required=True, help="CSV or Parquet: student_id,item_id,response")
+    d.add_argument("--groups", type=Path, required=True, help="CSV: student_id,<variable>,...")
+    d.add_argument("--variable", required=True)
+    d.add_argument("--focal", required=True)
+    d.add_argument("--reference", help="default: the most common other value")
+    d.add_argument("--strata", type=int, default=20, help="ability strata on adaptive data")
+    d.add_argument("--adjust", choices=["bonferroni", "bh", "none"], default="bh")
+    d.add_argument("--alpha", type=float, default=0.05)
+    d.add_argument("--no-lr", action="store_true", help="Mantel-Haenszel only")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(fn=_dif)
+
+    k = sub.add_parser("link", help="linking constants between two calibrations of common items")
+    k.add_argument("--from", dest="from_", type=Path, required=True, help="the bank whose scale is kept (old)")
+    k.add_argument("--to", type=Path, required=True, help="the bank to re-express (new)")
+    k.add_argument("--method", choices=["stocking-lord", "haebara", "mean-sigma", "mean-mean"],
+                   default="stocking-lord")
+    k.add_argument("--replications", type=int, default=200, help="bootstrap resamples of the common items (SEs)")
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--apply", type=Path, help="write the new bank on the old scale here")
+    k.add_argument("--json", action="store_true")
+    k.set_defaults(fn=_link)
+

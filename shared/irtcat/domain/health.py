@@ -1,0 +1,104 @@
+"""A bank and its response data in the shapes the health statistics take
+(:mod:`irtcat.irt.health`): the items' curves, a person x item response matrix, group
+membership, and a bank re-expressed on another bank's scale."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ..irt.health.common import MISSING, ItemCurves, partial_credit_curves, right_wrong_curves
+from ..irt.health.linking import LinkItem
+from ..irt.model import FloatArray
+from .bank import Item, ItemBank
+
+RIGHT_WRONG_PARAMS = {"1PL": 1, "Rasch": 1, "2PL": 2, "3PL": 3, "4PL": 4}
+
+
+def estimated_parameters(bank: ItemBank, item: Item) -> int:
+    """How many parameters calibration estimates for ``item`` (the df an item fit statistic
+    loses): a slope and one threshold per category step for a partial-credit item, by the
+    bank's model for a right/wrong one."""
+    if item.model is not None:
+        return 1 + len(item.thresholds)
+    return RIGHT_WRONG_PARAMS.get(bank.model, 3)
+
+
+def bank_curves(bank: ItemBank, positions: list[int], theta: FloatArray) -> ItemCurves:
+    """The category probabilities of the bank's items at ``positions`` on ``theta``."""
+    engine = bank.engine
+    rw = right_wrong_curves(engine.params, theta)
+    poly: list[FloatArray] = []
+    if engine.poly is not None:
+        poly = partial_credit_curves(engine.poly, theta)
+    where = {int(j): k for k, j in enumerate(engine.poly_index)} if engine.poly is not None else {}
+    probs = tuple(poly[where[j]] if j in where else rw[j] for j in positions)
+    return ItemCurves(probs, np.array([estimated_parameters(bank, bank.items[j]) for j in positions]))
+
+
+def response_matrix(students: list[str], items: list[str], responses: np.ndarray, bank: ItemBank
+                    ) -> tuple[list[str], list[int], np.ndarray]:
+    """(students in order, bank positions of the items answered, persons x items matrix with
+    MISSING where an item was not answered); ValueError naming items the bank lacks."""
+    index = bank.engine.index
+    unknown = sorted({i for i in items if i not in index})
+    if unknown:
+        raise ValueError(f"{len(unknown)} item id(s) not in the bank: {', '.join(unknown[:5])}")
+    people = {s: k for k, s in enumerate(dict.fromkeys(students))}
+    positions = sorted({index[i] for i in items})
+    column = {j: k for k, j in enumerate(positions)}
+    out = np.full((len(people), len(positions)), MISSING, dtype=np.int64)
+    out[[people[s] for s in students], [column[index[i]] for i in items]] = responses
+    return list(people), positions, out
+
+
+def read_groups(path: Path, variable: str) -> dict[str, str]:
+    """``student_id,<variable>,...`` rows: each student's value of ``variable`` (blank: none)."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields = reader.fieldnames or []
+        if "student_id" not in fields or variable not in fields:
+            raise ValueError(f"{path}: needs the columns student_id and {variable} (has {', '.join(fields)})")
+        return {row["student_id"]: row[variable].strip() for row in reader if row[variable] and row[variable].strip()}
+
+
+def focal_and_reference(values: dict[str, str], focal: str, reference: str | None) -> tuple[str, str]:
+    """The focal value (checked) and the reference value: the one named, else the most common other."""
+    counts: dict[str, int] = {}
+    for v in values.values():
+        counts[v] = counts.get(v, 0) + 1
+    if focal not in counts:
+        raise ValueError(f"no student has the focal value {focal!r} (values: {', '.join(sorted(counts))})")
+    others = {v: n for v, n in counts.items() if v != focal}
+    if reference is None:
+        if not others:
+            raise ValueError("every student is in the focal group: there is no reference group")
+        reference = max(sorted(others), key=lambda v: others[v])
+    elif reference not in others:
+        raise ValueError(f"no student has the reference value {reference!r}")
+    return focal, reference
+
+
+def link_items(bank: ItemBank, ids: list[str]) -> list[LinkItem]:
+    """The items ``ids`` of ``bank`` on the D = 1 metric, for linking."""
+    out = []
+    for item_id in ids:
+        it = bank.items[bank.engine.index[item_id]]
+        b = tuple(it.thresholds) if it.model is not None else (it.difficulty,)
+        out.append(LinkItem(it.a * bank.scale, b, it.c, it.d, it.model))
+    return out
+
+
+def rescaled(bank: ItemBank, big_a: float, big_b: float) -> ItemBank:
+    """``bank`` with every item on the other scale: a / A, b (and thresholds) A b + B, their SEs
+    alike; c, d unchanged (theta_old = A theta_new + B)."""
+    items = []
+    for it in bank.items:
+        b = [big_a * x + big_b for x in it.b] if isinstance(it.b, list) else big_a * it.b + big_b
+        se_b = ([big_a * x for x in it.se_b] if isinstance(it.se_b, list)
+                else None if it.se_b is None else big_a * it.se_b)
+        items.append(it.model_copy(update={"a": it.a / big_a, "b": b, "se_b": se_b,
+                                           "se_a": None if it.se_a is None else it.se_a / big_a}))
+    return bank.model_copy(update={"items": items})
