@@ -1,7 +1,8 @@
 """irtcat benchmarks: ``./dev bench [--only NAME ...] [--area AREA ...]``.
 
 The benchmarks live by area (``engine.py``, ``lambdas.py``, ``pipeline.py``, ``calibration.py``,
-``exposure.py``, ``blueprint.py``); each module's ``BENCHES`` names them. A run prints a table and records each
+``exposure.py``, ``blueprint.py``, ``health.py``); each module's ``BENCHES`` names them. A run
+prints a table and records each
 benchmark's values in ``benchmarks/results.json`` with its date, commit, machine and command;
 ``python benchmarks/report.py`` then writes docs/benchmarks.md and the README's figures from
 those records (never by hand).
@@ -22,6 +23,7 @@ import blueprint
 import calibration
 import engine
 import exposure
+import health
 import lambdas
 import pipeline
 from harness import ROOT, provenance
@@ -29,7 +31,8 @@ from harness import ROOT, provenance
 Bench = Callable[[argparse.Namespace], dict[str, Any]]
 AREAS: dict[str, dict[str, Bench]] = {"engine": engine.BENCHES, "lambdas": lambdas.BENCHES,
                                       "pipeline": pipeline.BENCHES, "calibration": calibration.BENCHES,
-                                      "exposure": exposure.BENCHES, "blueprint": blueprint.BENCHES}
+                                      "exposure": exposure.BENCHES, "blueprint": blueprint.BENCHES,
+                                      "health": health.BENCHES}
 BENCHES: dict[str, Bench] = {name: fn for benches in AREAS.values() for name, fn in benches.items()}
 RESULTS = ROOT / "benchmarks" / "results.json"
 DEFAULTS = {"students": 30, "soak_sessions": 200}

@@ -81,3 +81,23 @@ def test_link_recovers_known_constants_and_applies_them(tmp_path: Path, capsys: 
     write_bank(tmp_path / "few.json", a[:4], b[:4])
     assert main(["link", "--from", str(tmp_path / "old.json"), "--to", str(tmp_path / "few.json")]) == 2
     assert "linking needs at least 5" in capsys.readouterr().err
+
+
+def test_drift_finds_items_whose_difficulty_moved(tmp_path: Path, capsys: Any) -> None:
+    """2,000 examinees (a population shifted to N(0.2, 1.1)) on 30 items; items 0-2 became 0.5
+    harder than the bank says. Re-estimated, linked back (the population shift is absorbed by
+    the link), the three are flagged and no other."""
+    rng = np.random.default_rng(6)
+    k, n = 30, 2000
+    a, b = rng.uniform(0.8, 2.0, k), rng.normal(0, 1, k)
+    now = b.copy()
+    now[:3] += 0.5
+    theta = rng.normal(0.2, 1.1, n)
+    x = (rng.random((n, k)) < 1 / (1 + np.exp(-a * (theta[:, None] - now)))).astype(np.int64)
+    write_bank(tmp_path / "bank.json", a, b)
+    write_responses(tmp_path / "r.csv", x)
+    assert main(["drift", "--bank", str(tmp_path / "bank.json"), "--responses", str(tmp_path / "r.csv"),
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["drifting"] == ["i0", "i1", "i2"]
+    assert abs(out["A"] - 1.1) < 0.1 and abs(out["B"] - 0.2) < 0.1

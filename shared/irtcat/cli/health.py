@@ -1,4 +1,4 @@
-"""``irtcat itemfit``, ``irtcat dif`` and ``irtcat link``: a bank's health from its response
+"""``irtcat itemfit``, ``irtcat dif``, ``irtcat link`` and ``irtcat drift``: a bank's health from its response
 data (docs/health.md; the statistics are in :mod:`irtcat.irt.health`)."""
 
 from __future__ import annotations
@@ -126,8 +126,44 @@ def _link(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drift(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..domain.health import link_items
+    from ..irt.calibration import ResponseData
+    from ..irt.calibration.engine import calibrate
+    from ..irt.health.common import MISSING
+    from ..irt.health.drift import drift
+    from ..irt.health.linking import LinkItem
+
+    bank, _, positions, matrix = _load(args.bank, args.responses)
+    engine = bank.engine
+    use = [k for k, j in enumerate(positions) if bank.items[j].model is None and engine.operational[j]
+           and int((matrix[:, k] != MISSING).sum()) >= args.min_responses]
+    if len(use) < 5:
+        raise CliError(f"{len(use)} operational right/wrong item(s) with {args.min_responses} or more responses: "
+                       "drift needs at least 5")
+    x = matrix[:, use]
+    rows, cols = np.nonzero(x != MISSING)
+    model = bank.model if bank.model in ("1PL", "2PL", "3PL") else "2PL"
+    fit = calibrate(ResponseData.from_long(rows, cols, x[rows, cols], n_persons=x.shape[0], n_items=len(use)),
+                    model)  # type: ignore[arg-type]
+    ids = [bank.items[positions[k]].item_id for k in use]
+    fresh = [LinkItem(float(a), (float(b),), float(c)) for a, b, c in zip(fit.a, fit.b, fit.c, strict=True)]
+    result = drift(link_items(bank, ids), fresh, args.cutoff, args.min_shift)
+    rows_out = [{"item_id": i, "b_bank": link_items(bank, [i])[0].b[0], "d_b": round(float(d), 4),
+                 "z": round(float(z), 3), "area": round(float(ar), 4), "flagged": bool(f)}
+                for i, d, z, ar, f in zip(ids, result.d_b, result.z, result.area, result.flagged, strict=True)]
+    summary = {"A": result.A, "B": result.B, "items": rows_out, "cutoff": args.cutoff, "min_shift": args.min_shift,
+               "drifting": [r["item_id"] for r in rows_out if r["flagged"]]}
+    human = (f"{len(ids)} operational items re-estimated ({model}) and linked: theta_bank = {result.A:.3f} theta_new "
+             f"+ {result.B:.3f}; drifting: {', '.join(summary['drifting']) or 'none'}")
+    emit(args, summary, human)
+    return 0
+
+
 def add_health_commands(sub: Any) -> None:
-    """Register ``itemfit``, ``dif`` and ``link``."""
+    """Register ``itemfit``, ``dif``, ``link`` and ``drift``."""
     f = sub.add_parser("itemfit", help="item fit: S-X2 (Orlando & Thissen) and RMSD per item")
     f.add_argument("--bank", type=Path, required=True)
     f.add_argument("--responses", type=Path, required=True, help="CSV or Parquet: student_id,item_id,response")
@@ -161,4 +197,13 @@ def add_health_commands(sub: Any) -> None:
     k.add_argument("--apply", type=Path, help="write the new bank on the old scale here")
     k.add_argument("--json", action="store_true")
     k.set_defaults(fn=_link)
+
+    r = sub.add_parser("drift", help="item parameter drift: operational items re-estimated, linked and compared")
+    r.add_argument("--bank", type=Path, required=True)
+    r.add_argument("--responses", type=Path, required=True, help="CSV or Parquet: student_id,item_id,response")
+    r.add_argument("--cutoff", type=float, default=2.576, help="|robust z| above which an item drifts")
+    r.add_argument("--min-shift", type=float, default=0.2, help="smallest b shift (logits) that counts")
+    r.add_argument("--min-responses", type=int, default=200, help="responses an item needs to be checked")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(fn=_drift)
 
