@@ -58,3 +58,21 @@ def test_rapid_guesses_and_response_time_effort() -> None:
     rapid, rte, flagged = effort(seconds, thresholds)
     assert rapid.tolist() == [True, False, False] and np.isclose(rte, 2 / 3) and flagged
     assert not effort(np.full(20, 30.0), np.full(20, 3.0))[2]
+
+
+def test_reliability_formulas_on_known_values() -> None:
+    from irtcat.irt.health.reliability import (
+        best_test_information,
+        conditional_sem,
+        empirical_reliability,
+        information_reliability,
+    )
+
+    theta, se = np.array([-1.0, 0.0, 1.0]), np.full(3, 0.5)
+    assert np.isclose(empirical_reliability(theta, se), 1.0 / (1.0 + 0.25))  # var 1, mean SE^2 .25
+    assert np.isclose(empirical_reliability(theta, se, "ML"), 0.75)
+    grid = np.linspace(-6, 6, 121)
+    assert np.isclose(information_reliability(np.full(grid.size, 4.0), grid), 1 / (1 + 0.25))
+    assert np.allclose(best_test_information(np.array([[1.0, 3.0, 2.0]]), 2), [5.0])
+    bands = conditional_sem(np.array([-0.5, 0.5, 0.6]), np.array([0.3, 0.2, 0.4]), np.array([-1.0, 0.0, 1.0]))
+    assert bands[0][2] == 1 and np.isclose(bands[1][3], np.sqrt((0.04 + 0.16) / 2))

@@ -162,6 +162,22 @@ def _drift(args: argparse.Namespace) -> int:
     return 0
 
 
+def health_report(args: argparse.Namespace) -> int:
+    """``irtcat report --history DIR --health --bank B``: reliability, item statistics and flagged sessions."""
+    from ..analytics.health import build_health
+    from ..domain.bank import ItemBank
+
+    if args.bank is None:
+        raise CliError("--health needs --bank (the bank the history was answered on)")
+    out = build_health(args.history, ItemBank.load(args.bank), args.out)
+    tests = "; ".join(f"{t['test_id']}: reliability {t['empirical_reliability']:.3f} over {t['sessions']} sessions"
+                      for t in out["tests"])
+    human = (f"{out['answers']} answers, {out['sessions']} sessions; {tests or 'no finished session'}; "
+             f"{len(out['flagged_sessions'])} flagged session(s); page: {out['html']}")
+    emit(args, out, human)
+    return 0
+
+
 def add_health_commands(sub: Any) -> None:
     """Register ``itemfit``, ``dif``, ``link`` and ``drift``."""
     f = sub.add_parser("itemfit", help="item fit: S-X2 (Orlando & Thissen) and RMSD per item")

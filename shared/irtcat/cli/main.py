@@ -427,6 +427,10 @@ def _priors_option(value: str, model: str) -> Any:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.health:
+        from .health import health_report
+
+        return health_report(args)
     from ..analytics.report import build_report
 
     summary = build_report(args.history, args.out)
@@ -662,6 +666,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="the named questions on exported history, and an HTML dashboard")
     rp.add_argument("--history", type=Path, required=True, help="folder with history/dt=YYYY-MM-DD/ files")
     rp.add_argument("--out", type=Path, default=Path("report"))
+    rp.add_argument("--health", action="store_true", help="the bank's health page instead (docs/health.md)")
+    rp.add_argument("--bank", type=Path, help="with --health: the bank the history was answered on")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(fn=_report)
 

@@ -1,0 +1,163 @@
+"""``irtcat report --health``: a bank's health from the exported history (docs/health.md).
+
+Per test: the empirical marginal reliability of its finished sessions, the bound its bank's
+information sets at the tests' median length, and the conditional SEM by band of theta. Per
+item: responses, exposure (share of sessions that were given it), p-value, RMSD against the
+bank (adaptive data: S-X2 does not apply). Per session: lz* at its final estimate and its
+rapid guesses (NT10 against each item's typical time in this history) and response-time
+effort; the flagged ones are listed. Written as ``health.json`` and ``health.html``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..domain.bank import ItemBank
+from ..domain.health import bank_curves, response_matrix
+from ..irt.health.common import normal_grid
+from ..irt.health.itemfit import item_fit
+from ..irt.health.personfit import effort, lz_star, misfitting, rapid_thresholds
+from ..irt.health.reliability import (
+    best_test_information,
+    conditional_sem,
+    empirical_reliability,
+    information_reliability,
+)
+from .duck import connect
+
+BANDS = np.array([-np.inf, -2.0, -1.0, 0.0, 1.0, 2.0, np.inf])
+
+
+def _rows(con: Any, sql: str) -> list[dict[str, Any]]:
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def build_health(history_dir: str | Path, bank: ItemBank, out_dir: str | Path) -> dict[str, Any]:
+    """Compute the health report (module docstring) and write it under ``out_dir``."""
+    con = connect(history_dir)
+    answers = _rows(con, """
+        SELECT session_id, student_id, test_id, item_id, response, response_time_ms
+        FROM history WHERE record_type = 'answer' AND outcome = 'applied' AND scored AND response IS NOT NULL
+        ORDER BY session_id, seq""")
+    sessions = _rows(con, """
+        SELECT session_id, test_id, theta_after AS theta, se_after AS se, items_answered
+        FROM history WHERE record_type = 'session' AND outcome = 'finished'""")
+    known = [a for a in answers if a["item_id"] in bank.engine.index]
+    out: dict[str, Any] = {"bank_id": bank.bank_id, "bank_version": bank.version, "answers": len(known),
+                           "sessions": len(sessions), "tests": _tests(sessions, bank), "items": [],
+                           "flagged_sessions": [], "note": None}
+    if known:
+        out["items"], out["note"] = _items(known, sessions, bank)
+        out["session_checks"], out["flagged_sessions"] = _sessions(known, sessions, bank)
+    dest = Path(out_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "health.json").write_text(json.dumps(out, indent=2, default=str), encoding="utf-8")
+    (dest / "health.html").write_text(_page(out), encoding="utf-8")
+    out["html"] = str((dest / "health.html").resolve())
+    return out
+
+
+def _tests(sessions: list[dict[str, Any]], bank: ItemBank) -> list[dict[str, Any]]:
+    grid, _ = normal_grid(121, 6.0)
+    item_info = bank.engine.information(grid)[:, bank.engine.operational]
+    out = []
+    for test in sorted({s["test_id"] for s in sessions}):
+        rows = [s for s in sessions if s["test_id"] == test and s["theta"] is not None and s["se"] is not None]
+        theta = np.array([s["theta"] for s in rows], float)
+        se = np.array([s["se"] for s in rows], float)
+        length = int(np.median([s["items_answered"] or 0 for s in rows])) if rows else 0
+        bound = information_reliability(best_test_information(item_info, length), grid) if length else float("nan")
+        out.append({"test_id": test, "sessions": len(rows), "median_length": length,
+                    "empirical_reliability": empirical_reliability(theta, se),
+                    "information_reliability_bound": bound,
+                    "csem": [{"from": lo, "to": hi, "sessions": n, "sem": sem}
+                             for lo, hi, n, sem in conditional_sem(theta, se, BANDS)]})
+    return out
+
+
+def _items(answers: list[dict[str, Any]], sessions: list[dict[str, Any]], bank: ItemBank
+           ) -> tuple[list[dict[str, Any]], str | None]:
+    people, positions, matrix = response_matrix([a["session_id"] for a in answers], [a["item_id"] for a in answers],
+                                                np.array([a["response"] for a in answers], dtype=np.int64), bank)
+    grid, w = normal_grid()
+    fits, note = item_fit(matrix, bank_curves(bank, positions, grid), w)
+    n_sessions = max(len(people), 1)
+    out = []
+    for k, (j, fit) in enumerate(zip(positions, fits, strict=True)):
+        seen = matrix[:, k] >= 0
+        out.append({"item_id": bank.items[j].item_id, "responses": int(seen.sum()),
+                    "exposure": float(seen.sum() / n_sessions), "mean_score": float(matrix[seen, k].mean()),
+                    "rmsd": fit.rmsd, "s_x2": None if np.isnan(fit.s_x2) else fit.s_x2, "flagged": fit.flagged})
+    return out, note
+
+
+def _sessions(answers: list[dict[str, Any]], sessions: list[dict[str, Any]], bank: ItemBank
+              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    engine = bank.engine
+    log_seconds: dict[str, list[float]] = {}
+    for a in answers:
+        if a["response_time_ms"]:
+            log_seconds.setdefault(a["item_id"], []).append(float(np.log(a["response_time_ms"] / 1000.0)))
+    typical = {i: float(np.mean(v)) for i, v in log_seconds.items()}
+    by_session: dict[str, list[dict[str, Any]]] = {}
+    for a in answers:
+        by_session.setdefault(a["session_id"], []).append(a)
+    final = {s["session_id"]: s for s in sessions}
+    flagged, checked = [], 0
+    for sid, rows in by_session.items():
+        session = final.get(sid)
+        if session is None or session["theta"] is None:
+            continue  # not finished: judged when it is
+        checked += 1
+        reasons = []
+        idx = np.array([engine.index[r["item_id"]] for r in rows])
+        rw = np.array([bank.items[j].model is None for j in idx])
+        if rw.sum() >= 5:
+            x = np.array([r["response"] for r in rows])[rw]
+            lz = lz_star(x, engine.params.subset(idx[rw]), float(session["theta"]), (0.0, 1.0))
+            if misfitting(lz):
+                reasons.append(f"lz* {lz:.2f}")
+        timed = [r for r in rows if r["response_time_ms"] and r["item_id"] in typical]
+        if timed:
+            seconds = np.array([r["response_time_ms"] / 1000.0 for r in timed])
+            thresholds = rapid_thresholds(np.array([typical[r["item_id"]] for r in timed]))
+            rapid, rte, low = effort(seconds, thresholds)
+            if low:
+                reasons.append(f"response-time effort {rte:.2f} ({int(rapid.sum())} rapid guesses)")
+        if reasons:
+            flagged.append({"session_id": sid, "student_id": rows[0]["student_id"], "test_id": rows[0]["test_id"],
+                            "reasons": reasons})
+    return {"checked": checked, "flagged": len(flagged)}, flagged
+
+
+def _page(report: dict[str, Any]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return "-" if np.isnan(v) else f"{v:.3f}"
+        return html.escape(str(v))
+
+    tests = "".join(f"<tr><td>{cell(t['test_id'])}</td><td>{t['sessions']}</td><td>{t['median_length']}</td>"
+                    f"<td>{cell(t['empirical_reliability'])}</td><td>{cell(t['information_reliability_bound'])}</td></tr>"
+                    for t in report["tests"])
+    items = "".join(f"<tr><td>{cell(i['item_id'])}</td><td>{i['responses']}</td><td>{cell(i['exposure'])}</td>"
+                    f"<td>{cell(i['mean_score'])}</td><td>{cell(i['rmsd'])}</td></tr>"
+                    for i in sorted(report["items"], key=lambda i: -i["rmsd"]))
+    flagged = "".join(f"<tr><td>{cell(s['session_id'])}</td><td>{cell(s['student_id'])}</td>"
+                      f"<td>{cell('; '.join(s['reasons']))}</td></tr>" for s in report["flagged_sessions"])
+    note = f"<p>{html.escape(report['note'])}</p>" if report.get("note") else ""
+    title = f"Bank health: {cell(report['bank_id'])}"
+    return (f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{title}</title>"
+            f"<h1>Bank health: {cell(report['bank_id'])} v{report['bank_version']}</h1>"
+            f"<h2>Tests</h2><table><tr><th>test</th><th>sessions</th><th>median length</th>"
+            f"<th>marginal reliability</th><th>bound from the bank's information</th></tr>{tests}</table>"
+            f"<h2>Items (by RMSD)</h2>{note}<table><tr><th>item</th><th>responses</th><th>exposure</th>"
+            f"<th>mean score</th><th>RMSD</th></tr>{items}</table>"
+            f"<h2>Flagged sessions</h2><table><tr><th>session</th><th>student</th><th>why</th></tr>{flagged}</table>"
+            "</html>")
