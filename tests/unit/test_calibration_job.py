@@ -181,3 +181,34 @@ def test_the_job_calibrates_partial_credit_pretest_items_beside_right_wrong_ones
     base = banks.bank("m", 1)
     assert all((o.model, o.a, o.b, o.c) == (n.model, n.a, n.b, n.c)
                for o, n in zip(base.items, bank.items, strict=True) if o.status == "operational")
+
+
+def test_the_report_lists_operational_items_whose_answers_disagree_with_the_bank() -> None:
+    """The bank says three often-served operational items are 0.6 easier than the answers show
+    (the history comes from the truth): the job keeps them fixed (its gate) and its report lists
+    them as drifting, and no other item."""
+    import json
+
+    truth = generate_bank(150, "2PL", seed=3, bank_id="m", pretest=6, with_content=False)
+    history = MemoryObjects()
+    served: dict[str, int] = {}
+    for key, data in simulated_history(truth, 2500, seed=3).items():
+        history.put(key, data)
+        for line in data.decode().splitlines():
+            item = json.loads(line).get("item_id")
+            served[item] = served.get(item, 0) + 1
+    stale = provisional_bank(truth)
+    ops = [j for j, it in enumerate(stale.items) if it.status == "operational"]
+    moved = sorted(ops, key=lambda j: -served.get(stale.items[j].item_id, 0))[:3]  # the most served
+    stale = stale.model_copy(update={"items": [it.model_copy(update={"b": float(it.b) - 0.6}) if j in moved else it
+                                               for j, it in enumerate(stale.items)]})
+    banks = MemoryBanks()
+    banks.publish(stale)
+    work = MemoryObjects()
+    job = run_in_process(CalibrationRequest(bank_id="m", promote_n=300), banks, history, work, run_id="r1")
+    drift = json.loads(work.get("calibration/m/r1/report.json"))["summary"]["drift"]
+    assert drift["checked"] >= 20 and abs(drift["A"] - 1) < 0.1 and abs(drift["B"]) < 0.1
+    found = {d["item_id"] for d in drift["drifting"]}
+    assert {stale.items[j].item_id for j in moved} <= found and len(found) <= 4, drift["drifting"]
+    assert all(d["d_b"] > 0.3 for d in drift["drifting"] if d["item_id"] in found)
+    assert job.converged

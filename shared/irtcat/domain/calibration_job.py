@@ -21,12 +21,11 @@ one a Lambda over the job's working storage in the bank bucket
    and tells the EM driver (:class:`~irtcat.irt.calibration.EMRun`, kept with the parameters
    between steps: the same SQUAREM path as ``irtcat calibrate``), which decides: another
    E-step, a last E-step at the converged values (for SEs and fit), or done.
-4. :func:`finalize` builds the candidate bank version and the calibration report, and applies
-   the quality gates.
+4. :func:`finalize` builds the candidate bank version and the calibration report (with the
+   operational items' drift check, :mod:`.calibration_drift`), and applies the quality gates.
 5. :func:`publish` writes the new version and moves the current-version pointer, only if the
    gates passed and nobody moved the pointer meanwhile. Sessions keep the version they
    started with (they pin ``bank_version``).
-
 :func:`run_in_process` runs the same steps in one process (tests, ``irtcat calibrate`` on a
 history folder), so the sharded result can be compared with the single-process one.
 """
@@ -73,6 +72,7 @@ from ..irt.polytomous import MODEL_CODES, PolytomousItems
 from .bank import ItemBank
 from .base import Message
 from .calibration_bank import calibrated_bank, with_partial_estimates
+from .calibration_drift import operational_drift
 from .history import HistoryRecord
 from .ports import BankPublisher, ObjectStore
 from .promotion import GATES
@@ -566,8 +566,7 @@ def results_of(job: CalibrationJob, work: ObjectStore
     n_per_item = np.rint(counts.n.sum(axis=1)).astype(np.int64)
     seconds = (datetime.now(UTC) - job.started_at).total_seconds()
     priors = joint.right_wrong_priors(est)
-    rw_cov, joint_se = None, False
-    partial_out = None
+    rw_cov, joint_se, partial_out = None, False, None
     if partial is not None and joint.layout is not None:
         assert counts.categories is not None
         layout = joint.layout
@@ -636,13 +635,15 @@ def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> Ca
         failures.append(f"{len(moved)} operational item(s) moved: {', '.join(moved[:5])}")
     if job.n_responses < r.min_run_responses:
         failures.append(f"{job.n_responses} responses < the minimum {r.min_run_responses}")
+    # fixed items stay fixed; whether their answers still agree with them is reported, not gated
+    drift_check = operational_drift(base, summed_counts(job, work), job.settings().quadrature()[0], r.promote_n)
     summary = {**result.summary(), "run_id": job.run_id, "bank_id": r.bank_id, "base_version": job.base_version,
                "candidate_version": version, "sessions": job.n_sessions, "shards": job.n_shards,
                "answers_out_of_range": job.n_out_of_range,
                "since": r.since.isoformat() if r.since else None,
                "through": job.through.isoformat() if job.through else None,
                "gates_passed": not failures, "gate_failures": failures, "promoted": report["promoted"],
-               "left_out": left_out}
+               "left_out": left_out, "drift": drift_check}
     pretest_ids = {it.item_id for it in base.items if it.status == "pretest"}
     work.put(report_key(r.bank_id, job.run_id), json.dumps(
         {"summary": summary, "items": [row for row in report["items"] if row["item_id"] in pretest_ids]},
