@@ -3,6 +3,16 @@
 
 const NS = "http://www.w3.org/2000/svg";
 
+// why a finished session may not have been answered in earnest, in the teacher's words
+const FLAG_WORDS = {
+  effort: (s) => `answered too fast (effort ${s.effort})`,
+  person_fit: (s) => `unusual answer pattern (lz* ${s.person_fit})`,
+};
+
+function check(s) {
+  return (s.flags || []).map((f) => (FLAG_WORDS[f] ? FLAG_WORDS[f](s) : f)).join("; ");
+}
+
 function chart(points) {
   const w = 220, h = 60, pad = 4;
   const svg = document.createElementNS(NS, "svg");
@@ -38,7 +48,7 @@ async function load(test) {
   for (const s of rows) {
     const tr = document.createElement("tr");
     for (const text of [s.student_id, s.status, String(s.answered), `${s.scale_score} ± ${s.scale_se}`,
-                        s.level || "", `${s.theta.toFixed(2)} ± ${s.se.toFixed(2)}`]) {
+                        s.level || "", `${s.theta.toFixed(2)} ± ${s.se.toFixed(2)}`, check(s)]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.appendChild(td);

@@ -212,3 +212,27 @@ def test_the_report_lists_operational_items_whose_answers_disagree_with_the_bank
     assert {stale.items[j].item_id for j in moved} <= found and len(found) <= 4, drift["drifting"]
     assert all(d["d_b"] > 0.3 for d in drift["drifting"] if d["item_id"] in found)
     assert job.converged
+
+
+def test_the_new_version_carries_each_items_mean_log_response_time() -> None:
+    """Answers timed at 20 s (some at 45 s): every item with 30 or more timed answers gets its
+    mean log time, which sets its rapid-guess threshold; the others keep none."""
+    import json
+
+    _, banks, history = _world()
+    rng = np.random.default_rng(1)
+    for key in history.list("history/"):
+        lines = []
+        for line in history.get(key).decode().splitlines():
+            rec = json.loads(line)
+            if rec.get("record_type") == "answer" and rec.get("outcome") == "applied":
+                rec["seconds"] = 20.0 if rng.random() < 0.8 else 45.0
+            lines.append(json.dumps(rec))
+        history.put(key, ("\n".join(lines) + "\n").encode())
+    run_in_process(CalibrationRequest(bank_id="m", shards=2, promote_n=300), banks, history, MemoryObjects(),
+                   run_id="r1")
+    new = banks.bank("m", 2)
+    timed = [it.mean_log_seconds for it in new.items if it.mean_log_seconds is not None]
+    assert len(timed) >= 50  # the items served 30 or more times
+    expected = 0.8 * np.log(20) + 0.2 * np.log(45)
+    assert all(abs(t - expected) < 0.25 for t in timed)

@@ -12,7 +12,8 @@ import pytest
 from irtcat.adapters.memory import MemoryBanks, MemoryObjects
 from irtcat.cli.main import main
 from irtcat.domain.bank import ItemBank
-from irtcat.domain.calibration_job import CalibrationRequest, applied_answers, history_keys, run_in_process
+from irtcat.domain.calibration_history import applied_answers, history_keys
+from irtcat.domain.calibration_job import CalibrationRequest, run_in_process
 from irtcat.domain.generate import generate_bank, provisional_bank, simulated_history
 from irtcat.irt.calibration import EMSettings, ItemEstimates, ResponseData, calibrate_sharded, starting_values
 

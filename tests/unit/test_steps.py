@@ -74,7 +74,7 @@ class World:
             if out.outcome != "applied":
                 return out, record_outcome(out, self.history, self.quarantine)
             out = check_end_condition(out, self.banks)
-            out = finish_session(out) if out.stop_reason else select_next_item(out, self.banks)
+            out = finish_session(out, self.banks) if out.stop_reason else select_next_item(out, self.banks)
             try:
                 return out, commit_step(out, self.sessions)
             except Conflict:

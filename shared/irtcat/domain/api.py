@@ -62,6 +62,12 @@ class SessionResult(Message):
     stop_reason: str
     finished_at: datetime
     relaxed: list[RelaxedRule] = Field(default_factory=list)  # blueprint rules the test could not meet
+    # whether it was answered in earnest (domain/effort.py): lz*, response-time effort, rapid
+    # guesses, and what fell short ("person_fit", "effort")
+    person_fit: float | None = None
+    effort: float | None = None
+    rapid_guesses: int = 0
+    flags: list[str] = Field(default_factory=list)
 
 
 class SessionView(Message):
@@ -99,5 +105,9 @@ class SessionSummary(Message):
     scale_se: float
     level: str | None = None
     stop_reason: str | None = None
+    # a finished session that was not answered in earnest says why (domain/effort.py)
+    flags: list[str] = Field(default_factory=list)
+    effort: float | None = None
+    person_fit: float | None = None
     created_at: datetime
     trajectory: list[TrajectoryPoint]

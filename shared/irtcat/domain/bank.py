@@ -45,6 +45,9 @@ class Item(Message):
     attributes: dict[str, str] = Field(default_factory=dict)
     expected_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False,
                                            description="typical working time (a blueprint's sum rule)")
+    mean_log_seconds: float | None = Field(default=None, allow_inf_nan=False,
+                                           description="mean log response time (seconds) of its answers, written "
+                                                       "by calibration; sets its rapid-guess threshold")
     stem: str | None = None
     options: list[str] | None = None
     key: int | None = Field(default=None, ge=0, description="index of the correct option (never leaves the server)")

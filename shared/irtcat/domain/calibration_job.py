@@ -37,7 +37,7 @@ import io
 import json
 import math
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -73,7 +73,7 @@ from .bank import ItemBank
 from .base import Message
 from .calibration_bank import calibrated_bank, with_partial_estimates
 from .calibration_drift import operational_drift
-from .history import HistoryRecord
+from .calibration_history import ResponseTimes, applied_answers, history_keys
 from .ports import BankPublisher, ObjectStore
 from .promotion import GATES
 
@@ -304,33 +304,6 @@ class _Params:
 # ------------------------------------------------------------------ history
 
 
-def history_keys(history: ObjectStore, since: datetime | None) -> list[str]:
-    """The history objects of the partitions on or after ``since``'s day (all when None)."""
-    keys = history.list("history/")
-    if since is None:
-        return keys
-    day = f"dt={since.astimezone(UTC):%Y-%m-%d}"
-    return [k for k in keys if _partition(k) >= day]
-
-
-def _partition(key: str) -> str:
-    return next((part for part in key.split("/") if part.startswith("dt=")), "")
-
-
-def applied_answers(history: ObjectStore, keys: Iterable[str], bank_id: str,
-                    since: datetime | None) -> Iterator[HistoryRecord]:
-    """Applied answers to ``bank_id``'s items processed after ``since``."""
-    for key in keys:
-        for line in history.get(key).splitlines():
-            if not line.strip():
-                continue
-            rec = HistoryRecord.model_validate_json(line)
-            if (rec.record_type == "answer" and rec.outcome == "applied" and rec.bank_id == bank_id
-                    and rec.item_id and rec.session_id and rec.response is not None
-                    and (since is None or rec.processed_at > since)):
-                yield rec
-
-
 def shard_of(session_id: str, n_shards: int) -> int:
     """A session's shard: stable across runs and machines (CRC-32 of the id)."""
     return zlib.crc32(session_id.encode()) % n_shards
@@ -354,10 +327,12 @@ def prepare(request: CalibrationRequest, banks: BankPublisher, history: ObjectSt
     sessions: dict[str, dict[int, int]] = {}
     through = since
     out_of_range = 0
+    times = ResponseTimes()
     for rec in applied_answers(history, history_keys(history, since), request.bank_id, since):
         j = index.get(rec.item_id or "")
         if j is None:
             continue  # an item no longer in the current version
+        times.add(rec)
         if not 0 <= int(rec.response or 0) < categories[j]:
             out_of_range += 1  # scored under a version whose item had other categories
             continue
@@ -376,6 +351,7 @@ def prepare(request: CalibrationRequest, banks: BankPublisher, history: ObjectSt
     answered_pretest = {j for answers in sessions.values() for j in answers if pretest[j]}
     if not answered_pretest:
         return job.model_copy(update={"phase": "nothing"})
+    times.save(work, prefix)
     n_shards = request.shards or max(1, min(1000, math.ceil(n_responses / RESPONSES_PER_SHARD)))
     buckets: list[list[tuple[int, int, int]]] = [[] for _ in range(n_shards)]
     persons = [0] * n_shards
@@ -626,6 +602,7 @@ def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> Ca
         by_id = {row["item_id"]: row for row in rows}
         report["items"] = [by_id.get(row["item_id"], row) for row in report["items"]]
         report["promoted"] = [*report["promoted"], *promoted]
+    bank = ResponseTimes.load(work, job.prefix).applied_to(bank)
     failures = []
     if not result.converged:
         failures.append(f"EM did not converge in {job.iteration} cycles (max change {job.change})")

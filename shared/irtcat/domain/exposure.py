@@ -4,7 +4,9 @@ Under the default policy max-info ranks items by their information less an alloc
 (:mod:`irtcat.irt.exposure`: the dual prices of the linear program that gives each theta its
 best test under the cap), and serves the chosen item only after it wins a lottery with
 probability ``exposure_k`` (Sympson & Hetter 1985); together they keep every item's exposure
-rate at or below the policy's ``max_exposure``. Both depend on the bank and the policy, so they
+rate at or below the policy's ``max_exposure``. A shadow-test policy runs no lottery: there
+``exposure_k`` is each item's eligibility probability, drawn once per examinee (van der Linden &
+Veldkamp 2004; :func:`irtcat.irt.simulation.eligibility_probabilities`). Both depend on the bank and the policy, so they
 are computed when a bank is made (``irtcat bank generate``, the demo) or on demand
 (``irtcat exposure``), and travel with the bank.
 """
@@ -16,7 +18,7 @@ import contextlib
 import numpy as np
 
 from ..irt.exposure import allocation_prices
-from ..irt.simulation import sympson_hetter_parameters
+from ..irt.simulation import eligibility_probabilities, sympson_hetter_parameters
 from .bank import ItemBank
 from .policy import TestPolicy
 
@@ -31,15 +33,16 @@ METHOD = "allocation-prices+sympson-hetter"
 
 
 def with_exposure_control(bank: ItemBank, policy: TestPolicy | None = None, examinees: int = 3000,
-                          rounds: int = 12, seed: int = 0, margin: float = TARGET_MARGIN, prices: bool = True
-                          ) -> tuple[ItemBank, list[float]]:
+                          rounds: int = 12, seed: int = 0, margin: float = TARGET_MARGIN, prices: bool = True,
+                          shadow_examinees: int = 600) -> tuple[ItemBank, list[float]]:
     """``bank`` with ``exposure_price`` (when ``prices`` and the policy selects by max-info or
     the shadow test) and ``exposure_k`` set so that, under ``policy`` (default: the default
     policy), no item's exposure rate exceeds ``policy.max_exposure`` (both aim at ``margin``
-    times it); and the largest exposure rate of each simulated round (none for the shadow test,
-    which has prices only)."""
+    times it); and the largest exposure rate of each simulated round. ``exposure_k`` is the
+    Sympson-Hetter parameter under a per-item lottery (``rounds`` of ``examinees``) and the
+    item's eligibility probability under the shadow test (one pass of ``shadow_examinees``)."""
     policy = policy or TestPolicy()
-    config = policy.cat_config()
+    config = policy.cat_config(bank)
     target = policy.max_exposure * margin
     engine = bank.engine
     price = np.zeros(len(engine))
@@ -48,9 +51,10 @@ def with_exposure_control(bank: ItemBank, policy: TestPolicy | None = None, exam
         with contextlib.suppress(ValueError):
             price = allocation_prices(engine, target, config.max_items, config.prior.mean, config.prior.sd).prices
     if policy.selection == "shadow":
-        # the shadow test prices exposure in its objective and runs no lottery (irt.selection):
-        # the prices are all (a linear program, seconds), never a simulation of integer programs
-        k, history = np.ones(len(engine)), list[float]()
+        # no lottery on top of a hard rule: item eligibility, which the shadow test's objective
+        # prices (it yields before any rule does), from one self-adaptive pass of simulees
+        k, history = eligibility_probabilities(engine.with_exposure_k(np.ones(len(engine)), price), config,
+                                               target, shadow_examinees, seed=seed)
     else:
         k, history = sympson_hetter_parameters(engine.with_exposure_k(np.ones(len(engine)), price), config,
                                                target, examinees, rounds, seed)

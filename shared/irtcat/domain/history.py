@@ -38,7 +38,8 @@ class HistoryRecord(Message):
     response: int | None = None  # the score the server gave the choice
     scored: bool | None = None
     answered_at: datetime | None = None
-    response_time_ms: int | None = None
+    response_time_ms: int | None = None  # what the tablet claimed
+    seconds: float | None = None  # the answer's time, bounded by the server's measure (domain/effort.py)
     theta_before: float | None = None
     se_before: float | None = None
     theta_after: float | None = None
@@ -51,6 +52,10 @@ class HistoryRecord(Message):
     level: str | None = None  # the proficiency level reached
     blueprint_version: int | None = None  # the blueprint the session's test was assembled to
     relaxed: str | None = None  # JSON [{"rule", "by"}]: blueprint rules the test could not meet
+    person_fit: float | None = None  # lz* of the finished session (domain/effort.py)
+    effort: float | None = None  # its response-time effort
+    rapid_guesses: int | None = None
+    flags: str | None = None  # JSON ["person_fit", "effort"]: what fell short
     raw_event: str | None = None
 
     def partition_date(self) -> str:

@@ -96,6 +96,16 @@ class StoppingPolicy(Message):
         return self
 
 
+class ScoringPolicy(Message):
+    """How answers count toward the score."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    exclude_rapid_guesses: bool = Field(
+        default=False, description="effort-moderated scoring (Wise & DeMars 2006): an answer faster than its item's "
+                                   "rapid-guess threshold is recorded but not scored (domain/effort.py)")
+
+
 class TestPolicy(Message):
     """Per-test choices. Defaults: EAP with a N(0, 1) prior; maximum information with
     exposure control (each item's exposure rate at most ``max_exposure`` = 0.25: items ranked by
@@ -127,6 +137,7 @@ class TestPolicy(Message):
     levels: list[ProficiencyLevel] = Field(default_factory=lambda: list(DEFAULT_LEVELS))
     blueprint: Blueprint | None = Field(
         default=None, description="the rules every test meets (domain/blueprint.py); needs selection \"shadow\"")
+    scoring: ScoringPolicy = ScoringPolicy()
 
     @model_validator(mode="after")
     def _check(self) -> TestPolicy:

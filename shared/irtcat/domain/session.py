@@ -18,12 +18,14 @@ import numpy as np
 from pydantic import ConfigDict, Field
 
 from ..irt.cat import record_answer, restore
+from ..irt.exposure import draw_ineligible, exposure_eligibility
 from ..irt.selection import select_next
 from ..irt.state import PRETEST, CatState
 from ..irt.stopping import check_stop
 from .api import OptionView, RelaxedRule, ServedItemView, SessionResult, SessionView
 from .bank import ItemBank
 from .base import Message
+from .effort import answer_seconds, is_rapid, session_checks
 from .events import AnswerEvent
 from .policy import TestPolicy
 from .scoring import score_choice, shown_options
@@ -51,6 +53,8 @@ class ServedItem(Message):
     event_digest: str | None = None  # :func:`event_digest` of the answer's event_id
     theta: float | None = None  # after this answer
     se: float | None = None
+    # the answer's time: the tablet's response_time_ms bounded by the server's own measure
+    seconds: float | None = None
     # the bank's option index the choice meant (multiple choice), for the step's history record
     # only: not stored with the session
     option: int | None = None
@@ -90,6 +94,11 @@ class SessionState(Message):
     # and the rules that gave way so far
     shadow_test: list[str] = Field(default_factory=list)
     relaxed: list[RelaxedRule] = Field(default_factory=list)
+    # whether it was answered in earnest, judged when it finishes (domain/effort.py)
+    person_fit: float | None = None
+    effort: float | None = None
+    rapid_guesses: int = 0
+    flags: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None = None
@@ -136,7 +145,8 @@ class SessionState(Message):
             result = SessionResult(theta=self.theta, se=self.se, scale_score=scale_score, scale_se=scale_se,
                                    level=self.policy.level(self.theta), items_answered=self.scored_answered,
                                    stop_reason=self.stop_reason or "", finished_at=self.finished_at,
-                                   relaxed=list(self.relaxed))
+                                   relaxed=list(self.relaxed), person_fit=self.person_fit, effort=self.effort,
+                                   rapid_guesses=self.rapid_guesses, flags=list(self.flags))
         return SessionView(session_id=self.session_id, student_id=self.student_id, test_id=self.test_id,
                            status=self.status, answered=self.answered, item=item, result=result,
                            expires_at=self.expires_at, remaining_seconds=remaining)
@@ -155,12 +165,20 @@ def _rng(session_id: str, position: int) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "big"))
 
 
+def counts(state: SessionState, bank: ItemBank, served: ServedItem) -> bool:
+    """Whether an answered item counts toward the score: not pretest, and not a rapid guess
+    when the policy scores effort-moderated."""
+    if served.response is None or served.pretest:
+        return False
+    return not (state.policy.scoring.exclude_rapid_guesses and is_rapid(bank, served.item_id, served.seconds))
+
+
 def _engine_state(state: SessionState, bank: ItemBank) -> CatState:
     """Rebuild the engine's one-row state from the stored session."""
     engine = bank.engine
     idx = engine.index
     served = np.array([idx[s.item_id] for s in state.served], dtype=np.int64)
-    scored = [s for s in state.served if s.response is not None and not s.pretest]
+    scored = [s for s in state.served if counts(state, bank, s)]
     cat = restore(
         engine, state.policy.cat_config(), served,
         np.array([idx[s.item_id] for s in scored], dtype=np.int64),
@@ -206,7 +224,7 @@ def new_session(
         raise Rejection("the bank has no operational item for this test")
     chosen = choose_next_item(state, bank)
     if chosen is None:
-        return finish(state, "bank_exhausted", now)
+        return finish(state, "bank_exhausted", now, bank)
     return chosen
 
 
@@ -230,9 +248,12 @@ def check_answer(state: SessionState, event: AnswerEvent) -> None:
         raise Rejection(f"item {event.item_id} is not the item served at seq {event.seq}")
 
 
-def apply_answer(state: SessionState, event: AnswerEvent, bank: ItemBank) -> SessionState:
-    """UpdateTheta: score the choice against the bank's key, record it and re-estimate theta
-    (pretest answers are scored and recorded, never used for theta)."""
+def apply_answer(state: SessionState, event: AnswerEvent, bank: ItemBank, now: datetime | None = None
+                 ) -> SessionState:
+    """UpdateTheta: score the choice against the bank's key, record it with its time (bounded by
+    the server's measure, ``now`` less the commit that served the item) and re-estimate theta
+    (pretest answers, and rapid guesses under effort-moderated scoring, are scored and recorded,
+    never used for theta)."""
     check_answer(state, event)
     try:
         scored = score_choice(bank.item(event.item_id), event.choice, state.secret, event.seq)
@@ -240,8 +261,10 @@ def apply_answer(state: SessionState, event: AnswerEvent, bank: ItemBank) -> Ses
         raise Rejection(str(exc)) from None
     engine = bank.engine
     idx = engine.index[event.item_id]
+    seconds = answer_seconds(event.response_time_ms, state.updated_at, now or datetime.now(UTC))
     theta, se = state.theta, state.se  # a pretest answer is recorded but never scored
-    if engine.status[idx] != PRETEST:
+    rapid_excluded = state.policy.scoring.exclude_rapid_guesses and is_rapid(bank, event.item_id, seconds)
+    if engine.status[idx] != PRETEST and not rapid_excluded:
         cat = _engine_state(state, bank)
         record_answer(cat, engine, state.policy.cat_config(), np.array([0]), np.array([idx]),
                       np.array([scored.score]))
@@ -251,6 +274,7 @@ def apply_answer(state: SessionState, event: AnswerEvent, bank: ItemBank) -> Ses
     cur.option = scored.option
     cur.response = scored.score
     cur.event_digest = event_digest(str(event.event_id))
+    cur.seconds = round(seconds, 1)
     new.theta, new.se = theta, se
     cur.theta, cur.se = theta, se
     return new
@@ -271,7 +295,11 @@ def choose_next_item(state: SessionState, bank: ItemBank) -> SessionState | None
         cat.shadow[0] = np.array([engine.index[i] for i in state.shadow_test if i in engine.index], dtype=np.int64)
     position = len(state.served) + 1
     before = cat.blocked[0].copy()
-    item = select_next(cat, engine, state.policy.cat_config(bank), np.array([0]), _rng(state.session_id, position))[0]
+    config = state.policy.cat_config(bank)
+    if exposure_eligibility(engine, config):
+        # the same draw at every step of the session: it depends on the session id alone
+        cat.ineligible[0] = draw_ineligible(engine.exposure_k, _rng(state.session_id, 0))
+    item = select_next(cat, engine, config, np.array([0]), _rng(state.session_id, position))[0]
     if item < 0:
         return None
     new = state.model_copy(deep=True)
@@ -288,10 +316,18 @@ def choose_next_item(state: SessionState, bank: ItemBank) -> SessionState | None
     return new
 
 
-def finish(state: SessionState, reason: str, now: datetime | None = None) -> SessionState:
-    """FinishSession: the final theta and SE stand; the session takes no more answers."""
+def finish(state: SessionState, reason: str, now: datetime | None = None, bank: ItemBank | None = None
+           ) -> SessionState:
+    """FinishSession: the final theta and SE stand; the session takes no more answers. With the
+    session's ``bank``, whether it was answered in earnest is judged (domain/effort.py)."""
     new = state.model_copy(deep=True)
     new.status = "finished"
     new.stop_reason = reason
     new.finished_at = now or datetime.now(UTC)
+    if bank is not None:
+        checks = session_checks([(s.item_id, s.response, s.seconds, counts(state, bank, s))
+                                 for s in state.served if s.response is not None], state.theta,
+                                (state.policy.prior.mean, state.policy.prior.sd), bank)
+        new.person_fit, new.effort = checks["person_fit"], checks["effort"]  # type: ignore[assignment]
+        new.rapid_guesses, new.flags = checks["rapid_guesses"], checks["flags"]  # type: ignore[assignment]
     return new

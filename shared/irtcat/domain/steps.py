@@ -138,14 +138,14 @@ def update_theta(step: Step, sessions: SessionRepository, banks: BankStore) -> S
             # a duplicate of an answer applied in time is still just a duplicate)
             with contextlib.suppress(Rejection):
                 check_answer(state, event)
-            out.session = finish(state, "time_limit", now)
+            out.session = finish(state, "time_limit", now, banks.bank(state.bank_id, state.bank_version))
             out.expected_version = state.version
             out.stop_reason = "time_limit"
             out.outcome = "expired"
             out.reason = f"arrived after the session's time limit ({state.expires_at:%H:%M:%S} UTC)"
             return out
         bank = banks.bank(state.bank_id, state.bank_version)
-        out.session = apply_answer(state, event, bank)
+        out.session = apply_answer(state, event, bank, now)
         out.expected_version = state.version
         out.outcome = "applied"
     except Duplicate as dup:
@@ -165,19 +165,21 @@ def check_end_condition(step: Step, banks: BankStore) -> Step:
 def select_next_item(step: Step, banks: BankStore) -> Step:
     """SelectNextItem: serve the next item, or finish when nothing is left."""
     state = _require(step)
-    nxt = choose_next_item(state, banks.bank(state.bank_id, state.bank_version))
+    bank = banks.bank(state.bank_id, state.bank_version)
+    nxt = choose_next_item(state, bank)
     if nxt is None:
         step.stop_reason = "bank_exhausted"
-        step.session = finish(state, "bank_exhausted", _now())
+        step.session = finish(state, "bank_exhausted", _now(), bank)
     else:
         step.session = nxt
     return step
 
 
-def finish_session(step: Step) -> Step:
-    """FinishSession: close the session with the rule that fired."""
+def finish_session(step: Step, banks: BankStore) -> Step:
+    """FinishSession: close the session with the rule that fired, judging its person fit and
+    effort (domain/effort.py)."""
     state = _require(step)
-    step.session = finish(state, step.stop_reason or "finished", _now())
+    step.session = finish(state, step.stop_reason or "finished", _now(), banks.bank(state.bank_id, state.bank_version))
     return step
 
 
@@ -219,6 +221,7 @@ def answer_record(step: Step) -> HistoryRecord:
         scored=(not served.pretest) if served is not None and applied else None,
         answered_at=ev.answered_at if ev else None,
         response_time_ms=ev.response_time_ms if ev else None,
+        seconds=served.seconds if served is not None and applied else None,
         theta_before=step.theta_before, se_before=step.se_before,
         theta_after=s.theta if s and applied else None,
         se_after=s.se if s and applied else None,
@@ -238,6 +241,9 @@ def session_record(state: SessionState) -> HistoryRecord:
         level=state.policy.level(state.theta),
         blueprint_version=state.policy.blueprint.version if state.policy.blueprint is not None else None,
         relaxed=json.dumps([r.model_dump() for r in state.relaxed]) if state.relaxed else None,
+        person_fit=state.person_fit, effort=state.effort,
+        rapid_guesses=state.rapid_guesses if state.effort is not None else None,
+        flags=json.dumps(state.flags) if state.flags else None,
     )
 
 
@@ -469,7 +475,8 @@ def get_session(session_id: str, sessions: SessionRepository, banks: BankStore,
         authorize(state.student_id)
     now = _now()
     if state.expired(now):
-        done = finish(state, "time_limit", now).model_copy(update={"version": state.version + 1})
+        done = finish(state, "time_limit", now, banks.bank(state.bank_id, state.bank_version)).model_copy(
+            update={"version": state.version + 1})
         try:
             sessions.commit(done, state.version, finished_profile(done))
             if history is not None:
@@ -490,7 +497,8 @@ def list_sessions(test_id: str, sessions: SessionRepository, limit: int = 50) ->
             answered=s.answered, theta=s.theta, se=s.se,
             **dict(zip(("scale_score", "scale_se"), s.policy.scale.score(s.theta, s.se), strict=True)),
             level=s.policy.level(s.theta) if s.status == "finished" else None,
-            stop_reason=s.stop_reason, created_at=s.created_at,
+            stop_reason=s.stop_reason, created_at=s.created_at, flags=list(s.flags), effort=s.effort,
+            person_fit=s.person_fit,
             trajectory=[TrajectoryPoint(seq=x.seq, theta=x.theta, se=x.se) for x in s.served
                         if x.response is not None and not x.pretest and x.theta is not None and x.se is not None],
         )

@@ -8,8 +8,10 @@ testing programme pays for (docs/architecture.md, "The session item"). The worki
   little-endian uint16 and base64 (a bank holds at most 65,535 items); a position's pretest
   flag comes from the bank;
 * per answered position: its score (uint8), a 6-byte digest of its ``event_id`` (enough to tell
-  a redelivery from another answer: two event ids share one with probability 2^-48), and theta
-  and SE after it in thousandths (int16, uint16) for the teacher's trajectory;
+  a redelivery from another answer: two event ids share one with probability 2^-48), theta
+  and SE after it in thousandths (int16, uint16) for the teacher's trajectory, and its time in
+  tenths of a second (uint16, for rapid-guess checks);
+* a finished session's person fit, effort, rapid guesses and flags;
 * the policy by reference: ``test_id`` and ``policy_version`` (a published policy never changes);
   a session started before policies had versions carries its policy inline and goes on with it;
 * times as integer microseconds since the epoch.
@@ -99,6 +101,13 @@ def pack(state: SessionState, bank: ItemBank) -> dict[str, Any]:
         doc["sh"] = _b64(np.array([index[i] for i in state.shadow_test], dtype="<u2"))
     if state.relaxed:
         doc["rl"] = [[r.rule, r.by] for r in state.relaxed]
+    if any(s.seconds is not None for s in answered):
+        # tenths of a second, 0xFFFF for an answer without a time (at most 6,553.4 s)
+        doc["rt"] = _b64(np.array([0xFFFF if s.seconds is None else min(round(s.seconds * 10), 0xFFFE)
+                                   for s in answered], dtype="<u2"))
+    checks: dict[str, Any] = {"pf": state.person_fit, "ef": state.effort, "rg": state.rapid_guesses or None,
+                              "fl": state.flags or None}
+    doc.update({k: v for k, v in checks.items() if v is not None})
     for key, value in (("ex", _micros(state.expires_at)), ("f", _micros(state.finished_at)),
                        ("sr", state.stop_reason)):
         if value is not None:
@@ -118,6 +127,7 @@ def unpack(doc: dict[str, Any], *, session_id: str, student_id: str, status: str
     responses = _un64(doc["r"], "u1")
     thetas, ses = _un64(doc["th_"], "<i2") / 1000, _un64(doc["se_"], "<u2") / 1000
     digests = doc["e"]
+    times = _un64(doc.get("rt", ""), "<u2")
     width = len(event_digest(""))
     served = []
     for k, j in enumerate(positions):
@@ -126,6 +136,8 @@ def unpack(doc: dict[str, Any], *, session_id: str, student_id: str, status: str
             item.response = int(responses[k])
             item.event_digest = digests[k * width:(k + 1) * width]
             item.theta, item.se = float(thetas[k]), float(ses[k])
+            if k < len(times) and times[k] != 0xFFFF:
+                item.seconds = float(times[k]) / 10
         served.append(item)
     policy = (TestPolicy.model_validate(doc["pol"]) if "pol" in doc
               else policy_of(doc["t"], int(doc["pv"])))
@@ -139,6 +151,8 @@ def unpack(doc: dict[str, Any], *, session_id: str, student_id: str, status: str
         secret=base64.b64decode(doc["k"]).hex(), stop_reason=doc.get("sr"),
         shadow_test=[ids[j] for j in _un64(doc.get("sh", ""), "<u2")],
         relaxed=[RelaxedRule(rule=r, by=b) for r, b in doc.get("rl", [])],
+        person_fit=doc.get("pf"), effort=doc.get("ef"), rapid_guesses=int(doc.get("rg", 0)),
+        flags=list(doc.get("fl", [])),
         created_at=_EPOCH + timedelta(microseconds=doc["c"]), updated_at=_EPOCH + timedelta(microseconds=doc["u"]),
         expires_at=_time(doc.get("ex")),
         finished_at=_time(doc.get("f")),

@@ -18,6 +18,11 @@ the current estimate hands a contested item to the examinees who lose most witho
 whose next-best item is much worse) and steers the others to near-equivalents; the
 Sympson-Hetter lottery then holds the rates that estimation error and the shared first items
 still push over the cap.
+
+A shadow test serves from an assembled test, not by a lottery per item: there ``exposure_k`` is
+an item's eligibility probability (van der Linden & Veldkamp 2004), drawn once per examinee at
+the start (:func:`draw_ineligible`); an ineligible item is priced out of the shadow test, which
+takes it back only when the blueprint cannot be met without it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import CatConfig
 from .model import FloatArray
 from .state import Bank
 
@@ -71,3 +77,16 @@ def allocation_prices(bank: Bank, cap: float, length: int, prior_mean: float = 0
     capped = (res.x.reshape(nodes, items) * info).sum(axis=1)
     bound = float(np.sqrt(np.sum(weight / capped) / np.sum(weight / free)))
     return Allocation(prices, bound)
+
+
+def draw_ineligible(exposure_k: FloatArray, rng: np.random.Generator) -> np.ndarray:
+    """One examinee's eligibility draw: item i is ineligible for the whole test with
+    probability 1 - exposure_k[i] (van der Linden & Veldkamp 2004, item eligibility)."""
+    out: np.ndarray = rng.random(exposure_k.size) >= exposure_k
+    return out
+
+
+def exposure_eligibility(bank: Bank, config: CatConfig) -> bool:
+    """Whether a test draws item eligibility: a shadow test under exposure control on a bank
+    whose items carry eligibility probabilities below 1."""
+    return config.selection == "shadow" and config.sympson_hetter and bool((bank.exposure_k < 1).any())

@@ -34,7 +34,7 @@ from .criteria import (
     top_information,
 )
 from .model import FloatArray
-from .shadow import assemble
+from .shadow import ELIGIBILITY_PENALTY, assemble
 from .state import Bank, CatState, eligible_operational
 
 # (state, bank, config, rows, eligible, rng) -> (criterion per row and item, eligible)
@@ -99,8 +99,9 @@ def _a_stratified(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarr
 def _shadow(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, eligible: np.ndarray,
             rng: np.random.Generator) -> tuple[FloatArray, np.ndarray]:
     """Per row, assemble the shadow test at theta (the scored items given, exposure through the
-    allocation prices) and offer its unused items by information; while a set (passage) of the
-    shadow test is started and not yet complete, only its items."""
+    allocation prices and the examinee's item eligibility) and offer its unused items by
+    information; while a set (passage) of the shadow test is started and not yet complete, only
+    its items."""
     spec = config.shadow
     if spec is None:
         raise ValueError("the shadow selection rule needs a blueprint in the test's policy")
@@ -110,7 +111,9 @@ def _shadow(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, el
     price = bank.exposure_price.astype(np.float64) if config.sympson_hetter and bank.priced else None
     for k, r in enumerate(rows.tolist()):
         given = np.flatnonzero(state.administered[r] & bank.operational)  # pretest slots do not count
-        test = assemble(spec, info[k], given, eligible[k], price=price, previous=state.shadow.get(r))
+        ineligible = state.ineligible.get(r)
+        test = assemble(spec, info[k], given, eligible[k], price=price, previous=state.shadow.get(r),
+                        ineligible=ineligible)
         state.shadow[r] = test.items
         worst = state.relaxed.setdefault(r, {})
         for name, by in test.relaxed:
@@ -118,7 +121,9 @@ def _shadow(state: CatState, bank: Bank, config: CatConfig, rows: np.ndarray, el
         unused = np.setdiff1d(test.items, given)
         if spec.sets is not None and unused.size:
             unused = _open_set_first(spec.sets.set_of, state, r, given, test.items, unused)
-        crit[k, unused] = info[k, unused]
+        # the ineligible items a test had to take come last (by then the rules may no longer need them)
+        last = ELIGIBILITY_PENALTY * ineligible[unused] if ineligible is not None else 0.0
+        crit[k, unused] = info[k, unused] - last
         offer[k, unused] = True
     return crit, offer
 

@@ -12,9 +12,11 @@ informative unused item. The assembly is a 0-1 integer program, solved with HiGH
          m_p z_p <= sum_{i in p} x_i <= M_p z_p,  sum_p z_p <= K   for passages p (sets)
 
 Nothing here is ever infeasible while L items can be found: the slacks s, t are penalised so that
-the solver gives way in a fixed order: first a sum rule (per unit), then a count rule (per item,
-a much larger penalty);
-enemies and the length never. The rules that gave way are returned with by how much.
+the solver gives way in a fixed order: first exposure eligibility (an item the examinee's
+eligibility draw excluded carries a price of ELIGIBILITY_PENALTY, so it enters the test only when
+no eligible item can take its place), then a sum rule (per unit), then a count rule (per item, a
+much larger penalty); enemies and the length never. The rules that gave way are returned with by
+how much (``exposure``: the ineligible items the test had to take).
 
 Speed: the problem is built over a candidate set (the items given, the most informative allowed
 items of every constrained group, and the items of passages in play), falling back to every
@@ -35,8 +37,10 @@ import numpy as np
 from .model import FloatArray
 
 # penalties per unit of relaxation, in information units (an item's information is at most ~10)
+ELIGIBILITY_PENALTY = 1e3
 SUM_PENALTY = 1e5
 COUNT_PENALTY = 1e7
+EXPOSURE_RULE = "exposure"
 
 
 @dataclass(frozen=True)
@@ -120,29 +124,50 @@ def _highs() -> Any:
 
 
 def assemble(spec: ShadowSpec, info: FloatArray, given: np.ndarray, allowed: np.ndarray,
-             price: FloatArray | None = None, previous: np.ndarray | None = None) -> ShadowTest:
+             price: FloatArray | None = None, previous: np.ndarray | None = None,
+             ineligible: np.ndarray | None = None) -> ShadowTest:
     """The shadow test at one theta.
 
     ``info``: each item's information at theta; ``given``: positions already in the test (kept);
     ``allowed``: bool per item (operational, not seen or blocked); ``price``: allocation prices
-    subtracted from the information; ``previous``: the last shadow test (a starting solution).
+    subtracted from the information; ``previous``: the last shadow test (a starting solution);
+    ``ineligible``: bool per item, the examinee's exposure-eligibility draw (priced out, taken
+    only when the rules need it, and then reported as the ``exposure`` relaxation).
     """
     free = allowed.copy()
     free[given] = True
+    cost = np.zeros(info.size) if price is None else np.asarray(price, np.float64).copy()
+    if ineligible is not None:
+        cost = cost + ELIGIBILITY_PENALTY * ineligible
+    cost_or_none = cost if (price is not None or ineligible is not None) else None
     if spec.candidates_per_group:
-        cand = _candidates(spec, info, given, free, spec.candidates_per_group)
-        test = _solve(spec, info, given, cand, price, previous)
-        if not test.relaxed:
-            return test
-    test = _solve(spec, info, given, np.flatnonzero(free), price, previous)
+        cand = _candidates(spec, info - cost, given, free, spec.candidates_per_group)
+        test = _solve(spec, info, given, cand, cost_or_none, previous)
+        if not test.relaxed and not _takes_ineligible(test, given, ineligible):
+            return _with_exposure(test, given, ineligible)
+    test = _solve(spec, info, given, np.flatnonzero(free), cost_or_none, previous)
     test.full = True
+    return _with_exposure(test, given, ineligible)
+
+
+def _takes_ineligible(test: ShadowTest, given: np.ndarray, ineligible: np.ndarray | None) -> bool:
+    return ineligible is not None and bool(ineligible[np.setdiff1d(test.items, given)].any())
+
+
+def _with_exposure(test: ShadowTest, given: np.ndarray, ineligible: np.ndarray | None) -> ShadowTest:
+    """``test`` with the ineligible items it had to take (beyond those given) among its relaxed rules."""
+    if ineligible is not None:
+        taken = int(ineligible[np.setdiff1d(test.items, given)].sum())
+        if taken:
+            test.relaxed.insert(0, (EXPOSURE_RULE, float(taken)))
     return test
 
 
-def _candidates(spec: ShadowSpec, info: FloatArray, given: np.ndarray, free: np.ndarray, k: int) -> np.ndarray:
-    """The items given, the ``k`` most informative free items of every count rule's group and
-    overall (``2 * length``), and every item of a passage in play (given or among those)."""
-    order = np.argsort(-np.where(free, info, -np.inf))
+def _candidates(spec: ShadowSpec, gain: FloatArray, given: np.ndarray, free: np.ndarray, k: int) -> np.ndarray:
+    """The items given, the ``k`` free items of most ``gain`` (information less price) of every
+    count rule's group and overall (``2 * length``), and every item of a passage in play (given
+    or among those)."""
+    order = np.argsort(-np.where(free, gain, -np.inf))
     order = order[free[order]]
     keep = np.zeros(free.size, bool)
     keep[given] = True

@@ -15,6 +15,7 @@ import numpy as np
 
 from .cat import record_answer
 from .config import CatConfig
+from .exposure import draw_ineligible, exposure_eligibility
 from .model import FloatArray, prob
 from .polytomous import draw_responses
 from .selection import select_next
@@ -114,6 +115,9 @@ def simulate(
     true_theta = np.asarray(true_theta, dtype=np.float64)
     n = true_theta.size
     state = CatState.start(n, bank, config)
+    if exposure_eligibility(bank, config):
+        for r in range(n):
+            state.ineligible[r] = draw_ineligible(bank.exposure_k, rng)
     reason = np.full(n, "", dtype=object)
     traj = np.full((n, config.max_items + 1), np.nan)
     traj[:, 0] = state.theta
@@ -166,6 +170,61 @@ def simulate(
         administered=order,
         relaxed=dict(state.relaxed),
     )
+
+
+def eligibility_probabilities(
+    bank: Bank,
+    config: CatConfig,
+    target: float = 0.25,
+    examinees: int = 600,
+    batch: int = 50,
+    seed: int = 0,
+    fading: float = 0.8,
+    initial: FloatArray | None = None,
+    check: int = 0,
+    lower_only: bool = True,
+) -> tuple[FloatArray, list[float]]:
+    """Item eligibility probabilities for shadow-test selection (van der Linden & Veldkamp 2004).
+
+    Every examinee draws, once, which items are eligible for his test (item i with probability
+    e_i); the shadow test prices the others out. With alpha_i the examinees who were given item i
+    and epsilon_i those for whom it was eligible, P(A_i) = P(A_i | E_i) e_i <= r holds when
+
+        e_i = min(1, r * epsilon_i / alpha_i),
+
+    the paper's self-adaptive update, applied here after each ``batch`` of simulees drawn from the
+    prior (epsilon_i counted by its expectation, the batch size times e_i; both counts fading by
+    ``fading`` per batch, so that the early batches, run before the probabilities settled, are
+    forgotten). One pass of ``examinees`` simulees, not rounds of full simulations: the shadow
+    test solves an integer program per selection. Returns the final probabilities and each
+    batch's largest exposure rate.
+    """
+    if not 0 < target <= 1:
+        raise ValueError("the exposure target must be in (0, 1]")
+    rng = np.random.default_rng(seed)
+    e = np.ones(len(bank)) if initial is None else np.asarray(initial, np.float64).copy()
+    given = np.zeros(len(bank))
+    eligible = np.zeros(len(bank))
+    history: list[float] = []
+    for k, start in enumerate(range(0, examinees, batch)):
+        size = min(batch, examinees - start)
+        thetas = rng.normal(config.prior.mean, config.prior.sd, size)
+        result = simulate(bank.with_exposure_k(e), config, thetas, seed=seed + k + 1)
+        history.append(float(result.exposure[bank.operational].max()))
+        given = fading * given + result.exposure * size
+        eligible = fading * eligible + e * size
+        e = np.where(given > 0, np.minimum(1.0, target * eligible / np.maximum(given, 1e-12)), 1.0)
+    if check:
+        # one check of the probabilities the pass settled on, on fresh simulees: where an item's
+        # exposure came out above the target, its probability is scaled down by the ratio
+        thetas = rng.normal(config.prior.mean, config.prior.sd, check)
+        result = simulate(bank.with_exposure_k(e), config, thetas, seed=seed + 10_000)
+        history.append(float(result.exposure[bank.operational].max()))
+        ratio = target / np.maximum(result.exposure, 1e-12)
+        if lower_only:
+            ratio = np.minimum(ratio, 1.0)
+        e = np.where(result.exposure > 0, np.minimum(1.0, e * ratio), e)
+    return e, history
 
 
 def sympson_hetter_parameters(

@@ -202,6 +202,9 @@ class CatState:
     # the next) and the blueprint rules that had to give way, with by how much (the most so far)
     shadow: dict[int, np.ndarray] = field(default_factory=dict)
     relaxed: dict[int, dict[str, float]] = field(default_factory=dict)
+    # item eligibility under a shadow test's exposure control (irt.exposure.draw_ineligible),
+    # per row: the items this examinee's draw made ineligible for the whole test
+    ineligible: dict[int, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def start(
