@@ -77,6 +77,8 @@ def test_demo_command_json_summary(tmp_path: Path) -> None:
     assert summary["sessions"] == 3 and summary["answers_lost"] == 0 and summary["executions_failed"] == 0
     assert summary["answers_applied"] == summary["answers_unique"] == summary["answers_in_history"]
     assert Path(summary["dashboard"]).exists()
+    health = json.loads((Path(summary["health"]).parent / "health.json").read_text())  # the bank's health page
+    assert health["sessions"] == 3 and health["tests"][0]["sessions"] == 3 and health["items"]
     files = list((tmp_path / "report" / "history").glob("dt=*/part-*.json"))
     records = [json.loads(line) for f in files for line in f.read_text().splitlines() if line]
     answers = [r for r in records if r["record_type"] == "answer" and r["outcome"] == "applied"]

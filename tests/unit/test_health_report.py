@@ -69,6 +69,6 @@ def test_health_report_on_a_history(tmp_path: Path, capsys: Any) -> None:
     assert len(flagged & guessers) >= 0.9 * len(guessers)
     assert len(flagged - guessers) <= 0.05 * (300 - len(guessers))
     page = (out / "health.html").read_text()
-    assert "Bank health: b v1" in page and "<h2>Flagged sessions</h2>" in page
+    assert "Bank health: b v1" in page and "<h2>Flagged sessions</h2>" in page and page.count("<svg") == 4
     assert main(["report", "--history", str(history), "--health", "--out", str(out)]) == 2
     assert "--health needs --bank" in capsys.readouterr().err

@@ -20,7 +20,7 @@ import numpy as np
 from ..domain.bank import ItemBank
 from ..domain.health import bank_curves, response_matrix
 from ..irt.health.common import normal_grid
-from ..irt.health.itemfit import item_fit
+from ..irt.health.itemfit import item_fit, observed_curves
 from ..irt.health.personfit import effort, lz_star, misfitting, rapid_thresholds
 from ..irt.health.reliability import (
     best_test_information,
@@ -58,7 +58,7 @@ def build_health(history_dir: str | Path, bank: ItemBank, out_dir: str | Path) -
         out["session_checks"], out["flagged_sessions"] = _sessions(known, sessions, bank)
     dest = Path(out_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "health.json").write_text(json.dumps(out, indent=2, default=str), encoding="utf-8")
+    (dest / "health.json").write_text(json.dumps(out, default=str), encoding="utf-8")
     (dest / "health.html").write_text(_page(out), encoding="utf-8")
     out["html"] = str((dest / "health.html").resolve())
     return out
@@ -87,15 +87,46 @@ def _items(answers: list[dict[str, Any]], sessions: list[dict[str, Any]], bank: 
     people, positions, matrix = response_matrix([a["session_id"] for a in answers], [a["item_id"] for a in answers],
                                                 np.array([a["response"] for a in answers], dtype=np.int64), bank)
     grid, w = normal_grid()
-    fits, note = item_fit(matrix, bank_curves(bank, positions, grid), w)
+    curves = bank_curves(bank, positions, grid)
+    fits, note = item_fit(matrix, curves, w)
+    observed = observed_curves(matrix, curves, w)
     n_sessions = max(len(people), 1)
     out = []
     for k, (j, fit) in enumerate(zip(positions, fits, strict=True)):
         seen = matrix[:, k] >= 0
-        out.append({"item_id": bank.items[j].item_id, "responses": int(seen.sum()),
-                    "exposure": float(seen.sum() / n_sessions), "mean_score": float(matrix[seen, k].mean()),
-                    "rmsd": fit.rmsd, "s_x2": None if np.isnan(fit.s_x2) else fit.s_x2, "flagged": fit.flagged})
+        row: dict[str, Any] = {"item_id": bank.items[j].item_id, "responses": int(seen.sum()),
+                               "exposure": float(seen.sum() / n_sessions), "mean_score": float(matrix[seen, k].mean()),
+                               "rmsd": fit.rmsd, "s_x2": None if np.isnan(fit.s_x2) else fit.s_x2,
+                               "flagged": fit.flagged}
+        curve = observed[k]
+        if curve is not None:  # expected score by theta: the model's, and the one the answers imply
+            obs, mass = curve
+            keep = mass > 0.002
+            score = np.arange(curves.probs[k].shape[1])
+            row["curve"] = {"theta": grid[keep].round(3).tolist(), "model": (curves.probs[k][keep] @ score).round(4)
+                            .tolist(), "observed": (obs[keep] @ score).round(4).tolist()}
+        out.append(row)
     return out, note
+
+
+def _svg(curve: dict[str, list[float]], top: float) -> str:
+    """The model's expected-score curve (line) and the observed one (dots) of one item."""
+    w, h, pad = 260, 120, 6
+    theta = curve["theta"]
+    lo, hi = min(theta), max(theta)
+
+    def x(t: float) -> float:
+        return pad + (t - lo) / max(hi - lo, 1e-9) * (w - 2 * pad)
+
+    def y(v: float) -> float:
+        return h - pad - v / max(top, 1e-9) * (h - 2 * pad)
+
+    line = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(theta, curve["model"], strict=True))
+    dots = "".join(f"<circle cx='{x(t):.1f}' cy='{y(v):.1f}' r='2' fill='#c0392b'/>"
+                   for t, v in zip(theta, curve["observed"], strict=True))
+    return (f"<svg viewBox='0 0 {w} {h}' width='{w}' height='{h}' role='img'><title>expected score: model "
+            f"(line) and observed (dots), theta {lo:.1f} to {hi:.1f}</title><polyline points='{line}' fill='none' "
+            f"stroke='#2b59c3' stroke-width='2'/>{dots}</svg>")
 
 
 def _sessions(answers: list[dict[str, Any]], sessions: list[dict[str, Any]], bank: ItemBank
@@ -152,12 +183,18 @@ def _page(report: dict[str, Any]) -> str:
     flagged = "".join(f"<tr><td>{cell(s['session_id'])}</td><td>{cell(s['student_id'])}</td>"
                       f"<td>{cell('; '.join(s['reasons']))}</td></tr>" for s in report["flagged_sessions"])
     note = f"<p>{html.escape(report['note'])}</p>" if report.get("note") else ""
+    worst = [i for i in sorted(report["items"], key=lambda i: -i["rmsd"]) if "curve" in i][:4]
+    plots = "".join(f"<figure><figcaption>{cell(i['item_id'])} (RMSD {cell(i['rmsd'])})</figcaption>"
+                    f"{_svg(i['curve'], max(max(i['curve']['model']), max(i['curve']['observed']), 1.0))}</figure>"
+                    for i in worst)
     title = f"Bank health: {cell(report['bank_id'])}"
     return (f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{title}</title>"
             f"<h1>Bank health: {cell(report['bank_id'])} v{report['bank_version']}</h1>"
             f"<h2>Tests</h2><table><tr><th>test</th><th>sessions</th><th>median length</th>"
             f"<th>marginal reliability</th><th>bound from the bank's information</th></tr>{tests}</table>"
-            f"<h2>Items (by RMSD)</h2>{note}<table><tr><th>item</th><th>responses</th><th>exposure</th>"
+            f"<h2>Items (by RMSD)</h2>{note}"
+            f"<h3>The largest misfits: observed and model curves</h3>{plots}"
+            f"<table><tr><th>item</th><th>responses</th><th>exposure</th>"
             f"<th>mean score</th><th>RMSD</th></tr>{items}</table>"
             f"<h2>Flagged sessions</h2><table><tr><th>session</th><th>student</th><th>why</th></tr>{flagged}</table>"
             "</html>")

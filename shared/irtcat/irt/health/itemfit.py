@@ -125,20 +125,32 @@ def _collapse(observed: FloatArray, expected: FloatArray, mincell: float) -> tup
     return np.array(obs), np.array(exp)
 
 
-def rmsd(responses: np.ndarray, curves: ItemCurves, weights: FloatArray) -> FloatArray:
-    """RMSD per item on any responses, complete or adaptive (module docstring)."""
+def observed_curves(responses: np.ndarray, curves: ItemCurves, weights: FloatArray
+                    ) -> list[tuple[FloatArray, FloatArray] | None]:
+    """Per item: the posterior-expected share in each category per node (nodes, C) and the
+    item's share of posterior mass per node (None for an item nobody answered)."""
     post = posterior_weights(responses, curves, weights)  # (persons, nodes)
-    out = np.full(len(curves.probs), np.nan)
+    out: list[tuple[FloatArray, FloatArray] | None] = []
     for i, p_i in enumerate(curves.probs):
         x = responses[:, i]
         seen = x != MISSING
         if not seen.any():
+            out.append(None)
             continue
         counts = np.stack([post[seen & (x == c)].sum(axis=0) for c in range(p_i.shape[1])], axis=1)  # (nodes, C)
         n_q = counts.sum(axis=1)
-        f = n_q / n_q.sum()
         obs = np.where(n_q[:, None] > 1e-12, counts / np.maximum(n_q[:, None], 1e-12), p_i)
-        out[i] = float(np.sqrt(np.sum(f * np.sum((obs - p_i) ** 2, axis=1)) / p_i.shape[1]))
+        out.append((obs, n_q / n_q.sum()))
+    return out
+
+
+def rmsd(responses: np.ndarray, curves: ItemCurves, weights: FloatArray) -> FloatArray:
+    """RMSD per item on any responses, complete or adaptive (module docstring)."""
+    out = np.full(len(curves.probs), np.nan)
+    for i, (p_i, seen) in enumerate(zip(curves.probs, observed_curves(responses, curves, weights), strict=True)):
+        if seen is not None:
+            obs, f = seen
+            out[i] = float(np.sqrt(np.sum(f * np.sum((obs - p_i) ** 2, axis=1)) / p_i.shape[1]))
     return out
 
 
