@@ -14,6 +14,10 @@ bar the bank-health issue sets.
 * ``drift_power``: 40 operational items, 2,000 complete responses from N(0.2, 1.1), items 0-2 now
   0.5 harder than the bank says; re-estimated (2PL, default priors), linked, robust z: the
   share of replications that found all three, and false flags per replication.
+* ``rapid_guessing``: 1,000 students x 30 items, 10% of them guessing rapidly (0.5-2.5 s, a
+  quarter right) on 30% of the items, the others taking about their item's typical time: the
+  share of sessions flagged by response-time effort (NT10, effort < 0.90) among guessers and
+  others, and the guessers' RMSE of EAP with all answers and effort-moderated.
 * ``personfit_power``: 1,000 simulees x 40 2PL items, MAP estimates: lz* flags at alpha .05 among
   fitting simulees, and among simulees who knew the answers to the hardest 20% beforehand.
 """
@@ -164,10 +168,43 @@ def bench_drift_power(replications: int = 20) -> dict[str, Any]:
             "drift_false_flags_per_replication": float(np.mean(false))}
 
 
+def bench_rapid_guessing(replications: int = 10) -> dict[str, Any]:
+    from irtcat.irt.health.personfit import effort, rapid_thresholds
+
+    k, n = 30, 1000
+    grid = np.linspace(-4, 4, 161)
+    flagged_guessers, flagged_others, rmse_all, rmse_moderated = [], [], [], []
+    for rep in range(replications):
+        rng = np.random.default_rng(6000 + rep)
+        a, b = rng.uniform(0.8, 2.0, k), rng.normal(0, 1, k)
+        typical = np.log(rng.uniform(20, 60, k))  # each item's mean log seconds
+        theta = rng.normal(size=n)
+        guesser = rng.random(n) < 0.1
+        rapid = guesser[:, None] & (rng.random((n, k)) < 0.3)
+        p = 1 / (1 + np.exp(-a * (theta[:, None] - b)))
+        x = np.where(rapid, rng.random((n, k)) < 0.25, rng.random((n, k)) < p).astype(int)
+        seconds = np.where(rapid, rng.uniform(0.5, 2.5, (n, k)), np.exp(typical + rng.normal(0, 0.4, (n, k))))
+        thresholds = rapid_thresholds(typical)
+        flags = np.array([effort(seconds[i], thresholds)[2] for i in range(n)])
+        flagged_guessers.append(flags[guesser].mean())
+        flagged_others.append(flags[~guesser].mean())
+        pg = 1 / (1 + np.exp(-a * (grid[:, None] - b)))
+        for keep, into in ((np.ones((n, k), bool), rmse_all), (seconds >= thresholds, rmse_moderated)):
+            ll = (x * keep) @ np.log(pg).T + ((1 - x) * keep) @ np.log(1 - pg).T - grid**2 / 2
+            post = np.exp(ll - ll.max(axis=1, keepdims=True))
+            eap = (post @ grid) / post.sum(axis=1)
+            into.append(float(np.sqrt(np.mean((eap[guesser] - theta[guesser]) ** 2))))
+    return {"rapid_replications": replications, "rapid_guessers_flagged": float(np.mean(flagged_guessers)),
+            "rapid_others_flagged": float(np.mean(flagged_others)),
+            "rapid_guessers_rmse_all_answers": float(np.mean(rmse_all)),
+            "rapid_guessers_rmse_effort_moderated": float(np.mean(rmse_moderated))}
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "itemfit_power": lambda a: bench_itemfit_power(),
     "dif_power": lambda a: bench_dif_power(),
     "linking_coverage": lambda a: bench_linking_coverage(),
     "personfit_power": lambda a: bench_personfit_power(),
     "drift_power": lambda a: bench_drift_power(),
+    "rapid_guessing": lambda a: bench_rapid_guessing(),
 }

@@ -14,6 +14,7 @@ are computed when a bank is made (``irtcat bank generate``, the demo) or on dema
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import numpy as np
 
@@ -28,8 +29,13 @@ from .policy import TestPolicy
 # the largest rate measured on 2,000 fresh examinees stayed at or under the maximum in 11 of 12
 # samples (0.2565 in the twelfth); at 0.90 in 4 of 12.
 TARGET_MARGIN = 0.88
+# The shadow test's eligibility pass aims lower still: its probabilities come from one pass of
+# 600 simulees (integer programs are dear), whose noise and lag leave some items above the aim.
+# On the blueprint benchmark's bank (1,000 items, 20 rules, 0.25 cap), the largest rate on 1,000
+# fresh simulees was 0.288 aiming at 0.22 (0.88), 0.263 at 0.20 (0.80) and 0.243 at 0.18 (0.72).
+SHADOW_MARGIN = 0.72
 # names what with_exposure_control computes, for caches of its results
-METHOD = "allocation-prices+sympson-hetter"
+METHOD = "allocation-prices+sympson-hetter+shadow-eligibility"
 
 
 def with_exposure_control(bank: ItemBank, policy: TestPolicy | None = None, examinees: int = 3000,
@@ -40,7 +46,8 @@ def with_exposure_control(bank: ItemBank, policy: TestPolicy | None = None, exam
     policy), no item's exposure rate exceeds ``policy.max_exposure`` (both aim at ``margin``
     times it); and the largest exposure rate of each simulated round. ``exposure_k`` is the
     Sympson-Hetter parameter under a per-item lottery (``rounds`` of ``examinees``) and the
-    item's eligibility probability under the shadow test (one pass of ``shadow_examinees``)."""
+    item's eligibility probability under the shadow test (one pass of ``shadow_examinees``,
+    aiming at :data:`SHADOW_MARGIN` times the cap)."""
     policy = policy or TestPolicy()
     config = policy.cat_config(bank)
     target = policy.max_exposure * margin
@@ -52,9 +59,13 @@ def with_exposure_control(bank: ItemBank, policy: TestPolicy | None = None, exam
             price = allocation_prices(engine, target, config.max_items, config.prior.mean, config.prior.sd).prices
     if policy.selection == "shadow":
         # no lottery on top of a hard rule: item eligibility, which the shadow test's objective
-        # prices (it yields before any rule does), from one self-adaptive pass of simulees
-        k, history = eligibility_probabilities(engine.with_exposure_k(np.ones(len(engine)), price), config,
-                                               target, shadow_examinees, seed=seed)
+        # prices (it yields before any rule does), from one self-adaptive pass of simulees that
+        # starts from the Sympson-Hetter parameters max-info would need (seconds to compute)
+        aim = policy.max_exposure * SHADOW_MARGIN
+        unpriced = engine.with_exposure_k(np.ones(len(engine)), price)
+        start, _ = sympson_hetter_parameters(unpriced, dataclasses.replace(config, selection="max_info", shadow=None),
+                                             aim, examinees, rounds, seed)
+        k, history = eligibility_probabilities(unpriced, config, aim, shadow_examinees, seed=seed, initial=start)
     else:
         k, history = sympson_hetter_parameters(engine.with_exposure_k(np.ones(len(engine)), price), config,
                                                target, examinees, rounds, seed)
