@@ -62,19 +62,13 @@ def bench_itemfit_power(replications: int = 10) -> dict[str, Any]:
 
 
 def bench_dif_power(replications: int = 5) -> dict[str, Any]:
+    from irtcat.irt.datagen import planted_dif
     from irtcat.irt.health.dif import dif
 
     k, n = 30, 4000
     uniform, c_class, nonuniform, false, deltas = [], [], [], [], []
     for rep in range(replications):
-        rng = np.random.default_rng(2000 + rep)
-        a, b = rng.uniform(0.8, 2.0, k), rng.normal(0, 1, k)
-        theta = np.r_[rng.normal(0, 1, n), rng.normal(-0.5, 1, n)]
-        focal = np.r_[np.zeros(n, bool), np.ones(n, bool)]
-        z = a * (theta[:, None] - b)
-        z[:, :3] -= 1.2 * focal[:, None]
-        z[:, 3] = np.where(focal, 0.3 * a[3], a[3]) * (theta - b[3])
-        x = (rng.random(z.shape) < 1 / (1 + np.exp(-z))).astype(np.int64)
+        x, focal, a, b, _ = planted_dif(n, k, 2000 + rep)
         results = dif(x, focal, a, b, np.zeros(k))
         uniform += [r.flagged for r in results[:3]]
         c_class += [r.mh.ets_class == "C" for r in results[:3]]

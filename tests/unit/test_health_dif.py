@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from irtcat.irt.datagen import planted_dif
 from irtcat.irt.health.common import MISSING
 from irtcat.irt.health.dif import dif, ets_class, mantel_haenszel
 
 
 def planted(n: int = 2000, k: int = 20, seed: int = 1
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """n reference (N(0, 1)) and n focal (N(-0.5, 1)) examinees on k 2PL items; items 0-2 are
-    harder for the focal group by 1.2 in log-odds at every ability (MH delta near -2.8), item 3
-    discriminates less for it (slope x0.3: non-uniform DIF)."""
-    rng = np.random.default_rng(seed)
-    a, b = rng.uniform(0.8, 2.0, k), rng.normal(0, 1, k)
-    theta = np.r_[rng.normal(0, 1, n), rng.normal(-0.5, 1, n)]
-    focal = np.r_[np.zeros(n, bool), np.ones(n, bool)]
-    z = a * (theta[:, None] - b)
-    z[:, :3] -= 1.2 * focal[:, None]
-    z[:, 3] = np.where(focal, 0.3 * a[3], a[3]) * (theta - b[3])
-    x = (rng.random(z.shape) < 1 / (1 + np.exp(-z))).astype(np.int64)
-    return x, focal, a, b, theta
+    """n reference and n focal (mean -0.5) examinees on k 2PL items; items 0-2 harder for the
+    focal group by 1.2 in log-odds (MH delta near -2.8), item 3 with the focal slope x0.3."""
+    return planted_dif(n, k, seed)
 
 
 def test_mantel_haenszel_on_a_known_table() -> None:

@@ -81,3 +81,21 @@ def generate_responses(
     p = prob(thetas[person], params.subset(item))
     response = (rng.random(p.shape) < p).astype(np.int64)
     return person, item, response
+
+
+def planted_dif(n: int, k: int, seed: int, focal_mean: float = -0.5, uniform: int = 3, shift: float = 1.2,
+                slope_ratio: float = 0.3) -> tuple[np.ndarray, np.ndarray, FloatArray, FloatArray, FloatArray]:
+    """A DIF study's data: ``n`` reference (N(0, 1)) and ``n`` focal (N(focal_mean, 1)) examinees
+    on ``k`` 2PL items (a ~ U(0.8, 2), b ~ N(0, 1), D = 1). Items 0..uniform-1 are harder for
+    the focal group by ``shift`` in log-odds at every ability (uniform DIF: MH delta near
+    -2.35 shift); item ``uniform`` has the focal slope times ``slope_ratio`` (non-uniform DIF).
+    Returns (responses, focal, a, b, theta)."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0.8, 2.0, k), rng.normal(0, 1, k)
+    theta = np.r_[rng.normal(0, 1, n), rng.normal(focal_mean, 1, n)]
+    focal = np.r_[np.zeros(n, bool), np.ones(n, bool)]
+    z = a * (theta[:, None] - b)
+    z[:, :uniform] -= shift * focal[:, None]
+    z[:, uniform] = np.where(focal, slope_ratio * a[uniform], a[uniform]) * (theta - b[uniform])
+    x = (rng.random(z.shape) < 1 / (1 + np.exp(-z))).astype(np.int64)
+    return x, focal, a, b, theta
