@@ -32,6 +32,7 @@ import numpy as np
 
 
 def bench_itemfit_power(replications: int = 10) -> dict[str, Any]:
+    """S-X2 power on off-model items and false flags on the others (module docstring)."""
     from irtcat.irt.calibration import ResponseData
     from irtcat.irt.calibration.engine import calibrate
     from irtcat.irt.calibration.priors import Priors
@@ -62,6 +63,7 @@ def bench_itemfit_power(replications: int = 10) -> dict[str, Any]:
 
 
 def bench_dif_power(replications: int = 5) -> dict[str, Any]:
+    """MH and LR DIF: power, ETS class, mean delta, non-uniform DIF found, false flags."""
     from irtcat.irt.datagen import planted_dif
     from irtcat.irt.health.dif import dif
 
@@ -81,6 +83,7 @@ def bench_dif_power(replications: int = 5) -> dict[str, Any]:
 
 
 def bench_linking_coverage(replications: int = 100) -> dict[str, Any]:
+    """Each linking method's errors in A and B and the coverage of its bootstrap intervals."""
     from irtcat.irt.health.linking import METHODS, LinkItem, link
 
     big_a, big_b, k = 1.2, -0.3, 20
@@ -113,6 +116,7 @@ def bench_linking_coverage(replications: int = 100) -> dict[str, Any]:
 
 
 def bench_personfit_power(replications: int = 10) -> dict[str, Any]:
+    """lz* flags among fitting simulees and among simulees with preknowledge."""
     from irtcat.irt.health.personfit import lz_star, misfitting
     from irtcat.irt.model import ItemParameters
 
@@ -138,6 +142,7 @@ def bench_personfit_power(replications: int = 10) -> dict[str, Any]:
 
 
 def bench_drift_power(replications: int = 20) -> dict[str, Any]:
+    """Planted drift found, and false flags per replication."""
     from irtcat.irt.calibration import ResponseData
     from irtcat.irt.calibration.engine import calibrate
     from irtcat.irt.health.drift import drift
@@ -163,6 +168,7 @@ def bench_drift_power(replications: int = 20) -> dict[str, Any]:
 
 
 def bench_rapid_guessing(replications: int = 10) -> dict[str, Any]:
+    """Sessions flagged by response-time effort, and the guessers' RMSE with effort-moderated scoring."""
     from irtcat.irt.health.personfit import effort, rapid_thresholds
 
     k, n = 30, 1000
