@@ -72,3 +72,15 @@ def test_health_report_on_a_history(tmp_path: Path, capsys: Any) -> None:
     assert "Bank health: b v1" in page and "<h2>Flagged sessions</h2>" in page and page.count("<svg") == 4
     assert main(["report", "--history", str(history), "--health", "--out", str(out)]) == 2
     assert "--health needs --bank" in capsys.readouterr().err
+
+
+def test_the_dashboard_links_the_health_page_beside_it(tmp_path: Path) -> None:
+    from irtcat.analytics.report import build_report
+
+    history, bank, _ = _history(tmp_path, sessions=30)
+    out = tmp_path / "report"
+    assert main(["report", "--history", str(history), "--health", "--bank", str(bank), "--out", str(out)]) == 0
+    page = Path(build_report(history, out)["dashboard"]).read_text()
+    assert 'href="health.html"' in page
+    alone = Path(build_report(history, tmp_path / "alone")["dashboard"]).read_text()
+    assert 'href="health.html"' not in alone

@@ -14,6 +14,7 @@ from .queries import description
 
 MAX_TRAJECTORIES = 12
 ITEM_VIEW_ITEMS = 8  # the most administered multiple-choice items get a distractor chart
+HEALTH_LINK = "<p><a href=\"health.html\">The bank's health: reliability, item fit, flagged sessions</a></p>"
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -40,7 +41,7 @@ def build_report(history_dir: str | Path, out_dir: str | Path) -> dict[str, Any]
     for name, rows in results.items():
         _write_csv(out / "queries" / f"{name}.csv", rows)
     pngs = _pngs(results, trajectories, out)
-    page = _dashboard(results, trajectories)
+    page = _dashboard(results, trajectories, (out / "health.html").exists())
     (out / "dashboard.html").write_text(page, encoding="utf-8")
     records = con.execute("SELECT count(*) FROM history").fetchone()
     return {
@@ -130,7 +131,8 @@ def _distractor_figure(rows: list[dict[str, Any]], by_exposure: list[str]) -> An
     return f
 
 
-def _dashboard(results: dict[str, list[dict[str, Any]]], traj: dict[str, list[dict[str, Any]]]) -> str:
+def _dashboard(results: dict[str, list[dict[str, Any]]], traj: dict[str, list[dict[str, Any]]],
+               health: bool = False) -> str:
     import plotly.graph_objects as go
 
     figs: list[tuple[str, Any]] = []
@@ -194,6 +196,7 @@ table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid
 <h1>irtcat: student ability</h1>
 <p>{len(latest)} students · {sum(r['sessions'] for r in stops)} finished sessions ·
 {sum(r['administrations'] for r in exp)} applied answers</p>
+{HEALTH_LINK if health else ''}
 {''.join(parts)}
 {blueprints}
 <h2>Students (latest ability)</h2>

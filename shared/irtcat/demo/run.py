@@ -612,7 +612,7 @@ def summarise(rt: LocalRuntime, settings: Settings, bank: ItemBank, results: lis
         from ..analytics.health import build_health
         from ..analytics.report import build_report
 
-        summary["dashboard"] = build_report(report_dir, report_dir)["dashboard"]
         summary["health"] = build_health(report_dir, bank, report_dir)["html"]
+        summary["dashboard"] = build_report(report_dir, report_dir)["dashboard"]  # links the health page
     (report_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
