@@ -101,3 +101,18 @@ def test_drift_finds_items_whose_difficulty_moved(tmp_path: Path, capsys: Any) -
     out = json.loads(capsys.readouterr().out)
     assert out["drifting"] == ["i0", "i1", "i2"]
     assert abs(out["A"] - 1.1) < 0.1 and abs(out["B"] - 0.2) < 0.1
+
+
+def test_bad_input_is_refused_with_a_reason(tmp_path: Path, capsys: Any) -> None:
+    a, d = np.array(MIRT_A), np.array(MIRT_D)
+    write_bank(tmp_path / "bank.json", a, -d / a)
+    write_responses(tmp_path / "r.csv", lsat7()[:50], prefix="x")  # items the bank does not have
+    assert main(["itemfit", "--bank", str(tmp_path / "bank.json"), "--responses", str(tmp_path / "r.csv")]) == 2
+    assert "not in the bank: x0" in capsys.readouterr().err
+    write_responses(tmp_path / "ok.csv", lsat7()[:50])
+    (tmp_path / "g.csv").write_text("student,lang\ns0,es\n")
+    assert main(["dif", "--bank", str(tmp_path / "bank.json"), "--responses", str(tmp_path / "ok.csv"),
+                 "--groups", str(tmp_path / "g.csv"), "--variable", "lang", "--focal", "es"]) == 2
+    assert "needs the columns student_id and lang" in capsys.readouterr().err
+    assert main(["link", "--from", str(tmp_path / "missing.json"), "--to", str(tmp_path / "bank.json")]) == 2
+    assert "irtcat: error:" in capsys.readouterr().err
