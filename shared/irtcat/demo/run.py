@@ -116,9 +116,9 @@ def exposure_controlled(bank: ItemBank, policy: TestPolicy) -> ItemBank:
             return ItemBank.model_validate_json(cached.read_text())
         except ValueError:
             pass  # an unreadable cache is recomputed
-    # the demo's shadow policy: a shorter eligibility pass than a programme would run (a demo
-    # bank, computed once and cached)
-    controlled, _ = with_exposure_control(bank, policy, shadow_examinees=300)
+    # the demo's shadow policy: shorter simulations than a programme would run (a demo bank,
+    # computed once per bank and policy and cached; every demo-based test pays it once)
+    controlled, _ = with_exposure_control(bank, policy, examinees=1000, rounds=6, shadow_examinees=150)
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(controlled.model_dump_json())
     return controlled
