@@ -150,10 +150,12 @@ def _drift(args: argparse.Namespace) -> int:
                     model)  # type: ignore[arg-type]
     ids = [bank.items[positions[k]].item_id for k in use]
     fresh = [LinkItem(float(a), (float(b),), float(c)) for a, b, c in zip(fit.a, fit.b, fit.c, strict=True)]
-    result = drift(link_items(bank, ids), fresh, args.cutoff, args.min_shift)
-    rows_out = [{"item_id": i, "b_bank": link_items(bank, [i])[0].b[0], "d_b": round(float(d), 4),
-                 "z": round(float(z), 3), "area": round(float(ar), 4), "flagged": bool(f)}
-                for i, d, z, ar, f in zip(ids, result.d_b, result.z, result.area, result.flagged, strict=True)]
+    on_bank = link_items(bank, ids)
+    result = drift(on_bank, fresh, args.cutoff, args.min_shift)
+    rows_out = [{"item_id": i, "b_bank": it.b[0], "d_b": round(float(d), 4), "z": round(float(z), 3),
+                 "area": round(float(ar), 4), "flagged": bool(f)}
+                for i, it, d, z, ar, f in zip(ids, on_bank, result.d_b, result.z, result.area, result.flagged,
+                                              strict=True)]
     summary = {"A": result.A, "B": result.B, "items": rows_out, "cutoff": args.cutoff, "min_shift": args.min_shift,
                "drifting": [r["item_id"] for r in rows_out if r["flagged"]]}
     human = (f"{len(ids)} operational items re-estimated ({model}) and linked: theta_bank = {result.A:.3f} theta_new "

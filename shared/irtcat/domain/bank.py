@@ -177,7 +177,18 @@ class ItemBank(Message):
         """A copy; the cached :attr:`engine` is not carried over (the copy's items may differ)."""
         out = super().model_copy(update=update, deep=deep)
         out.__dict__.pop("engine", None)
+        out.__dict__.pop("median_log_seconds", None)
         return out
+
+    @cached_property
+    def median_log_seconds(self) -> float | None:
+        """The median of the items' ``mean_log_seconds`` (None: no item has one): the typical
+        time of an item without its own (domain/effort.py)."""
+        known = sorted(it.mean_log_seconds for it in self.items if it.mean_log_seconds is not None)
+        if not known:
+            return None
+        mid = len(known) // 2
+        return known[mid] if len(known) % 2 else (known[mid - 1] + known[mid]) / 2
 
     @cached_property
     def engine(self) -> Bank:

@@ -36,10 +36,9 @@ def rapid_threshold(bank: ItemBank, item_id: str) -> float | None:
     item = bank.item(item_id)
     typical = item.mean_log_seconds if item is not None else None
     if typical is None:
-        known = [it.mean_log_seconds for it in bank.items if it.mean_log_seconds is not None]
-        if not known:
+        typical = bank.median_log_seconds
+        if typical is None:
             return None
-        typical = float(np.median(known))
     return float(rapid_thresholds(np.array([typical]))[0])
 
 

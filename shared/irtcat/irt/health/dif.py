@@ -60,8 +60,8 @@ class MantelHaenszel:
 def mantel_haenszel(right: np.ndarray, focal: np.ndarray, stratum: np.ndarray) -> MantelHaenszel:
     """MH for one item over the examinees who answered it: ``right`` 0/1, ``focal`` bool,
     ``stratum`` the matching stratum of each (module docstring)."""
-    num = den = sum_a = sum_e = sum_v = 0.0
-    r_sum = s_sum = pr = psqr = qs = 0.0
+    r_sum = s_sum = sum_a = sum_e = sum_v = 0.0
+    pr = psqr = qs = 0.0
     for k in np.unique(stratum):
         m = stratum == k
         ref, foc = m & ~focal, m & focal
@@ -72,8 +72,6 @@ def mantel_haenszel(right: np.ndarray, focal: np.ndarray, stratum: np.ndarray) -
             continue  # a stratum without both groups says nothing
         r_k, s_k = a_k * d_k / t_k, b_k * c_k / t_k
         p_k, q_k = (a_k + d_k) / t_k, (b_k + c_k) / t_k
-        num += r_k
-        den += s_k
         r_sum += r_k
         s_sum += s_k
         pr += p_k * r_k
@@ -83,9 +81,9 @@ def mantel_haenszel(right: np.ndarray, focal: np.ndarray, stratum: np.ndarray) -
         sum_a += a_k
         sum_e += n_r * m1 / t_k
         sum_v += n_r * n_f * m1 * m0 / (t_k**2 * (t_k - 1))
-    if num <= 0 or den <= 0 or sum_v <= 0:
+    if r_sum <= 0 or s_sum <= 0 or sum_v <= 0:
         return MantelHaenszel(float("nan"), float("nan"), float("nan"), float("nan"), "")
-    alpha = num / den
+    alpha = r_sum / s_sum
     var_log = pr / (2 * r_sum**2) + psqr / (2 * r_sum * s_sum) + qs / (2 * s_sum**2)
     delta = DELTA * float(np.log(alpha))
     se = abs(DELTA) * float(np.sqrt(var_log))
