@@ -14,6 +14,7 @@ import numpy as np
 from .blueprint import add_blueprint_commands
 from .common import DATA_DIR, CliError, emit
 from .health import add_health_commands
+from .items import add_item_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -566,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--no-current", action="store_true", help="upload without moving the current pointer")
     pb.add_argument("--json", action="store_true")
     pb.set_defaults(fn=_bank_publish)
+    add_item_commands(bank)
 
     resp = sub.add_parser("responses", help="response data").add_subparsers(dest="resp_command", required=True)
     r = resp.add_parser("generate", help="simulate long-format responses for a bank")

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from .base import ID_PATTERN, Message
+from .responses import ResponseKind
 
 
 class StartSessionRequest(Message):
@@ -27,17 +28,35 @@ class OptionView(Message):
     text: str
 
 
+class ResponseView(Message):
+    """One response of an item scored by its responses, as the tablet fills it in: ``kind``
+    ``choice`` (send an option's id), ``multiple_response`` (a list of ids), ``inline_choice``
+    (an id, from a select inside the stem), ``numeric`` (a number), ``text`` (the text typed).
+    The stem holds ``<div data-response="ID">`` or ``<span data-response="ID">`` where it goes."""
+
+    id: str
+    kind: ResponseKind
+    prompt: str | None = None
+    options: list[OptionView] | None = None
+    max_choices: int | None = None
+
+
 class ServedItemView(Message):
     """What the tablet shows: the item to answer at position ``seq``, never its key.
-    ``kind``: ``choice`` (send an option's id) or ``numeric`` (send the number entered);
-    ``partial_credit``: options earn part of the credit (what each earns stays on the server)."""
+    ``kind``: ``choice`` (send an option's id) or ``numeric`` (send the number entered), or for
+    an item scored by its ``responses`` their kind (answer contract version 3: one response's
+    value, or an object keyed by response id); ``partial_credit``: answers earn part of the
+    credit (what each earns stays on the server); ``passage``: the shared stimulus shown with it
+    (sanitised HTML). Stem, prompts and options are sanitised HTML."""
 
     item_id: str
     seq: int
-    kind: Literal["choice", "numeric"] | None = None
+    kind: ResponseKind | None = None
     partial_credit: bool = False
     stem: str | None = None
     options: list[OptionView] | None = None
+    responses: list[ResponseView] | None = None
+    passage: str | None = None
 
 
 class RelaxedRule(Message):

@@ -15,6 +15,7 @@ from ..irt.model import D_LOGISTIC, ItemParameters, Model
 from ..irt.polytomous import PolytomousItems
 from ..irt.state import STATUS_CODES, Bank
 from .base import Message, first_error
+from .responses import MAX_SCORE_VALUES, Processing, ResponseKind, ResponseSpec, attainable_scores
 
 ItemStatus = Literal["operational", "pretest", "retired"]
 PartialCreditModel = Literal["GRM", "GPCM"]
@@ -61,6 +62,17 @@ class Item(Message):
     credit_bands: list[FiniteFloat] | None = Field(
         default=None, description="partial-credit numeric entry: category k is earned within credit_bands[k-1] of "
                                   "answer_value, widest first (never leaves the server)")
+    # an imported item scored by its own rules (domain/responses.py): its response variables, how
+    # they add up, and the raw scores they can reach (category = position; never leave the server
+    # but for each response's kind, prompt and options)
+    responses: list[ResponseSpec] | None = Field(default=None, min_length=1, max_length=20)
+    processing: Processing | None = None
+    score_values: list[float] | None = None
+    # where it came from: its title, its source file (a QTI path, a sheet's file:row) and the
+    # package's metadata (LOM subject, QTI 3 catalogInfo, ...)
+    title: str | None = Field(default=None, max_length=500)
+    source: str | None = Field(default=None, max_length=1000)
+    metadata: dict[str, str] = Field(default_factory=dict)
     exposure_k: float = Field(default=1.0, gt=0, le=1, description="Sympson-Hetter parameter")
     exposure_price: float = Field(default=0.0, ge=0, allow_inf_nan=False,
                                   description="allocation price: max-info under exposure control ranks this item "
@@ -113,7 +125,31 @@ class Item(Message):
             raise ValueError(f"item {self.item_id}: a numeric-entry item (answer_value) has no options or key")
         if self.options is not None and len(self.options) > len(OPTION_IDS):
             raise ValueError(f"item {self.item_id}: at most {len(OPTION_IDS)} options")
+        if self.responses is not None:
+            self._check_responses(self.responses)
         return self
+
+    def _check_responses(self, responses: list[ResponseSpec]) -> None:
+        if any(x is not None for x in (self.options, self.key, self.answer_value, self.credits, self.credit_bands)):
+            raise ValueError(f"item {self.item_id}: an item with responses is scored by them, not by options/key/"
+                             "answer_value/credits")
+        if len({r.id for r in responses}) != len(responses):
+            raise ValueError(f"item {self.item_id}: two responses share an id")
+        if self.processing is None or self.score_values is None:
+            raise ValueError(f"item {self.item_id}: an item with responses needs processing and score_values")
+        values = self.score_values
+        if len(values) < 2 or len(values) > MAX_SCORE_VALUES or any(y <= x for x, y in pairwise(values)):
+            raise ValueError(f"item {self.item_id}: score_values must be 2..{MAX_SCORE_VALUES} increasing scores")
+        reachable = attainable_scores(responses, self.processing)
+        if sorted(reachable) != [round(v, 9) for v in values]:
+            raise ValueError(f"item {self.item_id}: score_values {values} are not the scores its responses reach "
+                             f"({sorted(reachable)})")
+        categories = len(values) - 1
+        if categories == 1 and self.model is not None:
+            raise ValueError(f"item {self.item_id}: two scores make a right/wrong item (no partial-credit model)")
+        if categories > 1 and (self.model is None or len(self.thresholds) != categories):
+            raise ValueError(f"item {self.item_id}: {len(values)} scores need a partial-credit model with "
+                             f"{categories} thresholds")
 
     @property
     def thresholds(self) -> list[float]:
@@ -128,8 +164,12 @@ class Item(Message):
         return self.b
 
     @property
-    def kind(self) -> Literal["choice", "numeric"] | None:
-        """How the tablet answers it: pick an option, enter a number; None: no scoring rule."""
+    def kind(self) -> ResponseKind | None:
+        """How the tablet answers it, in the bank's one vocabulary (``choice``,
+        ``multiple_response``, ``inline_choice``, ``numeric``, ``text``; an item of several
+        responses: its first's); None: no scoring rule."""
+        if self.responses:
+            return self.responses[0].kind
         if self.options is not None and (self.key is not None or self.credits is not None):
             return "choice"
         if self.answer_value is not None:
@@ -164,6 +204,9 @@ class ItemBank(Message):
     # a session stores its items as positions in the bank, two bytes each (domain/stored.py)
     items: list[Item] = Field(min_length=1, max_length=65_535)
     calibration: CalibrationInfo | None = Field(default=None, description="how this version was calibrated")
+    # shared stimuli (reading passages, a figure several items refer to): id -> sanitised HTML,
+    # shown with every item whose ``passage`` attribute names it
+    stimuli: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique(self) -> ItemBank:

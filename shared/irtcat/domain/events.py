@@ -1,11 +1,12 @@
-"""The event the tablets publish: an answer, in the contract's current version (2)."""
+"""The event the tablets publish: an answer, in the contract's current version (3; version 2
+stays valid for the answers it covers: one option id, or one number)."""
 
 from __future__ import annotations
 
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import AwareDatetime, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, model_validator
 
 from .base import ID_PATTERN, Message
 
@@ -13,23 +14,29 @@ MAX_EVENT_BYTES = 4096
 # an answer event is flat (a choice may be a list or an object of values): anything deeper is
 # refused by this limit, the same on every Python (whose parser's own recursion limit varies)
 MAX_EVENT_DEPTH = 8
-ANSWER_SCHEMA_VERSION = 2
-# what a student chose: an option's id as shown ("A", "B", ...), or the number entered
-Choice = StrictStr | StrictInt | StrictFloat
+ANSWER_SCHEMA_VERSION = 3
+ACCEPTED_VERSIONS = (2, 3)
+# what a student chose: an option's id as shown ("A", "B", ...), the number or text entered;
+# version 3 adds a list of option ids (checkboxes) and an object keyed by response (several blanks)
+Scalar = StrictStr | StrictInt | StrictFloat
+Value = Scalar | list[StrictStr]
+Choice = Scalar | list[StrictStr] | dict[str, Value]
 
 
 class AnswerEvent(Message):
-    """An answer published by a tablet into Kinesis (record data, JSON, schema_version 2).
+    """An answer published by a tablet into Kinesis (record data, JSON, schema_version 3 or 2).
 
     ``seq`` is the 1-based position of the item the tablet was serving; ``choice`` is what the
-    student did: the id of the option chosen, as shown (``"A"``, ``"B"``, ...), or the value
-    entered for a numeric-entry item. The server scores it (:mod:`irtcat.domain.scoring`); the
-    tablet never holds a key. Unknown fields are rejected.
+    student did: the id of the option chosen, as shown (``"A"``, ``"B"``, ...), the value
+    entered (a number, or a text), the list of option ids ticked (a multiple-response item), or,
+    for an item of several responses, an object of those keyed by response id (version 3 only).
+    The server scores it (:mod:`irtcat.domain.scoring`); the tablet never holds a key. Unknown
+    fields are rejected.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[2]
+    schema_version: Literal[2, 3]
     event_id: UUID
     session_id: str = Field(pattern=ID_PATTERN)
     student_id: str = Field(pattern=ID_PATTERN)
@@ -38,6 +45,13 @@ class AnswerEvent(Message):
     choice: Choice = Field(union_mode="left_to_right")
     answered_at: AwareDatetime
     response_time_ms: int | None = Field(default=None, ge=0, le=86_400_000)
+
+    @model_validator(mode="after")
+    def _version_covers_choice(self) -> AnswerEvent:
+        if self.schema_version == 2 and isinstance(self.choice, list | dict):
+            raise ValueError("a list or an object as choice needs schema_version 3 (version 2 carries one option "
+                             "id or one number)")
+        return self
 
 
 def contract_problem(payload: object) -> str | None:
@@ -49,9 +63,9 @@ def contract_problem(payload: object) -> str | None:
         return ("answer contract version 1 (a score from the tablet in 'response') is no longer accepted: "
                 f"send schema_version {ANSWER_SCHEMA_VERSION} with 'choice', the option id or value the student "
                 "entered; the server scores it")
-    if version is not None and version != ANSWER_SCHEMA_VERSION:
+    if version is not None and version not in ACCEPTED_VERSIONS:
         return (f"unknown answer contract version {version!r}: "
-                f"this server accepts schema_version {ANSWER_SCHEMA_VERSION}")
+                f"this server accepts schema_version {' or '.join(map(str, ACCEPTED_VERSIONS))}")
     return None
 
 

@@ -22,7 +22,7 @@ from ..irt.exposure import draw_ineligible, exposure_eligibility
 from ..irt.selection import select_next
 from ..irt.state import PRETEST, CatState
 from ..irt.stopping import check_stop
-from .api import OptionView, RelaxedRule, ServedItemView, SessionResult, SessionView
+from .api import OptionView, RelaxedRule, ResponseView, ServedItemView, SessionResult, SessionView
 from .bank import ItemBank
 from .base import Message
 from .effort import answer_seconds, is_rapid, session_checks
@@ -130,11 +130,19 @@ class SessionState(Message):
         cur = self.current
         if self.status == "active" and cur is not None:
             content = bank.item(cur.item_id) if bank is not None else None
-            options = None
-            if content is not None and content.kind == "choice":
+            options = responses = passage = None
+            if content is not None and content.responses is not None:
+                responses = [ResponseView(id=r.id, kind=r.kind, prompt=r.prompt, max_choices=r.max_choices or None,
+                                          options=[OptionView(id=oid, text=text) for oid, text in
+                                                   r.shown(self.secret, cur.seq, content.item_id)]
+                                          if r.options is not None else None) for r in content.responses]
+            elif content is not None and content.kind == "choice":
                 options = [OptionView(id=oid, text=text) for oid, text in shown_options(self.secret, cur.seq, content)]
+            if content is not None and bank is not None:
+                passage = bank.stimuli.get(content.attributes.get("passage", ""))
             item = ServedItemView(item_id=cur.item_id, seq=cur.seq, kind=content.kind if content else None,
-                                  stem=content.stem if content else None, options=options,
+                                  stem=content.stem if content else None, options=options, responses=responses,
+                                  passage=passage,
                                   partial_credit=bool(content is not None and content.model is not None))
         remaining = None
         if self.expires_at is not None and self.status == "active":

@@ -215,7 +215,7 @@ def answer_record(step: Step) -> HistoryRecord:
         test_id=s.test_id if s else None, bank_id=s.bank_id if s else None,
         bank_version=s.bank_version if s else None,
         item_id=ev.item_id if ev else None, seq=ev.seq if ev else None,
-        choice=str(ev.choice) if ev else None,
+        choice=(ev.choice if isinstance(ev.choice, str) else json.dumps(ev.choice)) if ev else None,
         option=served.option if served is not None and applied else None,
         response=served.response if served is not None and applied else None,
         scored=(not served.pretest) if served is not None and applied else None,

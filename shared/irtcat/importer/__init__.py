@@ -1,0 +1,1 @@
+"""Bringing items in: QTI packages and spreadsheets, read safely (``irtcat bank import``)."""
