@@ -50,12 +50,13 @@ def _view(bank: ItemBank, item_id: str, seq: int = 1) -> dict[str, Any]:
     started = new_session("sess-1", "u1", TestPolicy(test_id="t"), live, None)
     state = started.model_copy(update={"served": [ServedItem(seq=k + 1, item_id=item_id) for k in range(seq)],
                                        "secret": SECRET})
-    return json.loads(state.view(bank).model_dump_json())["item"]
+    view: dict[str, Any] = json.loads(state.view(bank).model_dump_json())["item"]
+    return view
 
 
 def _label(view: dict[str, Any], text: str, response: int = 0) -> str:
     options = view["responses"][response]["options"]
-    return next(o["id"] for o in options if re.sub("<[^>]+>", "", o["text"]) == text)
+    return str(next(o["id"] for o in options if re.sub("<[^>]+>", "", o["text"]) == text))
 
 
 def test_a_qti3_package_imports_every_supported_kind_and_refuses_a_hotspot(qti3: tuple[ItemBank, Any, Path]) -> None:

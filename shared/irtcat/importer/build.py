@@ -65,6 +65,8 @@ class MediaCollector:
             raise Refused(f"missing media file {member}")
         if member.lower().endswith(".svg"):
             check_svg(self.pkg.read(member), member)
+        else:
+            self.pkg.check(member)
         target = posixpath.join("media", self.prefix, member) if self.prefix else posixpath.join("media", member)
         self.found[target] = (self.pkg, member)
         return target

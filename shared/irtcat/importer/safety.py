@@ -72,7 +72,7 @@ class Package:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._zip: zipfile.ZipFile | None = None
-        self._inflated = 0
+        self._inflated: dict[str, int] = {}
         self._names: dict[str, Any]
         if root.is_file() and zipfile.is_zipfile(root):
             self._zip = zipfile.ZipFile(root)
@@ -98,6 +98,14 @@ class Package:
 
     def read(self, name: str) -> bytes:
         """The bytes of a member (``Refused``: absent, or over the size limits as inflated)."""
+        return b"".join(self._chunks(name))
+
+    def check(self, name: str) -> None:
+        """``Refused`` unless the member exists and inflates within the limits (nothing kept)."""
+        for _ in self._chunks(name):
+            pass
+
+    def _chunks(self, name: str) -> Iterator[bytes]:
         entry: Any = self._names.get(name)
         if entry is None:
             raise Refused(f"{name}: not in the package")
@@ -105,19 +113,19 @@ class Package:
             path: Path = entry
             if path.stat().st_size > MAX_MEMBER_BYTES:
                 raise Refused(f"{name}: larger than {MAX_MEMBER_BYTES // 2**20} MiB")
-            return path.read_bytes()
-        chunks = []
+            yield path.read_bytes()
+            return
         size = 0
         with self._zip.open(entry) as fh:
             for chunk in iter(lambda: fh.read(1 << 16), b""):
                 size += len(chunk)
-                self._inflated += len(chunk)
                 if size > MAX_MEMBER_BYTES:
                     raise Refused(f"{name}: inflates past {MAX_MEMBER_BYTES // 2**20} MiB (a zip bomb?)")
-                if self._inflated > MAX_TOTAL_BYTES:
+                # counted once per member, however often it is read
+                self._inflated[name] = max(self._inflated.get(name, 0), size)
+                if sum(self._inflated.values()) > MAX_TOTAL_BYTES:
                     raise Refused(f"{self.label}: inflates past {MAX_TOTAL_BYTES // 2**20} MiB in all (a zip bomb?)")
-                chunks.append(chunk)
-        return b"".join(chunks)
+                yield chunk
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -76,6 +76,8 @@ def _item_fields(row: dict[str, str], where: str, sheet: Path, media: dict[str, 
             raise Refused(f"{where} column image: missing media file {name}")
         if member.lower().endswith(".svg"):
             check_svg(pkg.read(member), member)
+        else:
+            pkg.check(member)
         target = "media/" + (f"{prefix}/" if prefix else "") + member
         media[target] = (pkg, member)
         stem += f'<p><img src="{html.escape(target)}" alt="{html.escape(alt)}"></p>'
