@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from ..domain.bank import ItemBank
+from ..domain.bank import ItemBank, media_type
 from ..domain.events import AnswerEvent
 from ..domain.history import HistoryRecord
 from ..domain.policy import TestDefinition, TestPolicy
@@ -340,14 +341,25 @@ class S3BankStore:
             policy = self._policies[key] = TestPolicy.model_validate(raw)
         return policy
 
-    def publish(self, bank: ItemBank, make_current: bool = True) -> None:
-        """Write a bank version (immutable) and, optionally, move the pointer to it."""
+    def publish(self, bank: ItemBank, make_current: bool = True, media: Path | None = None) -> int:
+        """Write a bank version (immutable) with its media folder's files (``media/<path>`` at
+        ``banks/{bank_id}/v{version}/media/<path>``) and, optionally, move the pointer to it.
+        Returns how many media files were written."""
         s3 = client("s3")
+        written = 0
+        root = media if media is not None and media.is_dir() else None
+        for path in sorted(root.rglob("*")) if root is not None else []:
+            if root is not None and path.is_file() and not path.is_symlink():
+                rel = path.relative_to(root).as_posix()
+                s3.put_object(Bucket=self.bucket, Key=f"banks/{bank.bank_id}/v{bank.version}/media/{rel}",
+                              Body=path.read_bytes(), ContentType=media_type(rel))
+                written += 1
         s3.put_object(Bucket=self.bucket, Key=f"banks/{bank.bank_id}/v{bank.version}.json",
                       Body=bank.model_dump_json(exclude_none=True).encode(), ContentType="application/json")
         if make_current:
             s3.put_object(Bucket=self.bucket, Key=f"banks/{bank.bank_id}/current.json",
                           Body=json.dumps({"version": bank.version}).encode(), ContentType="application/json")
+        return written
 
     def put_test(self, test: TestDefinition) -> TestDefinition:
         """Write a test definition. Its policy is published as a new immutable version when it

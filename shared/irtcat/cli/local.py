@@ -62,6 +62,9 @@ def add_local_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> 
     demo.add_argument("--pretest", type=int, default=0, help="pretest items seeded into the tests")
     demo.add_argument("--models", help="cycle the bank's items through models, e.g. 3PL,GRM,GPCM (partial-credit "
                                        "items: 4 options, each earning a category)")
+    demo.add_argument("--bank", type=Path, nargs="+", metavar="PATH",
+                      help="run on imported items: QTI packages, folders or sheets (irtcat bank import)")
+    demo.add_argument("--parameters", type=Path, help="with --bank: CSV item_id,model,a,b,c (the rest are pretest)")
     demo.add_argument("--duplicates", type=float, default=0.05, help="share of answers a tablet resends")
     demo.add_argument("--shards", type=int, default=2)
     demo.add_argument("--batch-size", type=int, default=10)
@@ -302,16 +305,38 @@ def demo(args: argparse.Namespace) -> int:
             bar.update(done - last[0])
             last[0] = done
 
+    bank_path = _imported(args) if args.bank else None
     print(f"[irtcat] starting the local stack and {args.students} simulated tablets...", file=sys.stderr)
     summary = run_demo(students=args.students, seed=args.seed, items=args.items, pretest=args.pretest,
                        duplicate_rate=args.duplicates, report_dir=args.report_dir, shards=args.shards,
                        batch_size=args.batch_size, progress=progress,
-                       models=_models(args.models))
+                       models=_models(args.models), bank_path=bank_path)
     if bar is not None:
         bar.close()
     emit(args, summary, _demo_summary(summary))
     failed = summary["answers_lost"] > 0 or summary["executions_failed"] > 0 or summary["tablet_errors"]
     return 1 if failed else 0
+
+
+def _imported(args: argparse.Namespace) -> Path:
+    """``--bank``: the inputs imported into ``.irtcat/imported/bank.json`` (refusals printed;
+    a bank too small for a test is refused when the demo loads it)."""
+    from ..importer.build import import_bank
+    from ..importer.safety import Refused
+
+    out = DATA_DIR / "imported" / "bank.json"
+    shutil.rmtree(out.parent, ignore_errors=True)
+    out.parent.mkdir(parents=True)
+    try:
+        bank, report = import_bank(list(args.bank), out, bank_id="imported", parameters=args.parameters)
+    except Refused as exc:
+        raise CliError(str(exc)) from None
+    for r in report.refused:
+        print(f"[irtcat] refused {r['item_id'] or '-'} ({r['source']}): {r['reason']}", file=sys.stderr)
+    if bank is None:
+        raise CliError("no item could be imported from --bank")
+    print(f"[irtcat] imported {len(report.imported)} item(s) into {out}", file=sys.stderr)
+    return out
 
 
 def _demo_summary(s: dict[str, Any]) -> str:

@@ -172,9 +172,11 @@ def _bank_publish(args: argparse.Namespace) -> int:
         from .blueprint import refuse_unmeetable
 
         refuse_unmeetable(policy, bank, args.test_id)
-    store.publish(bank, make_current=not args.no_current)
+    from ..importer.build import media_dir
+
+    media = store.publish(bank, make_current=not args.no_current, media=media_dir(args.bank))
     summary: dict[str, Any] = {"bucket": args.bucket, "bank_id": bank.bank_id, "version": bank.version,
-                               "current": not args.no_current}
+                               "current": not args.no_current, "media_files": media}
     if policy is not None:
         store.put_test(TestDefinition(test_id=args.test_id, bank_id=bank.bank_id,
                                       policy=policy.model_copy(update={"test_id": args.test_id})))

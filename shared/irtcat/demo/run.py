@@ -88,6 +88,38 @@ def load_demo_bank(rt: LocalRuntime, items: int = 500, pretest: int = 0, seed: i
     return bank
 
 
+# an imported bank runs a test of at most this many items, and needs at least the minimum
+IMPORTED_TEST_ITEMS = (5, 20)
+
+
+def load_imported_bank(rt: LocalRuntime, bank_path: Path) -> ItemBank:
+    """Publish an imported bank (``irtcat bank import``), its media and a test on it: fixed
+    length, as long as its operational items allow (at most 20); its pretest items seeded at
+    positions 2, 5 and 8. ValueError with the reason when too few items are operational."""
+    from ..importer.build import media_dir
+
+    bank = ItemBank.load(bank_path)
+    operational = sum(1 for it in bank.items if it.status == "operational")
+    low, high = IMPORTED_TEST_ITEMS
+    if operational < low:
+        raise ValueError(f"bank {bank.bank_id} has {operational} operational item(s): a test needs at least {low} "
+                         "(give parameters with --parameters; items without them come in as pretest)")
+    pretest = sum(1 for it in bank.items if it.status == "pretest")
+    length = min(high, operational)
+    policy = TestPolicy(pretest_positions=[2, 5, 8][: min(pretest, 3)],
+                        stopping=StoppingPolicy(min_items=length, max_items=length))
+    if length / operational > policy.max_exposure / 2:
+        # a bank this small gives most items to every student: no cap can hold, and a lottery
+        # would only end tests early (the bank's exposure is then what it is, and is reported)
+        policy = policy.model_copy(update={"sympson_hetter": False, "max_exposure": 1.0})
+    if policy.sympson_hetter:
+        bank = exposure_controlled(bank, policy)
+    store = S3BankStore(settings_of(rt))
+    store.publish(bank, media=media_dir(bank_path))
+    store.put_test(TestDefinition(test_id=TEST_ID, bank_id=bank.bank_id, policy=policy))
+    return bank
+
+
 def demo_blueprint(bank: ItemBank, length: int = 30) -> Blueprint:
     """The demo test's blueprint: both content areas within bounds, a few numeric-entry items,
     and the four most informative items at theta 0 as two pairs of enemies (so that the rule
@@ -226,10 +258,14 @@ class Tablet:
                 # the simulated student recognises an option by its text (the tablet itself
                 # never learns which option is the key or what an option earns)
                 shown = [(o["id"], o["text"]) for o in item.get("options") or []]
+                by_response = {r["id"]: [(o["id"], o["text"]) for o in r.get("options") or []]
+                               for r in item.get("responses") or []}
                 choice = simulated_answer(self.bank, item["item_id"], res.true_theta, shown,
-                                          np.random.default_rng(self.rng.randrange(2**32)))
+                                          np.random.default_rng(self.rng.randrange(2**32)), by_response)
                 event = {
-                    "schema_version": 2, "event_id": str(uuid.uuid4()), "session_id": res.session_id,
+                    # version 2 carries one option id or one number; a list or blanks need 3
+                    "schema_version": 3 if isinstance(choice, list | dict) else 2,
+                    "event_id": str(uuid.uuid4()), "session_id": res.session_id,
                     "student_id": res.student_id, "item_id": item["item_id"], "seq": item["seq"],
                     "choice": choice, "answered_at": datetime.now(UTC).isoformat(),
                     "response_time_ms": self.rng.randint(2000, 30000),
@@ -342,16 +378,18 @@ def run_demo(
     parallelization: int = 1,
     before_drain: Callable[[], None] | None = None,
     models: list[str] | None = None,
+    bank_path: Path | None = None,
 ) -> dict[str, Any]:
     """Run the demo; returns the summary (also written to ``report_dir/summary.json``).
-    ``models`` (e.g. 3PL, GRM, GPCM) makes a mixed bank with partial-credit items."""
+    ``models`` (e.g. 3PL, GRM, GPCM) makes a mixed bank with partial-credit items;
+    ``bank_path`` runs the tablets on an imported bank instead (:func:`load_imported_bank`)."""
     own = rt is None
     rt = rt or LocalRuntime.up(parameters={"StreamShardCount": str(shards), "PipeBatchSize": str(batch_size),
                                            "PipeParallelization": str(parallelization)})
     live = rt if isinstance(rt, LiveRuntime) else LiveRuntime(rt)
     try:
         return _run(live, students, seed, items, pretest, duplicate_rate, concurrency, Path(report_dir), progress,
-                    reorder_rate, garbage_rate, before_drain, models)
+                    reorder_rate, garbage_rate, before_drain, models, bank_path)
     finally:
         if own:
             live.rt.down()
@@ -467,10 +505,11 @@ def run_chaos(sessions: int = 60, seed: int = 5, report_dir: str | Path = "chaos
 def _run(live: LiveRuntime, students: int, seed: int, items: int, pretest: int, duplicate_rate: float,
          concurrency: int, report_dir: Path, progress: Callable[[int, int], None] | None,
          reorder_rate: float = 0.0, garbage_rate: float = 0.0,
-         before_drain: Callable[[], None] | None = None, models: list[str] | None = None) -> dict[str, Any]:
+         before_drain: Callable[[], None] | None = None, models: list[str] | None = None,
+         bank_path: Path | None = None) -> dict[str, Any]:
     rt = live.rt
     settings = settings_of(rt)
-    bank = load_demo_bank(rt, items, pretest, seed, models=models)
+    bank = load_imported_bank(rt, bank_path) if bank_path else load_demo_bank(rt, items, pretest, seed, models=models)
     stream = rt.stack.outputs()["AnswerStreamName"]
     rng = np.random.default_rng(seed)
     thetas = rng.normal(0.0, 1.0, students)

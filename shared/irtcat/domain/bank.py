@@ -24,6 +24,19 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 # the ids a tablet sends for the options in the order it shows them (A = first shown)
 OPTION_IDS = "ABCDEFGHIJ"
+# the media a bank may carry (pictures and sounds), by extension: what the tablet is served as
+MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+               ".webp": "image/webp", ".svg": "image/svg+xml", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
+               ".wav": "audio/wav", ".m4a": "audio/mp4"}
+
+
+def media_type(path: str) -> str:
+    """The content type of a bank media file (ValueError naming it when it is not one)."""
+    ext = Path(path).suffix.lower()
+    if ext not in MEDIA_TYPES:
+        raise ValueError(f"media {path}: a {ext or 'file without extension'} is not a picture or a sound "
+                         f"({', '.join(sorted(MEDIA_TYPES))})")
+    return MEDIA_TYPES[ext]
 
 
 class Item(Message):

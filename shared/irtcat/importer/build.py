@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from ..domain.bank import Item, ItemBank
+from ..domain.bank import Item, ItemBank, media_type
 from ..domain.base import first_error
 from .content import local_name, sanitise, serialise
 from .parameters import Parameters, apply_parameters, read_parameters
@@ -61,6 +61,10 @@ class MediaCollector:
 
     def __call__(self, href: str) -> str:
         member = resolve_inside(self.base, href)
+        try:
+            media_type(member)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
         if not self.pkg.exists(member):
             raise Refused(f"missing media file {member}")
         if member.lower().endswith(".svg"):

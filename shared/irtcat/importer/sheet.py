@@ -17,6 +17,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..domain.bank import media_type
 from .content import sanitise
 from .parameters import number, row_parameters
 from .safety import MAX_XML_BYTES, Package, Refused, check_svg, safe_member
@@ -72,6 +73,10 @@ def _item_fields(row: dict[str, str], where: str, sheet: Path, media: dict[str, 
         pkg = Package(sheet.parent)
         name = cell["image"].replace("\\", "/")
         member = safe_member(name)
+        try:
+            media_type(member)
+        except ValueError as exc:
+            raise Refused(f"{where} column image: {exc}") from None
         if not pkg.exists(member):
             raise Refused(f"{where} column image: missing media file {name}")
         if member.lower().endswith(".svg"):
