@@ -71,8 +71,8 @@ def test_tablets_take_tests_on_imported_items_and_nothing_leaks(
         assert not leaks, (where, leaks[:3])
     # the bank's media were published with it, beside the bank version
     media = [o["Key"] for o in s3.list_objects_v2(Bucket=outputs["BankBucketName"],
-                                                  Prefix="banks/imported/v1/media/").get("Contents", [])]
-    assert sorted(media) == ["banks/imported/v1/media/media/shape.svg", "banks/imported/v1/media/media/triangle.png"]
+                                                  Prefix="banks/imported/media/").get("Contents", [])]
+    assert sorted(media) == ["banks/imported/media/media/shape.svg", "banks/imported/media/media/triangle.png"]
 
 
 def test_a_bank_with_too_few_operational_items_is_refused_with_the_reason(tmp_path: Path) -> None:

@@ -341,24 +341,29 @@ class S3BankStore:
             policy = self._policies[key] = TestPolicy.model_validate(raw)
         return policy
 
-    def publish(self, bank: ItemBank, make_current: bool = True, media: Path | None = None) -> int:
-        """Write a bank version (immutable) with its media folder's files (``media/<path>`` at
-        ``banks/{bank_id}/v{version}/media/<path>``) and, optionally, move the pointer to it.
-        Returns how many media files were written."""
+    def publish(self, bank: ItemBank, make_current: bool = True) -> None:
+        """Write a bank version (immutable) and, optionally, move the pointer to it."""
         s3 = client("s3")
-        written = 0
-        root = media if media is not None and media.is_dir() else None
-        for path in sorted(root.rglob("*")) if root is not None else []:
-            if root is not None and path.is_file() and not path.is_symlink():
-                rel = path.relative_to(root).as_posix()
-                s3.put_object(Bucket=self.bucket, Key=f"banks/{bank.bank_id}/v{bank.version}/media/{rel}",
-                              Body=path.read_bytes(), ContentType=media_type(rel))
-                written += 1
         s3.put_object(Bucket=self.bucket, Key=f"banks/{bank.bank_id}/v{bank.version}.json",
                       Body=bank.model_dump_json(exclude_none=True).encode(), ContentType="application/json")
         if make_current:
             s3.put_object(Bucket=self.bucket, Key=f"banks/{bank.bank_id}/current.json",
                           Body=json.dumps({"version": bank.version}).encode(), ContentType="application/json")
+
+    def put_media(self, bank_id: str, folder: Path) -> int:
+        """Upload a bank's media folder (``BANK.media/``): ``<path>`` to
+        ``banks/{bank_id}/media/<path>``, shared by the bank's versions (a calibrated version
+        refers to the same files). Returns how many files were written."""
+        if not folder.is_dir():
+            return 0
+        s3 = client("s3")
+        written = 0
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                rel = path.relative_to(folder).as_posix()
+                s3.put_object(Bucket=self.bucket, Key=f"banks/{bank_id}/media/{rel}", Body=path.read_bytes(),
+                              ContentType=media_type(rel))
+                written += 1
         return written
 
     def put_test(self, test: TestDefinition) -> TestDefinition:

@@ -174,7 +174,8 @@ def _bank_publish(args: argparse.Namespace) -> int:
         refuse_unmeetable(policy, bank, args.test_id)
     from ..importer.build import media_dir
 
-    media = store.publish(bank, make_current=not args.no_current, media=media_dir(args.bank))
+    media = store.put_media(bank.bank_id, media_dir(args.bank))
+    store.publish(bank, make_current=not args.no_current)
     summary: dict[str, Any] = {"bucket": args.bucket, "bank_id": bank.bank_id, "version": bank.version,
                                "current": not args.no_current, "media_files": media}
     if policy is not None:

@@ -115,7 +115,8 @@ def load_imported_bank(rt: LocalRuntime, bank_path: Path) -> ItemBank:
     if policy.sympson_hetter:
         bank = exposure_controlled(bank, policy)
     store = S3BankStore(settings_of(rt))
-    store.publish(bank, media=media_dir(bank_path))
+    store.put_media(bank.bank_id, media_dir(bank_path))
+    store.publish(bank)
     store.put_test(TestDefinition(test_id=TEST_ID, bank_id=bank.bank_id, policy=policy))
     return bank
 
