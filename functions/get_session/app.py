@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from irtcat.adapters.http import api, caller, path_id
 from irtcat.adapters.wiring import adapters, powertools
 from irtcat.adapters.wiring import tracer as tracer_for
+from irtcat.domain.api import link_media
 from irtcat.domain.steps import get_session
 
 logger, metrics = powertools("get_session")
@@ -24,7 +25,7 @@ def read_session(session_id: str) -> Response[str]:
     view = get_session(path_id("session_id", session_id), a.sessions, a.banks, a.history,
                        authorize=who.require_reader)
     metrics.add_metric(name="SessionReads", unit=MetricUnit.Count, value=1)
-    return Response(200, "application/json", view.model_dump_json())
+    return Response(200, "application/json", link_media(view, a.media.url).model_dump_json())
 
 
 @metrics.log_metrics

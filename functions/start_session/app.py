@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from irtcat.adapters.http import api, caller, json_body
 from irtcat.adapters.wiring import adapters, powertools
 from irtcat.adapters.wiring import tracer as tracer_for
-from irtcat.domain.api import StartSessionRequest
+from irtcat.domain.api import StartSessionRequest, link_media
 from irtcat.domain.steps import start_session
 
 logger, metrics = powertools("start_session")
@@ -27,7 +27,7 @@ def post_session() -> Response[str]:
     view, created = start_session(request, a.sessions, a.students, a.banks)
     if created:
         metrics.add_metric(name="SessionsStarted", unit=MetricUnit.Count, value=1)
-    return Response(201 if created else 200, "application/json", view.model_dump_json())
+    return Response(201 if created else 200, "application/json", link_media(view, a.media.url).model_dump_json())
 
 
 @metrics.log_metrics

@@ -243,3 +243,22 @@ def test_parameters_make_items_operational_and_a_wrong_row_is_named(tmp_path: Pa
     assert refused["not-there"] == "parameters for an item that is not imported"
     # the bank loads and a test can start on it
     assert ItemBank.load(tmp_path / "b.json").item("geo-area").status == "operational"
+
+
+def test_served_media_become_signed_links(qti3: tuple[ItemBank, Any, Path]) -> None:
+    """The API replaces each ``src="media/<path>"`` of the item, its options and its passage by a
+    link to the bank's media (S3MediaLinks signs it for 15 minutes)."""
+    from irtcat.domain.api import SessionView, link_media
+
+    bank, _, _ = qti3
+    for item_id, where in (("geo-area", "stem"), ("river-1", "passage")):
+        live = bank.model_copy(update={"items": [it.model_copy(update={"status": "operational"})
+                                                 for it in bank.items]})
+        state = new_session("sess-1", "u1", TestPolicy(test_id="t"), live, None).model_copy(
+            update={"served": [ServedItem(seq=1, item_id=item_id)]})
+        view = state.view(live)
+        assert isinstance(view, SessionView) and view.bank_id == bank.bank_id
+        linked = link_media(view, lambda bank_id, path: f"https://signed.example/{bank_id}/{path}?sig=1&x=2")
+        html = getattr(linked.item, where)
+        assert 'src="media/' not in html and f"https://signed.example/{bank.bank_id}/media/" in html
+        assert "?sig=1&amp;x=2" in html  # escaped inside the attribute

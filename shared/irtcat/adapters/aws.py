@@ -445,6 +445,21 @@ class KinesisAnswers:
                                                           PartitionKey=event.session_id))
 
 
+class S3MediaLinks:
+    """Short-lived signed links to a bank's media (``banks/{bank_id}/media/<path>``): what the
+    tablet loads an item's pictures and sounds from (docs/items.md)."""
+
+    EXPIRES_SECONDS = 900
+
+    def __init__(self, settings: Settings) -> None:
+        self.bucket = settings.bank_bucket
+
+    def url(self, bank_id: str, path: str) -> str:
+        return str(client("s3").generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": f"banks/{bank_id}/media/{path}"},
+            ExpiresIn=self.EXPIRES_SECONDS))
+
+
 class S3Quarantine:
     """Rejected raw events at ``quarantine/dt=YYYY-MM-DD/{hash}.json`` for listing and replay."""
 

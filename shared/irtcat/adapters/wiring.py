@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         FirehoseHistory,
         KinesisAnswers,
         S3BankStore,
+        S3MediaLinks,
         S3Objects,
         S3Quarantine,
     )
@@ -55,6 +56,7 @@ class Adapters:
     banks: S3BankStore
     history: FirehoseHistory
     quarantine: S3Quarantine
+    media: S3MediaLinks
 
 
 def reset() -> None:
@@ -88,6 +90,7 @@ def adapters() -> Adapters:
         DynamoStudents,
         FirehoseHistory,
         S3BankStore,
+        S3MediaLinks,
         S3Quarantine,
         Settings,
     )
@@ -97,6 +100,7 @@ def adapters() -> Adapters:
     return Adapters(
         sessions=DynamoSessions(settings, banks), students=DynamoStudents(settings),
         banks=banks, history=FirehoseHistory(settings), quarantine=S3Quarantine(settings),
+        media=S3MediaLinks(settings),
     )
 
 

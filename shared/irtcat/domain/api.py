@@ -3,7 +3,10 @@ teacher's ``GET /tests/{id}/sessions``). What a reply carries never includes a k
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import datetime
+from html import escape, unescape
 from typing import Literal
 
 from pydantic import ConfigDict, Field
@@ -96,6 +99,7 @@ class SessionView(Message):
     session_id: str
     student_id: str
     test_id: str
+    bank_id: str | None = None
     status: Literal["active", "finished"]
     answered: int
     item: ServedItemView | None = None
@@ -130,3 +134,30 @@ class SessionSummary(Message):
     person_fit: float | None = None
     created_at: datetime
     trajectory: list[TrajectoryPoint]
+
+
+# a bank media reference in served content: src="media/<path>" (docs/items.md)
+_MEDIA_SRC = re.compile(r'src="media/([^"]+)"')
+
+
+def link_media(view: SessionView, url: Callable[[str, str], str]) -> SessionView:
+    """``view`` with every ``src="media/<path>"`` in its item's stem, prompts, options and
+    passage replaced by ``url(bank_id, path)`` (a short-lived signed link to the bank bucket)."""
+    item = view.item
+    if item is None or view.bank_id is None:
+        return view
+    bank_id = view.bank_id
+
+    def fix(html: str | None) -> str | None:
+        if html is None or "media/" not in html:
+            return html
+        return _MEDIA_SRC.sub(lambda m: f'src="{escape(url(bank_id, unescape(m.group(1))))}"', html)
+
+    def options(opts: list[OptionView] | None) -> list[OptionView] | None:
+        return None if opts is None else [o.model_copy(update={"text": fix(o.text)}) for o in opts]
+
+    responses = None if item.responses is None else [
+        r.model_copy(update={"prompt": fix(r.prompt), "options": options(r.options)}) for r in item.responses]
+    linked = item.model_copy(update={"stem": fix(item.stem), "passage": fix(item.passage),
+                                     "options": options(item.options), "responses": responses})
+    return view.model_copy(update={"item": linked})

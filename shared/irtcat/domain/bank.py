@@ -85,7 +85,7 @@ class Item(Message):
     # package's metadata (LOM subject, QTI 3 catalogInfo, ...)
     title: str | None = Field(default=None, max_length=500)
     source: str | None = Field(default=None, max_length=1000)
-    metadata: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, str] | None = None
     exposure_k: float = Field(default=1.0, gt=0, le=1, description="Sympson-Hetter parameter")
     exposure_price: float = Field(default=0.0, ge=0, allow_inf_nan=False,
                                   description="allocation price: max-info under exposure control ranks this item "

@@ -156,7 +156,7 @@ class SessionState(Message):
                                    relaxed=list(self.relaxed), person_fit=self.person_fit, effort=self.effort,
                                    rapid_guesses=self.rapid_guesses, flags=list(self.flags))
         return SessionView(session_id=self.session_id, student_id=self.student_id, test_id=self.test_id,
-                           status=self.status, answered=self.answered, item=item, result=result,
+                           bank_id=self.bank_id, status=self.status, answered=self.answered, item=item, result=result,
                            expires_at=self.expires_at, remaining_seconds=remaining)
 
 
