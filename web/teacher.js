@@ -48,7 +48,8 @@ async function load(test) {
   for (const s of rows) {
     const tr = document.createElement("tr");
     for (const text of [s.student_id, s.status, String(s.answered), `${s.scale_score} ± ${s.scale_se}`,
-                        s.level || "", `${s.theta.toFixed(2)} ± ${s.se.toFixed(2)}`, check(s)]) {
+                        s.level || "", `${s.theta.toFixed(2)} ± ${s.se.toFixed(2)}`, check(s),
+                        (s.accommodations || "").replaceAll(";", ", ")]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.appendChild(td);
@@ -72,4 +73,24 @@ document.getElementById("test-form").addEventListener("submit", async (e) => {
     await load(document.getElementById("test").value.trim());
   }
   catch (err) { document.getElementById("error").textContent = `Could not load sessions: ${err.message}`; }
+});
+
+// accommodations: a teacher sets a student's for one test (or every test); sessions started
+// afterwards take them (extended time scales the time limit)
+document.getElementById("acc-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const out = document.getElementById("acc-result");
+  const student = document.getElementById("acc-student").value.trim();
+  try {
+    if (!Auth.signedIn()) throw new Error("sign in first (Show sessions)");
+    const body = {
+      test_id: document.getElementById("acc-test").value.trim() || "*",
+      extended_time: Number(document.getElementById("acc-time").value || "1"),
+      text_to_speech: document.getElementById("acc-tts").checked,
+      large_font: document.getElementById("acc-font").checked,
+    };
+    const view = await Auth.api("PUT", `/students/${encodeURIComponent(student)}/accommodations`, body);
+    const set = Object.entries(view.accommodations).map(([t, a]) => `${t === "*" ? "every test" : t}: ${JSON.stringify(a)}`);
+    out.textContent = set.length ? `${student} — ${set.join("; ")}` : `${student} has no accommodations`;
+  } catch (err) { out.textContent = `Could not save: ${err.message}`; }
 });

@@ -27,7 +27,7 @@ from ..domain.policy import TestDefinition, TestPolicy
 from ..domain.ports import BankStore, Conflict, NotFound
 from ..domain.session import SessionState
 from ..domain.stored import outbox_context, pack, pack_outbox, state_context, unpack
-from ..domain.student import StudentProfile, pack_seen, unpack_seen
+from ..domain.student import Accommodations, StudentProfile, pack_seen, unpack_seen
 
 T = TypeVar("T")
 _RETRYABLE = {
@@ -103,6 +103,10 @@ def _session_key(session_id: str) -> dict[str, Any]:
 
 # the profile item's attribute holding one test's seen items: seen#{test_id}
 SEEN_PREFIX = "seen#"
+# ... one test's accommodations (acc#* for every test), and the group variables (JSON): set by a
+# teacher or an admin, beside what sessions write, so neither overwrites the other
+ACCOMMODATIONS_PREFIX = "acc#"
+GROUPS_ATTRIBUTE = "groups"
 
 
 def _latest_key(student_id: str, test_id: str) -> dict[str, Any]:
@@ -231,7 +235,7 @@ class DynamoSessions:
                     "TableName": self.table, "Key": _student_key(profile.student_id),
                     "UpdateExpression": f"SET doc = :doc, updated_at = :at{sets} ADD sessions_finished :one",
                     "ExpressionAttributeValues": {
-                        ":doc": {"S": profile.model_dump_json(exclude={"seen"})},
+                        ":doc": {"S": profile.model_dump_json(exclude={"seen", "accommodations", "groups"})},
                         ":at": {"S": profile.updated_at.isoformat()}, ":one": {"N": "1"}, **values,
                     },
                 }
@@ -259,7 +263,8 @@ def outbox_of(image: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
 
 
 class DynamoStudents:
-    """Student profiles (last known ability)."""
+    """Student profiles: last known ability and seen items (written by sessions), accommodations
+    and group variables (written by teachers and admins), one item per student."""
 
     def __init__(self, settings: Settings) -> None:
         self.table = settings.table_name
@@ -270,11 +275,43 @@ class DynamoStudents:
         item = resp.get("Item")
         if not item:
             return None
-        profile = StudentProfile.model_validate_json(item["doc"]["S"])
+        if "doc" in item:
+            profile = StudentProfile.model_validate_json(item["doc"]["S"])
+        else:  # accommodations or groups set before any finished session
+            profile = StudentProfile(student_id=student_id, updated_at=datetime.now(UTC))
         finished = int(item.get("sessions_finished", {}).get("N", "0"))
         seen = {name[len(SEEN_PREFIX):]: unpack_seen(value["S"]) for name, value in item.items()
                 if name.startswith(SEEN_PREFIX)}
-        return profile.model_copy(update={"sessions_finished": finished, "seen": seen})
+        accommodations = {name[len(ACCOMMODATIONS_PREFIX):]: Accommodations.model_validate_json(value["S"])
+                          for name, value in item.items() if name.startswith(ACCOMMODATIONS_PREFIX)}
+        groups = json.loads(item[GROUPS_ATTRIBUTE]["S"]) if GROUPS_ATTRIBUTE in item else {}
+        return profile.model_copy(update={"sessions_finished": finished, "seen": seen,
+                                          "accommodations": accommodations, "groups": groups})
+
+    def set_accommodations(self, student_id: str, test_id: str, accommodations: Accommodations | None) -> None:
+        """Set (or with None, remove) a student's accommodations for a test (``*``: every test)."""
+        names = {"#a": f"{ACCOMMODATIONS_PREFIX}{test_id}"}
+        if accommodations is None or accommodations == Accommodations():
+            with_retries(lambda: client("dynamodb").update_item(
+                TableName=self.table, Key=_student_key(student_id), UpdateExpression="REMOVE #a",
+                ExpressionAttributeNames=names))
+            return
+        with_retries(lambda: client("dynamodb").update_item(
+            TableName=self.table, Key=_student_key(student_id), UpdateExpression="SET #a = :a",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":a": {"S": accommodations.model_dump_json(exclude_defaults=True)}}))
+
+    def set_groups(self, student_id: str, groups: dict[str, str]) -> None:
+        """Replace a student's group variables (``{}`` removes them)."""
+        if not groups:
+            with_retries(lambda: client("dynamodb").update_item(
+                TableName=self.table, Key=_student_key(student_id), UpdateExpression="REMOVE #g",
+                ExpressionAttributeNames={"#g": GROUPS_ATTRIBUTE}))
+            return
+        with_retries(lambda: client("dynamodb").update_item(
+            TableName=self.table, Key=_student_key(student_id), UpdateExpression="SET #g = :g",
+            ExpressionAttributeNames={"#g": GROUPS_ATTRIBUTE},
+            ExpressionAttributeValues={":g": {"S": json.dumps(groups, sort_keys=True)}}))
 
 
 class S3BankStore:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ..domain.bank import ItemBank
@@ -12,7 +13,7 @@ from ..domain.policy import TestDefinition, TestPolicy
 from ..domain.ports import Conflict, NotFound
 from ..domain.session import SessionState
 from ..domain.stored import outbox_context, pack, pack_outbox, unpack, unpack_outbox
-from ..domain.student import StudentProfile
+from ..domain.student import Accommodations, StudentProfile
 
 
 @dataclass
@@ -85,7 +86,22 @@ class MemoryStudents:
         old = self.items.get(profile.student_id)
         finished = (old.sessions_finished if old else 0) + 1
         seen = {**(old.seen if old else {}), **profile.seen}  # one test's list replaces only its own
-        self.items[profile.student_id] = profile.model_copy(update={"sessions_finished": finished, "seen": seen})
+        kept = {"accommodations": old.accommodations, "groups": old.groups} if old else {}
+        self.items[profile.student_id] = profile.model_copy(update={"sessions_finished": finished, "seen": seen,
+                                                                    **kept})
+
+    def _profile(self, student_id: str) -> StudentProfile:
+        return self.items.get(student_id) or StudentProfile(student_id=student_id, updated_at=datetime.now(UTC))
+
+    def set_accommodations(self, student_id: str, test_id: str, accommodations: Accommodations | None) -> None:
+        old = self._profile(student_id)
+        acc = {k: v for k, v in old.accommodations.items() if k != test_id}
+        if accommodations is not None and accommodations != Accommodations():
+            acc[test_id] = accommodations
+        self.items[student_id] = old.model_copy(update={"accommodations": acc})
+
+    def set_groups(self, student_id: str, groups: dict[str, str]) -> None:
+        self.items[student_id] = self._profile(student_id).model_copy(update={"groups": dict(groups)})
 
 
 @dataclass

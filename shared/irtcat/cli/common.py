@@ -22,3 +22,34 @@ def emit(args: argparse.Namespace, summary: dict[str, Any], human: str) -> None:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(human)
+
+
+def stack_outputs(args: argparse.Namespace, needs: tuple[str, ...]) -> dict[str, str]:
+    """The stack's outputs ``needs`` names: explicit options, else a deployed stack (--stack),
+    else the stack of ``irtcat local up``."""
+    outputs: dict[str, str] = {}
+    if args.stack:
+        import boto3
+
+        desc = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
+    else:
+        import os
+
+        state = Path(args.data_dir) / "runtime.json"
+        if state.exists():
+            info = json.loads(state.read_text())
+            os.environ.setdefault("AWS_ENDPOINT_URL", info["endpoint"])
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+            os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+            outputs = {k: str(v) for k, v in info["outputs"].items()}
+    for key, opt in (("HistoryBucketName", "bucket"), ("PipeDeadLetterQueueUrl", "queue_url"),
+                     ("AnswerStreamName", "stream")):
+        if getattr(args, opt, None):  # the dlq commands' explicit resources
+            outputs[key] = getattr(args, opt)
+    missing = [k for k in needs if k not in outputs]
+    if missing:
+        raise CliError(f"no stack found: start 'irtcat local up', or pass --stack or the resource options "
+                       f"(missing {', '.join(missing)})")
+    return outputs

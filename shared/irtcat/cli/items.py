@@ -1,5 +1,6 @@
 """``irtcat bank import``: bring a testing organisation's items in (docs/items.md; the readers
-are in :mod:`irtcat.importer`)."""
+are in :mod:`irtcat.importer`); ``irtcat students import``: their students' accommodations and
+group variables."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, emit
+from .common import DATA_DIR, CliError, emit, stack_outputs
 
 
 def _bank_import(args: argparse.Namespace) -> int:
@@ -43,3 +44,47 @@ def add_item_commands(bank: Any) -> None:
     im.add_argument("--strict", action="store_true", help="exit 2 when any item is refused")
     im.add_argument("--json", action="store_true")
     im.set_defaults(fn=_bank_import)
+
+
+def _students_import(args: argparse.Namespace) -> int:
+    import csv
+
+    from ..adapters.aws import DynamoStudents, Settings
+    from ..domain.student import settings_row
+
+    try:
+        rows = list(csv.DictReader(args.file.read_text(encoding="utf-8-sig").splitlines()))
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
+    parsed, refused = [], []
+    for n, row in enumerate(rows, start=2):
+        try:
+            parsed.append(settings_row(row, f"{args.file.name}:{n}"))
+        except ValueError as exc:
+            refused.append({"row": n, "reason": str(exc)})
+    table = stack_outputs(args, ("StateTableName",))["StateTableName"]
+    students = DynamoStudents(Settings(table_name=table, bank_bucket="-", history_stream="-", history_bucket="-"))
+    grouped: set[str] = set()
+    for student_id, test_id, accommodations, groups in parsed:
+        students.set_accommodations(student_id, test_id, accommodations)
+        if student_id not in grouped:  # a student's groups are the first row's (they hold for every test)
+            students.set_groups(student_id, groups)
+            grouped.add(student_id)
+    summary = {"updated": len(parsed), "students": len({p[0] for p in parsed}), "refused": refused}
+    emit(args, summary, f"updated {len(parsed)} row(s) for {summary['students']} student(s)"
+         + "".join(f"\nrefused row {r['row']}: {r['reason']}" for r in refused))
+    return 2 if refused and args.strict else 0
+
+
+def add_student_commands(sub: Any) -> None:
+    """Register ``students import``."""
+    students = sub.add_parser("students", help="student accommodations and group variables").add_subparsers(
+        dest="students_command", required=True)
+    si = students.add_parser("import", help="set accommodations and group variables from a CSV "
+                                            "(student_id[,test_id],accommodation.*,group.*)")
+    si.add_argument("file", type=Path)
+    si.add_argument("--stack", help="a deployed stack's name (default: the stack of irtcat local up)")
+    si.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    si.add_argument("--strict", action="store_true", help="exit 2 when any row is refused")
+    si.add_argument("--json", action="store_true")
+    si.set_defaults(fn=_students_import)

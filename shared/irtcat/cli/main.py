@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from .blueprint import add_blueprint_commands
-from .common import DATA_DIR, CliError, emit
+from .common import DATA_DIR, CliError, emit, stack_outputs
 from .health import add_health_commands
-from .items import add_item_commands
+from .items import add_item_commands, add_student_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -443,40 +443,10 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stack_outputs(args: argparse.Namespace) -> dict[str, str]:
-    """Resource names: explicit options, else a deployed stack (--stack), else the local stack."""
-    outputs: dict[str, str] = {}
-    if args.stack:
-        import boto3
-
-        desc = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
-    else:
-        import os
-
-        state = Path(args.data_dir) / "runtime.json"
-        if state.exists():
-            info = json.loads(state.read_text())
-            os.environ.setdefault("AWS_ENDPOINT_URL", info["endpoint"])
-            os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-            os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-            outputs = {k: str(v) for k, v in info["outputs"].items()}
-    for key, opt in (("HistoryBucketName", "bucket"), ("PipeDeadLetterQueueUrl", "queue_url"),
-                     ("AnswerStreamName", "stream")):
-        if getattr(args, opt, None):
-            outputs[key] = getattr(args, opt)
-    missing = [k for k in ("HistoryBucketName", "PipeDeadLetterQueueUrl", "AnswerStreamName") if k not in outputs]
-    if missing:
-        raise CliError(f"no stack found: start 'irtcat local up', or pass --stack or the resource options "
-                       f"(missing {', '.join(missing)})")
-    return outputs
-
-
 def _dlq(args: argparse.Namespace) -> int:
     from ..adapters.replay import list_dlq, list_quarantine, replay
 
-    out = _stack_outputs(args)
+    out = stack_outputs(args, ("HistoryBucketName", "PipeDeadLetterQueueUrl", "AnswerStreamName"))
     parked = []
     if args.source in ("all", "quarantine"):
         parked += list_quarantine(out["HistoryBucketName"])
@@ -598,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_blueprint_commands(sub)
     add_health_commands(sub)
+    add_student_commands(sub)
 
     e = sub.add_parser("exposure",
                        help="exposure control for a policy: allocation prices and Sympson-Hetter parameters")

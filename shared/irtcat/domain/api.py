@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field
 
 from .base import ID_PATTERN, Message
 from .responses import ResponseKind
+from .student import Accommodations
 
 
 class StartSessionRequest(Message):
@@ -106,6 +107,7 @@ class SessionView(Message):
     result: SessionResult | None = None
     expires_at: datetime | None = None
     remaining_seconds: float | None = None
+    accommodations: Accommodations | None = None
 
 
 class TrajectoryPoint(Message):
@@ -132,6 +134,7 @@ class SessionSummary(Message):
     flags: list[str] = Field(default_factory=list)
     effort: float | None = None
     person_fit: float | None = None
+    accommodations: str | None = None  # e.g. "extended_time=1.5;text_to_speech" (Accommodations.label)
     created_at: datetime
     trajectory: list[TrajectoryPoint]
 

@@ -56,6 +56,7 @@ class HistoryRecord(Message):
     effort: float | None = None  # its response-time effort
     rapid_guesses: int | None = None
     flags: str | None = None  # JSON ["person_fit", "effort"]: what fell short
+    accommodations: str | None = None  # the session's, e.g. "extended_time=1.5;text_to_speech"
     raw_event: str | None = None
 
     def partition_date(self) -> str:

@@ -29,6 +29,7 @@ from .effort import answer_seconds, is_rapid, session_checks
 from .events import AnswerEvent
 from .policy import TestPolicy
 from .scoring import score_choice, shown_options
+from .student import Accommodations
 
 # an answered position keeps a digest of its event_id, not the id: enough to tell a redelivery
 # from another answer (two ids share a 6-byte digest with probability 2^-48)
@@ -99,6 +100,7 @@ class SessionState(Message):
     effort: float | None = None
     rapid_guesses: int = 0
     flags: list[str] = Field(default_factory=list)
+    accommodations: Accommodations | None = None  # copied from the student's profile at the start
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None = None
@@ -157,7 +159,8 @@ class SessionState(Message):
                                    rapid_guesses=self.rapid_guesses, flags=list(self.flags))
         return SessionView(session_id=self.session_id, student_id=self.student_id, test_id=self.test_id,
                            bank_id=self.bank_id, status=self.status, answered=self.answered, item=item, result=result,
-                           expires_at=self.expires_at, remaining_seconds=remaining)
+                           expires_at=self.expires_at, remaining_seconds=remaining,
+                           accommodations=self.accommodations)
 
 
 class Rejection(Exception):
@@ -209,6 +212,7 @@ def new_session(
     now: datetime | None = None,
     seen: list[str] | None = None,
     policy_version: int | None = None,
+    accommodations: Accommodations | None = None,
 ) -> SessionState:
     """A new session serving its first item.
 
@@ -217,16 +221,19 @@ def new_session(
     the items this student was served in earlier sessions of the test, excluded when the
     policy says so. When no item is left to serve, the session starts finished with stop
     reason ``bank_exhausted`` (a student who has seen the whole bank), never an error.
+    ``accommodations`` are copied into the session; a time limit scales by ``extended_time``.
     """
     now = now or datetime.now(UTC)
     start = policy.prior.mean if theta_start is None else float(np.clip(theta_start, -4, 4))
-    limit = policy.stopping.time_limit_seconds
+    limit: float | None = policy.stopping.time_limit_seconds
+    if limit and accommodations is not None:
+        limit = limit * accommodations.extended_time
     state = SessionState(
         session_id=session_id, student_id=student_id, test_id=policy.test_id, bank_id=bank.bank_id,
         bank_version=bank.version, policy=policy, policy_version=policy_version, theta_start=start, theta=start,
         se=policy.prior.sd, created_at=now, updated_at=now,
         excluded=list(seen or []) if policy.exclude_seen_items else [],
-        expires_at=now + timedelta(seconds=limit) if limit else None,
+        expires_at=now + timedelta(seconds=limit) if limit else None, accommodations=accommodations,
     )
     if not bank.engine.operational.any():
         raise Rejection("the bank has no operational item for this test")

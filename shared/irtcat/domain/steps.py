@@ -244,6 +244,7 @@ def session_record(state: SessionState) -> HistoryRecord:
         person_fit=state.person_fit, effort=state.effort,
         rapid_guesses=state.rapid_guesses if state.effort is not None else None,
         flags=json.dumps(state.flags) if state.flags else None,
+        accommodations=state.accommodations.label() if state.accommodations else None,
     )
 
 
@@ -449,6 +450,7 @@ def start_session(
             policy=test.policy.model_copy(update={"test_id": test.test_id}), bank=bank,
             theta_start=profile.theta if profile else None, now=now,
             seen=profile.seen_in(test.test_id) if profile else None, policy_version=test.policy_version,
+            accommodations=profile.accommodations_for(test.test_id) if profile else None,
         )
         try:
             # finished at once (bank_exhausted) when the student has seen every item
@@ -498,7 +500,7 @@ def list_sessions(test_id: str, sessions: SessionRepository, limit: int = 50) ->
             **dict(zip(("scale_score", "scale_se"), s.policy.scale.score(s.theta, s.se), strict=True)),
             level=s.policy.level(s.theta) if s.status == "finished" else None,
             stop_reason=s.stop_reason, created_at=s.created_at, flags=list(s.flags), effort=s.effort,
-            person_fit=s.person_fit,
+            person_fit=s.person_fit, accommodations=s.accommodations.label() if s.accommodations else None,
             trajectory=[TrajectoryPoint(seq=x.seq, theta=x.theta, se=x.se) for x in s.served
                         if x.response is not None and not x.pretest and x.theta is not None and x.se is not None],
         )

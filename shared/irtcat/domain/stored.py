@@ -36,6 +36,7 @@ from .bank import ItemBank
 from .history import HistoryRecord
 from .policy import TestPolicy
 from .session import ServedItem, SessionState, event_digest
+from .student import Accommodations
 
 # the stored form's version: a document without "v" is a whole SessionState (the layout before)
 STORED_FORMAT = 2
@@ -106,7 +107,9 @@ def pack(state: SessionState, bank: ItemBank) -> dict[str, Any]:
         doc["rt"] = _b64(np.array([0xFFFF if s.seconds is None else min(round(s.seconds * 10), 0xFFFE)
                                    for s in answered], dtype="<u2"))
     checks: dict[str, Any] = {"pf": state.person_fit, "ef": state.effort, "rg": state.rapid_guesses or None,
-                              "fl": state.flags or None}
+                              "fl": state.flags or None,
+                              "ac": state.accommodations.model_dump(exclude_defaults=True)
+                              if state.accommodations else None}
     doc.update({k: v for k, v in checks.items() if v is not None})
     for key, value in (("ex", _micros(state.expires_at)), ("f", _micros(state.finished_at)),
                        ("sr", state.stop_reason)):
@@ -153,6 +156,7 @@ def unpack(doc: dict[str, Any], *, session_id: str, student_id: str, status: str
         relaxed=[RelaxedRule(rule=r, by=b) for r, b in doc.get("rl", [])],
         person_fit=doc.get("pf"), effort=doc.get("ef"), rapid_guesses=int(doc.get("rg", 0)),
         flags=list(doc.get("fl", [])),
+        accommodations=Accommodations.model_validate(doc["ac"]) if "ac" in doc else None,
         created_at=_EPOCH + timedelta(microseconds=doc["c"]), updated_at=_EPOCH + timedelta(microseconds=doc["u"]),
         expires_at=_time(doc.get("ex")),
         finished_at=_time(doc.get("f")),
