@@ -104,8 +104,8 @@ def bench_shadow_solve(examinees: int = 20) -> dict[str, Any]:
 
 def bench_blueprint(examinees: int = 2000) -> dict[str, Any]:
     """``examinees`` simulees (N(0, 1)) on the 1,000-item bank, fixed length 30: the shadow test
-    of the 20-rule blueprint, without and with exposure control at the default 0.25 cap
-    (allocation prices and item eligibility, and the seconds it takes to compute them);
+    of the 20-rule blueprint, without and with exposure control at the default 0.25 cap (item
+    eligibility, and the seconds it takes to compute it);
     unconstrained max-info without and with the default exposure control (prices and
     Sympson-Hetter); Kingsbury-Zara content balancing on the blueprint's content-area shares, and
     beside it the shadow test held to those content rules alone. Violated rules per condition

@@ -71,9 +71,10 @@ def client(service: str) -> Any:
     same for ``sam local``, which passes a function only the variables its template declares.
     Adaptive retries absorb throttling.
     """
+    # Signature Version 4 for S3 too: the signed media links (S3MediaLinks) are SigV4 links
     return boto3.client(service, endpoint_url=os.environ.get("IRTCAT_AWS_ENDPOINT") or None,
                         config=Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5,
-                                      read_timeout=20))
+                                      read_timeout=20, signature_version="s3v4" if service == "s3" else None))
 
 
 def reset_caches() -> None:

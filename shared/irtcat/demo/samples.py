@@ -113,6 +113,11 @@ def make_samples() -> dict[str, Any]:
         "events/list_sessions.json": http_event(
             "GET", f"/tests/{TEST_ID}/sessions", path_parameters={"test_id": TEST_ID},
             route_key="GET /tests/{test_id}/sessions", claims=id_token_claims(TEACHER_ID, ("teachers",)), **fixed),
+        "events/accommodations.json": http_event(
+            "PUT", f"/students/{STUDENT_ID}/accommodations",
+            {"test_id": TEST_ID, "extended_time": 1.5, "text_to_speech": True},
+            path_parameters={"student_id": STUDENT_ID}, route_key="PUT /students/{student_id}/accommodations",
+            claims=id_token_claims(TEACHER_ID, ("teachers",)), **fixed),
         "events/update_theta.json": dump(Step(record=good)),
         "events/check_end_condition.json": dump(updated),
         "events/select_next_item.json": dump(checked),

@@ -4,13 +4,15 @@ Stems, prompts, options and stimuli are serialised from the item's XML (QTI's ow
 dropped, XHTML and MathML kept) and then cleaned by an allow-list sanitiser (ammonia, through
 ``nh3``): text structure, tables, lists, MathML, ``img`` with ``alt``, ``audio``. Scripts, event
 handlers, styles, frames, forms and every URL that is not a file of the bank's own media are
-removed. A media reference is resolved inside the package, recorded, and rewritten to
+removed; content its author hid (``display: none``, ``hidden``) is dropped with its element,
+since without its style it would show. A media reference is resolved inside the package, recorded, and rewritten to
 ``media/<path>`` (the tablet serves it from the bank bucket).
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from xml.etree.ElementTree import Element
 
@@ -48,6 +50,7 @@ ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     "annotation": {"encoding"},
 }
 _MEDIA_ATTRS = {"img": "src", "audio": "src", "source": "src"}
+_HIDDEN = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
 def sanitise(fragment: str) -> str:
@@ -91,6 +94,8 @@ def _element(el: Element, replace: Replace | None, media: MediaRef | None) -> st
         if stand_in is not None:
             return stand_in
     attrs = {k.rsplit("}", 1)[-1]: v for k, v in el.attrib.items()}
+    if _HIDDEN.search(attrs.get("style", "")) or "hidden" in attrs:
+        return ""  # content its author hid (a note, an answer): styles are dropped, so it would show
     if name == "object":  # QTI 2's media element: an image or a sound
         kind = attrs.get("type", "")
         data = attrs.get("data", "")
