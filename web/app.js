@@ -74,6 +74,8 @@ function startTimer(view) {
     const left = Math.max(0, Math.round((state.deadline - Date.now()) / 1000));
     $("timer").textContent = `Time left ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
     $("timer").classList.toggle("low", left <= 60);
+    // a screen reader hears the time left at five minutes and at one (the ticking timer is not announced)
+    if (left === 300 || left === 60) $("time-alert").textContent = `${left / 60} minute${left === 60 ? "" : "s"} left`;
     if (left === 0 && !$("item").hidden) {
       clearInterval(state.ticker);
       render(await api("GET", `/sessions/${encodeURIComponent(state.session.session_id)}`));

@@ -135,7 +135,7 @@ def test_duplicate_event_id_and_seq_change_nothing():
         ({"student_id": "intruder"}, "another student"),
         ({"session_id": "no-such-session"}, "unknown session"),
         ({"response": 1}, "answer contract version 1"),
-        ({"schema_version": 3}, "unknown answer contract version 3"),
+        ({"schema_version": 4}, "unknown answer contract version 4"),
         ({"choice": True}, "invalid event: choice: must be an option id"),
         ({"choice": None}, "invalid event: choice: must be an option id"),
         ({"extra": "field"}, "invalid event: extra"),

@@ -64,7 +64,9 @@ def test_no_reply_carries_a_key_or_the_order_that_would_give_it():
         state = w.sessions.get(view.session_id)
         reply = json.loads(state.view(w.bank).model_dump_json())
         item = w.bank.item(reply["item"]["item_id"])
-        assert set(reply["item"]) == {"item_id", "seq", "kind", "stem", "options", "partial_credit"}
+        assert set(reply["item"]) == {"item_id", "seq", "kind", "stem", "options", "partial_credit", "responses",
+                                      "passage"}
+        assert reply["item"]["responses"] is None and reply["item"]["passage"] is None
         if item.kind == "choice":
             assert [o["id"] for o in reply["item"]["options"]] == list("ABCD")
             assert all(set(o) == {"id", "text"} for o in reply["item"]["options"])

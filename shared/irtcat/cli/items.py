@@ -32,8 +32,25 @@ def _bank_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bank_export(args: argparse.Namespace) -> int:
+    from ..domain.bank import ItemBank
+    from ..importer.build import media_dir
+    from ..importer.export import export_bank
+
+    bank = ItemBank.load(args.bank)
+    summary = export_bank(bank, media_dir(args.bank), args.qti)
+    emit(args, summary, f"wrote {summary['items']} item(s), {summary['stimuli']} stimulus(es) and "
+                        f"{summary['media_files']} media file(s) to {args.qti} (QTI 3.0)")
+    return 0
+
+
 def add_item_commands(bank: Any) -> None:
-    """Register ``bank import`` under the ``bank`` subcommands."""
+    """Register ``bank import`` and ``bank export`` under the ``bank`` subcommands."""
+    ex = bank.add_parser("export", help="write a bank as a QTI 3.0 package (importing it gives the bank back)")
+    ex.add_argument("bank", type=Path, metavar="BANK.json")
+    ex.add_argument("--qti", type=Path, required=True, metavar="OUT.zip")
+    ex.add_argument("--json", action="store_true")
+    ex.set_defaults(fn=_bank_export)
     im = bank.add_parser("import", help="import items: QTI 2.1/2.2/3.0 packages, folders or files, CSV/XLSX sheets")
     im.add_argument("paths", type=Path, nargs="+", metavar="PATH")
     im.add_argument("--out", type=Path, required=True, help="the bank JSON to write (media go to BANK.media/)")

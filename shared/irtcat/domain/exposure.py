@@ -6,9 +6,9 @@ best test under the cap), and serves the chosen item only after it wins a lotter
 probability ``exposure_k`` (Sympson & Hetter 1985); together they keep every item's exposure
 rate at or below the policy's ``max_exposure``. A shadow-test policy runs no lottery and takes
 no prices: there ``exposure_k`` is each item's eligibility probability, drawn once per examinee
-(van der Linden & Veldkamp 2004; :func:`irtcat.irt.simulation.eligibility_probabilities`). Both depend on the bank and the policy, so they
-are computed when a bank is made (``irtcat bank generate``, the demo) or on demand
-(``irtcat exposure``), and travel with the bank.
+(van der Linden & Veldkamp 2004; :func:`irtcat.irt.simulation.eligibility_probabilities`). Both
+depend on the bank and the policy, so they are computed when a bank is made (``irtcat bank
+generate``, the demo) or on demand (``irtcat exposure``), and travel with the bank.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ refers to are copied beside the bank (``BANK.media/``), and only those.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -17,38 +17,14 @@ from xml.etree.ElementTree import Element
 from ..domain.bank import Item, ItemBank, media_type
 from ..domain.base import first_error
 from .content import local_name, sanitise, serialise
+from .drafts import Collected, Draft, ImportReport
+from .export import EXTENSION, EXTENSION_FORMAT
 from .parameters import Parameters, apply_parameters, read_parameters
 from .qti import attr, child, parse_item
 from .safety import Package, Refused, check_svg, parse_xml, resolve_inside
+from .sheet import collect_sheet
 
 SHEET_SUFFIXES = (".csv", ".xlsx")
-
-
-@dataclass
-class ImportReport:
-    """What came in and what was refused, as ``--json`` prints it."""
-
-    imported: list[dict[str, Any]] = field(default_factory=list)
-    refused: list[dict[str, Any]] = field(default_factory=list)
-
-    def refuse(self, item_id: str | None, source: str, reason: str) -> None:
-        self.refused.append({"item_id": item_id, "source": source, "reason": reason})
-
-
-@dataclass
-class Draft:
-    """An item read from an input, before its parameters: its fields and its media."""
-
-    fields: dict[str, Any]
-    source: str
-    media: dict[str, tuple[Package, str]]  # bank media path -> (package, member)
-
-
-@dataclass
-class Collected:
-    drafts: list[Draft] = field(default_factory=list)
-    stimuli: dict[str, str] = field(default_factory=dict)
-    stimulus_media: dict[str, dict[str, tuple[Package, str]]] = field(default_factory=dict)
 
 
 class MediaCollector:
@@ -146,7 +122,17 @@ def _qti_item(pkg: Package, member: str, resource: Element | None, prefix: str, 
 
 
 def collect_package(pkg: Package, prefix: str, out: Collected, report: ImportReport) -> None:
-    """Every item of a QTI package or folder (the manifest's item resources, or every item file)."""
+    """Every item of a QTI package or folder (the manifest's item resources, or every item file),
+    and the extension file of a package irtcat exported."""
+    if pkg.exists(EXTENSION):
+        try:
+            ext = json.loads(pkg.read(EXTENSION))
+        except ValueError:
+            raise Refused(f"{pkg.label}: {EXTENSION} is not JSON") from None
+        if not isinstance(ext, dict) or ext.get("format") != EXTENSION_FORMAT:
+            raise Refused(f"{pkg.label}: {EXTENSION} is not a {EXTENSION_FORMAT} file")
+        out.extension_items.update(ext.get("items", {}))
+        out.extension_bank = ext.get("bank", {})
     if pkg.exists("imsmanifest.xml"):
         manifest = parse_xml(pkg.read("imsmanifest.xml"), "imsmanifest.xml")
         resources = [r for r in manifest.iter() if local_name(r.tag) == "resource"]
@@ -171,8 +157,6 @@ def import_bank(paths: list[Path], out_path: Path, bank_id: str | None = None, p
                 content_area_from: str | None = None) -> tuple[ItemBank | None, ImportReport]:
     """Read every input, build the bank (written to ``out_path`` with its media beside it,
     ``<name>.media/``) and the report. Returns ``(None, report)`` when no item came in."""
-    from .sheet import collect_sheet
-
     report = ImportReport()
     collected = Collected()
     for k, path in enumerate(paths):
@@ -198,12 +182,15 @@ def import_bank(paths: list[Path], out_path: Path, bank_id: str | None = None, p
                                                  f"{sources[item_id]}); rename one")
             continue
         fields = dict(draft.fields)
+        exported = collected.extension_items.get(item_id)
+        if exported is not None:
+            fields = _as_exported(fields, exported)
         if content_area_from:
             fields["content_area"] = fields["metadata"].get(content_area_from, fields.get("content_area", ""))
             if content_area_from == "title":
                 fields["content_area"] = fields.get("title") or ""
         try:
-            item = apply_parameters(fields, params)
+            item = Item.model_validate(fields) if exported is not None else apply_parameters(fields, params)
         except Refused as exc:
             report.refuse(item_id, draft.source, str(exc))
             continue
@@ -223,13 +210,31 @@ def import_bank(paths: list[Path], out_path: Path, bank_id: str | None = None, p
         return None, report
     used = {it.attributes.get("passage") for it in items}
     stimuli = {k: v for k, v in collected.stimuli.items() if k in used}
-    bank = ItemBank(bank_id=bank_id or re.sub(r"[^A-Za-z0-9_.-]", "-", out_path.stem), version=1,
-                    model=params.bank_model(), items=items, stimuli=stimuli)  # type: ignore[arg-type]
+    own = {"bank_id": re.sub(r"[^A-Za-z0-9_.-]", "-", out_path.stem), "version": 1, "model": params.bank_model(),
+           **collected.extension_bank}
+    if bank_id:
+        own["bank_id"] = bank_id
+    bank = ItemBank.model_validate({**own, "items": items, "stimuli": stimuli})
     for sid in stimuli:
         media.update(collected.stimulus_media.get(sid, {}))
     write_media(media, out_path)
     bank.dump(out_path)
     return bank, report
+
+
+# where the export put the interaction of an item whose stem had no place for it
+_EXPORTED_PLACEHOLDER = re.compile(r'<div><(div|span) data-response="[^"]*"></\1></div>$')
+
+
+def _as_exported(fields: dict[str, Any], exported: dict[str, Any]) -> dict[str, Any]:
+    """An item read from an irtcat export, with what its extension file kept: its parameters,
+    status, attributes, metadata and source, and a keyed item's own scoring."""
+    out = {k: v for k, v in fields.items() if k in ("item_id", "stem", "responses", "processing", "score_values")}
+    scoring = exported.get("scoring")
+    if scoring is not None:  # the tablet shows a keyed item's options itself: no placeholder in its stem
+        out = {k: v for k, v in out.items() if k not in ("responses", "processing", "score_values")} | scoring
+        out["stem"] = _EXPORTED_PLACEHOLDER.sub("", out.get("stem") or "") or None
+    return out | {k: v for k, v in exported.items() if k != "scoring"}
 
 
 def media_dir(bank_path: Path) -> Path:

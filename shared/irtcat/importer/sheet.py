@@ -15,15 +15,13 @@ import csv
 import html
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..domain.bank import media_type
 from .content import sanitise
+from .drafts import Collected, Draft, ImportReport
 from .parameters import number, row_parameters
 from .safety import MAX_XML_BYTES, Package, Refused, check_svg, safe_member
-
-if TYPE_CHECKING:
-    from .build import Collected, ImportReport
 
 OPTION_COLUMNS = [f"option_{c}" for c in "abcdef"]
 STATUSES = ("operational", "pretest", "retired")
@@ -130,8 +128,6 @@ def _item_fields(row: dict[str, str], where: str, sheet: Path, media: dict[str, 
 
 def collect_sheet(path: Path, prefix: str, out: Collected, report: ImportReport) -> None:
     """Every row of a sheet as an item draft, or a refusal naming its row and column."""
-    from .build import Draft
-
     try:
         rows = read_rows(path)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
