@@ -24,10 +24,16 @@ def post_session() -> Response[str]:
     request = StartSessionRequest.model_validate(json_body(app))
     who.require_student(request.student_id)
     a = adapters()
-    view, created = start_session(request, a.sessions, a.students, a.banks)
+    view, created = start_session(request, a.sessions, a.students, a.banks, warn=_uncontrolled)
     if created:
         metrics.add_metric(name="SessionsStarted", unit=MetricUnit.Count, value=1)
     return Response(201 if created else 200, "application/json", link_media(view, a.media.url).model_dump_json())
+
+
+def _uncontrolled(problem: str) -> None:
+    """A test whose bank lacks the exposure control its policy asks for: said, and counted."""
+    logger.warning(problem)
+    metrics.add_metric(name="ExposureControlMissing", unit=MetricUnit.Count, value=1)
 
 
 @metrics.log_metrics

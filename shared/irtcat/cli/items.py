@@ -11,6 +11,27 @@ from typing import Any
 from .common import DATA_DIR, CliError, emit, stack_outputs
 
 
+def ensure_exposure_control(bank: Any, policy: Any, path: Path) -> Any:
+    """``bank`` with exposure control for ``policy``: as it is when it carries it, else computed
+    now and written back to ``path`` (saying so on stderr), since no bank goes live uncontrolled."""
+    import sys
+    import time
+
+    from ..domain.exposure import with_exposure_control
+
+    problem = policy.exposure_problem(bank)
+    if problem is None:
+        return bank
+    print(f"irtcat: {problem.split(':')[0]}: computing it for this policy now (minutes for a shadow test)...",
+          file=sys.stderr)
+    started = time.perf_counter()
+    controlled, _ = with_exposure_control(bank, policy)
+    controlled.dump(path)
+    print(f"irtcat: exposure control computed in {time.perf_counter() - started:.0f} s and written to {path}",
+          file=sys.stderr)
+    return controlled
+
+
 def _bank_import(args: argparse.Namespace) -> int:
     from ..importer.build import import_bank, media_dir
     from ..importer.safety import Refused
@@ -20,6 +41,10 @@ def _bank_import(args: argparse.Namespace) -> int:
                                    content_area_from=args.content_area_from)
     except Refused as exc:
         raise CliError(str(exc)) from None
+    if bank is not None and args.policy is not None and bank.engine.operational.any():
+        from ..adapters.files import load_policy
+
+        bank = ensure_exposure_control(bank, load_policy(args.policy), args.out)
     summary = {"imported": report.imported, "refused": report.refused,
                "bank": str(args.out) if bank is not None else None,
                "media": str(media_dir(args.out)) if bank is not None and media_dir(args.out).exists() else None}
@@ -56,6 +81,7 @@ def add_item_commands(bank: Any) -> None:
     im.add_argument("--out", type=Path, required=True, help="the bank JSON to write (media go to BANK.media/)")
     im.add_argument("--bank-id", help="default: the output file's name")
     im.add_argument("--parameters", type=Path, help="CSV item_id,model,a,b,c[,d,b1..b5]: items without are pretest")
+    im.add_argument("--policy", type=Path, help="the test's policy: exposure control is computed for it")
     im.add_argument("--content-area-from", metavar="FIELD",
                     help="a metadata key (e.g. lom.classification.taxonpath.taxon.entry) or 'title' as content_area")
     im.add_argument("--strict", action="store_true", help="exit 2 when any item is refused")

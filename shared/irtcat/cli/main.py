@@ -108,6 +108,9 @@ def _simulate(args: argparse.Namespace) -> int:
     engine = bank.engine
     if not engine.operational.any():
         raise CliError("the bank has no operational items")
+    uncontrolled = policy.exposure_problem(bank)
+    if uncontrolled:
+        print(f"irtcat: warning: {uncontrolled}", file=sys.stderr)
     update, close = _progress(thetas.size, "simulating")
     try:
         result = simulate(engine, policy.cat_config(bank), thetas, seed=args.seed, progress=update)
@@ -170,8 +173,10 @@ def _bank_publish(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy) if args.test_id else None
     if policy is not None:
         from .blueprint import refuse_unmeetable
+        from .items import ensure_exposure_control
 
         refuse_unmeetable(policy, bank, args.test_id)
+        bank = ensure_exposure_control(bank, policy, args.bank)
     from ..importer.build import media_dir
 
     media = store.put_media(bank.bank_id, media_dir(args.bank))

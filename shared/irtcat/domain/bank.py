@@ -203,6 +203,18 @@ class CalibrationInfo(Message):
     log_likelihood: float
 
 
+class ExposureControl(Message):
+    """Which policy a bank's exposure parameters were computed for: its digest (the policy's
+    choices that shape exposure, :func:`irtcat.domain.exposure.exposure_digest`), the cap and
+    the method. Item defaults cannot tell "no control" from "none needed"; this can."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    policy_digest: str
+    max_exposure: float
+    selection: str
+    method: str
+
+
 class ItemBank(Message):
     """A versioned item bank (the documented JSON file format, ``format_version`` 1)."""
 
@@ -220,6 +232,8 @@ class ItemBank(Message):
     # shared stimuli (reading passages, a figure several items refer to): id -> sanitised HTML,
     # shown with every item whose ``passage`` attribute names it
     stimuli: dict[str, str] = Field(default_factory=dict)
+    # the policy the items' exposure parameters were computed for (None: never computed)
+    exposure_control: ExposureControl | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> ItemBank:

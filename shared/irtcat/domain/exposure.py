@@ -20,7 +20,7 @@ import numpy as np
 
 from ..irt.exposure import allocation_prices
 from ..irt.simulation import eligibility_probabilities, sympson_hetter_parameters
-from .bank import ItemBank
+from .bank import ExposureControl, ItemBank
 from .policy import TestPolicy
 
 # The iteration aims this far below the policy's maximum: a simulated rate has a sampling
@@ -74,4 +74,6 @@ def with_exposure_control(bank: ItemBank, policy: TestPolicy | None = None, exam
                                                target, examinees, rounds, seed)
     items = [it.model_copy(update={"exposure_k": float(max(min(kk, 1.0), 1e-6)), "exposure_price": float(pp)})
              for it, kk, pp in zip(bank.items, np.asarray(k), price, strict=True)]
-    return bank.model_copy(update={"items": items}), history
+    marker = ExposureControl(policy_digest=policy.exposure_digest(), max_exposure=policy.max_exposure,
+                             selection=policy.selection, method=METHOD)
+    return bank.model_copy(update={"items": items, "exposure_control": marker}), history

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from itertools import pairwise
 from typing import Literal
 
@@ -188,6 +190,30 @@ class TestPolicy(Message):
             if lv.cut is None or theta >= lv.cut:
                 name = lv.name
         return name
+
+    def exposure_digest(self) -> str:
+        """A digest of the choices that shape which items are served, so how often: selection,
+        cap, lottery, stopping, prior, estimator, content targets, blueprint, pretest slots (the
+        test id, scale and levels do not matter). A bank's exposure control names the digest of
+        the policy it was computed for (:class:`~irtcat.domain.bank.ExposureControl`)."""
+        shaping = self.model_dump(mode="json", include={
+            "selection", "randomesque", "strata", "sympson_hetter", "max_exposure", "content_targets", "stopping",
+            "prior", "estimator", "blueprint", "pretest_positions", "exclude_seen_items"})
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+    def exposure_problem(self, bank: ItemBank) -> str | None:
+        """Why ``bank`` does not carry the exposure control this policy asks for (None: it does,
+        or the policy asks for none)."""
+        if not self.sympson_hetter or self.max_exposure >= 1.0:
+            return None
+        marker = bank.exposure_control
+        if marker is None:
+            return (f"bank {bank.bank_id} v{bank.version} carries no exposure control: run irtcat exposure "
+                    "--bank B --policy P (without it one item may be served to every student)")
+        if marker.policy_digest != self.exposure_digest():
+            return (f"bank {bank.bank_id} v{bank.version} carries exposure control for another policy: run "
+                    "irtcat exposure --bank B --policy P for this one")
+        return None
 
     def cat_config(self, bank: ItemBank | None = None) -> CatConfig:
         """The engine's configuration for this policy (with its blueprint compiled against

@@ -432,11 +432,13 @@ def start_session(
     sessions: SessionRepository,
     students: StudentRepository,
     banks: BankStore,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[SessionView, bool]:
     """POST /sessions: a new session on the test's current bank version, theta starting at the
     student's last ability (or the prior), with its first item; and True. A student has at most
     one active session per test: while one is active (and within its time limit) it is returned
-    as it stands, with False, so that a tablet that lost its session picks it up again."""
+    as it stands, with False, so that a tablet that lost its session picks it up again. ``warn``
+    hears when the test's policy asks for exposure control its bank does not carry."""
     test = banks.test(request.test_id)
     now = _now()
     for _ in range(MAX_CONFLICT_ATTEMPTS):
@@ -444,6 +446,9 @@ def start_session(
         if latest is not None and latest.status == "active" and not latest.expired(now):
             return latest.view(banks.bank(latest.bank_id, latest.bank_version), now), False
         bank = banks.bank(test.bank_id, banks.current_version(test.bank_id))
+        uncontrolled = test.policy.exposure_problem(bank) if warn is not None else None
+        if uncontrolled and warn is not None:
+            warn(uncontrolled)
         profile = students.get(request.student_id)
         state = new_session(
             session_id=str(uuid.uuid4()), student_id=request.student_id,
