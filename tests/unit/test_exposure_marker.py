@@ -69,3 +69,23 @@ def test_a_session_start_on_an_uncontrolled_bank_is_heard() -> None:
                                   warn=heard.append)
     assert created and view.item is not None  # the student is served all the same
     assert len(heard) == 1 and "carries no exposure control" in heard[0]
+
+
+def test_a_promotion_recomputes_exposure_control_for_the_same_policy() -> None:
+    from irtcat.domain.exposure import after_promotion
+
+    controlled, _ = with_exposure_control(_small(), POLICY, examinees=300, rounds=2)
+    assert controlled.exposure_control is not None and controlled.exposure_control.policy is not None
+    # a calibration run promotes two pretest items: they come with exposure_k 1 and no price
+    items = list(controlled.items)
+    for k in (0, 1):
+        items[k] = items[k].model_copy(update={"status": "pretest"})
+    before = controlled.model_copy(update={"items": items})
+    promoted = before.model_copy(update={"items": [it.model_copy(update={"status": "operational", "exposure_k": 1.0,
+                                                                         "exposure_price": 0.0})
+                                                   for it in before.items]})
+    redone, note = after_promotion(promoted)
+    assert note is not None and "recomputed" in note and POLICY.exposure_problem(redone) is None
+    assert redone.exposure_control == controlled.exposure_control
+    assert [it.exposure_price for it in redone.items] != [it.exposure_price for it in promoted.items]
+    assert after_promotion(_small()) == (_small(), None)

@@ -64,3 +64,38 @@ def test_the_package_is_plain_qti_without_its_extension(tmp_path: Path) -> None:
         categories = len(old.thresholds) + 1 if old.model else 2
         assert len(new.score_values or []) == categories and new.kind == old.kind
     assert json.loads((tmp_path / "plain.json").read_text())["model"] == "3PL"
+
+
+def test_parameters_read_from_qti_usage_data(tmp_path: Path) -> None:
+    """The export's usagedata.xml (QTI 3) and a QTI 2.1 usageData file set parameters and SEs."""
+    bank = generate_bank(6, "3PL", seed=3, bank_id="ud")
+    bank = bank.model_copy(update={"items": [it.model_copy(update={"se_a": 0.11, "se_b": 0.07})
+                                             for it in bank.items]})
+    bank.dump(tmp_path / "ud.json")
+    assert main(["bank", "export", str(tmp_path / "ud.json"), "--qti", str(tmp_path / "ud.zip")]) == 0
+    with zipfile.ZipFile(tmp_path / "ud.zip") as z:
+        (tmp_path / "usagedata.xml").write_bytes(z.read("usagedata.xml"))
+        with zipfile.ZipFile(tmp_path / "plain.zip", "w") as plain:
+            for name in z.namelist():
+                if name != "irtcat-bank.json":
+                    plain.writestr(name, z.read(name))
+    assert main(["bank", "import", str(tmp_path / "plain.zip"), "--parameters", str(tmp_path / "usagedata.xml"),
+                 "--out", str(tmp_path / "back.json"), "--strict"]) == 0
+    back = ItemBank.load(tmp_path / "back.json")
+    for old, new in zip(bank.items, back.items, strict=True):
+        assert (new.status, new.a, new.b, new.c, new.se_a, new.se_b) == ("operational", old.a, old.b, old.c, 0.11, 0.07)
+    assert back.model == "3PL"
+    qti21 = tmp_path / "stats.xml"
+    qti21.write_text('<usageData xmlns="http://www.imsglobal.org/xsd/imsqti_usagedata_v2p1" glossary="g">'
+                     '<itemStatistic name="irt_a" glossary="g" stdError="0.2"><targetObject identifier="i00000"/>'
+                     "<ordinaryStatistic><value>1.5</value></ordinaryStatistic></itemStatistic>"
+                     '<itemStatistic name="irt_b" glossary="g"><targetObject identifier="i00000"/>'
+                     "<ordinaryStatistic><value>-0.25</value></ordinaryStatistic></itemStatistic>"
+                     '<itemStatistic name="pvalue" glossary="g"><targetObject identifier="i00000"/>'
+                     "<ordinaryStatistic><value>0.61</value></ordinaryStatistic></itemStatistic></usageData>")
+    assert main(["bank", "import", str(tmp_path / "plain.zip"), "--parameters", str(qti21),
+                 "--out", str(tmp_path / "one.json")]) == 0
+    one = ItemBank.load(tmp_path / "one.json")
+    first = one.item("i00000")
+    assert (first.status, first.a, first.b, first.se_a) == ("operational", 1.5, -0.25, 0.2)
+    assert one.model == "2PL" and {it.status for it in one.items[1:]} == {"pretest"}

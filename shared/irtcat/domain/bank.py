@@ -213,6 +213,8 @@ class ExposureControl(Message):
     max_exposure: float
     selection: str
     method: str
+    policy: dict[str, Any] | None = Field(default=None, description="the policy's choices that shape exposure "
+                                          "(what the calibration job recomputes it for after a promotion)")
 
 
 class ItemBank(Message):

@@ -640,6 +640,10 @@ def publish(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> Cal
         raise BankMovedOn(f"bank {job.request.bank_id} moved from v{job.base_version} to v{current} "
                           "while this run calibrated; nothing published")
     bank = ItemBank.model_validate_json(work.get(f"{job.prefix}bank.json"))
+    if job.promoted:  # promoted items join the exposure allocation before they go live
+        from .exposure import after_promotion
+
+        bank, _ = after_promotion(bank)
     banks.publish(bank, make_current=True)
     work.put(f"calibration/{job.request.bank_id}/last.json", json.dumps(
         {"run_id": job.run_id, "version": bank.version,

@@ -75,5 +75,17 @@ def with_exposure_control(bank: ItemBank, policy: TestPolicy | None = None, exam
     items = [it.model_copy(update={"exposure_k": float(max(min(kk, 1.0), 1e-6)), "exposure_price": float(pp)})
              for it, kk, pp in zip(bank.items, np.asarray(k), price, strict=True)]
     marker = ExposureControl(policy_digest=policy.exposure_digest(), max_exposure=policy.max_exposure,
-                             selection=policy.selection, method=METHOD)
+                             selection=policy.selection, method=METHOD, policy=policy.exposure_shaping())
     return bank.model_copy(update={"items": items, "exposure_control": marker}), history
+
+
+def after_promotion(bank: ItemBank) -> tuple[ItemBank, str | None]:
+    """A calibrated bank version whose pretest items were promoted, with its exposure control
+    recomputed for the policy its predecessor's was computed for (the promoted items join the
+    allocation); and what was done, for the run's log (None: the bank carried none to redo)."""
+    marker = bank.exposure_control
+    if marker is None or marker.policy is None:
+        return bank, None
+    policy = TestPolicy.model_validate(marker.policy)
+    controlled, _ = with_exposure_control(bank, policy)
+    return controlled, f"exposure control recomputed for policy {marker.policy_digest} ({policy.selection})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -196,10 +196,13 @@ class TestPolicy(Message):
         cap, lottery, stopping, prior, estimator, content targets, blueprint, pretest slots (the
         test id, scale and levels do not matter). A bank's exposure control names the digest of
         the policy it was computed for (:class:`~irtcat.domain.bank.ExposureControl`)."""
-        shaping = self.model_dump(mode="json", include={
+        return hashlib.sha256(json.dumps(self.exposure_shaping(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def exposure_shaping(self) -> dict[str, Any]:
+        """The choices :meth:`exposure_digest` covers, as JSON (a policy on their own)."""
+        return self.model_dump(mode="json", include={
             "selection", "randomesque", "strata", "sympson_hetter", "max_exposure", "content_targets", "stopping",
             "prior", "estimator", "blueprint", "pretest_positions", "exclude_seen_items"})
-        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
     def exposure_problem(self, bank: ItemBank) -> str | None:
         """Why ``bank`` does not carry the exposure control this policy asks for (None: it does,

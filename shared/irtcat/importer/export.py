@@ -3,7 +3,7 @@
 The package holds one ``qti-assessment-item`` per item (its responses, body and processing;
 a bank's own keyed items as a choice or text entry scored by ``match_correct``), one
 ``qti-assessment-stimulus`` per shared stimulus, the bank's media, the parameters as the CSV
-``--parameters`` reads (``parameters.csv``), and what QTI has no place for in
+``--parameters`` reads (``parameters.csv``, and as QTI usage data, ``usagedata.xml``), and what QTI has no place for in
 :data:`EXTENSION` (a JSON file: the bank's own fields, and per item its status, parameters,
 SEs, exposure parameters, attributes, metadata, source, and a keyed item's own scoring).
 Importing the package gives the same bank back.
@@ -204,6 +204,34 @@ def item_xml(item: Item, passage: str | None) -> str:
             + "</qti-assessment-item>\n")
 
 
+def usage_data(bank: ItemBank) -> str:
+    """The bank's parameters as a QTI 3.0 usage-data file: one ordinary statistic per parameter
+    and item (``a``, ``b`` or ``b1``..., ``c``, ``d``, ``model``), each SE as its ``std-error``."""
+    stats = []
+    for item in bank.items:
+        values: dict[str, Any] = {"model": item.model or bank.model, "a": item.a}
+        ses: dict[str, Any] = {"a": item.se_a}
+        if item.thresholds:
+            values.update({f"b{k + 1}": b for k, b in enumerate(item.thresholds)})
+            se_b = item.se_b if isinstance(item.se_b, list) else []
+            ses.update({f"b{k + 1}": se for k, se in enumerate(se_b)})
+        else:
+            values.update(b=item.b, c=item.c, d=item.d)
+            ses.update(b=item.se_b, c=item.se_c)
+        for name, value in values.items():
+            se = f' std-error="{_n(ses[name])}"' if ses.get(name) is not None else ""
+            count = f' case-count="{item.n_responses}"' if item.n_responses else ""
+            text = value if isinstance(value, str) else _n(value)
+            stats.append(f'<qti-item-statistic name="{name}" glossary-uri="https://irtcat.example/glossary#{name}" '
+                         f'context="{_attr(bank.bank_id)}-v{bank.version}"{count}{se}>'
+                         f'<qti-target-object identifier="{_attr(item.item_id)}"/>'
+                         f"<qti-ordinary-statistic><qti-value>{escape(text)}</qti-value></qti-ordinary-statistic>"
+                         "</qti-item-statistic>")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<qti-usage-data xmlns="http://www.imsglobal.org/xsd/imsqti_usagedata_v3p0" '
+            'glossary-uri="https://irtcat.example/glossary">' + "".join(stats) + "</qti-usage-data>\n")
+
+
 def _file_name(item_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", item_id)
 
@@ -244,6 +272,7 @@ def export_bank(bank: ItemBank, media: Path, out: Path) -> dict[str, Any]:
             # a bank's media/<path> is the package's <path>: importing the package gives it back
             z.write(path, path.relative_to(media).as_posix())
         z.writestr("parameters.csv", params.getvalue())
+        z.writestr("usagedata.xml", usage_data(bank))
         z.writestr(EXTENSION, json.dumps(extension, indent=1, sort_keys=True))
         z.writestr("imsmanifest.xml", '<?xml version="1.0" encoding="UTF-8"?>\n'
                    '<manifest xmlns="http://www.imsglobal.org/xsd/qti/qtiv3p0/imscp_v1p1" '

@@ -1,5 +1,8 @@
-"""Item parameters for imported items: ``--parameters FILE`` (CSV ``item_id,model,a,b,c``, with
-optional ``d`` and ``b1`` ... ``b5`` for partial-credit thresholds).
+"""Item parameters for imported items: ``--parameters FILE``, a CSV ``item_id,model,a,b,c`` (with
+optional ``d`` and ``b1`` ... ``b5`` for partial-credit thresholds) or a QTI usage-data file
+(2.x ``usageData``/``itemStatistic`` or 3.0 ``qti-usage-data``/``qti-item-statistic``): one
+ordinary statistic per parameter and item, named ``a``, ``b``, ``c``, ``d``, ``b1`` ... ``b5``
+(or with an ``irt_`` prefix), its ``stdError`` the parameter's SE, and optionally ``model``.
 
 An item with parameters comes in ``operational`` (unless its source says otherwise); one
 without comes in ``pretest`` at neutral starting values (a = 1, b = 0; a partial-credit item's
@@ -76,8 +79,56 @@ class Parameters:
         return max(models, key=_GENERALITY.__getitem__) if models else "2PL"
 
 
+def read_usage_data(path: Path) -> Parameters:
+    """Parameters from a QTI usage-data file (module docstring); ``Refused`` naming the
+    statistic that is wrong."""
+    from .content import local_name
+    from .qti import attr, child, children
+    from .safety import parse_xml
+
+    try:
+        root = parse_xml(path.read_bytes(), path.name)
+    except OSError as exc:
+        raise Refused(f"cannot read parameters {path}: {exc.strerror}") from None
+    if local_name(root.tag) != "usageData":
+        raise Refused(f"{path.name}: not a QTI usage-data file (<{local_name(root.tag)}>)")
+    cells: dict[str, dict[str, str]] = {}
+    for stat in children(root, "itemStatistic"):
+        name = (attr(stat, "name") or "").lower().removeprefix("irt_").removeprefix("irt-")
+        target = child(stat, "targetObject")
+        value_el = child(stat, "ordinaryStatistic")
+        item_id = attr(target, "identifier") if target is not None else None
+        value = child(value_el, "value") if value_el is not None else None
+        if not item_id or value is None:
+            raise Refused(f"{path.name}: statistic {name or '?'} without its target object or ordinary value")
+        if name not in ("model", "a", "b", "c", "d", *(f"b{k}" for k in range(1, 6))):
+            continue  # another statistic (p-value, point-biserial...): not a parameter
+        cells.setdefault(item_id, {})[name] = (value.text or "").strip()
+        if name not in ("model",) and attr(stat, "stdError"):
+            cells[item_id][f"se_{name}"] = attr(stat, "stdError") or ""
+    out = Parameters()
+    for item_id, row in cells.items():
+        if "model" not in row:  # thresholds: a partial-credit item; c: 3PL; else 2PL
+            row["model"] = "GPCM" if "b1" in row else "3PL" if "c" in row else "2PL"
+        where = f"{path.name} item {item_id}"
+        params = row_parameters(row, where)
+        if params is None:
+            raise Refused(f"{path.name}: item {item_id} has no parameters")
+        se = {k: number(row[f"se_{k}"], f"{where} stdError of {k}") for k in ("a", "b", "c") if f"se_{k}" in row}
+        thresholds_se = [number(row[f"se_b{k}"], f"{where} stdError of b{k}") for k in range(1, 6)
+                         if f"se_b{k}" in row]
+        params.update({f"se_{k}": v for k, v in se.items()})
+        if thresholds_se:
+            params["se_b"] = thresholds_se
+        out.rows[item_id] = params
+    return out
+
+
 def read_parameters(path: Path) -> Parameters:
-    """Read a parameters CSV (``Refused`` naming the row and column of the first bad cell)."""
+    """Read a parameters CSV or usage-data XML file (``Refused`` naming the row and column, or
+    the statistic, of the first bad value)."""
+    if path.suffix.lower() == ".xml":
+        return read_usage_data(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
@@ -122,9 +173,10 @@ def apply_parameters(fields: dict[str, Any], params: Parameters) -> Item:
             raise Refused(f"item {fields['item_id']}: {len(given['b'])} thresholds for {categories + 1} score "
                           "categories")
         fields.update(model=model, a=given.get("a", 1.0), b=given["b"])
+        fields.update({k: given[k] for k in ("se_a", "se_b") if k in given})
     else:
         if categories > 1:
             raise Refused(f"item {fields['item_id']}: a {model} row for an item of {categories + 1} score "
                           "categories (give GRM or GPCM thresholds)")
-        fields.update({k: given[k] for k in ("a", "b", "c", "d") if k in given})
+        fields.update({k: given[k] for k in ("a", "b", "c", "d", "se_a", "se_b", "se_c") if k in given})
     return Item.model_validate(fields)
