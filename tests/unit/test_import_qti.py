@@ -73,7 +73,8 @@ def test_a_qti3_package_imports_every_supported_kind_and_refuses_a_hotspot(qti3:
     geo = bank.item("geo-area")
     assert geo.content_area == "geometry" and bank.item("alg-formula").content_area == "algebra"
     assert geo.title == "Area of a triangle" and geo.source == "sample.zip:items/choice-image.xml"
-    assert geo.metadata["qti.version"] == "3.0"
+    assert geo.metadata is not None and geo.metadata["qti.version"] == "3.0"
+    assert geo.metadata["qti.catalog.tri-img.spoken"] == "A right triangle, base eight centimetres, height five."
     # media copied beside the bank, referenced by their bank path
     assert 'src="media/media/triangle.png"' in (geo.stem or "")
     assert (tmp / "bank.media" / "media" / "triangle.png").read_bytes()[:4] == b"\x89PNG"
@@ -158,14 +159,19 @@ def test_qti_21_and_22_items_and_every_refusal_by_name(tmp_path: Path) -> None:
     bank, report = import_bank([DATA / "qti21", DATA / "qti22"], tmp_path / "b.json")
     assert bank is not None
     assert {r["item_id"]: (r["kind"], r["categories"]) for r in report.imported} == {
-        "tri-21": ("choice", 2), "word-22": ("text", 3), "pi-22": ("numeric", 2)}
+        "tri-21": ("choice", 2), "word-22": ("text", 3), "pi-22": ("numeric", 2), "fox-21": ("choice", 2)}
+    # QTI 2's shared passage: an XHTML object, imported once as the item's stimulus
+    fox = bank.item("fox-21")
+    assert fox.attributes == {"passage": "passage"} and "lazy dog" in bank.stimuli["passage"]
+    assert "The passage" not in (fox.stem or "")
     assert {r["item_id"]: r["reason"] for r in report.refused} == {
         "lost-21": "missing media file images/gone.png",
         "survey-21": "an item with no scoring (no responseProcessing)",
         "tmpl-21": "a template-driven item (its content changes per student) cannot be calibrated as one item",
         "tri-21": "duplicate item id tri-21 (already imported from qti21:choice-object.xml); rename one"}
     tri = bank.item("tri-21")
-    assert tri.metadata["qti.version"] == "2.1" and '<img src="media/01-qti21/images/triangle.png"' in (tri.stem or "")
+    assert tri.metadata is not None and tri.metadata["qti.version"] == "2.1"
+    assert '<img src="media/01-qti21/images/triangle.png"' in (tri.stem or "")
     assert 'alt="A red triangle"' in (tri.stem or "")  # QTI 2's object: its content is the alternative text
     assert (tmp_path / "b.media" / "01-qti21" / "images" / "triangle.png").exists()
     word = bank.item("word-22")

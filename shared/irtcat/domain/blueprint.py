@@ -17,8 +17,9 @@ from pydantic import ConfigDict, Field, model_validator
 from ..irt.shadow import CountRule, SetRule, ShadowSpec, SumRule
 from .bank import Item, ItemBank
 from .base import Message
+from .responses import ITEM_KINDS
 
-ITEM_TYPES = ("choice", "multiple_response", "inline_choice", "numeric", "text")
+ITEM_TYPES = ITEM_KINDS  # the bank's one item-kind vocabulary (domain/responses.py)
 
 
 def _check_bounds(name: str, low: float | None, high: float | None) -> None:

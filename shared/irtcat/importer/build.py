@@ -20,7 +20,7 @@ from .content import local_name, sanitise, serialise
 from .drafts import Collected, Draft, ImportReport
 from .export import EXTENSION, EXTENSION_FORMAT
 from .parameters import Parameters, apply_parameters, read_parameters
-from .qti import attr, child, parse_item
+from .qti import attr, child, children, parse_item
 from .safety import Package, Refused, check_svg, parse_xml, resolve_inside
 from .sheet import collect_sheet
 
@@ -75,6 +75,18 @@ def _metadata(resource: Element | None) -> dict[str, str]:
     return {k: "; ".join(dict.fromkeys(v))[:500] for k, v in out.items()}
 
 
+def _catalog(root: Element) -> dict[str, str]:
+    """A QTI 3 item's ``qti-catalog-info``: each card's text as ``qti.catalog.<catalog>.<support>``."""
+    out: dict[str, str] = {}
+    info = child(root, "catalogInfo")
+    for catalog in children(info, "catalog") if info is not None else []:
+        for card in children(catalog, "card"):
+            text = " ".join("".join(card.itertext()).split())
+            if text:
+                out[f"qti.catalog.{attr(catalog, 'id') or '-'}.{attr(card, 'support') or '-'}"] = text[:500]
+    return out
+
+
 def _stimulus(pkg: Package, member: str, prefix: str) -> tuple[str, str, dict[str, tuple[Package, str]]]:
     """(id, sanitised HTML, media) of a shared stimulus: a QTI 3 ``assessmentStimulus`` or an
     XHTML passage a QTI 2 item embeds."""
@@ -114,7 +126,7 @@ def _qti_item(pkg: Package, member: str, resource: Element | None, prefix: str, 
     fields: dict[str, Any] = {
         "item_id": item_id, "stem": parsed.stem, "responses": parsed.responses, "processing": parsed.processing,
         "score_values": parsed.score_values, "title": parsed.title, "source": source,
-        "metadata": {**_metadata(resource), "qti.version": parsed.version,
+        "metadata": {**_metadata(resource), **_catalog(root), "qti.version": parsed.version,
                      **({"qti.identifier": parsed.identifier} if parsed.identifier != item_id else {})},
         "attributes": {"passage": passage} if passage else {},
     }
