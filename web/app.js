@@ -98,7 +98,7 @@ function render(view) {
   const box = $("options");
   box.replaceChildren();
   $("submit-answer").hidden = true;
-  $("submit-answer").disabled = $("speak").disabled = false;   // answer() disabled them
+  for (const b of $("item").querySelectorAll("button")) b.disabled = false;   // answer() disabled them
   state.collect = null;
   const numeric = item.kind === "numeric" && !item.responses;
   $("numeric").hidden = !numeric;

@@ -250,7 +250,7 @@ def test_every_api_route_requires_a_cognito_token_and_the_pool_holds_no_pii(sam)
     assert "${UserPool}" in jwt["issuer"]["Fn::Sub"] and jwt["audience"] == [{"Ref": "TabletClient"}]
     routes = [(name, ev) for name, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function"
               for ev in (r["Properties"].get("Events") or {}).values() if ev["Type"] == "HttpApi"]
-    assert len(routes) == 4
+    assert len(routes) == 6
     for name, ev in routes:
         assert "Auth" not in ev["Properties"], f"{name}: a route must not override the default authorizer"
     pool = sam["Resources"]["UserPool"]["Properties"]
