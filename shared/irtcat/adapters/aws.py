@@ -452,16 +452,30 @@ class S3Objects:
 
 
 class FirehoseHistory:
-    """History records as newline-delimited JSON into the Firehose delivery stream."""
+    """History records as newline-delimited JSON into the Firehose delivery stream; groups
+    records into their own stream (``GROUPS_STREAM``: the bucket's ``groups/`` prefix, which only
+    the analytics role reads)."""
 
     def __init__(self, settings: Settings) -> None:
         self.stream = settings.history_stream
+        self.groups_stream = os.environ.get("GROUPS_STREAM", "")
 
     def put(self, records: list[HistoryRecord]) -> None:
-        pending = [{"Data": (r.model_dump_json() + "\n").encode()} for r in records]
+        groups = [r for r in records if r.record_type == "groups"]
+        if groups:
+            if not self.groups_stream:  # never into the history, never dropped: the batch is retried
+                raise RuntimeError("group variables to ship but GROUPS_STREAM is not set")
+            self._put(self.groups_stream, groups)
+        self._put(self.stream, [r for r in records if r.record_type != "groups"])
+
+    def _put(self, stream: str, records: list[HistoryRecord]) -> None:
+        if not records:
+            return
+        pending = [{"Data": (r.model_dump_json(exclude_none=r.record_type == "groups") + "\n").encode()}
+                   for r in records]
         for k in range(6):
             resp = with_retries(lambda batch=pending: client("firehose").put_record_batch(  # type: ignore[misc]
-                DeliveryStreamName=self.stream, Records=batch))
+                DeliveryStreamName=stream, Records=batch))
             if not resp.get("FailedPutCount"):
                 return
             pending = [rec for rec, res in zip(pending, resp["RequestResponses"], strict=True)

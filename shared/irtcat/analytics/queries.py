@@ -35,6 +35,8 @@ def history_columns() -> dict[str, str]:
     the Glue table: lexical order is time order for these UTC strings)."""
     out = {}
     for name, field in HistoryRecord.model_fields.items():
+        if name == "groups":  # a groups record's only field, kept out of the history table (its own prefix)
+            continue
         ann = str(field.annotation)
         kind = next((k for k in ("bool", "int", "float") if k in ann and "datetime" not in ann), "str")
         out[name] = _DUCK_TYPES[kind]

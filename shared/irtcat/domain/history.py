@@ -16,12 +16,14 @@ Outcome = Literal["applied", "duplicate", "rejected", "finished"]
 
 class HistoryRecord(Message):
     """``record_type`` answer: outcome applied|duplicate|rejected (with ``reason``);
-    ``record_type`` session: outcome finished, with the final theta, SE, length, stop reason."""
+    ``record_type`` session: outcome finished, with the final theta, SE, length, stop reason;
+    ``record_type`` groups: outcome finished, the session's reported group variables (shipped to
+    the history bucket's ``groups/`` prefix, never beside the others)."""
 
     model_config = ConfigDict(extra="forbid")
 
     schema_version: int = HISTORY_SCHEMA_VERSION
-    record_type: Literal["answer", "session"]
+    record_type: Literal["answer", "session", "groups"]
     outcome: Outcome
     reason: str | None = None
     processed_at: datetime
@@ -57,6 +59,9 @@ class HistoryRecord(Message):
     rapid_guesses: int | None = None
     flags: str | None = None  # JSON ["person_fit", "effort"]: what fell short
     accommodations: str | None = None  # the session's, e.g. "extended_time=1.5;text_to_speech"
+    # record_type groups only (never in the history table: shipped to its own groups/ prefix):
+    # JSON {"language": "es"}, the student's group variables the test's policy names
+    groups: str | None = None
     raw_event: str | None = None
 
     def partition_date(self) -> str:

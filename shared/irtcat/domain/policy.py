@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -140,6 +141,10 @@ class TestPolicy(Message):
     blueprint: Blueprint | None = Field(
         default=None, description="the rules every test meets (domain/blueprint.py); needs selection \"shadow\"")
     scoring: ScoringPolicy = ScoringPolicy()
+    report_groups: list[str] = Field(
+        default_factory=list, max_length=10,
+        description="group variables of the student profile carried into the history (its groups/ prefix, which "
+                    "only the analytics role reads), for DIF studies; none by default")
 
     @model_validator(mode="after")
     def _check(self) -> TestPolicy:
@@ -156,6 +161,8 @@ class TestPolicy(Message):
                                  f"max_items = {bp.length} (or \"allow_early_stop\": true)")
             if self.content_targets:
                 raise ValueError("blueprint: content rules go in the blueprint, not content_targets")
+        if any(not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", g) for g in self.report_groups):
+            raise ValueError("report_groups: a group name is 1-32 lowercase letters, digits or _")
         if any(p < 1 for p in self.pretest_positions):
             raise ValueError("pretest positions are 1-based")
         if any(v < 0 for v in self.content_targets.values()):

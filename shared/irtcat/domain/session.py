@@ -101,6 +101,7 @@ class SessionState(Message):
     rapid_guesses: int = 0
     flags: list[str] = Field(default_factory=list)
     accommodations: Accommodations | None = None  # copied from the student's profile at the start
+    groups: dict[str, str] = Field(default_factory=dict)  # the profile's groups the policy reports
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None = None
@@ -213,6 +214,7 @@ def new_session(
     seen: list[str] | None = None,
     policy_version: int | None = None,
     accommodations: Accommodations | None = None,
+    groups: dict[str, str] | None = None,
 ) -> SessionState:
     """A new session serving its first item.
 
@@ -222,6 +224,8 @@ def new_session(
     policy says so. When no item is left to serve, the session starts finished with stop
     reason ``bank_exhausted`` (a student who has seen the whole bank), never an error.
     ``accommodations`` are copied into the session; a time limit scales by ``extended_time``.
+    ``groups``: the student's group variables, of which the session keeps those the policy
+    reports (``report_groups``).
     """
     now = now or datetime.now(UTC)
     start = policy.prior.mean if theta_start is None else float(np.clip(theta_start, -4, 4))
@@ -234,6 +238,7 @@ def new_session(
         se=policy.prior.sd, created_at=now, updated_at=now,
         excluded=list(seen or []) if policy.exclude_seen_items else [],
         expires_at=now + timedelta(seconds=limit) if limit else None, accommodations=accommodations,
+        groups={k: v for k, v in (groups or {}).items() if k in policy.report_groups},
     )
     if not bank.engine.operational.any():
         raise Rejection("the bank has no operational item for this test")

@@ -229,6 +229,17 @@ def answer_record(step: Step) -> HistoryRecord:
     )
 
 
+def finished_records(state: SessionState) -> list[HistoryRecord]:
+    """What a finished session adds to the history: its session record, and when its policy
+    reports group variables, a groups record (shipped apart, to the prefix only analytics reads)."""
+    records = [session_record(state)]
+    if state.groups:
+        records.append(HistoryRecord(record_type="groups", outcome="finished", processed_at=_now(),
+                                     session_id=state.session_id, student_id=state.student_id,
+                                     test_id=state.test_id, groups=json.dumps(state.groups, sort_keys=True)))
+    return records
+
+
 def session_record(state: SessionState) -> HistoryRecord:
     """The history record of a finished session, with its reported score and level."""
     scale_score, scale_se = state.policy.scale.score(state.theta, state.se)
@@ -264,7 +275,7 @@ def commit_step(step: Step, sessions: SessionRepository) -> dict[str, Any]:
     step.session = new
     records = [answer_record(step)]
     if new.status == "finished":
-        records.append(session_record(new))
+        records.extend(finished_records(new))
     try:
         sessions.commit(new, step.expected_version, finished_profile(new), outbox=records)
     except Conflict:
@@ -456,6 +467,7 @@ def start_session(
             theta_start=profile.theta if profile else None, now=now,
             seen=profile.seen_in(test.test_id) if profile else None, policy_version=test.policy_version,
             accommodations=profile.accommodations_for(test.test_id) if profile else None,
+            groups=profile.groups if profile else None,
         )
         try:
             # finished at once (bank_exhausted) when the student has seen every item
@@ -487,7 +499,7 @@ def get_session(session_id: str, sessions: SessionRepository, banks: BankStore,
         try:
             sessions.commit(done, state.version, finished_profile(done))
             if history is not None:
-                history.put([session_record(done)])
+                history.put(finished_records(done))
             state = done
         except Conflict:  # an answer or another read moved it on: show what is stored now
             state = sessions.get(session_id) or state

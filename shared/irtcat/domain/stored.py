@@ -109,7 +109,7 @@ def pack(state: SessionState, bank: ItemBank) -> dict[str, Any]:
     checks: dict[str, Any] = {"pf": state.person_fit, "ef": state.effort, "rg": state.rapid_guesses or None,
                               "fl": state.flags or None,
                               "ac": state.accommodations.model_dump(exclude_defaults=True)
-                              if state.accommodations else None}
+                              if state.accommodations else None, "gr": state.groups or None}
     doc.update({k: v for k, v in checks.items() if v is not None})
     for key, value in (("ex", _micros(state.expires_at)), ("f", _micros(state.finished_at)),
                        ("sr", state.stop_reason)):
@@ -157,6 +157,7 @@ def unpack(doc: dict[str, Any], *, session_id: str, student_id: str, status: str
         person_fit=doc.get("pf"), effort=doc.get("ef"), rapid_guesses=int(doc.get("rg", 0)),
         flags=list(doc.get("fl", [])),
         accommodations=Accommodations.model_validate(doc["ac"]) if "ac" in doc else None,
+        groups=dict(doc.get("gr", {})),
         created_at=_EPOCH + timedelta(microseconds=doc["c"]), updated_at=_EPOCH + timedelta(microseconds=doc["u"]),
         expires_at=_time(doc.get("ex")),
         finished_at=_time(doc.get("f")),
