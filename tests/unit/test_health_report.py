@@ -84,3 +84,48 @@ def test_the_dashboard_links_the_health_page_beside_it(tmp_path: Path) -> None:
     assert 'href="health.html"' in page
     alone = Path(build_report(history, tmp_path / "alone")["dashboard"]).read_text()
     assert 'href="health.html"' not in alone
+
+
+def test_the_health_page_shows_dif_between_the_groups_the_history_carries(tmp_path: Path) -> None:
+    """800 + 800 sessions on 12 2PL items (adaptive-looking: each takes 10 of them); items 0-2
+    are harder for the focal group by 1.2 logits. The groups come as the pipeline ships them
+    (groups/dt=.../); the page finds those items (ETS C), not the others, and draws both
+    groups' curves."""
+    from irtcat.analytics.health import build_health
+    from irtcat.domain.bank import ItemBank
+    from irtcat.irt.datagen import planted_dif
+
+    x, focal, a, b, _ = planted_dif(800, 12, seed=21)
+    bank = ItemBank.model_validate({"bank_id": "d", "version": 1, "model": "2PL", "scale": 1.0, "items": [
+        {"item_id": f"q{j:02d}", "a": float(a[j]), "b": float(b[j])} for j in range(12)]})
+    rng = np.random.default_rng(3)
+    records, groups = [], []
+    for s in range(x.shape[0]):
+        base = {"schema_version": 1, "processed_at": "2026-01-05T09:00:00Z", "test_id": "t1", "bank_id": "d",
+                "bank_version": 1, "session_id": f"s{s}", "student_id": f"u{s}"}
+        taken = np.sort(rng.choice(12, 10, replace=False))
+        for k, j in enumerate(taken):
+            records.append({**base, "record_type": "answer", "outcome": "applied", "seq": k + 1, "item_id": f"q{j:02d}",
+                            "response": int(x[s, j]), "scored": True, "event_id": f"s{s}-{k}"})
+        records.append({**base, "record_type": "session", "outcome": "finished", "theta_after": 0.0, "se_after": 0.5,
+                        "items_answered": 10})
+        groups.append({**base, "record_type": "groups", "outcome": "finished",
+                       "groups": json.dumps({"language": "es" if focal[s] else "en"})})
+    for prefix, rows in (("history", records), ("groups", groups)):
+        folder = tmp_path / prefix / "dt=2026-01-05"
+        folder.mkdir(parents=True)
+        (folder / "part-00000.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = build_health(tmp_path, bank, tmp_path / "out")
+    study = report["dif"][0]
+    assert (study["variable"], study["focal"], study["reference"]) in (("language", "es", "en"),
+                                                                        ("language", "en", "es"))
+    assert study["matching"] == "ability strata"
+    by_id = {i["item_id"]: i for i in study["items"]}
+    planted = ["q00", "q01", "q02"]
+    assert all(by_id[i]["flagged"] and by_id[i]["ets_class"] == "C" for i in planted)
+    assert sum(by_id[f"q{j:02d}"]["flagged"] for j in range(4, 12)) <= 1
+    curve = by_id["q00"]["curve"]
+    assert len(curve["theta"]) == 6 and all(v is not None for v in curve["focal"] + curve["reference"])
+    page = (tmp_path / "out" / "health.html").read_text()
+    assert "<h2>Differential item functioning</h2>" in page and "q00 (MH delta" in page
+    assert page.count("focal (orange), reference (blue)") == 4

@@ -5,11 +5,16 @@ information sets at the tests' median length, and the conditional SEM by band of
 item: responses, exposure (share of sessions that were given it), p-value, RMSD against the
 bank (adaptive data: S-X2 does not apply). Per session: lz* at its final estimate and its
 rapid guesses (NT10 against each item's typical time in this history) and response-time
-effort; the flagged ones are listed. Written as ``health.json`` and ``health.html``.
+effort; the flagged ones are listed. Per group variable the history carries (its ``groups/``
+folder, beside ``history/``): Mantel-Haenszel DIF of every right/wrong item between the two
+largest groups, matched on ability strata, with each item's DIF curves (proportion right of
+both groups by ability band, beside the bank's curve). Written as ``health.json`` and
+``health.html``.
 """
 
 from __future__ import annotations
 
+import gzip
 import html
 import json
 from pathlib import Path
@@ -18,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..domain.bank import ItemBank
-from ..domain.health import bank_curves, response_matrix
+from ..domain.health import bank_curves, dif_study, response_matrix
 from ..irt.health.common import normal_grid
 from ..irt.health.itemfit import item_fit, observed_curves
 from ..irt.health.personfit import effort, lz_star, misfitting, rapid_thresholds
@@ -56,6 +61,7 @@ def build_health(history_dir: str | Path, bank: ItemBank, out_dir: str | Path) -
     if known:
         out["items"], out["note"] = _items(known, sessions, bank)
         out["session_checks"], out["flagged_sessions"] = _sessions(known, sessions, bank)
+        out["dif"] = _dif(Path(history_dir), known, bank)
     dest = Path(out_dir)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "health.json").write_text(json.dumps(out, default=str), encoding="utf-8")
@@ -107,6 +113,75 @@ def _items(answers: list[dict[str, Any]], sessions: list[dict[str, Any]], bank: 
                             .tolist(), "observed": (obs[keep] @ score).round(4).tolist()}
         out.append(row)
     return out, note
+
+
+# the smallest group a DIF study here compares (sessions): below it MH has too few people per stratum
+MIN_GROUP_SESSIONS = 10
+
+
+def read_groups_folder(history_dir: Path) -> dict[str, dict[str, str]]:
+    """Each session's reported group variables, from ``DIR/groups/dt=*/*`` (JSON lines, gzip or
+    plain; the layout the history's ``groups/`` prefix has)."""
+    out: dict[str, dict[str, str]] = {}
+    for path in sorted((history_dir / "groups").glob("dt=*/*")):
+        body = path.read_bytes()
+        if body[:2] == b"\x1f\x8b":
+            body = gzip.decompress(body)
+        for line in body.decode("utf-8").splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                out[rec["session_id"]] = json.loads(rec.get("groups") or "{}")
+    return out
+
+
+def _dif(history_dir: Path, answers: list[dict[str, Any]], bank: ItemBank) -> list[dict[str, Any]]:
+    groups = read_groups_folder(history_dir)
+    if not groups:
+        return []
+    people, positions, matrix = response_matrix([a["session_id"] for a in answers], [a["item_id"] for a in answers],
+                                                np.array([a["response"] for a in answers], dtype=np.int64), bank)
+    studies = []
+    for variable in sorted({v for g in groups.values() for v in g}):
+        values = {s: g[variable] for s, g in groups.items() if variable in g}
+        counts = sorted(((n, v) for v in set(values.values())
+                         if (n := sum(1 for x in values.values() if x == v)) >= MIN_GROUP_SESSIONS), reverse=True)
+        if len(counts) < 2:
+            studies.append({"variable": variable, "note": f"fewer than two groups of {MIN_GROUP_SESSIONS} sessions"})
+            continue
+        (_, reference), (_, focal) = counts[0], counts[1]
+        n = counts[0][0] + counts[1][0]
+        try:
+            study = dif_study(bank, people, positions, matrix, values, focal, reference,
+                              strata=max(2, min(20, n // 50)), likelihood_ratio=False)
+        except ValueError as exc:
+            studies.append({"variable": variable, "note": str(exc)})
+            continue
+        studies.append({"variable": variable, **study})
+    return studies
+
+
+def _dif_svg(curve: dict[str, list[Any]]) -> str:
+    """Proportion right of the focal (orange) and reference (blue) groups by ability band, and
+    the bank's curve (grey line)."""
+    w, h, pad = 260, 120, 6
+    theta: list[float] = [float(t) for t in curve["theta"]]
+    lo, hi = min(theta), max(theta)
+
+    def x(t: float) -> float:
+        return pad + (t - lo) / max(hi - lo, 1e-9) * (w - 2 * pad)
+
+    def y(v: float) -> float:
+        return h - pad - v * (h - 2 * pad)
+
+    def series(name: str, colour: str) -> str:
+        pts = [(t, v) for t, v in zip(theta, curve[name], strict=True) if v is not None]
+        line = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
+        return f"<polyline points='{line}' fill='none' stroke='{colour}' stroke-width='2'/>" + "".join(
+            f"<circle cx='{x(t):.1f}' cy='{y(v):.1f}' r='2.5' fill='{colour}'/>" for t, v in pts)
+
+    return (f"<svg viewBox='0 0 {w} {h}' width='{w}' height='{h}' role='img'><title>proportion right by ability: "
+            f"focal (orange), reference (blue), model (grey)</title>{series('model', '#999')}"
+            f"{series('reference', '#2b59c3')}{series('focal', '#e67e22')}</svg>")
 
 
 def _svg(curve: dict[str, list[float]], top: float) -> str:
@@ -187,6 +262,22 @@ def _page(report: dict[str, Any]) -> str:
     plots = "".join(f"<figure><figcaption>{cell(i['item_id'])} (RMSD {cell(i['rmsd'])})</figcaption>"
                     f"{_svg(i['curve'], max(max(i['curve']['model']), max(i['curve']['observed']), 1.0))}</figure>"
                     for i in worst)
+    dif = ""
+    for study in report.get("dif", []):
+        if "items" not in study:
+            dif += f"<h3>{cell(study['variable'])}</h3><p>{cell(study['note'])}</p>"
+            continue
+        ranked = sorted(study["items"], key=lambda i: (not i["flagged"], -abs(i["mh_delta"] or 0)))
+        rows = "".join(f"<tr><td>{cell(i['item_id'])}</td><td>{cell(i['mh_delta'])}</td>"
+                       f"<td>{cell(i['ets_class'] or '-')}</td><td>{cell(i['mh_p'])}</td>"
+                       f"<td>{'yes' if i['flagged'] else ''}</td></tr>" for i in ranked)
+        figures = "".join(f"<figure><figcaption>{cell(i['item_id'])} (MH delta {cell(i['mh_delta'])}, "
+                          f"ETS {cell(i['ets_class'] or '-')})</figcaption>{_dif_svg(i['curve'])}</figure>"
+                          for i in ranked[:4] if i["curve"]["theta"])
+        dif += (f"<h3>{cell(study['variable'])}: {cell(study['focal'])} ({study['focal_n']}) against "
+                f"{cell(study['reference'])} ({study['reference_n']}), matched on {cell(study['matching'])}</h3>"
+                f"{figures}<table><tr><th>item</th><th>MH delta</th><th>ETS</th><th>p</th><th>flagged</th></tr>"
+                f"{rows}</table>")
     title = f"Bank health: {cell(report['bank_id'])}"
     return (f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{title}</title>"
             f"<h1>Bank health: {cell(report['bank_id'])} v{report['bank_version']}</h1>"
@@ -197,4 +288,5 @@ def _page(report: dict[str, Any]) -> str:
             f"<table><tr><th>item</th><th>responses</th><th>exposure</th>"
             f"<th>mean score</th><th>RMSD</th></tr>{items}</table>"
             f"<h2>Flagged sessions</h2><table><tr><th>session</th><th>student</th><th>why</th></tr>{flagged}</table>"
+            f"<h2>Differential item functioning</h2>{dif or '<p>No group variables in this history.</p>'}"
             "</html>")

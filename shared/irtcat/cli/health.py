@@ -52,48 +52,18 @@ def _fmt(x: float | None, width: int = 10) -> str:
 
 
 def _dif(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from ..domain.health import focal_and_reference, read_groups
-    from ..irt.health.common import MISSING, normal_grid
-    from ..irt.health.dif import dif
+    from ..domain.health import dif_study, focal_and_reference, read_groups
 
     bank, people, positions, matrix = _load(args.bank, args.responses)
     values = read_groups(args.groups, args.variable)
     focal_value, reference_value = focal_and_reference(values, args.focal, args.reference)
-    keep = np.array([values.get(s) in (focal_value, reference_value) for s in people])
-    rw = [k for k, j in enumerate(positions) if bank.items[j].model is None]
-    if not rw:
-        raise CliError("no right/wrong item in the responses: DIF here is for right/wrong items")
-    x = matrix[keep][:, rw]
-    focal = np.array([values[s] == focal_value for s, k in zip(people, keep, strict=True) if k])
-    params = bank.engine.params
-    cols = [positions[k] for k in rw]
-    a, b, c = params.a[cols] * params.scale, params.b[cols], params.c[cols]
-    theta = None
-    if (x == MISSING).any():  # adaptive data: each examinee's EAP without the studied item
-        from ..domain.health import bank_curves
-        from ..irt.health.common import log_likelihoods
-
-        grid, w = normal_grid()
-        curves = bank_curves(bank, cols, grid)
-        total = log_likelihoods(x, curves)
-        theta = np.empty(x.shape, float)
-        for i in range(len(cols)):
-            own = log_likelihoods(x[:, [i]], curves.subset([i]))
-            lp = total - own + np.log(w)[None, :]
-            lp = np.exp(lp - lp.max(axis=1, keepdims=True))
-            theta[:, i] = (lp @ grid) / lp.sum(axis=1)
-    results = dif(x, focal, a, b, c, theta=theta, strata=args.strata, adjust=args.adjust, alpha=args.alpha,
-                  likelihood_ratio=not args.no_lr)
-    rows = [{"item_id": bank.items[j].item_id, "mh_delta": _num(r.mh.delta), "mh_chi2": _num(r.mh.chi2),
-             "mh_p": _num(r.mh.p), "ets_class": r.mh.ets_class or None, "lr_chi2": _num(r.lr_chi2),
-             "lr_df": r.lr_df or None, "lr_p": _num(r.lr_p), "lr_uniform_p": _num(r.lr_uniform_p),
-             "lr_nonuniform_p": _num(r.lr_nonuniform_p), "flagged": r.flagged}
-            for j, r in zip(cols, results, strict=True)]
-    summary = {"variable": args.variable, "focal": focal_value, "reference": reference_value,
-               "focal_n": int(focal.sum()), "reference_n": int((~focal).sum()),
-               "matching": "ability strata" if theta is not None else "purified summed score", "items": rows}
+    try:
+        study = dif_study(bank, people, positions, matrix, values, focal_value, reference_value, strata=args.strata,
+                          adjust=args.adjust, alpha=args.alpha, likelihood_ratio=not args.no_lr)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    rows = [{k: v for k, v in row.items() if k != "curve"} for row in study["items"]]
+    summary = {"variable": args.variable, **{k: v for k, v in study.items() if k != "items"}, "items": rows}
     human = "\n".join([f"{args.variable}: focal {focal_value} ({summary['focal_n']}) vs reference {reference_value} "
                        f"({summary['reference_n']}), matched on {summary['matching']}",
                        f"{'item':<16}{'MH delta':>10}{'ETS':>5}{'LR chi2':>10}{'LR p':>10}",

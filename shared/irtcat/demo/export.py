@@ -34,7 +34,8 @@ def read_history(bucket: str, prefix: str = "history/") -> list[HistoryRecord]:
 
 
 def export_history(bucket: str, out_dir: str | Path) -> dict[str, Any]:
-    """Write ``out_dir/history/dt=YYYY-MM-DD/part-00000.json`` (NDJSON) and the quarantine."""
+    """Write ``out_dir/history/dt=YYYY-MM-DD/part-00000.json`` (NDJSON), the group variables
+    (``out_dir/groups/dt=.../``) and the quarantine."""
     out = Path(out_dir)
     records = read_history(bucket)
     by_day: dict[str, list[HistoryRecord]] = defaultdict(list)
@@ -47,6 +48,13 @@ def export_history(bucket: str, out_dir: str | Path) -> dict[str, Any]:
         path = folder / "part-00000.json"
         path.write_text("".join(r.model_dump_json() + "\n" for r in recs), encoding="utf-8")
         files.append(str(path))
+    # the students' group variables the tests report (groups/: the analytics role's to read)
+    groups = read_history(bucket, "groups/")
+    for day in sorted({g.partition_date() for g in groups}):
+        folder = out / "groups" / f"dt={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "part-00000.json").write_text("".join(g.model_dump_json(exclude_none=True) + "\n" for g in groups
+                                                        if g.partition_date() == day), encoding="utf-8")
     s3 = boto3.client("s3", region_name=REGION)
     quarantined = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="quarantine/"):
@@ -55,5 +63,5 @@ def export_history(bucket: str, out_dir: str | Path) -> dict[str, Any]:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
             quarantined += 1
-    return {"records": len(records), "files": files, "quarantined": quarantined,
+    return {"records": len(records), "files": files, "quarantined": quarantined, "groups": len(groups),
             "partitions": sorted(by_day)}

@@ -25,7 +25,7 @@ from typing import Any
 import boto3
 import numpy as np
 
-from ..adapters.aws import DynamoSessions, S3BankStore, Settings
+from ..adapters.aws import DynamoSessions, DynamoStudents, S3BankStore, Settings
 from ..capacity.model import ANSWER_CHAIN
 from ..domain.bank import ItemBank
 from ..domain.blueprint import Blueprint
@@ -79,7 +79,7 @@ def load_demo_bank(rt: LocalRuntime, items: int = 500, pretest: int = 0, seed: i
     if policy is None:
         positions = [3, 8, 13][: min(pretest, 3)] if pretest else []
         policy = TestPolicy(pretest_positions=positions, selection="shadow", blueprint=demo_blueprint(bank),
-                            stopping=StoppingPolicy(min_items=30, max_items=30))
+                            stopping=StoppingPolicy(min_items=30, max_items=30), report_groups=["language"])
     if policy.sympson_hetter:
         bank = exposure_controlled(bank, policy)
     store = S3BankStore(settings_of(rt))
@@ -526,8 +526,11 @@ def _run(live: LiveRuntime, students: int, seed: int, items: int, pretest: int, 
     password = demo_password()
     accounts = rt.accounts()
     ids = [f"student-{k:04d}" for k in range(students)]
-    for student_id in ids:
+    profiles = DynamoStudents(settings)
+    for k, student_id in enumerate(ids):
         accounts.provision(student_id, password)
+        # a group variable the demo test reports, for the health page's DIF section
+        profiles.set_groups(student_id, {"language": "es" if k % 3 == 2 else "en"})
     tablets = [Tablet(live, bank, stream, ids[k], float(thetas[k]), random.Random(seed * 100_003 + k),
                       duplicate_rate, password, reorder_rate=reorder_rate, garbage_rate=garbage_rate)
                for k in range(students)]

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..irt.health.common import MISSING, ItemCurves, partial_credit_curves, right_wrong_curves
+from ..irt.health.common import MISSING, Adjust, ItemCurves, partial_credit_curves, right_wrong_curves
 from ..irt.health.linking import LinkItem
 from ..irt.model import FloatArray
 from .bank import Item, ItemBank
@@ -79,6 +80,73 @@ def focal_and_reference(values: dict[str, str], focal: str, reference: str | Non
     elif reference not in others:
         raise ValueError(f"no student has the reference value {reference!r}")
     return focal, reference
+
+
+def dif_study(bank: ItemBank, people: list[str], positions: list[int], matrix: np.ndarray,
+              values: dict[str, str], focal_value: str, reference_value: str, strata: int = 20,
+              adjust: Adjust = "bh", alpha: float = 0.05, likelihood_ratio: bool = True,
+              curve_bands: int = 6) -> dict[str, Any]:
+    """DIF of the right/wrong items of ``matrix`` (people x ``positions``) between the people
+    whose ``values`` are ``focal_value`` and ``reference_value`` (:func:`irtcat.irt.health.dif.dif`:
+    Mantel-Haenszel with ETS classes and the IRT likelihood-ratio test). On adaptive data (any
+    item missing for someone) each examinee is matched on their EAP without the studied item, in
+    ``strata`` equal-count ability strata (CATSIB-style). Each item also gets its DIF curves: the
+    proportion right of each group by band of that ability (``curve_bands`` equal-count bands),
+    beside the bank's curve at the band's mean. ValueError when no right/wrong item is there."""
+    from ..irt.health.common import log_likelihoods, normal_grid
+    from ..irt.health.dif import dif
+
+    keep = np.array([values.get(s) in (focal_value, reference_value) for s in people])
+    rw = [k for k, j in enumerate(positions) if bank.items[j].model is None]
+    if not rw:
+        raise ValueError("no right/wrong item in the responses: DIF here is for right/wrong items")
+    x = matrix[keep][:, rw]
+    focal = np.array([values[s] == focal_value for s, k in zip(people, keep, strict=True) if k])
+    params = bank.engine.params
+    cols = [positions[k] for k in rw]
+    a, b, c = params.a[cols] * params.scale, params.b[cols], params.c[cols]
+    grid, w = normal_grid()
+    curves = bank_curves(bank, cols, grid)
+    total = log_likelihoods(x, curves)
+    # each examinee's EAP without the studied item: the matching ability (and the curves' axis)
+    theta = np.empty(x.shape, float)
+    for i in range(len(cols)):
+        own = log_likelihoods(x[:, [i]], curves.subset([i]))
+        lp = total - own + np.log(w)[None, :]
+        lp = np.exp(lp - lp.max(axis=1, keepdims=True))
+        theta[:, i] = (lp @ grid) / lp.sum(axis=1)
+    adaptive = bool((x == MISSING).any())
+    results = dif(x, focal, a, b, c, theta=theta if adaptive else None, strata=strata, adjust=adjust, alpha=alpha,
+                  likelihood_ratio=likelihood_ratio)
+    items = []
+    for i, (j, r) in enumerate(zip(cols, results, strict=True)):
+        seen = x[:, i] != MISSING
+        band = np.zeros(x.shape[0], int)
+        if seen.sum() >= curve_bands:
+            cuts = np.quantile(theta[seen, i], np.linspace(0, 1, curve_bands + 1)[1:-1])
+            band = np.searchsorted(cuts, theta[:, i])
+        curve: dict[str, list[float | None]] = {"theta": [], "focal": [], "reference": [], "model": []}
+        for k in range(curve_bands):
+            here = seen & (band == k)
+            if not here.any():
+                continue
+            mid = float(theta[here, i].mean())
+            curve["theta"].append(round(mid, 3))
+            for name, members in (("focal", focal), ("reference", ~focal)):
+                group = here & members
+                curve[name].append(round(float(x[group, i].mean()), 4) if group.sum() >= 3 else None)
+            curve["model"].append(round(float(bank_curves(bank, [j], np.array([mid])).probs[0][0, 1]), 4))
+        items.append({"item_id": bank.items[j].item_id, "mh_delta": _finite(r.mh.delta), "mh_chi2": _finite(r.mh.chi2),
+                      "mh_p": _finite(r.mh.p), "ets_class": r.mh.ets_class or None, "lr_chi2": _finite(r.lr_chi2),
+                      "lr_df": r.lr_df or None, "lr_p": _finite(r.lr_p), "lr_uniform_p": _finite(r.lr_uniform_p),
+                      "lr_nonuniform_p": _finite(r.lr_nonuniform_p), "flagged": r.flagged, "curve": curve})
+    return {"focal": focal_value, "reference": reference_value, "focal_n": int(focal.sum()),
+            "reference_n": int((~focal).sum()),
+            "matching": "ability strata" if adaptive else "purified summed score", "items": items}
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), 6)
 
 
 def link_items(bank: ItemBank, ids: list[str]) -> list[LinkItem]:
