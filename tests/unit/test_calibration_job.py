@@ -212,6 +212,10 @@ def test_the_report_lists_operational_items_whose_answers_disagree_with_the_bank
     assert {stale.items[j].item_id for j in moved} <= found and len(found) <= 4, drift["drifting"]
     assert all(d["d_b"] > 0.3 for d in drift["drifting"] if d["item_id"] in found)
     assert job.converged
+    # the report says what reliability the bank's information allows a test of the sessions' length
+    reliability = json.loads(work.get("calibration/m/r1/report.json"))["summary"]["reliability"]
+    assert reliability["median_length"] == job.median_length > 0
+    assert 0.5 < reliability["base_bound"] <= reliability["candidate_bound"] < 1
 
 
 def test_the_new_version_carries_each_items_mean_log_response_time() -> None:

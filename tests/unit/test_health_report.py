@@ -45,7 +45,8 @@ def _history(tmp_path: Path, sessions: int = 300, seed: int = 9) -> tuple[Path, 
                             "item_id": bank.items[j].item_id, "response": int(x[k]), "scored": True,
                             "response_time_ms": int(ms[k]), "event_id": f"{sid}-{k}"})
         records.append({**base, "record_type": "session", "outcome": "finished", "theta_after": eap, "se_after": se,
-                        "items_answered": 20, "stop_reason": "max_items"})
+                        "items_answered": 20, "stop_reason": "max_items", "scale_score": round(500 + 100 * eap),
+                        "scale_se": round(100 * se, 1)})
     folder = tmp_path / "history" / "dt=2026-01-05"
     folder.mkdir(parents=True)
     (folder / "part-00000.json").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -63,6 +64,10 @@ def test_health_report_on_a_history(tmp_path: Path, capsys: Any) -> None:
     assert 0.7 < test["empirical_reliability"] < 0.95 and test["empirical_reliability"] <= test[
         "information_reliability_bound"] + 0.05
     assert "not comparable" in report["note"] and len(report["items"]) == 60
+    # the SEM on the reporting scale, by band of scale score: larger where the bank informs less
+    bands = test["csem_scale"]
+    assert len(bands) == 5 and sum(b["sessions"] for b in bands) == 300
+    assert all(20 < b["sem"] < 80 for b in bands)
     assert all(i["rmsd"] is not None and 0 <= i["exposure"] <= 1 for i in report["items"])
     flagged = {s["session_id"] for s in report["flagged_sessions"]
                if any("effort" in r for r in s["reasons"])}

@@ -52,7 +52,7 @@ def build_health(history_dir: str | Path, bank: ItemBank, out_dir: str | Path) -
         FROM history WHERE record_type = 'answer' AND outcome = 'applied' AND scored AND response IS NOT NULL
         ORDER BY session_id, seq""")
     sessions = _rows(con, """
-        SELECT session_id, test_id, theta_after AS theta, se_after AS se, items_answered
+        SELECT session_id, test_id, theta_after AS theta, se_after AS se, items_answered, scale_score, scale_se
         FROM history WHERE record_type = 'session' AND outcome = 'finished'""")
     known = [a for a in answers if a["item_id"] in bank.engine.index]
     out: dict[str, Any] = {"bank_id": bank.bank_id, "bank_version": bank.version, "answers": len(known),
@@ -84,8 +84,23 @@ def _tests(sessions: list[dict[str, Any]], bank: ItemBank) -> list[dict[str, Any
                     "empirical_reliability": empirical_reliability(theta, se),
                     "information_reliability_bound": bound,
                     "csem": [{"from": lo, "to": hi, "sessions": n, "sem": sem}
-                             for lo, hi, n, sem in conditional_sem(theta, se, BANDS)]})
+                             for lo, hi, n, sem in conditional_sem(theta, se, BANDS)],
+                    "csem_scale": _scale_csem(rows)})
     return out
+
+
+def _scale_csem(rows: list[dict[str, Any]], bands: int = 5) -> list[dict[str, Any]]:
+    """The conditional SEM on the reporting scale: the root mean squared scale SE of the
+    sessions in each of ``bands`` equal-count bands of scale score."""
+    scored = [(s["scale_score"], s["scale_se"]) for s in rows if s.get("scale_score") is not None
+              and s.get("scale_se") is not None]
+    if len(scored) < bands:
+        return []
+    score = np.array([x for x, _ in scored], float)
+    edges = np.unique(np.quantile(score, np.linspace(0, 1, bands + 1)))
+    edges[-1] = np.nextafter(edges[-1], np.inf)  # the top score falls inside the last band
+    return [{"from": lo, "to": hi, "sessions": n, "sem": sem}
+            for lo, hi, n, sem in conditional_sem(score, np.array([y for _, y in scored], float), edges)]
 
 
 def _items(answers: list[dict[str, Any]], sessions: list[dict[str, Any]], bank: ItemBank
@@ -243,6 +258,10 @@ def _sessions(answers: list[dict[str, Any]], sessions: list[dict[str, Any]], ban
     return {"checked": checked, "flagged": len(flagged)}, flagged
 
 
+def _bands(csem: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{b['from']:.0f}-{b['to']:.0f}: {b['sem']:.1f}" for b in csem)
+
+
 def _page(report: dict[str, Any]) -> str:
     def cell(v: Any) -> str:
         if isinstance(v, float):
@@ -250,8 +269,8 @@ def _page(report: dict[str, Any]) -> str:
         return html.escape(str(v))
 
     tests = "".join(f"<tr><td>{cell(t['test_id'])}</td><td>{t['sessions']}</td><td>{t['median_length']}</td>"
-                    f"<td>{cell(t['empirical_reliability'])}</td><td>{cell(t['information_reliability_bound'])}</td></tr>"
-                    for t in report["tests"])
+                    f"<td>{cell(t['empirical_reliability'])}</td><td>{cell(t['information_reliability_bound'])}</td>"
+                    f"<td>{_bands(t['csem_scale'])}</td></tr>" for t in report["tests"])
     items = "".join(f"<tr><td>{cell(i['item_id'])}</td><td>{i['responses']}</td><td>{cell(i['exposure'])}</td>"
                     f"<td>{cell(i['mean_score'])}</td><td>{cell(i['rmsd'])}</td></tr>"
                     for i in sorted(report["items"], key=lambda i: -i["rmsd"]))
@@ -282,7 +301,8 @@ def _page(report: dict[str, Any]) -> str:
     return (f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{title}</title>"
             f"<h1>Bank health: {cell(report['bank_id'])} v{report['bank_version']}</h1>"
             f"<h2>Tests</h2><table><tr><th>test</th><th>sessions</th><th>median length</th>"
-            f"<th>marginal reliability</th><th>bound from the bank's information</th></tr>{tests}</table>"
+            f"<th>marginal reliability</th><th>bound from the bank's information</th>"
+            f"<th>SEM by scale-score band</th></tr>{tests}</table>"
             f"<h2>Items (by RMSD)</h2>{note}"
             f"<h3>The largest misfits: observed and model curves</h3>{plots}"
             f"<table><tr><th>item</th><th>responses</th><th>exposure</th>"

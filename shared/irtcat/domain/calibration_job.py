@@ -74,6 +74,7 @@ from .base import Message
 from .calibration_bank import calibrated_bank, with_partial_estimates
 from .calibration_drift import operational_drift
 from .calibration_history import ResponseTimes, applied_answers, history_keys
+from .health import bank_reliability
 from .ports import BankPublisher, ObjectStore
 from .promotion import GATES
 
@@ -128,6 +129,7 @@ class CalibrationJob(Message):
     n_shards: int = 0
     n_responses: int = 0
     n_sessions: int = 0
+    median_length: int = 0  # the sessions' median number of answers (the reliability bound's length)
     n_out_of_range: int = Field(default=0, description="answers whose score is not one of the item's categories "
                                                        "in the current version (left out)")
     iteration: int = 0
@@ -346,7 +348,9 @@ def prepare(request: CalibrationRequest, banks: BankPublisher, history: ObjectSt
             for j in partial.left_out:
                 answers.pop(j, None)
     n_responses = sum(len(v) for v in sessions.values())
+    lengths = sorted(len(v) for v in sessions.values())
     job = job.model_copy(update={"n_responses": n_responses, "n_sessions": len(sessions), "through": through,
+                                 "median_length": lengths[len(lengths) // 2] if lengths else 0,
                                  "n_out_of_range": out_of_range})
     answered_pretest = {j for answers in sessions.values() for j in answers if pretest[j]}
     if not answered_pretest:
@@ -620,7 +624,8 @@ def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> Ca
                "since": r.since.isoformat() if r.since else None,
                "through": job.through.isoformat() if job.through else None,
                "gates_passed": not failures, "gate_failures": failures, "promoted": report["promoted"],
-               "left_out": left_out, "drift": drift_check}
+               "left_out": left_out, "drift": drift_check,
+               "reliability": bank_reliability(base, bank, job.median_length)}  # domain/health.py
     pretest_ids = {it.item_id for it in base.items if it.status == "pretest"}
     work.put(report_key(r.bank_id, job.run_id), json.dumps(
         {"summary": summary, "items": [row for row in report["items"] if row["item_id"] in pretest_ids]},

@@ -170,3 +170,20 @@ def rescaled(bank: ItemBank, big_a: float, big_b: float) -> ItemBank:
         items.append(it.model_copy(update={"a": it.a / big_a, "b": b, "se_b": se_b,
                                            "se_a": None if it.se_a is None else it.se_a / big_a}))
     return bank.model_copy(update={"items": items})
+
+
+def bank_reliability(base: ItemBank, new: ItemBank, length: int) -> dict[str, Any]:
+    """The marginal reliability the bank's operational items can give a test of ``length``
+    (the run's median session length) against the N(0, 1) prior, before and after this run
+    (:func:`irtcat.irt.health.reliability.information_reliability` of the ``length`` most
+    informative items at each theta); per test from its sessions on the health page."""
+    from ..irt.health.common import normal_grid
+    from ..irt.health.reliability import best_test_information, information_reliability
+
+    grid, _ = normal_grid(121, 6.0)
+    out: dict[str, Any] = {"median_length": length}
+    for name, b in (("base_bound", base), ("candidate_bound", new)):
+        info = b.engine.information(grid)[:, b.engine.operational]
+        out[name] = (round(information_reliability(best_test_information(info, length), grid), 4)
+                     if length and info.shape[1] else None)
+    return out
