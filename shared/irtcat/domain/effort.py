@@ -16,10 +16,11 @@ effort and person fit (the maths: :mod:`irtcat.irt.health.personfit`).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
-from ..irt.health.personfit import EFFORT_FLOOR, lz_star, misfitting, rapid_thresholds
+from ..irt.health.personfit import EFFORT_FLOOR, lz_star, lz_star_categories, misfitting, rapid_thresholds
 from .bank import ItemBank
 
 MIN_PERSON_FIT_ITEMS = 5
@@ -50,6 +51,30 @@ def is_rapid(bank: ItemBank, item_id: str, seconds: float | None) -> bool:
     return threshold is not None and seconds < threshold
 
 
+def _category_curves(engine: Any, idx: np.ndarray, positions: np.ndarray, partial: np.ndarray, theta: float
+                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each item's category probabilities and their derivatives at ``theta`` (a right/wrong item:
+    [1 - P, P] and [-P', P'])."""
+    from ..irt.model import prob, prob_derivatives
+    from ..irt.polytomous import category_derivatives
+
+    t = np.array([theta], float)
+    p = prob(t[:, None], engine.params.subset(idx))[0]
+    dp = prob_derivatives(t[:, None], engine.params.subset(idx))[1][0]
+    probs, derivs = [], []
+    poly_p, poly_d = category_derivatives(t, engine.poly)
+    categories = engine.poly.categories
+    for k in range(idx.size):
+        if partial[k]:
+            m = int(categories[positions[k]])
+            probs.append(poly_p[0, positions[k], :m])
+            derivs.append(poly_d[0, positions[k], :m])
+        else:
+            probs.append(np.array([1 - p[k], p[k]]))
+            derivs.append(np.array([-dp[k], dp[k]]))
+    return probs, derivs
+
+
 def session_checks(served: list[tuple[str, int, float | None, bool]], theta: float, prior: tuple[float, float],
                    bank: ItemBank) -> dict[str, object]:
     """``served``: (item_id, score, seconds, scored) per answered item. Returns ``person_fit``
@@ -59,13 +84,16 @@ def session_checks(served: list[tuple[str, int, float | None, bool]], theta: flo
     rapid = [is_rapid(bank, item_id, seconds) for item_id, _, seconds, _ in served]
     timed = [s for s in served if s[2] is not None]
     effort = 1.0 - sum(rapid) / len(timed) if timed else None
-    right_wrong = [(engine.index[i], x) for i, x, _, scored in served
-                   if scored and i in engine.index and bank.items[engine.index[i]].model is None]
+    answers = [(engine.index[i], x) for i, x, _, scored in served if scored and i in engine.index]
     person_fit = None
-    if len(right_wrong) >= MIN_PERSON_FIT_ITEMS:
-        idx = np.array([j for j, _ in right_wrong])
-        x = np.array([v for _, v in right_wrong])
-        value = lz_star(x, engine.params.subset(idx), theta, prior)
+    if len(answers) >= MIN_PERSON_FIT_ITEMS:
+        idx = np.array([j for j, _ in answers])
+        x = np.array([v for _, v in answers])
+        positions, partial = engine.poly_positions(idx)
+        if not partial.any():
+            value = lz_star(x, engine.params.subset(idx), theta, prior)
+        else:  # partial-credit items among them: lz* over every item's categories
+            value = lz_star_categories(x, *_category_curves(engine, idx, positions, partial, theta), theta, prior)
         person_fit = None if np.isnan(value) else round(float(value), 3)
     flags = []
     if person_fit is not None and misfitting(person_fit):

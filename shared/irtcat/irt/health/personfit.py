@@ -9,6 +9,16 @@ model probability at the examinee's estimate, P_i' its derivative, w_i = ln(P_i 
     c_n = sum_i P_i' w_i / sum_i P_i' r_i
     lz* = (l0 - sum_i [P_i ln P_i + (1 - P_i) ln(1 - P_i)] + c_n r_0) / sqrt(sum_i P_i (1 - P_i) (w_i - c_n r_i)^2)
 
+For partial-credit items (and mixed tests) the same standardisation over each item's categories
+(Sinharay 2016, *Psychometrika* 81, 992-1013), with P_ik, P_ik' and w_ik = ln P_ik:
+
+    l0 = sum_i ln P_i,x_i
+    c_n = sum_ik P_ik' w_ik / sum_ik P_ik' r_ik,   r_ik = P_ik' / P_ik
+    lz* = (l0 - sum_ik P_ik w_ik + c_n r_0) / sqrt(sum_i Var_i(w_ik - c_n r_ik))
+
+(Var_i over item i's categories with probabilities P_ik); for two categories it is the formula
+above.
+
 r_0 is the estimator's prior term: 0 for maximum likelihood, -(theta - mu) / sigma^2 for a
 normal prior N(mu, sigma^2) (MAP; EAP estimates are treated the same way, the usual
 approximation). lz* is asymptotically N(0, 1) with the estimate in place of theta; large
@@ -48,6 +58,30 @@ def lz_star(x: np.ndarray, params: ItemParameters, theta: float, prior: tuple[fl
     l0 = float(np.sum(x * np.log(p) + (1 - x) * np.log(q)))
     expected = float(np.sum(p * np.log(p) + q * np.log(q)))
     var = float(np.sum(p * q * (w - c_n * r) ** 2))
+    return (l0 - expected + c_n * r_0) / np.sqrt(var) if var > 0 else float("nan")
+
+
+def lz_star_categories(x: np.ndarray, probs: list[FloatArray], derivatives: list[FloatArray], theta: float,
+                       prior: tuple[float, float] | None = None) -> float:
+    """lz* over items of any number of categories (module docstring, Sinharay 2016): ``x`` the
+    category of each item, ``probs[i]`` and ``derivatives[i]`` its category probabilities and
+    their theta derivatives at the estimate ``theta``."""
+    l0 = expected = num = den = var = 0.0
+    for k, p, dp in zip(x, probs, derivatives, strict=True):
+        p = np.clip(np.asarray(p, float), 1e-12, 1.0)
+        w = np.log(p)
+        l0 += float(w[int(k)])
+        expected += float(p @ w)
+        num += float(dp @ w)
+        den += float(dp @ (dp / p))
+    if den <= 0:
+        return float("nan")
+    c_n = num / den
+    for p, dp in zip(probs, derivatives, strict=True):
+        p = np.clip(np.asarray(p, float), 1e-12, 1.0)
+        v = np.log(p) - c_n * dp / p
+        var += float(p @ v**2 - (p @ v) ** 2)
+    r_0 = 0.0 if prior is None else -(theta - prior[0]) / prior[1] ** 2
     return (l0 - expected + c_n * r_0) / np.sqrt(var) if var > 0 else float("nan")
 
 
