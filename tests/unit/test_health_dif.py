@@ -51,3 +51,37 @@ def test_adaptive_data_are_matched_on_ability() -> None:
     results = dif(sparse, focal, a, b, np.zeros(a.size), theta=noisy, likelihood_ratio=False)
     assert all(r.mh.delta < -1.5 for r in results[:3])
     assert all(r.lr_df == 0 and np.isnan(r.lr_p) for r in results)
+
+
+def test_partial_credit_dif_by_mantel_and_smd() -> None:
+    """2,000 + 2,000 examinees (focal mean -0.5) on 10 GPCM items of four categories; items 0
+    and 1 are harder for the focal group (thresholds +0.6 at every ability). Matched on ability
+    strata from the other items' EAP, Mantel's test and the SMD find them (ETS class C, SMD
+    negative) and flag at most one of the others; the health study reports them."""
+    from irtcat.domain.bank import ItemBank
+    from irtcat.domain.health import dif_study, response_matrix
+    from irtcat.irt.polytomous import PolytomousItems, category_probabilities
+
+    rng = np.random.default_rng(12)
+    k, n = 10, 2000
+    a, th = rng.uniform(0.9, 1.6, k), np.sort(rng.normal(0, 0.8, (k, 3)), axis=1)
+    theta = np.r_[rng.normal(0, 1, n), rng.normal(-0.5, 1, n)]
+    focal = np.r_[np.zeros(n, bool), np.ones(n, bool)]
+    shifted = th.copy()
+    shifted[:2] += 0.6
+    x = np.empty((2 * n, k), int)
+    for group, thresholds in ((~focal, th), (focal, shifted)):
+        items = PolytomousItems.build(["GPCM"] * k, list(a), thresholds.tolist(), scale=1.0)
+        p = category_probabilities(theta[group], items)
+        x[group] = (rng.random((int(group.sum()), k, 1)) > np.cumsum(p, axis=2)).sum(axis=2)
+    bank = ItemBank.model_validate({"bank_id": "pc", "version": 1, "model": "2PL", "scale": 1.0, "items": [
+        {"item_id": f"g{j}", "model": "GPCM", "a": float(a[j]), "b": th[j].tolist()} for j in range(k)]})
+    people = [f"p{i}" for i in range(2 * n) for _ in range(k)]
+    people_ids, positions, matrix = response_matrix(people, [f"g{j}" for _ in range(2 * n) for j in range(k)],
+                                                    x.reshape(-1), bank)
+    values = {f"p{i}": "f" if focal[i] else "r" for i in range(2 * n)}
+    study = dif_study(bank, people_ids, positions, matrix, values, "f", "r")
+    by_id = {row["item_id"]: row for row in study["items"]}
+    for j in (0, 1):
+        assert by_id[f"g{j}"]["ets_class"] == "C" and by_id[f"g{j}"]["smd"] < -0.2, by_id[f"g{j}"]
+    assert sum(by_id[f"g{j}"]["flagged"] for j in range(2, k)) <= 1

@@ -258,6 +258,13 @@ def _sessions(answers: list[dict[str, Any]], sessions: list[dict[str, Any]], ban
     return {"checked": checked, "flagged": len(flagged)}, flagged
 
 
+def _size(item: dict[str, Any]) -> str:
+    """An item's DIF size: MH delta, or a partial-credit item's SMD."""
+    if item.get("mh_delta") is not None:
+        return f"MH delta {item['mh_delta']:.3f}"
+    return f"SMD {item['smd']:.3f}" if item.get("smd") is not None else "-"
+
+
 def _bands(csem: list[dict[str, Any]]) -> str:
     return "; ".join(f"{b['from']:.0f}-{b['to']:.0f}: {b['sem']:.1f}" for b in csem)
 
@@ -286,16 +293,18 @@ def _page(report: dict[str, Any]) -> str:
         if "items" not in study:
             dif += f"<h3>{cell(study['variable'])}</h3><p>{cell(study['note'])}</p>"
             continue
-        ranked = sorted(study["items"], key=lambda i: (not i["flagged"], -abs(i["mh_delta"] or 0)))
-        rows = "".join(f"<tr><td>{cell(i['item_id'])}</td><td>{cell(i['mh_delta'])}</td>"
-                       f"<td>{cell(i['ets_class'] or '-')}</td><td>{cell(i['mh_p'])}</td>"
+        ranked = sorted(study["items"], key=lambda i: (not i["flagged"], -abs(i["mh_delta"] or 0),
+                                                       -abs(i.get("effect_size") or 0)))
+        rows = "".join(f"<tr><td>{cell(i['item_id'])}</td><td>{_size(i)}</td>"
+                       f"<td>{cell(i['ets_class'] or '-')}</td><td>{cell(i.get('mh_p', i.get('mantel_p')))}</td>"
                        f"<td>{'yes' if i['flagged'] else ''}</td></tr>" for i in ranked)
-        figures = "".join(f"<figure><figcaption>{cell(i['item_id'])} (MH delta {cell(i['mh_delta'])}, "
+        figures = "".join(f"<figure><figcaption>{cell(i['item_id'])} ({_size(i)}, "
                           f"ETS {cell(i['ets_class'] or '-')})</figcaption>{_dif_svg(i['curve'])}</figure>"
                           for i in ranked[:4] if i["curve"]["theta"])
         dif += (f"<h3>{cell(study['variable'])}: {cell(study['focal'])} ({study['focal_n']}) against "
                 f"{cell(study['reference'])} ({study['reference_n']}), matched on {cell(study['matching'])}</h3>"
-                f"{figures}<table><tr><th>item</th><th>MH delta</th><th>ETS</th><th>p</th><th>flagged</th></tr>"
+                f"{figures}<table><tr><th>item</th><th>MH delta (partial credit: SMD)</th><th>ETS</th><th>p</th>"
+                f"<th>flagged</th></tr>"
                 f"{rows}</table>")
     title = f"Bank health: {cell(report['bank_id'])}"
     return (f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{title}</title>"

@@ -86,63 +86,82 @@ def dif_study(bank: ItemBank, people: list[str], positions: list[int], matrix: n
               values: dict[str, str], focal_value: str, reference_value: str, strata: int = 20,
               adjust: Adjust = "bh", alpha: float = 0.05, likelihood_ratio: bool = True,
               curve_bands: int = 6) -> dict[str, Any]:
-    """DIF of the right/wrong items of ``matrix`` (people x ``positions``) between the people
-    whose ``values`` are ``focal_value`` and ``reference_value`` (:func:`irtcat.irt.health.dif.dif`:
-    Mantel-Haenszel with ETS classes and the IRT likelihood-ratio test). On adaptive data (any
-    item missing for someone) each examinee is matched on their EAP without the studied item, in
-    ``strata`` equal-count ability strata (CATSIB-style). Each item also gets its DIF curves: the
-    proportion right of each group by band of that ability (``curve_bands`` equal-count bands),
-    beside the bank's curve at the band's mean. ValueError when no right/wrong item is there."""
+    """DIF of the items of ``matrix`` (people x ``positions``) between the people whose
+    ``values`` are ``focal_value`` and ``reference_value``. Right/wrong items:
+    :func:`irtcat.irt.health.dif.dif` (Mantel-Haenszel with ETS classes and the IRT
+    likelihood-ratio test); on adaptive data (any item missing for someone) matched on each
+    examinee's EAP without the studied item, in ``strata`` equal-count ability strata
+    (CATSIB-style). Partial-credit items: Mantel's ordinal test with the SMD and ETS's
+    polytomous classes (:func:`irtcat.irt.health.dif.mantel_ordinal`), always on those ability
+    strata. Each item also gets its DIF curves: each group's mean score (as a share of the top
+    category) by band of that ability (``curve_bands`` equal-count bands), beside the bank's."""
     from ..irt.health.common import log_likelihoods, normal_grid
-    from ..irt.health.dif import dif
+    from ..irt.health.dif import ability_strata, dif, mantel_ordinal
 
     keep = np.array([values.get(s) in (focal_value, reference_value) for s in people])
-    rw = [k for k, j in enumerate(positions) if bank.items[j].model is None]
-    if not rw:
-        raise ValueError("no right/wrong item in the responses: DIF here is for right/wrong items")
-    x = matrix[keep][:, rw]
+    x = matrix[keep]
     focal = np.array([values[s] == focal_value for s, k in zip(people, keep, strict=True) if k])
-    params = bank.engine.params
-    cols = [positions[k] for k in rw]
-    a, b, c = params.a[cols] * params.scale, params.b[cols], params.c[cols]
     grid, w = normal_grid()
-    curves = bank_curves(bank, cols, grid)
+    curves = bank_curves(bank, positions, grid)
     total = log_likelihoods(x, curves)
     # each examinee's EAP without the studied item: the matching ability (and the curves' axis)
     theta = np.empty(x.shape, float)
-    for i in range(len(cols)):
+    for i in range(len(positions)):
         own = log_likelihoods(x[:, [i]], curves.subset([i]))
         lp = total - own + np.log(w)[None, :]
         lp = np.exp(lp - lp.max(axis=1, keepdims=True))
         theta[:, i] = (lp @ grid) / lp.sum(axis=1)
     adaptive = bool((x == MISSING).any())
-    results = dif(x, focal, a, b, c, theta=theta if adaptive else None, strata=strata, adjust=adjust, alpha=alpha,
-                  likelihood_ratio=likelihood_ratio)
-    items = []
-    for i, (j, r) in enumerate(zip(cols, results, strict=True)):
-        seen = x[:, i] != MISSING
-        band = np.zeros(x.shape[0], int)
-        if seen.sum() >= curve_bands:
-            cuts = np.quantile(theta[seen, i], np.linspace(0, 1, curve_bands + 1)[1:-1])
-            band = np.searchsorted(cuts, theta[:, i])
-        curve: dict[str, list[float | None]] = {"theta": [], "focal": [], "reference": [], "model": []}
-        for k in range(curve_bands):
-            here = seen & (band == k)
-            if not here.any():
-                continue
-            mid = float(theta[here, i].mean())
-            curve["theta"].append(round(mid, 3))
-            for name, members in (("focal", focal), ("reference", ~focal)):
-                group = here & members
-                curve[name].append(round(float(x[group, i].mean()), 4) if group.sum() >= 3 else None)
-            curve["model"].append(round(float(bank_curves(bank, [j], np.array([mid])).probs[0][0, 1]), 4))
-        items.append({"item_id": bank.items[j].item_id, "mh_delta": _finite(r.mh.delta), "mh_chi2": _finite(r.mh.chi2),
-                      "mh_p": _finite(r.mh.p), "ets_class": r.mh.ets_class or None, "lr_chi2": _finite(r.lr_chi2),
-                      "lr_df": r.lr_df or None, "lr_p": _finite(r.lr_p), "lr_uniform_p": _finite(r.lr_uniform_p),
-                      "lr_nonuniform_p": _finite(r.lr_nonuniform_p), "flagged": r.flagged, "curve": curve})
+    rw = [k for k, j in enumerate(positions) if bank.items[j].model is None]
+    rows: dict[int, dict[str, Any]] = {}
+    if rw:
+        params = bank.engine.params
+        cols = [positions[k] for k in rw]
+        results = dif(x[:, rw], focal, params.a[cols] * params.scale, params.b[cols], params.c[cols],
+                      theta=theta[:, rw] if adaptive else None, strata=strata, adjust=adjust, alpha=alpha,
+                      likelihood_ratio=likelihood_ratio)
+        for k, r in zip(rw, results, strict=True):
+            rows[k] = {"mh_delta": _finite(r.mh.delta), "mh_chi2": _finite(r.mh.chi2), "mh_p": _finite(r.mh.p),
+                       "ets_class": r.mh.ets_class or None, "lr_chi2": _finite(r.lr_chi2), "lr_df": r.lr_df or None,
+                       "lr_p": _finite(r.lr_p), "lr_uniform_p": _finite(r.lr_uniform_p),
+                       "lr_nonuniform_p": _finite(r.lr_nonuniform_p), "flagged": r.flagged}
+    for k in (k for k in range(len(positions)) if k not in rows):  # partial credit
+        seen = x[:, k] != MISSING
+        m = mantel_ordinal(x[seen, k], focal[seen], ability_strata(theta[seen, k], strata))
+        rows[k] = {"mh_delta": None, "smd": _finite(m.smd), "effect_size": _finite(m.effect_size),
+                   "mantel_chi2": _finite(m.chi2), "mantel_p": _finite(m.p), "ets_class": m.ets_class or None,
+                   "flagged": m.ets_class in ("B", "C")}
+    if not rows:
+        raise ValueError("no item in the responses")
+    items = [{"item_id": bank.items[j].item_id, **rows[k], "curve": _dif_curve(bank, j, x[:, k], theta[:, k], focal,
+                                                                              curves.probs[k].shape[1] - 1,
+                                                                              curve_bands)}
+             for k, j in enumerate(positions)]
     return {"focal": focal_value, "reference": reference_value, "focal_n": int(focal.sum()),
             "reference_n": int((~focal).sum()),
             "matching": "ability strata" if adaptive else "purified summed score", "items": items}
+
+
+def _dif_curve(bank: ItemBank, j: int, score: np.ndarray, theta: FloatArray, focal: np.ndarray, top: int,
+               bands: int) -> dict[str, list[float | None]]:
+    """Each group's mean score / ``top`` by equal-count band of ``theta``, and the bank's."""
+    seen = score != MISSING
+    band = np.zeros(score.size, int)
+    if seen.sum() >= bands:
+        band = np.searchsorted(np.quantile(theta[seen], np.linspace(0, 1, bands + 1)[1:-1]), theta)
+    curve: dict[str, list[float | None]] = {"theta": [], "focal": [], "reference": [], "model": []}
+    for k in range(bands):
+        here = seen & (band == k)
+        if not here.any():
+            continue
+        mid = float(theta[here].mean())
+        curve["theta"].append(round(mid, 3))
+        for name, members in (("focal", focal), ("reference", ~focal)):
+            group = here & members
+            curve[name].append(round(float(score[group].mean()) / top, 4) if group.sum() >= 3 else None)
+        probs = bank_curves(bank, [j], np.array([mid])).probs[0][0]
+        curve["model"].append(round(float(probs @ np.arange(probs.size)) / top, 4))
+    return curve
 
 
 def _finite(x: float) -> float | None:
