@@ -103,6 +103,43 @@ def test_drift_finds_items_whose_difficulty_moved(tmp_path: Path, capsys: Any) -
     assert abs(out["A"] - 1.1) < 0.1 and abs(out["B"] - 0.2) < 0.1
 
 
+def test_drift_of_partial_credit_items_in_a_mixed_bank(tmp_path: Path, capsys: Any) -> None:
+    """2,000 examinees on 20 2PL and 10 GPCM items (four categories); item i0 and the GPCM items
+    g0, g1 moved by 0.5 (a partial-credit item: all its thresholds). One calibration of both
+    kinds, linked back: those three are flagged, and at most one other (the drift target: at
+    most one false flag per replication on average)."""
+    from irtcat.irt.polytomous import PolytomousItems, category_probabilities
+
+    rng = np.random.default_rng(14)
+    n, k_rw, k_pc = 2000, 20, 10
+    a, b = rng.uniform(0.8, 2.0, k_rw), rng.normal(0, 1, k_rw)
+    ga, gb = rng.uniform(0.9, 1.6, k_pc), np.sort(rng.normal(0, 0.8, (k_pc, 3)), axis=1)
+    now_b, now_gb = b.copy(), gb.copy()
+    now_b[0] += 0.5
+    now_gb[:2] += 0.5
+    theta = rng.normal(0, 1, n)
+    x_rw = (rng.random((n, k_rw)) < 1 / (1 + np.exp(-a * (theta[:, None] - now_b)))).astype(int)
+    p = category_probabilities(theta, PolytomousItems.build(["GPCM"] * k_pc, list(ga), now_gb.tolist(), scale=1.0))
+    x_pc = (rng.random((n, k_pc, 1)) > np.cumsum(p, axis=2)).sum(axis=2)
+    items = [{"item_id": f"i{j}", "a": float(a[j]), "b": float(b[j])} for j in range(k_rw)]
+    items += [{"item_id": f"g{j}", "model": "GPCM", "a": float(ga[j]), "b": gb[j].tolist()} for j in range(k_pc)]
+    ItemBank.model_validate({"bank_id": "m", "version": 1, "model": "2PL", "scale": 1.0, "items": items}).dump(
+        tmp_path / "bank.json")
+    with (tmp_path / "r.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["student_id", "item_id", "response"])
+        for s in range(n):
+            w.writerows([f"s{s}", f"i{j}", int(x_rw[s, j])] for j in range(k_rw))
+            w.writerows([f"s{s}", f"g{j}", int(x_pc[s, j])] for j in range(k_pc))
+    assert main(["drift", "--bank", str(tmp_path / "bank.json"), "--responses", str(tmp_path / "r.csv"),
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"g0", "g1", "i0"} <= set(out["drifting"]) and len(out["drifting"]) <= 4
+    moved = {r["item_id"]: r["d_b"] for r in out["items"]}
+    assert all(0.35 < moved[i] < 0.65 for i in ("g0", "g1", "i0"))
+    assert abs(out["A"] - 1) < 0.1 and abs(out["B"]) < 0.1
+
+
 def test_bad_input_is_refused_with_a_reason(tmp_path: Path, capsys: Any) -> None:
     a, d = np.array(MIRT_A), np.array(MIRT_D)
     write_bank(tmp_path / "bank.json", a, -d / a)

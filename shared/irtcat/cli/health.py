@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .common import CliError, emit
 
@@ -100,36 +100,54 @@ def _drift(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..domain.health import link_items
-    from ..irt.calibration import ResponseData
-    from ..irt.calibration.engine import calibrate
+    from ..irt.calibration import CategoryData, ResponseData
+    from ..irt.calibration.engine import calibrate_mixed
     from ..irt.health.common import MISSING
     from ..irt.health.drift import drift
     from ..irt.health.linking import LinkItem
 
     bank, _, positions, matrix = _load(args.bank, args.responses)
     engine = bank.engine
-    use = [k for k, j in enumerate(positions) if bank.items[j].model is None and engine.operational[j]
+    use = [k for k, j in enumerate(positions) if engine.operational[j]
            and int((matrix[:, k] != MISSING).sum()) >= args.min_responses]
     if len(use) < 5:
-        raise CliError(f"{len(use)} operational right/wrong item(s) with {args.min_responses} or more responses: "
-                       "drift needs at least 5")
-    x = matrix[:, use]
-    rows, cols = np.nonzero(x != MISSING)
-    model = bank.model if bank.model in ("1PL", "2PL", "3PL") else "2PL"
-    fit = calibrate(ResponseData.from_long(rows, cols, x[rows, cols], n_persons=x.shape[0], n_items=len(use)),
-                    model)  # type: ignore[arg-type]
-    ids = [bank.items[positions[k]].item_id for k in use]
-    fresh = [LinkItem(float(a), (float(b),), float(c)) for a, b, c in zip(fit.a, fit.b, fit.c, strict=True)]
+        raise CliError(f"{len(use)} operational item(s) with {args.min_responses} or more responses: drift needs "
+                       "at least 5")
+    rw = [k for k in use if bank.items[positions[k]].model is None]
+    pc = [k for k in use if bank.items[positions[k]].model is not None]
+
+    def long(cols: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = matrix[:, cols]
+        rows, where = np.nonzero(x != MISSING)
+        return rows, where, x[rows, where]
+
+    model: Literal["1PL", "2PL", "3PL"] = bank.model if bank.model in ("1PL", "2PL", "3PL") else "2PL"
+    # one calibration of every item, free (right/wrong and partial credit share each person's posterior)
+    fit = calibrate_mixed(ResponseData.from_long(*long(rw), n_persons=matrix.shape[0], n_items=len(rw)) if rw else None,
+                          CategoryData.from_long(*long(pc), n_persons=matrix.shape[0], n_items=len(pc)) if pc else None,
+                          model=model, partial_models=[str(bank.items[positions[k]].model) for k in pc] or "GRM",
+                          scale=1.0, standard_errors=False)
+    fresh = []
+    if fit.right_wrong is not None:
+        r = fit.right_wrong
+        fresh += [LinkItem(float(a), (float(b),), float(c)) for a, b, c in zip(r.a, r.b, r.c, strict=True)]
+    if fit.partial is not None:
+        p = fit.partial
+        fresh += [LinkItem(float(a), tuple(float(t) for t in row if not np.isnan(t)),
+                           model=str(bank.items[positions[k]].model))
+                  for k, a, row in zip(pc, p.a, p.thresholds, strict=True)]
+    ids = [bank.items[positions[k]].item_id for k in rw + pc]
     on_bank = link_items(bank, ids)
     result = drift(on_bank, fresh, args.cutoff, args.min_shift)
-    rows_out = [{"item_id": i, "b_bank": it.b[0], "d_b": round(float(d), 4), "z": round(float(z), 3),
-                 "area": round(float(ar), 4), "flagged": bool(f)}
+    rows_out = [{"item_id": i, "b_bank": round(float(np.mean(it.b)), 4), "d_b": round(float(d), 4),
+                 "z": round(float(z), 3), "area": round(float(ar), 4), "flagged": bool(f)}
                 for i, it, d, z, ar, f in zip(ids, on_bank, result.d_b, result.z, result.area, result.flagged,
                                               strict=True)]
     summary = {"A": result.A, "B": result.B, "items": rows_out, "cutoff": args.cutoff, "min_shift": args.min_shift,
                "drifting": [r["item_id"] for r in rows_out if r["flagged"]]}
-    human = (f"{len(ids)} operational items re-estimated ({model}) and linked: theta_bank = {result.A:.3f} theta_new "
-             f"+ {result.B:.3f}; drifting: {', '.join(summary['drifting']) or 'none'}")
+    human = (f"{len(ids)} operational items re-estimated ({model}{' and partial credit' if pc else ''}) and linked: "
+             f"theta_bank = {result.A:.3f} theta_new + {result.B:.3f}; drifting: "
+             f"{', '.join(summary['drifting']) or 'none'}")
     emit(args, summary, human)
     return 0
 

@@ -2,7 +2,8 @@
 bank's scale, and compared item by item.
 
 1. Link the fresh estimates to the bank's scale by Stocking-Lord over the items (:mod:`.linking`).
-2. d_i = b_i(fresh, linked) - b_i(bank) and the robust z of Huynh & Meyer (2010, *Applied
+2. d_i = b_i(fresh, linked) - b_i(bank) (a partial-credit item: the mean of its thresholds,
+   its location) and the robust z of Huynh & Meyer (2010, *Applied
    Measurement in Education* 23, 112-125):
 
        z_i = (d_i - median(d)) / (0.74 IQR(d))
@@ -15,9 +16,10 @@ bank's scale, and compared item by item.
 3. Flagged items leave the anchor set and the link is made again (``rounds`` times), so that the
    drifting items do not pull the scale with them.
 
-Beside z, the **area** between the two item characteristic curves over the N(0, 1) population
-of the bank's scale, sqrt(integral (P_bank(theta) - P_fresh(theta))^2 phi(theta) dtheta), says
-how much a and b moved together (a weighted form of Raju's 1988 area).
+Beside z, the **area** between the two expected-score curves (as a share of the top score:
+P(right) for a right/wrong item) over the N(0, 1) population of the bank's scale,
+sqrt(integral (E_bank(theta) - E_fresh(theta))^2 phi(theta) dtheta), says how much a and b
+moved together (a weighted form of Raju's 1988 area).
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ def robust_z(d: np.ndarray) -> np.ndarray:
 
 def drift(bank: Sequence[LinkItem], fresh: Sequence[LinkItem], cutoff: float = CUTOFF, min_shift: float = MIN_SHIFT,
           rounds: int = 3) -> Drift:
-    """Compare ``fresh`` estimates with the ``bank``'s parameters of the same right/wrong items
-    (module docstring)."""
+    """Compare ``fresh`` estimates with the ``bank``'s parameters of the same items, right/wrong
+    or partial credit (module docstring)."""
     if len(bank) != len(fresh) or len(bank) < 5:
         raise ValueError("drift needs the same items in both, at least 5")
     stable = np.ones(len(bank), bool)
@@ -71,7 +73,7 @@ def drift(bank: Sequence[LinkItem], fresh: Sequence[LinkItem], cutoff: float = C
         keep = np.flatnonzero(stable).tolist()
         big_a, big_b = constants([bank[i] for i in keep], [fresh[i] for i in keep], "stocking-lord")
         linked = [it.on_old_scale(big_a, big_b) for it in fresh]
-        d = np.array([new.b[0] - old.b[0] for new, old in zip(linked, bank, strict=True)])
+        d = np.array([np.mean(new.b) - np.mean(old.b) for new, old in zip(linked, bank, strict=True)])
         z = robust_z(d)
         flagged = (np.abs(z) > cutoff) & (np.abs(d - np.median(d)) >= min_shift)
         if np.array_equal(~flagged, stable) or (~flagged).sum() < 5:
@@ -79,6 +81,10 @@ def drift(bank: Sequence[LinkItem], fresh: Sequence[LinkItem], cutoff: float = C
         stable = ~flagged
     linked = [it.on_old_scale(big_a, big_b) for it in fresh]
     old_curves, new_curves = category_curves(bank, theta), category_curves(linked, theta)
-    area = np.array([np.sqrt(np.sum(weight * (o[:, 1] - n[:, 1]) ** 2))
-                     for o, n in zip(old_curves, new_curves, strict=True)])
+    # category_curves lists right/wrong items first: put the curves back in the items' order
+    order = [i for i, it in enumerate(bank) if it.model is None] + [i for i, it in enumerate(bank) if it.model]
+    area = np.empty(len(bank))
+    for i, o, n in zip(order, old_curves, new_curves, strict=True):
+        score = np.arange(o.shape[1]) / (o.shape[1] - 1)
+        area[i] = np.sqrt(np.sum(weight * (o @ score - n @ score) ** 2))
     return Drift(big_a, big_b, d, z, area, flagged)
