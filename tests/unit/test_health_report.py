@@ -79,14 +79,17 @@ def test_health_report_on_a_history(tmp_path: Path, capsys: Any) -> None:
     assert "--health needs --bank" in capsys.readouterr().err
 
 
-def test_the_dashboard_links_the_health_page_beside_it(tmp_path: Path) -> None:
+def test_the_dashboard_shows_the_bank_and_links_the_health_page_beside_it(tmp_path: Path) -> None:
     from irtcat.analytics.report import build_report
 
     history, bank, _ = _history(tmp_path, sessions=30)
     out = tmp_path / "report"
     assert main(["report", "--history", str(history), "--health", "--bank", str(bank), "--out", str(out)]) == 0
     page = Path(build_report(history, out)["dashboard"]).read_text()
-    assert 'href="health.html"' in page
+    assert 'href="health.html"' in page and "<h2 id='bank'>The bank: b v1</h2>" in page
+    health = json.loads((out / "health.json").read_text())
+    reliability = f"{health['tests'][0]['empirical_reliability']:.2f}"
+    assert f"<td>t1</td><td>30</td><td>{reliability}</td>" in page
     alone = Path(build_report(history, tmp_path / "alone")["dashboard"]).read_text()
     assert 'href="health.html"' not in alone
 

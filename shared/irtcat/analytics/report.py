@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ def build_report(history_dir: str | Path, out_dir: str | Path) -> dict[str, Any]
     for name, rows in results.items():
         _write_csv(out / "queries" / f"{name}.csv", rows)
     pngs = _pngs(results, trajectories, out)
-    page = _dashboard(results, trajectories, (out / "health.html").exists())
+    health = json.loads((out / "health.json").read_text()) if (out / "health.json").exists() else None
+    page = _dashboard(results, trajectories, health)
     (out / "dashboard.html").write_text(page, encoding="utf-8")
     records = con.execute("SELECT count(*) FROM history").fetchone()
     return {
@@ -131,8 +133,28 @@ def _distractor_figure(rows: list[dict[str, Any]], by_exposure: list[str]) -> An
     return f
 
 
+def bank_view(health: dict[str, Any]) -> str:
+    """The dashboard's bank view: per test its marginal reliability and the bound the bank
+    allows, the items that misfit and the DIF flags, the flagged sessions; the health page has
+    the detail (``health.json``, :mod:`irtcat.analytics.health`)."""
+    def num(x: Any) -> str:
+        return "-" if x is None or (isinstance(x, float) and x != x) else f"{x:.2f}"
+
+    tests = "".join(f"<tr><td>{html.escape(str(t['test_id']))}</td><td>{t['sessions']}</td>"
+                    f"<td>{num(t['empirical_reliability'])}</td><td>{num(t['information_reliability_bound'])}</td></tr>"
+                    for t in health.get("tests", []))
+    misfits = sum(1 for i in health.get("items", []) if i.get("flagged"))
+    dif = [f"{html.escape(str(s['variable']))}: {sum(1 for i in s['items'] if i['flagged'])} of {len(s['items'])}"
+           for s in health.get("dif", []) if "items" in s]
+    return (f"<h2 id='bank'>The bank: {html.escape(str(health.get('bank_id')))} v{health.get('bank_version')}</h2>"
+            "<table id='bank-tests'><tr><th>test</th><th>sessions</th><th>marginal reliability</th>"
+            f"<th>bound from the bank</th></tr>{tests}</table>"
+            f"<p>{misfits} item(s) misfitting · DIF flags: {'; '.join(dif) or 'no group variables'} · "
+            f"{len(health.get('flagged_sessions', []))} session(s) flagged</p>{HEALTH_LINK}")
+
+
 def _dashboard(results: dict[str, list[dict[str, Any]]], traj: dict[str, list[dict[str, Any]]],
-               health: bool = False) -> str:
+               health: dict[str, Any] | None = None) -> str:
     import plotly.graph_objects as go
 
     figs: list[tuple[str, Any]] = []
@@ -196,7 +218,7 @@ table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid
 <h1>irtcat: student ability</h1>
 <p>{len(latest)} students · {sum(r['sessions'] for r in stops)} finished sessions ·
 {sum(r['administrations'] for r in exp)} applied answers</p>
-{HEALTH_LINK if health else ''}
+{bank_view(health) if health else ''}
 {''.join(parts)}
 {blueprints}
 <h2>Students (latest ability)</h2>
