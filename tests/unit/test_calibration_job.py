@@ -240,3 +240,40 @@ def test_the_new_version_carries_each_items_mean_log_response_time() -> None:
     assert len(timed) >= 50  # the items served 30 or more times
     expected = 0.8 * np.log(20) + 0.2 * np.log(45)
     assert all(abs(t - expected) < 0.25 for t in timed)
+
+
+def test_the_drift_check_covers_operational_partial_credit_items() -> None:
+    """A bank whose items cycle 2PL, GRM, GPCM; the two most served operational partial-credit
+    items' thresholds are 0.6 lower in the bank than in truth. The run's final E-step counts
+    their expected categories too, and the report lists both as drifting (location shift above
+    0.3), with the partial-credit items among those checked."""
+    import json
+
+    from irtcat.domain.generate import with_partial_credit
+
+    truth = with_partial_credit(generate_bank(150, "2PL", seed=4, bank_id="m", pretest=6, with_content=False),
+                                ["2PL", "GRM", "GPCM"], seed=4)
+    history = MemoryObjects()
+    served: dict[str, int] = {}
+    for key, data in simulated_history(truth, 2500, seed=4).items():
+        history.put(key, data)
+        for line in data.decode().splitlines():
+            item = json.loads(line).get("item_id")
+            served[item] = served.get(item, 0) + 1
+    stale = provisional_bank(truth)
+    poly = [j for j, it in enumerate(stale.items) if it.status == "operational" and it.model is not None]
+    moved = sorted(poly, key=lambda j: -served.get(stale.items[j].item_id, 0))[:2]
+    stale = stale.model_copy(update={"items": [
+        it.model_copy(update={"b": [t - 0.6 for t in it.thresholds]}) if j in moved else it
+        for j, it in enumerate(stale.items)]})
+    banks = MemoryBanks()
+    banks.publish(stale)
+    work = MemoryObjects()
+    run_in_process(CalibrationRequest(bank_id="m", promote_n=300), banks, history, work, run_id="r1",
+                   publish_result=False)
+    drift = json.loads(work.get("calibration/m/r1/report.json"))["summary"]["drift"]
+    found = {d["item_id"]: d["d_b"] for d in drift["drifting"]}
+    assert {stale.items[j].item_id for j in moved} <= set(found), drift
+    assert all(found[stale.items[j].item_id] > 0.3 for j in moved)
+    assert drift["checked"] > sum(1 for it in stale.items if it.status == "operational" and it.model is None
+                                  and served.get(it.item_id, 0) >= 300)

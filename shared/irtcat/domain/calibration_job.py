@@ -617,7 +617,9 @@ def finalize(job: CalibrationJob, banks: BankPublisher, work: ObjectStore) -> Ca
     if job.n_responses < r.min_run_responses:
         failures.append(f"{job.n_responses} responses < the minimum {r.min_run_responses}")
     # fixed items stay fixed; whether their answers still agree with them is reported, not gated
-    drift_check = operational_drift(base, summed_counts(job, work), job.settings().quadrature()[0], r.promote_n)
+    run_partial = _Params.load(work, job.params_key(job.iteration)).partial  # the run's partial-credit items
+    drift_check = operational_drift(base, summed_counts(job, work), job.settings().quadrature()[0], r.promote_n,
+                                    run_partial.index if run_partial is not None else None)
     summary = {**result.summary(), "run_id": job.run_id, "bank_id": r.bank_id, "base_version": job.base_version,
                "candidate_version": version, "sessions": job.n_sessions, "shards": job.n_shards,
                "answers_out_of_range": job.n_out_of_range,

@@ -153,6 +153,9 @@ class ExpectedCounts:
     n_persons: int
     score_products: FloatArray | None = None
     categories: FloatArray | None = None
+    # on the final pass: the fixed partial-credit items' expected category counts too, (items x
+    # width) x nodes in the run's item order (what the drift check re-estimates them from)
+    fixed_categories: FloatArray | None = None
 
     @classmethod
     def zeros(cls, n_items: int, n_nodes: int) -> ExpectedCounts:
@@ -165,14 +168,16 @@ class ExpectedCounts:
         return ExpectedCounts(self.n + other.n, self.r + other.r, self.mass + other.mass,
                               self.log_likelihood + other.log_likelihood, self.n_persons + other.n_persons,
                               _add_optional(self.score_products, other.score_products, empty, "score products"),
-                              _add_optional(self.categories, other.categories, empty, "category counts"))
+                              _add_optional(self.categories, other.categories, empty, "category counts"),
+                              _add_optional(self.fixed_categories, other.fixed_categories, empty,
+                                            "fixed items' category counts"))
 
     def to_bytes(self) -> bytes:
         """A compact binary form (``numpy.savez``) for moving shard results through storage."""
         buf = io.BytesIO()
         arrays: dict[str, Any] = {"n": self.n, "r": self.r, "mass": self.mass,
                                   "scalars": np.array([self.log_likelihood, float(self.n_persons)])}
-        for name in ("score_products", "categories"):
+        for name in ("score_products", "categories", "fixed_categories"):
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
         np.savez(buf, **arrays)
@@ -182,7 +187,8 @@ class ExpectedCounts:
     def from_bytes(cls, raw: bytes) -> ExpectedCounts:
         with np.load(io.BytesIO(raw)) as z:
             ll, persons = z["scalars"]
-            optional = {name: z[name] if name in z.files else None for name in ("score_products", "categories")}
+            optional = {name: z[name] if name in z.files else None
+                        for name in ("score_products", "categories", "fixed_categories")}
             return cls(z["n"], z["r"], z["mass"], float(ll), int(persons), **optional)
 
 

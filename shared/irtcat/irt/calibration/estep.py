@@ -172,7 +172,8 @@ def joint_e_step(right_wrong: ResponseData | None, est: ItemEstimates, nodes: Fl
     if anchors is not None:
         log_post += anchors
     free_part: FloatArray | None = None
-    categories = None
+    categories = fixed_categories = None
+    to_fixed = None
     if partial is not None:
         table = log_likelihood_table(partial.items, nodes)  # (items, K, Q)
         table = np.where(np.isneginf(table), 0.0, table).reshape(-1, nodes.size)  # never-indexed cells: 0
@@ -191,6 +192,8 @@ def joint_e_step(right_wrong: ResponseData | None, est: ItemEstimates, nodes: Fl
         n, r = np.zeros((0, nodes.size)), np.zeros((0, nodes.size))
     if partial is not None and partial.free.any():
         categories = category_counts(partial.free_data(), w)
+    if information is not None and to_fixed is not None:  # every shard has them (zeros where none answered)
+        fixed_categories = np.asarray(to_fixed.T @ w)  # (items x width) x nodes: each fixed answer's posterior
     products = None if information is None or right_wrong is None else \
         score_products(right_wrong, est, nodes, w, *information)
     across = None
@@ -199,4 +202,5 @@ def joint_e_step(right_wrong: ResponseData | None, est: ItemEstimates, nodes: Fl
         layout, vec, scale = cross
         across = cross_information(right_wrong, est, information[0], information[1], partial.free_data(),
                                    layout, vec, nodes, w, scale)
-    return ExpectedCounts(n, r, w.sum(axis=0), loglik, n_persons, products, categories), others, across
+    return (ExpectedCounts(n, r, w.sum(axis=0), loglik, n_persons, products, categories, fixed_categories), others,
+            across)
