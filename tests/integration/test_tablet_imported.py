@@ -15,12 +15,11 @@ from typing import Any
 
 import pytest
 
+from ..unit.test_import_qti import KEY_FIELD  # what would carry a key in a reply
 from .test_tablet import ARTIFACTS, PASSWORD, browser, chromium  # noqa: F401  (the browser fixture)
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).parent.parent / "data" / "qti"
-KEY_FIELD = re.compile(r'"(key|answer_value|correct|credits|credit_bands|mapping|mapping_default|tolerance|'
-                       r'tolerance_mode|points|score_values|processing|option_ids)"\s*:')
 # what a student who knows the answers types into each typed blank (by item)
 TYPED = {"capital": ["Paris"], "half": ["0.5"], "blanks": ["12", "dozen"]}
 

@@ -183,6 +183,20 @@ def test_the_job_calibrates_partial_credit_pretest_items_beside_right_wrong_ones
                for o, n in zip(base.items, bank.items, strict=True) if o.status == "operational")
 
 
+def _history_and_served(truth: ItemBank, seed: int) -> tuple[MemoryObjects, dict[str, int]]:
+    """2,500 simulated CAT sessions on ``truth`` as history, and how often each item was served."""
+    import json
+
+    history = MemoryObjects()
+    served: dict[str, int] = {}
+    for key, data in simulated_history(truth, 2500, seed=seed).items():
+        history.put(key, data)
+        for line in data.decode().splitlines():
+            item = json.loads(line).get("item_id")
+            served[item] = served.get(item, 0) + 1
+    return history, served
+
+
 def test_the_report_lists_operational_items_whose_answers_disagree_with_the_bank() -> None:
     """The bank says three often-served operational items are 0.6 easier than the answers show
     (the history comes from the truth): the job keeps them fixed (its gate) and its report lists
@@ -190,13 +204,7 @@ def test_the_report_lists_operational_items_whose_answers_disagree_with_the_bank
     import json
 
     truth = generate_bank(150, "2PL", seed=3, bank_id="m", pretest=6, with_content=False)
-    history = MemoryObjects()
-    served: dict[str, int] = {}
-    for key, data in simulated_history(truth, 2500, seed=3).items():
-        history.put(key, data)
-        for line in data.decode().splitlines():
-            item = json.loads(line).get("item_id")
-            served[item] = served.get(item, 0) + 1
+    history, served = _history_and_served(truth, seed=3)
     stale = provisional_bank(truth)
     ops = [j for j, it in enumerate(stale.items) if it.status == "operational"]
     moved = sorted(ops, key=lambda j: -served.get(stale.items[j].item_id, 0))[:3]  # the most served
@@ -253,13 +261,7 @@ def test_the_drift_check_covers_operational_partial_credit_items() -> None:
 
     truth = with_partial_credit(generate_bank(150, "2PL", seed=4, bank_id="m", pretest=6, with_content=False),
                                 ["2PL", "GRM", "GPCM"], seed=4)
-    history = MemoryObjects()
-    served: dict[str, int] = {}
-    for key, data in simulated_history(truth, 2500, seed=4).items():
-        history.put(key, data)
-        for line in data.decode().splitlines():
-            item = json.loads(line).get("item_id")
-            served[item] = served.get(item, 0) + 1
+    history, served = _history_and_served(truth, seed=4)
     stale = provisional_bank(truth)
     poly = [j for j, it in enumerate(stale.items) if it.status == "operational" and it.model is not None]
     moved = sorted(poly, key=lambda j: -served.get(stale.items[j].item_id, 0))[:2]

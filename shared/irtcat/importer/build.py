@@ -8,48 +8,23 @@ refers to are copied beside the bank (``BANK.media/``), and only those.
 from __future__ import annotations
 
 import json
-import posixpath
 import re
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from ..domain.bank import Item, ItemBank, media_type
+from ..domain.bank import Item, ItemBank
 from ..domain.base import first_error
 from .content import local_name, sanitise, serialise
 from .drafts import Collected, Draft, ImportReport
 from .export import EXTENSION, EXTENSION_FORMAT
+from .media import MediaCollector
 from .parameters import Parameters, apply_parameters, read_parameters
 from .qti import attr, child, children, parse_item
-from .safety import Package, Refused, check_svg, parse_xml, resolve_inside
+from .safety import Package, Refused, parse_xml, resolve_inside
 from .sheet import collect_sheet
 
 SHEET_SUFFIXES = (".csv", ".xlsx")
-
-
-class MediaCollector:
-    """Resolves an item's media references inside its package, checks them, and names their
-    place in the bank's media folder."""
-
-    def __init__(self, pkg: Package, base: str, prefix: str) -> None:
-        self.pkg, self.base, self.prefix = pkg, base, prefix
-        self.found: dict[str, tuple[Package, str]] = {}
-
-    def __call__(self, href: str) -> str:
-        member = resolve_inside(self.base, href)
-        try:
-            media_type(member)
-        except ValueError as exc:
-            raise Refused(str(exc)) from None
-        if not self.pkg.exists(member):
-            raise Refused(f"missing media file {member}")
-        if member.lower().endswith(".svg"):
-            check_svg(self.pkg.read(member), member)
-        else:
-            self.pkg.check(member)
-        target = posixpath.join("media", self.prefix, member) if self.prefix else posixpath.join("media", member)
-        self.found[target] = (self.pkg, member)
-        return target
 
 
 def _metadata(resource: Element | None) -> dict[str, str]:

@@ -17,11 +17,11 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ..domain.bank import media_type
 from .content import sanitise
 from .drafts import Collected, Draft, ImportReport
+from .media import MediaCollector
 from .parameters import number, row_parameters
-from .safety import MAX_XML_BYTES, Package, Refused, check_svg, safe_member
+from .safety import MAX_XML_BYTES, Package, Refused
 
 OPTION_COLUMNS = [f"option_{c}" for c in "abcdef"]
 STATUSES = ("operational", "pretest", "retired")
@@ -68,21 +68,12 @@ def _item_fields(row: dict[str, str], where: str, sheet: Path, media: dict[str, 
         alt = cell.get("alt", "")
         if not alt:
             raise Refused(f"{where} column alt: an image needs its alt text (a screen reader reads it)")
-        pkg = Package(sheet.parent)
-        name = cell["image"].replace("\\", "/")
-        member = safe_member(name)
+        found = MediaCollector(Package(sheet.parent), sheet.name, prefix)
         try:
-            media_type(member)
-        except ValueError as exc:
+            target = found(cell["image"].replace("\\", "/"))
+        except Refused as exc:
             raise Refused(f"{where} column image: {exc}") from None
-        if not pkg.exists(member):
-            raise Refused(f"{where} column image: missing media file {name}")
-        if member.lower().endswith(".svg"):
-            check_svg(pkg.read(member), member)
-        else:
-            pkg.check(member)
-        target = "media/" + (f"{prefix}/" if prefix else "") + member
-        media[target] = (pkg, member)
+        media.update(found.found)
         stem += f'<p><img src="{html.escape(target)}" alt="{html.escape(alt)}"></p>'
     fields["stem"] = stem
     options = [cell.get(c, "") for c in OPTION_COLUMNS]
