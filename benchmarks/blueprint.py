@@ -109,7 +109,8 @@ def bench_blueprint(examinees: int = 2000) -> dict[str, Any]:
     unconstrained max-info without and with the default exposure control (prices and
     Sympson-Hetter); Kingsbury-Zara content balancing on the blueprint's content-area shares, and
     beside it the shadow test held to those content rules alone. Violated rules per condition
-    (all rules, and the content rules), RMSE, the RMSE ratios, and max exposure."""
+    (all rules, and the content rules), RMSE, the RMSE ratios with their paired-bootstrap 95%
+    intervals, and max exposure."""
     from irtcat.domain.blueprint import Blueprint, conformance
     from irtcat.domain.exposure import with_exposure_control
     from irtcat.irt.simulation import simulate
@@ -130,10 +131,12 @@ def bench_blueprint(examinees: int = 2000) -> dict[str, Any]:
                   "shadow_content_rules": (bank, _policy(content_only, sympson_hetter=False)),
                   "kingsbury_zara": (bank, _policy(None, sympson_hetter=False, content_targets=mid))}
     out: dict[str, Any] = {"blueprint_examinees": examinees, "blueprint_exposure_control_s": exposure_s}
+    errors: dict[str, np.ndarray] = {}
     for name, (b, policy) in conditions.items():
         started = time.perf_counter()
         result = simulate(b.engine, policy.cat_config(b), thetas, seed=7)
         seconds = time.perf_counter() - started
+        errors[name] = result.theta - result.true_theta
         summary = result.summary(b.engine)
         assert result.administered is not None
         report = conformance(blueprint, b, result.administered)
@@ -149,15 +152,25 @@ def bench_blueprint(examinees: int = 2000) -> dict[str, Any]:
             [all(_met(content_only, b, row)) for row in result.administered]))
         out[f"blueprint_{name}_tests_relaxed"] = sum(1 for r in result.relaxed.values() if r)
         out[f"blueprint_{name}_seconds"] = seconds
-    out["blueprint_rmse_ratio_shadow_vs_maxinfo"] = out["blueprint_shadow_rmse"] / out["blueprint_maxinfo_rmse"]
-    out["blueprint_rmse_ratio_shadow_vs_maxinfo_exposure"] = (out["blueprint_shadow_exposure_rmse"]
-                                                              / out["blueprint_maxinfo_exposure_rmse"])
-    out["blueprint_rmse_ratio_shadow_vs_kingsbury_zara"] = (out["blueprint_shadow_rmse"]
-                                                            / out["blueprint_kingsbury_zara_rmse"])
-    # like for like: the shadow test held to the content rules alone, which is all Kingsbury-Zara knows
-    out["blueprint_rmse_ratio_shadow_content_rules_vs_kingsbury_zara"] = (
-        out["blueprint_shadow_content_rules_rmse"] / out["blueprint_kingsbury_zara_rmse"])
+    # like for like in the last: the shadow test held to the content rules alone, which is all
+    # Kingsbury-Zara knows
+    for ratio, num, den in (("shadow_vs_maxinfo", "shadow", "maxinfo"),
+                            ("shadow_vs_maxinfo_exposure", "shadow_exposure", "maxinfo_exposure"),
+                            ("shadow_vs_kingsbury_zara", "shadow", "kingsbury_zara"),
+                            ("shadow_content_rules_vs_kingsbury_zara", "shadow_content_rules", "kingsbury_zara")):
+        out[f"blueprint_rmse_ratio_{ratio}"] = out[f"blueprint_{num}_rmse"] / out[f"blueprint_{den}_rmse"]
+        out[f"blueprint_rmse_ratio_{ratio}_ci95"] = rmse_ratio_interval(errors[num], errors[den])
     return out
+
+
+def rmse_ratio_interval(num: np.ndarray, den: np.ndarray, resamples: int = 4000, seed: int = 0) -> list[float]:
+    """95% percentile interval of RMSE(num) / RMSE(den) by the paired bootstrap over simulees
+    (Efron & Tibshirani 1993, ch. 13): both conditions ran the same simulees, so a resample keeps
+    each simulee's two errors together."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, num.size, (resamples, num.size))
+    ratios = np.sqrt((num[picks] ** 2).mean(axis=1) / (den[picks] ** 2).mean(axis=1))
+    return [round(float(q), 4) for q in np.quantile(ratios, [0.025, 0.975])]
 
 
 def _met(blueprint: Any, bank: Any, row: np.ndarray) -> list[bool]:

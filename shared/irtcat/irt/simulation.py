@@ -106,12 +106,16 @@ def simulate(
     """Run every simulee through the adaptive test; ``progress(k)`` is told of k finished.
 
     With ``keep_responses`` the result carries every response in long format (the data a
-    calibration needs: adaptive, sparse, not missing at random).
+    calibration needs: adaptive, sparse, not missing at random). Answers draw from a stream of
+    their own, so two policies run with one seed compare on common random numbers.
     """
     import time
 
     started = time.perf_counter()
-    rng = np.random.default_rng(seed)
+    # answers draw from their own stream, apart from the selection's lotteries and draws: two
+    # policies simulated with one seed give simulee j the same uniform at the same step (common
+    # random numbers, Law 2015 ch. 11), so a difference between them is measured with less noise
+    rng, answers = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     true_theta = np.asarray(true_theta, dtype=np.float64)
     n = true_theta.size
     state = CatState.start(n, bank, config)
@@ -136,11 +140,11 @@ def simulate(
             if active.size == 0:
                 break
         p = prob(true_theta[active], bank.params.subset(items))
-        x = (rng.random(active.size) < p).astype(np.int64)
+        x = (answers.random(active.size) < p).astype(np.int64)
         if bank.poly is not None:  # partial-credit items answer in a category
             where, is_poly = bank.poly_positions(items)
             if is_poly.any():
-                x[is_poly] = draw_responses(true_theta[active[is_poly]], bank.poly.subset(where[is_poly]), rng)
+                x[is_poly] = draw_responses(true_theta[active[is_poly]], bank.poly.subset(where[is_poly]), answers)
         record_answer(state, bank, config, active, items, x)
         slot = state.n_served[active] - 1
         fits = slot < order.shape[1]
