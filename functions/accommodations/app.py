@@ -20,7 +20,8 @@ app = api()
 @tracer.capture_method
 def read_accommodations(student_id: str) -> Response[str]:
     caller(app).require_teacher()
-    profile = adapters().students.get(path_id("student_id", student_id))
+    student_id = path_id("student_id", student_id)
+    profile = adapters().students.get(student_id)
     return Response(200, "application/json", accommodations_view(student_id, profile).model_dump_json())
 
 
