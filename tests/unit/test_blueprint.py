@@ -245,6 +245,36 @@ def test_eligibility_probabilities_hold_a_shadow_test_under_its_exposure_cap() -
     assert all(r["met"] == 1.0 for r in report["rules"])
 
 
+def test_a_simulation_reports_the_eligibility_it_drew_and_serves_only_eligible_items() -> None:
+    """Under item eligibility (every item eligible with probability 0.7) a simulation reports the
+    share of simulees each item was eligible for: near 0.7 (4 binomial SDs over 200 simulees),
+    and never below the share that was served the item, since no test had to relax exposure."""
+    bank = bank_with(n=200, area=lambda k, it: "a" if k % 3 == 0 else "b")
+    most = bank.model_copy(update={"items": [it.model_copy(update={"exposure_k": 0.7}) for it in bank.items]})
+    pol = policy({"constraints": [{"attribute": "area", "value": "a", "min": 3}]}).model_copy(
+        update={"sympson_hetter": True})
+    result = simulate(most.engine, pol.cat_config(most), np.random.default_rng(8).normal(size=200), seed=9)
+    assert result.eligible is not None
+    assert np.abs(result.eligible - 0.7).max() <= 4 * np.sqrt(0.21 / 200)
+    assert not any("exposure" in r for r in result.relaxed.values())
+    assert np.all(result.exposure <= result.eligible + 1e-12)
+    plain = simulate(bank.engine, pol.cat_config(bank), np.zeros(3), seed=9)
+    assert plain.eligible is None
+
+
+def test_stratified_thetas_take_one_draw_from_each_slice_of_the_prior() -> None:
+    """stratified_normal(n) puts exactly one draw in each of n equal-probability slices of
+    N(mean, sd), in random order."""
+    from statistics import NormalDist
+
+    from irtcat.irt.simulation import stratified_normal
+
+    draws = stratified_normal(np.random.default_rng(1), 50, mean=0.5, sd=2.0)
+    cdf = np.array([NormalDist(0.5, 2.0).cdf(x) for x in draws])
+    assert np.array_equal(np.sort(np.floor(cdf * 50).astype(int)), np.arange(50))
+    assert not np.all(np.diff(draws) > 0)
+
+
 def test_a_session_draws_its_eligibility_once_from_its_id() -> None:
     """The live path draws item eligibility from the session id alone: every step of a session
     sees the same draw (no item it made ineligible is served while eligible ones remain), and

@@ -29,25 +29,28 @@ from .policy import TestPolicy
 # the largest rate measured on 2,000 fresh examinees stayed at or under the maximum in 11 of 12
 # samples (0.2565 in the twelfth); at 0.90 in 4 of 12.
 TARGET_MARGIN = 0.88
-# The shadow test's eligibility pass aims lower still: its probabilities come from one pass of
-# 600 simulees (integer programs are dear), whose noise and lag leave some items above the aim.
-# On the blueprint benchmark's bank (1,000 items, 20 rules, 0.25 cap), the largest rate on 1,000
-# fresh simulees was 0.288 aiming at 0.22 (0.88), 0.263 at 0.20 (0.80) and 0.243 at 0.18 (0.72).
-SHADOW_MARGIN = 0.72
+# The shadow test's eligibility pass aims at the same share of the cap as the lottery does: its
+# one pass of simulees (integer programs are dear) is made precise enough by stratified thetas
+# and unfaded counts after a burn-in (irt.simulation.eligibility_probabilities). On the blueprint benchmark's bank
+# (1,000 items, 20 rules, 0.25 cap) and 1,000 fresh simulees, the largest rate was 0.258 after a
+# pass of 2,400 aiming at 0.88 (max-info under its own control: 0.259), 0.243 aiming at 0.84. A
+# pass of 600 with fading counts had needed 0.72 to stay under the cap (0.288 at 0.88).
+SHADOW_EXAMINEES = 2000
+SHADOW_BURN_IN = 400
 # names what with_exposure_control computes, for caches of its results
 METHOD = "allocation-prices+sympson-hetter+shadow-eligibility-unpriced"
 
 
 def with_exposure_control(bank: ItemBank, policy: TestPolicy | None = None, examinees: int = 3000,
                           rounds: int = 12, seed: int = 0, margin: float = TARGET_MARGIN, prices: bool = True,
-                          shadow_examinees: int = 600) -> tuple[ItemBank, list[float]]:
+                          shadow_examinees: int = SHADOW_EXAMINEES) -> tuple[ItemBank, list[float]]:
     """``bank`` with ``exposure_price`` (when ``prices`` and the policy selects by max-info) and
     ``exposure_k`` set so that, under ``policy`` (default: the default
     policy), no item's exposure rate exceeds ``policy.max_exposure`` (both aim at ``margin``
     times it); and the largest exposure rate of each simulated round. ``exposure_k`` is the
     Sympson-Hetter parameter under a per-item lottery (``rounds`` of ``examinees``) and the
     item's eligibility probability under the shadow test (one pass of ``shadow_examinees``,
-    aiming at :data:`SHADOW_MARGIN` times the cap)."""
+    the first :data:`SHADOW_BURN_IN` of them a burn-in)."""
     policy = policy or TestPolicy()
     config = policy.cat_config(bank)
     target = policy.max_exposure * margin
@@ -64,11 +67,11 @@ def with_exposure_control(bank: ItemBank, policy: TestPolicy | None = None, exam
         # no lottery on top of a hard rule: item eligibility, which the shadow test's objective
         # prices (it yields before any rule does), from one self-adaptive pass of simulees that
         # starts from the Sympson-Hetter parameters max-info would need (seconds to compute)
-        aim = policy.max_exposure * SHADOW_MARGIN
         unpriced = engine.with_exposure_k(np.ones(len(engine)), price)
         start, _ = sympson_hetter_parameters(unpriced, dataclasses.replace(config, selection="max_info", shadow=None),
-                                             aim, examinees, rounds, seed)
-        k, history = eligibility_probabilities(unpriced, config, aim, shadow_examinees, seed=seed, initial=start)
+                                             target, examinees, rounds, seed)
+        k, history = eligibility_probabilities(unpriced, config, target, shadow_examinees, seed=seed, initial=start,
+                                                 burn_in=min(SHADOW_BURN_IN, shadow_examinees // 2))
     else:
         k, history = sympson_hetter_parameters(engine.with_exposure_k(np.ones(len(engine)), price), config,
                                                target, examinees, rounds, seed)

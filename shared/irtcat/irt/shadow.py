@@ -21,7 +21,9 @@ how much (``exposure``: the ineligible items the test had to take).
 Speed: the problem is built over a candidate set (the items given, the most informative allowed
 items of every constrained group, and the items of passages in play), falling back to every
 allowed item when the candidates cannot meet the rules without relaxing; the previous shadow test
-is passed as a starting solution, and a time limit keeps the best test found.
+is passed as a starting solution, and a time limit keeps the best test found. HiGHS's presolve is
+off: on these small programs it costs more than it saves (1,800 selections on the 1,000-item
+benchmark bank: 17.6 s with it, 9.7 s without, the same tests chosen).
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ def _highs() -> Any:
             os.close(saved)
         h.setOptionValue("output_flag", False)
         h.setOptionValue("threads", 1)
+        h.setOptionValue("presolve", "off")
         _SOLVERS.highs = h
     return h
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,8 @@ class SimulationResult:
     administered: np.ndarray | None = None
     # shadow-test selection: per simulee, the blueprint rules that gave way and by how much
     relaxed: dict[int, dict[str, float]] = field(default_factory=dict)
+    # item eligibility: the share of simulees for whom each item was eligible (None: no draw)
+    eligible: FloatArray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self, bank: Bank) -> dict[str, Any]:
@@ -119,9 +122,11 @@ def simulate(
     true_theta = np.asarray(true_theta, dtype=np.float64)
     n = true_theta.size
     state = CatState.start(n, bank, config)
+    eligible = None
     if exposure_eligibility(bank, config):
         for r in range(n):
             state.ineligible[r] = draw_ineligible(bank.exposure_k, rng)
+        eligible = 1.0 - np.mean([state.ineligible[r] for r in range(n)], axis=0) if n else None
     reason = np.full(n, "", dtype=object)
     traj = np.full((n, config.max_items + 1), np.nan)
     traj[:, 0] = state.theta
@@ -173,6 +178,7 @@ def simulate(
         if keep_responses and log else None,
         administered=order,
         relaxed=dict(state.relaxed),
+        eligible=eligible,
     )
 
 
@@ -185,6 +191,7 @@ def eligibility_probabilities(
     seed: int = 0,
     fading: float = 0.8,
     initial: FloatArray | None = None,
+    burn_in: int | None = None,
 ) -> tuple[FloatArray, list[float]]:
     """Item eligibility probabilities for shadow-test selection (van der Linden & Veldkamp 2004).
 
@@ -194,18 +201,22 @@ def eligibility_probabilities(
 
         e_i = min(1, r * epsilon_i / alpha_i),
 
-    the paper's self-adaptive update, applied here after each ``batch`` of simulees drawn from the
-    prior (epsilon_i counted by its expectation, the batch size times e_i; both counts fading by
-    ``fading`` per batch, so that the early batches, run before the probabilities settled, are
-    forgotten). One pass of ``examinees`` simulees, not rounds of full simulations: the shadow
-    test solves an integer program per selection. ``initial``: the probabilities to start from
-    (default 1; the Sympson-Hetter parameters of max-info are a closer start). Returns the final
-    probabilities and each batch's largest exposure rate. (One more check round on fresh
-    simulees, scaling down the items found above the target, was tried and did not lower the
-    largest rate: the rates it pushed down reappeared on neighbouring items.)
+    the paper's self-adaptive update, applied here after each ``batch`` of simulees. Both counts
+    fade by ``fading`` per batch over the first ``burn_in`` simulees (default: half of them), so
+    that the batches run before the probabilities settled are forgotten, and accumulate unfaded
+    after it, so that the final probabilities rest on every later simulee. epsilon_i counts the
+    realised draws (the ratio alpha_i / epsilon_i estimates P(A_i | E_i) with less noise than
+    dividing by the batch size times e_i). The simulees' thetas are stratified: each batch takes
+    one theta from each of ``batch`` equal-probability slices of the prior, which removes the
+    part of a rate's sampling noise that comes from where the thetas fell (about half its
+    variance for the popular items of a max-info test). One pass, not rounds of full
+    simulations: the shadow test solves an integer program per selection. ``initial``: the
+    probabilities to start from (default 1; the Sympson-Hetter parameters of max-info are a
+    closer start). Returns the final probabilities and each batch's largest exposure rate.
     """
     if not 0 < target <= 1:
         raise ValueError("the exposure target must be in (0, 1]")
+    burn_in = examinees // 2 if burn_in is None else burn_in
     rng = np.random.default_rng(seed)
     e = np.ones(len(bank)) if initial is None else np.asarray(initial, np.float64).copy()
     given = np.zeros(len(bank))
@@ -213,13 +224,22 @@ def eligibility_probabilities(
     history: list[float] = []
     for k, start in enumerate(range(0, examinees, batch)):
         size = min(batch, examinees - start)
-        thetas = rng.normal(config.prior.mean, config.prior.sd, size)
-        result = simulate(bank.with_exposure_k(e), config, thetas, seed=seed + k + 1)
+        result = simulate(bank.with_exposure_k(e), config, stratified_normal(rng, size, config.prior.mean,
+                                                                             config.prior.sd), seed=seed + k + 1)
         history.append(float(result.exposure[bank.operational].max()))
-        given = fading * given + result.exposure * size
-        eligible = fading * eligible + e * size
+        keep = fading if start < burn_in else 1.0
+        given = keep * given + result.exposure * size
+        eligible = keep * eligible + (e if result.eligible is None else result.eligible) * size
         e = np.where(given > 0, np.minimum(1.0, target * eligible / np.maximum(given, 1e-12)), 1.0)
     return e, history
+
+
+def stratified_normal(rng: np.random.Generator, size: int, mean: float = 0.0, sd: float = 1.0) -> FloatArray:
+    """``size`` draws from N(mean, sd) stratified on probability: one uniform point in each of
+    ``size`` equal slices of (0, 1), in random order, through the normal quantile function."""
+    quantile = NormalDist(mean, sd).inv_cdf
+    u = (rng.permutation(size) + rng.random(size)) / size
+    return np.array([quantile(min(max(p, 1e-12), 1 - 1e-12)) for p in u], dtype=np.float64)
 
 
 def sympson_hetter_parameters(
