@@ -42,6 +42,28 @@ def test_the_bound_is_one_without_a_binding_cap_and_grows_as_the_cap_tightens():
     assert 1.0 < bounds[0] < bounds[1] < bounds[2]
 
 
+def test_a_blueprints_rules_raise_the_bound_only_when_they_bind():
+    """Count and sum rules join the program at every theta: a rule every best test meets anyway
+    leaves the bound as it was; one that forces weak items in (5 of the 40 least informative at 0)
+    raises it, and each theta's allocation then holds the rule; rules no allocation meets are
+    refused."""
+    from irtcat.irt.shadow import CountRule, ShadowSpec, SumRule
+
+    bank = Bank(generate_parameters(150, "2PL", seed=4))
+    plain = allocation_prices(bank, 0.25, 10, nodes=41)
+    weak = np.zeros(150, bool)
+    weak[np.argsort(bank.information(np.array([0.0]))[0])[:40]] = True
+    slack = ShadowSpec(length=10, counts=(CountRule("all", np.ones(150, bool), lo=0, hi=10),),
+                       sums=(SumRule("w", np.ones(150), hi=10.0),))
+    assert allocation_prices(bank, 0.25, 10, nodes=41, rules=slack).bound == pytest.approx(plain.bound, rel=1e-6)
+    forced = ShadowSpec(length=10, counts=(CountRule("weak", weak, lo=5),))
+    held = allocation_prices(bank, 0.25, 10, nodes=41, rules=forced)
+    assert held.bound > plain.bound * 1.05
+    impossible = ShadowSpec(length=10, counts=(CountRule("weak", weak, lo=11),))
+    with pytest.raises(ValueError, match="the allocation program failed"):
+        allocation_prices(bank, 0.25, 10, nodes=41, rules=impossible)
+
+
 def test_only_operational_items_are_priced_and_an_unreachable_cap_is_refused():
     status = np.zeros(60, dtype=np.int8)
     status[:30] = PRETEST

@@ -33,6 +33,7 @@ import numpy as np
 
 from .config import CatConfig
 from .model import FloatArray
+from .shadow import ShadowSpec
 from .state import Bank
 
 
@@ -48,12 +49,15 @@ class Allocation:
 
 
 def allocation_prices(bank: Bank, cap: float, length: int, prior_mean: float = 0.0, prior_sd: float = 1.0,
-                      nodes: int = 57) -> Allocation:
+                      nodes: int = 57, rules: ShadowSpec | None = None) -> Allocation:
     """Solve the allocation LP above for the bank's operational items on ``nodes`` points of
-    prior_mean +- 3.5 prior_sd (HiGHS dual simplex). ValueError when the cap cannot be met:
-    fewer than length / cap operational items."""
+    prior_mean +- 3.5 prior_sd (HiGHS dual simplex). With ``rules`` (a blueprint's), every
+    theta's test also meets its count and sum rules (lo_r <= sum_{i in r} x_gi <= hi_r), so the
+    bound is what the cap costs a test held to the blueprint (enemies and passages, which need
+    integers, are left out: the bound stays a bound). ValueError when the cap cannot be met:
+    fewer than length / cap operational items, or rules no allocation meets."""
     from scipy.optimize import linprog
-    from scipy.sparse import eye, kron
+    from scipy.sparse import eye, kron, vstack
 
     if not 0 < cap <= 1:
         raise ValueError("the exposure cap must be in (0, 1]")
@@ -66,17 +70,35 @@ def allocation_prices(bank: Bank, cap: float, length: int, prior_mean: float = 0
     weight /= weight.sum()
     info = bank.information(theta)[:, ops].astype(np.float64)  # (nodes, items)
     items = ops.size
-    res = linprog(-(weight[:, None] * info).ravel(), A_ub=kron(weight[None, :], eye(items)),
-                  b_ub=np.full(items, cap), A_eq=kron(eye(nodes), np.ones((1, items))),
+    rows, limits = [kron(weight[None, :], eye(items))], [np.full(items, cap)]
+    for members, lo, hi in _rule_rows(rules, ops):
+        if hi is not None:
+            rows.append(kron(eye(nodes), members[None, :]))
+            limits.append(np.full(nodes, hi))
+        if lo is not None:
+            rows.append(kron(eye(nodes), -members[None, :]))
+            limits.append(np.full(nodes, -lo))
+    res = linprog(-(weight[:, None] * info).ravel(), A_ub=vstack(rows).tocsr(), b_ub=np.concatenate(limits),
+                  A_eq=kron(eye(nodes), np.ones((1, items))),
                   b_eq=np.full(nodes, float(length)), bounds=(0, 1), method="highs")
     if res.status != 0:
         raise ValueError(f"the allocation program failed: {res.message}")
     prices = np.zeros(len(bank))
-    prices[ops] = np.maximum(-res.ineqlin.marginals, 0.0)
+    prices[ops] = np.maximum(-res.ineqlin.marginals[:items], 0.0)
     free = np.sort(info, axis=1)[:, ::-1][:, :length].sum(axis=1)
     capped = (res.x.reshape(nodes, items) * info).sum(axis=1)
     bound = float(np.sqrt(np.sum(weight / capped) / np.sum(weight / free)))
     return Allocation(prices, bound)
+
+
+def _rule_rows(rules: ShadowSpec | None, ops: np.ndarray) -> list[tuple[FloatArray, float | None, float | None]]:
+    """Per count or sum rule of a blueprint: its weight per operational item and its bounds."""
+    if rules is None:
+        return []
+    counts = [(r.members[ops].astype(np.float64), float(r.lo) if r.lo else None,
+               None if r.hi is None else float(r.hi)) for r in rules.counts]
+    sums = [(np.asarray(r.weights[ops], np.float64), r.lo, r.hi) for r in rules.sums]
+    return counts + sums
 
 
 def draw_ineligible(exposure_k: FloatArray, rng: np.random.Generator) -> np.ndarray:
