@@ -38,7 +38,7 @@ TARGET_MARGIN = 0.88
 SHADOW_EXAMINEES = 2000
 SHADOW_BURN_IN = 400
 # names what with_exposure_control computes, for caches of its results
-METHOD = "allocation-prices+sympson-hetter+shadow-eligibility-unpriced"
+METHOD = "allocation-prices+sympson-hetter+shadow-eligibility-stratified-pass"
 
 
 def with_exposure_control(bank: ItemBank, policy: TestPolicy | None = None, examinees: int = 3000,
