@@ -189,10 +189,8 @@ def bench_blueprint_content(examinees: int = 8000) -> dict[str, Any]:
         out[f"blueprint_content_{name}_rmse"] = float(np.sqrt(np.mean(errors[name] ** 2)))
         out[f"blueprint_content_{name}_tests_meeting_content_rules"] = float(np.mean(
             [all(_met(content_only, bank, row)) for row in result.administered]))
-    num, den = errors["shadow_content_rules"], errors["kingsbury_zara"]
-    out["blueprint_content_rmse_ratio_shadow_vs_kingsbury_zara"] = float(np.sqrt(np.mean(num**2) / np.mean(den**2)))
-    out["blueprint_content_rmse_ratio_shadow_vs_kingsbury_zara_ci95"] = rmse_ratio_interval(num, den)
-    return out
+    return out | _rmse_ratio("blueprint_content_rmse_ratio_shadow_vs_kingsbury_zara",
+                             errors["shadow_content_rules"], errors["kingsbury_zara"])
 
 
 def bench_blueprint_exposure(examinees: int = 6000) -> dict[str, Any]:
@@ -218,10 +216,7 @@ def bench_blueprint_exposure(examinees: int = 6000) -> dict[str, Any]:
         out[f"blueprint_exposure_{name}_max_exposure"] = result.summary(controlled.engine)["max_exposure"]
         out[f"blueprint_exposure_{name}_tests_meeting_every_rule"] = float(np.mean(
             [all(_met(blueprint, controlled, row)) for row in result.administered]))
-    num, den = errors["shadow"], errors["maxinfo"]
-    out["blueprint_exposure_rmse_ratio_shadow_vs_maxinfo"] = float(np.sqrt(np.mean(num**2) / np.mean(den**2)))
-    out["blueprint_exposure_rmse_ratio_shadow_vs_maxinfo_ci95"] = rmse_ratio_interval(num, den)
-    return out
+    return out | _rmse_ratio("blueprint_exposure_rmse_ratio_shadow_vs_maxinfo", errors["shadow"], errors["maxinfo"])
 
 
 def bench_blueprint_bound() -> dict[str, Any]:
@@ -243,6 +238,11 @@ def bench_blueprint_bound() -> dict[str, Any]:
         out[f"{key}_blueprint_se_ratio"] = held
         out[f"{key}_blueprint_over_unconstrained"] = held / free
     return out
+
+
+def _rmse_ratio(key: str, num: np.ndarray, den: np.ndarray) -> dict[str, Any]:
+    """RMSE(num) / RMSE(den) under ``key``, and its paired-bootstrap interval under ``key``_ci95."""
+    return {key: float(np.sqrt(np.mean(num**2) / np.mean(den**2))), f"{key}_ci95": rmse_ratio_interval(num, den)}
 
 
 def rmse_ratio_interval(num: np.ndarray, den: np.ndarray, resamples: int = 4000, seed: int = 0) -> list[float]:
