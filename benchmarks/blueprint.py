@@ -158,8 +158,7 @@ def bench_blueprint(examinees: int = 2000) -> dict[str, Any]:
                             ("shadow_vs_maxinfo_exposure", "shadow_exposure", "maxinfo_exposure"),
                             ("shadow_vs_kingsbury_zara", "shadow", "kingsbury_zara"),
                             ("shadow_content_rules_vs_kingsbury_zara", "shadow_content_rules", "kingsbury_zara")):
-        out[f"blueprint_rmse_ratio_{ratio}"] = out[f"blueprint_{num}_rmse"] / out[f"blueprint_{den}_rmse"]
-        out[f"blueprint_rmse_ratio_{ratio}_ci95"] = rmse_ratio_interval(errors[num], errors[den])
+        out |= _rmse_ratio(f"blueprint_rmse_ratio_{ratio}", errors[num], errors[den])
     return out
 
 

@@ -123,10 +123,10 @@ def simulate(
     n = true_theta.size
     state = CatState.start(n, bank, config)
     eligible = None
-    if exposure_eligibility(bank, config):
-        for r in range(n):
-            state.ineligible[r] = draw_ineligible(bank.exposure_k, rng)
-        eligible = 1.0 - np.mean([state.ineligible[r] for r in range(n)], axis=0) if n else None
+    if n and exposure_eligibility(bank, config):
+        draws = np.array([draw_ineligible(bank.exposure_k, rng) for _ in range(n)])
+        state.ineligible.update(enumerate(draws))
+        eligible = 1.0 - draws.mean(axis=0)
     reason = np.full(n, "", dtype=object)
     traj = np.full((n, config.max_items + 1), np.nan)
     traj[:, 0] = state.theta
